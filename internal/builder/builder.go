@@ -1,0 +1,133 @@
+package builder
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultDebounce is how long the builder waits after a change for more changes to arrive.
+const DefaultDebounce = 50 * time.Millisecond
+
+// Options configure a Builder.
+type Options struct {
+	Table    table.Options
+	Snapshot func() model.Snapshot
+	// Changed signals that a source has new content.
+	Changed  <-chan struct{}
+	Publish  func(*table.Table)
+	Debounce time.Duration
+	Logger   *slog.Logger
+	Metrics  *Metrics
+}
+
+// Builder rebuilds and publishes tables.
+type Builder struct {
+	o          Options
+	log        *slog.Logger
+	generation uint64
+}
+
+// New returns a Builder; Run starts it.
+func New(o Options) *Builder {
+	if o.Debounce == 0 {
+		o.Debounce = DefaultDebounce
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Builder{o: o, log: log}
+}
+
+// Run builds the first table at once, then one per burst of changes, until ctx ends.
+func (b *Builder) Run(ctx context.Context) {
+	b.rebuild()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.o.Changed:
+		}
+		if !b.settle(ctx) {
+			return
+		}
+		b.rebuild()
+	}
+}
+
+// settle waits until no change has arrived for the debounce interval.
+func (b *Builder) settle(ctx context.Context) bool {
+	t := time.NewTimer(b.o.Debounce)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-b.o.Changed:
+			t.Reset(b.o.Debounce)
+		case <-t.C:
+			return true
+		}
+	}
+}
+
+func (b *Builder) rebuild() {
+	start := time.Now()
+	opts := b.o.Table
+	opts.Generation = b.generation + 1
+	t, err := table.Build(b.o.Snapshot(), opts)
+	if err != nil {
+		b.log.Error("table build failed; the previous table keeps serving", "err", err)
+		b.o.Metrics.failed()
+		return
+	}
+	b.generation++
+	b.o.Publish(t)
+	b.o.Metrics.built(t, time.Since(start))
+	b.log.Debug("table published", "generation", b.generation, "names", t.Len(), "took", time.Since(start))
+}
+
+// Metrics describe the published table.
+type Metrics struct {
+	entries    prometheus.Gauge
+	generation prometheus.Gauge
+	duration   prometheus.Histogram
+	failures   prometheus.Counter
+}
+
+// NewMetrics registers the builder's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		entries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshdns_table_entries", Help: "Names in the published table."}),
+		generation: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshdns_table_generation", Help: "Generation of the published table."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "meshdns_table_build_duration_seconds", Help: "Time to build a table.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshdns_table_build_failures_total", Help: "Table builds that failed."}),
+	}
+	reg.MustRegister(m.entries, m.generation, m.duration, m.failures)
+	return m
+}
+
+func (m *Metrics) built(t *table.Table, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.entries.Set(float64(t.Len()))
+	m.generation.Set(float64(t.Generation()))
+	m.duration.Observe(d.Seconds())
+}
+
+func (m *Metrics) failed() {
+	if m != nil {
+		m.failures.Inc()
+	}
+}

@@ -1,0 +1,7 @@
+// Package builder runs the single goroutine that turns source changes into published tables:
+// it waits for a change signal, lets a burst of changes settle (debounce), takes one snapshot
+// of all sources, builds a new immutable table and publishes it.
+//
+// Invariants: builds never overlap; a failed build keeps the previously published table
+// serving; generations increase by one per published table.
+package builder

@@ -1,0 +1,168 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Defaults, referenced by flags and docs.
+const (
+	DefaultListen        = "127.0.0.1:15053"
+	DefaultAdmin         = "127.0.0.1:15054"
+	DefaultResolvConf    = "/etc/resolv.conf"
+	DefaultClusterDomain = "cluster.local"
+	// DefaultTTL is the TTL of local answers; Istio's agent uses 30s too.
+	DefaultTTL       = 30 * time.Second
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "text"
+	// ShutdownTimeout bounds how long in-flight queries may take after SIGTERM.
+	ShutdownTimeout = 5 * time.Second
+)
+
+// Config is the configuration of `meshdns serve`.
+type Config struct {
+	Registry                   string
+	Listen                     []string
+	Admin                      string
+	ResolvConf                 string
+	Upstreams                  []string
+	ClusterDomain              string
+	Namespace                  string
+	Search                     []string
+	TTL                        time.Duration
+	ForwardUnknownClusterNames bool
+	LogLevel                   string
+	LogFormat                  string
+	LogQueries                 bool
+}
+
+// Default returns a Config with every default set.
+func Default() Config {
+	return Config{
+		Admin: DefaultAdmin, ResolvConf: DefaultResolvConf, ClusterDomain: DefaultClusterDomain,
+		TTL: DefaultTTL, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
+	}
+}
+
+// FlagError is a configuration error attributed to one flag.
+type FlagError struct {
+	Flag string
+	Msg  string
+}
+
+func (e *FlagError) Error() string { return "--" + e.Flag + ": " + e.Msg }
+
+func flagErr(flag, format string, args ...any) error {
+	return &FlagError{Flag: flag, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks c and fills derived defaults (the listen address).
+func (c *Config) Validate() error {
+	if c.Registry == "" {
+		return flagErr("registry", "required: the manifest directory to serve")
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = []string{DefaultListen}
+	}
+	for _, l := range c.Listen {
+		if err := checkHostPort(l); err != nil {
+			return flagErr("listen", "%q: %v", l, err)
+		}
+	}
+	if c.Admin != "" {
+		if err := checkHostPort(c.Admin); err != nil {
+			return flagErr("admin", "%q: %v", c.Admin, err)
+		}
+	}
+	for _, u := range c.Upstreams {
+		if _, err := ParseUpstream(u); err != nil {
+			return flagErr("upstream", "%q: %v", u, err)
+		}
+	}
+	return c.validateNames()
+}
+
+func (c *Config) validateNames() error {
+	if _, ok := dns.IsDomainName(c.ClusterDomain); !ok || strings.Trim(c.ClusterDomain, ".") == "" {
+		return flagErr("cluster-domain", "%q is not a domain name", c.ClusterDomain)
+	}
+	for _, s := range c.Search {
+		if _, ok := dns.IsDomainName(s); !ok || strings.Trim(s, ".") == "" {
+			return flagErr("search", "%q is not a domain name", s)
+		}
+	}
+	if c.Namespace != "" && strings.Contains(c.Namespace, ".") {
+		return flagErr("namespace", "%q is not a namespace name", c.Namespace)
+	}
+	if c.TTL < time.Second || c.TTL > 24*time.Hour {
+		return flagErr("ttl", "%s: must be between 1s and 24h", c.TTL)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return flagErr("log-level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return flagErr("log-format", "%q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+			return fmt.Errorf("host %q is not an IP address", host)
+		}
+	}
+	return nil
+}
+
+// ParseUpstream parses "IP" or "IP:port" (port 53 by default; IPv6 with a port in brackets).
+func ParseUpstream(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	ip, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("want IP or IP:port")
+	}
+	return netip.AddrPortFrom(ip, 53), nil
+}
+
+// ClientContext derives the client's namespace and search list: flags first, then the
+// resolv.conf search list, whose first "<ns>.svc.<zone>" domain names the namespace.
+func (c *Config) ClientContext(resolvSearch []string) (ns string, search []string) {
+	zone := strings.ToLower(dns.Fqdn(c.ClusterDomain))
+	ns = c.Namespace
+	switch {
+	case len(c.Search) > 0:
+		for _, s := range c.Search {
+			search = append(search, strings.ToLower(dns.Fqdn(s)))
+		}
+	case ns != "":
+		search = []string{ns + ".svc." + zone, "svc." + zone, zone}
+	default:
+		search = resolvSearch
+	}
+	if ns == "" {
+		for _, s := range search {
+			if rest, ok := strings.CutSuffix(s, ".svc."+zone); ok && !strings.Contains(rest, ".") && rest != "" {
+				return rest, search
+			}
+		}
+	}
+	return ns, search
+}

@@ -1,0 +1,132 @@
+package resolver
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/miekg/dns"
+)
+
+// answer appends to resp the records of m for qtype, owned by owner (the question's spelling
+// for the first name), following CNAMEs through the table and, when a chain leaves it, upstream.
+func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, t *table.Table, owner string, m table.Match, qtype uint16, c Client) {
+	for hop := 0; ; hop++ {
+		n := m.Node
+		if m.Kind == table.Alias {
+			resp.Answer = append(resp.Answer, cname(owner, n.Name, t.TTL()))
+			owner = n.Name
+		}
+		target, isAlias := n.Target()
+		if !isAlias || qtype == dns.TypeCNAME || qtype == dns.TypeANY {
+			r.records(resp, t, owner, m, qtype)
+			return
+		}
+		resp.Answer = append(resp.Answer, withOwner(n.CNAME[0], owner))
+		if hop+1 >= maxChain {
+			return
+		}
+		next, ok := t.Lookup(target, c.Namespace)
+		if !ok {
+			r.chaseUpstream(ctx, resp, t, target, qtype, c)
+			return
+		}
+		owner, m = target, next
+		if m.Kind == table.Alias {
+			m.Kind = table.Exact // target names are FQDNs; an alias hop would repeat the CNAME
+		}
+	}
+}
+
+// records appends the node's records of qtype, or the SOA for NODATA.
+func (r *Resolver) records(resp *dns.Msg, t *table.Table, owner string, m table.Match, qtype uint16) {
+	n := m.Node
+	rrs := n.Records(qtype)
+	if len(rrs) == 0 {
+		resp.Ns = append(resp.Ns, t.SOA(apex(t, n)))
+		return
+	}
+	start := len(resp.Answer)
+	for _, rr := range rrs {
+		resp.Answer = append(resp.Answer, withOwner(rr, owner))
+	}
+	if n.Shuffle {
+		added := resp.Answer[start:]
+		rand.Shuffle(len(added), func(i, j int) { added[i], added[j] = added[j], added[i] })
+	}
+	if qtype == dns.TypeSRV {
+		resp.Extra = append(resp.Extra, n.Extra...)
+	}
+}
+
+// apex is the owner of the SOA for a negative answer about n: the cluster zone for its names,
+// otherwise the ServiceEntry host itself (the base domain for a wildcard).
+func apex(t *table.Table, n *table.Node) string {
+	if t.InZone(n.Name) {
+		return t.Zone()
+	}
+	return strings.TrimPrefix(n.Name, "*.")
+}
+
+// chaseUpstream completes a CNAME chain whose target the table does not know: a target in the
+// cluster zone does not exist (NXDOMAIN, RFC 6604: the rcode speaks of the last name), any other
+// is asked upstream.
+func (r *Resolver) chaseUpstream(ctx context.Context, resp *dns.Msg, t *table.Table, target string, qtype uint16, c Client) {
+	if t.InZone(target) {
+		resp.Rcode = dns.RcodeNameError
+		resp.Ns = append(resp.Ns, t.SOA(t.Zone()))
+		return
+	}
+	if r.opts.Forwarder == nil {
+		return
+	}
+	sub := new(dns.Msg)
+	sub.SetQuestion(target, qtype)
+	up, err := r.opts.Forwarder.Forward(ctx, sub, c.TCP)
+	if err != nil {
+		resp.Rcode = dns.RcodeServerFailure
+		return
+	}
+	resp.Rcode = up.Rcode
+	resp.Answer = append(resp.Answer, up.Answer...)
+	if len(up.Answer) == 0 {
+		resp.Ns = append(resp.Ns, up.Ns...)
+	}
+}
+
+func cname(owner, target string, ttl uint32) dns.RR {
+	return &dns.CNAME{
+		Hdr:    dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
+		Target: target,
+	}
+}
+
+// withOwner returns a copy of rr owned by owner; stored records are shared and never changed.
+func withOwner(rr dns.RR, owner string) dns.RR {
+	switch v := rr.(type) {
+	case *dns.A:
+		c := *v
+		c.Hdr.Name = owner
+		return &c
+	case *dns.AAAA:
+		c := *v
+		c.Hdr.Name = owner
+		return &c
+	case *dns.CNAME:
+		c := *v
+		c.Hdr.Name = owner
+		return &c
+	case *dns.SRV:
+		c := *v
+		c.Hdr.Name = owner
+		return &c
+	case *dns.PTR:
+		c := *v
+		c.Hdr.Name = owner
+		return &c
+	}
+	c := dns.Copy(rr)
+	c.Header().Name = owner
+	return c
+}

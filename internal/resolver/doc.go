@@ -1,0 +1,19 @@
+// Package resolver decides every DNS answer meshdns gives, without knowing about sockets:
+// Resolve takes a request and the client's context and returns the response. The server owns
+// transports, EDNS sizes and truncation; sources and tables own what names exist.
+//
+// The decision order (SPEC §4.2) is, in one place, Resolve:
+//
+//	opcode not QUERY                      -> NOTIMP
+//	not exactly one question              -> FORMERR
+//	no table yet, name in the cluster zone-> SERVFAIL
+//	name in the table (exact, short alias, wildcard, pod name)
+//	                                       -> NOERROR/AA with records, or NODATA with SOA
+//	name in the zone, search-list expansion of a table name
+//	                                       -> autopath: CNAME to the FQDN + its records
+//	other name in the cluster zone        -> NXDOMAIN with SOA (or forward, if configured)
+//	anything else                          -> forward upstream
+//
+// Invariants: the question's spelling (0x20 case) is kept in owner names; stored table records
+// are never modified, only copied.
+package resolver

@@ -1,0 +1,147 @@
+package resolver
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/miekg/dns"
+)
+
+// maxChain caps CNAME chains followed inside one answer (ExternalName to ExternalName ...).
+const maxChain = 8
+
+// Forwarder sends a question to the upstream resolvers. The response must carry req's ID and
+// question.
+type Forwarder interface {
+	Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error)
+}
+
+// Client is what the resolver knows about who asks.
+type Client struct {
+	// Namespace of the client; empty when unknown (then only names exported everywhere and
+	// no bare short names are visible).
+	Namespace string
+	// Search is the client's search list: lowercase FQDNs, in resolv.conf order.
+	Search []string
+	// TCP is true when the query came over TCP (it is then forwarded over TCP).
+	TCP bool
+}
+
+// Result says which rule produced an answer; it labels metrics.
+type Result uint8
+
+const (
+	ResultTable Result = iota
+	ResultAutopath
+	ResultUpstream
+	ResultNotReady
+	ResultRejected
+	ResultError
+)
+
+var resultNames = [...]string{"table", "autopath", "upstream", "not-ready", "rejected", "error"}
+
+func (r Result) String() string { return resultNames[r] }
+
+// Options configure a Resolver.
+type Options struct {
+	// Zone is the cluster domain; needed before the first table to refuse zone names.
+	Zone string
+	// ForwardUnknownClusterNames forwards unknown names of the zone instead of NXDOMAIN.
+	ForwardUnknownClusterNames bool
+	// Forwarder answers names the table does not own; nil answers them SERVFAIL.
+	Forwarder Forwarder
+	Logger    *slog.Logger
+}
+
+// Resolver answers queries from the current table and the forwarder.
+type Resolver struct {
+	table atomic.Pointer[table.Table]
+	zone  string
+	opts  Options
+	log   *slog.Logger
+}
+
+// New returns a resolver with no table: zone names answer SERVFAIL until SetTable.
+func New(o Options) *Resolver {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log}
+}
+
+// SetTable publishes a new table; queries already running keep the one they loaded.
+func (r *Resolver) SetTable(t *table.Table) { r.table.Store(t) }
+
+// Table returns the current table, nil before the first.
+func (r *Resolver) Table() *table.Table { return r.table.Load() }
+
+// Resolve answers req for client c. The response has no OPT record; the transport adds EDNS.
+func (r *Resolver) Resolve(ctx context.Context, req *dns.Msg, c Client) (*dns.Msg, Result) {
+	if req.Opcode != dns.OpcodeQuery {
+		return reply(req, dns.RcodeNotImplemented), ResultRejected
+	}
+	if len(req.Question) != 1 {
+		return reply(req, dns.RcodeFormatError), ResultRejected
+	}
+	q := req.Question[0]
+	qname := strings.ToLower(q.Name)
+	t := r.table.Load()
+	inZone := table.InDomain(qname, r.zone)
+	if inZone && q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		return reply(req, dns.RcodeRefused), ResultRejected
+	}
+	if t == nil {
+		if inZone {
+			return reply(req, dns.RcodeServerFailure), ResultNotReady
+		}
+		return r.forward(ctx, req, c)
+	}
+	if m, ok := t.Lookup(qname, c.Namespace); ok {
+		resp := r.authoritative(req)
+		r.answer(ctx, resp, t, q.Name, m, q.Qtype, c)
+		return resp, ResultTable
+	}
+	if !inZone {
+		return r.forward(ctx, req, c)
+	}
+	if resp, ok := r.autopath(ctx, req, t, qname, c); ok {
+		return resp, ResultAutopath
+	}
+	if r.opts.ForwardUnknownClusterNames {
+		return r.forward(ctx, req, c)
+	}
+	resp := r.authoritative(req)
+	resp.Rcode = dns.RcodeNameError
+	resp.Ns = []dns.RR{t.SOA(t.Zone())}
+	return resp, ResultTable
+}
+
+func reply(req *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, rcode)
+	return m
+}
+
+func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = r.opts.Forwarder != nil
+	return m
+}
+
+func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client) (*dns.Msg, Result) {
+	if r.opts.Forwarder == nil {
+		return reply(req, dns.RcodeServerFailure), ResultError
+	}
+	resp, err := r.opts.Forwarder.Forward(ctx, req, c.TCP)
+	if err != nil {
+		return reply(req, dns.RcodeServerFailure), ResultError
+	}
+	return resp, ResultUpstream
+}

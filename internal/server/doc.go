@@ -1,0 +1,9 @@
+// Package server owns the DNS transports: UDP and TCP listeners, EDNS0 sizes, truncation,
+// panic recovery, per-query metrics and graceful shutdown. What to answer is the resolver's
+// business.
+//
+// Invariants: a packet that does not parse as a DNS query, or is itself a response, gets no
+// reply (no amplification, no reflection loops); a panic while answering one query costs that
+// query a SERVFAIL and nothing else; Shutdown stops reading first, then waits for queries in
+// flight.
+package server

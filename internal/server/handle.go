@@ -1,0 +1,122 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/miekg/dns"
+)
+
+// handle answers one packet and returns the packed reply, or nil to send nothing.
+func (s *Server) handle(pkt []byte, tcp bool) []byte {
+	req := new(dns.Msg)
+	if err := req.Unpack(pkt); err != nil {
+		s.drop("malformed")
+		return nil
+	}
+	if req.Response {
+		s.drop("response")
+		return nil
+	}
+	resp, result := s.resolve(req, tcp)
+	limit := dns.MaxMsgSize
+	if !tcp {
+		limit = udpLimit(req)
+	}
+	out, err := finish(req, resp, limit)
+	if err != nil {
+		s.log.Error("packing response", "qname", req.Question, "err", err)
+		resp, result = servfail(req), resolver.ResultError
+		if out, err = finish(req, resp, limit); err != nil {
+			return nil
+		}
+	}
+	s.count(req, resp, tcp, result)
+	if s.opts.LogQueries {
+		s.log.Info("query", "question", fmt.Sprint(req.Question), "tcp", tcp,
+			"rcode", rcodeLabel(resp.Rcode), "answers", len(resp.Answer), "result", result.String())
+	}
+	return out
+}
+
+// resolve runs the resolver, turning a panic into SERVFAIL for this query only.
+func (s *Server) resolve(req *dns.Msg, tcp bool) (resp *dns.Msg, result resolver.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			if m := s.opts.Metrics; m != nil {
+				m.panics.Inc()
+			}
+			s.log.Error("panic answering query", "question", fmt.Sprint(req.Question), "panic", p, "stack", string(debug.Stack()))
+			resp, result = servfail(req), resolver.ResultError
+		}
+	}()
+	ctx, cancel := context.WithTimeout(s.ctx, queryTimeout)
+	defer cancel()
+	c := s.opts.Client
+	c.TCP = tcp
+	return s.res.Resolve(ctx, req, c)
+}
+
+func servfail(req *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	return m
+}
+
+// udpLimit is the largest UDP reply the client accepts: its EDNS size, 512 without EDNS.
+func udpLimit(req *dns.Msg) int {
+	opt := req.IsEdns0()
+	if opt == nil {
+		return dns.MinMsgSize
+	}
+	return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDPSize)
+}
+
+// finish applies the transport rules to resp: EDNS0 echoed when the query had it (BADVERS for
+// an unknown version), compression, and truncation with TC to limit; then packs it.
+func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
+	resp.Id = req.Id
+	resp.Extra = withoutOPT(resp.Extra)
+	if opt := req.IsEdns0(); opt != nil {
+		if opt.Version() != 0 {
+			resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
+			resp.Rcode = dns.RcodeBadVers
+		}
+		resp.SetEdns0(ednsSize, opt.Do())
+	}
+	resp.Compress = true
+	resp.Truncate(limit)
+	return resp.Pack()
+}
+
+func withoutOPT(rrs []dns.RR) []dns.RR {
+	for i, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			return append(rrs[:i:i], withoutOPT(rrs[i+1:])...)
+		}
+	}
+	return rrs
+}
+
+func (s *Server) drop(reason string) {
+	if m := s.opts.Metrics; m != nil {
+		m.dropped.WithLabelValues(reason).Inc()
+	}
+}
+
+func (s *Server) count(req, resp *dns.Msg, tcp bool, result resolver.Result) {
+	m := s.opts.Metrics
+	if m == nil {
+		return
+	}
+	qtype, proto := "none", "udp"
+	if len(req.Question) > 0 {
+		qtype = qtypeLabel(req.Question[0].Qtype)
+	}
+	if tcp {
+		proto = "tcp"
+	}
+	m.queries.WithLabelValues(qtype, rcodeLabel(resp.Rcode), proto, result.String()).Inc()
+}

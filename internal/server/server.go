@@ -1,0 +1,254 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/miekg/dns"
+)
+
+const (
+	// ednsSize is the UDP payload size meshdns advertises (the DNS Flag Day 2020 value, which
+	// avoids IP fragmentation).
+	ednsSize = 1232
+	// maxUDPSize caps what a client may ask for over UDP.
+	maxUDPSize = 4096
+	// tcpIdleTimeout closes TCP connections that send nothing (RFC 7766 allows seconds).
+	tcpIdleTimeout = 10 * time.Second
+	// queryTimeout bounds the work on one query, upstream included.
+	queryTimeout = 10 * time.Second
+)
+
+// Resolver answers one query; *resolver.Resolver implements it.
+type Resolver interface {
+	Resolve(ctx context.Context, req *dns.Msg, c resolver.Client) (*dns.Msg, resolver.Result)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Listen addresses; each gets a UDP socket and a TCP listener on the same port.
+	Listen []string
+	// Client is the context of every client (namespace and search list).
+	Client  resolver.Client
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// LogQueries logs every query and its outcome at info level.
+	LogQueries bool
+}
+
+// Server serves DNS over UDP and TCP.
+type Server struct {
+	res     Resolver
+	opts    Options
+	log     *slog.Logger
+	udp     []*net.UDPConn
+	tcp     []net.Listener
+	loops   sync.WaitGroup // reader and accept loops
+	queries sync.WaitGroup // queries in flight
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// New returns a server; Start binds it.
+func New(res Resolver, o Options) *Server {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel}
+}
+
+// Start binds every listen address and starts serving. On error nothing stays bound.
+func (s *Server) Start() error {
+	for _, addr := range s.opts.Listen {
+		if err := s.bind(addr); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
+	for _, c := range s.udp {
+		s.loops.Add(1)
+		go s.serveUDP(c)
+	}
+	for _, l := range s.tcp {
+		s.loops.Add(1)
+		go s.serveTCP(l)
+	}
+	return nil
+}
+
+// bind opens UDP and TCP on addr; with port 0 both get the same free port.
+func (s *Server) bind(addr string) error {
+	for try := 0; ; try++ {
+		uc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		tcpAddr := uc.LocalAddr().String()
+		tl, err := net.Listen("tcp", tcpAddr)
+		if err != nil {
+			uc.Close()
+			if _, port, _ := net.SplitHostPort(addr); port == "0" && try < 10 {
+				continue
+			}
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		s.udp = append(s.udp, uc.(*net.UDPConn))
+		s.tcp = append(s.tcp, tl)
+		return nil
+	}
+}
+
+// Addrs returns the bound addresses ("host:port", UDP and TCP share them), in Listen order.
+func (s *Server) Addrs() []string {
+	var out []string
+	for _, c := range s.udp {
+		out = append(out, c.LocalAddr().String())
+	}
+	return out
+}
+
+func (s *Server) closeListeners() {
+	for _, c := range s.udp {
+		c.Close()
+	}
+	for _, l := range s.tcp {
+		l.Close()
+	}
+}
+
+// Shutdown stops reading new queries, waits for queries in flight until ctx ends, then cancels
+// what is left. It returns ctx.Err() when it had to cancel.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		// Wake readers blocked on idle connections; in-flight writes still complete.
+		c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	s.closeListeners()
+	s.loops.Wait()
+	done := make(chan struct{})
+	go func() { s.queries.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Server) serveUDP(c *net.UDPConn) {
+	defer s.loops.Done()
+	buf := make([]byte, 65535)
+	for {
+		n, addr, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		s.queries.Add(1)
+		go func() {
+			defer s.queries.Done()
+			if out := s.handle(pkt, false); out != nil {
+				c.WriteToUDPAddrPort(out, addr)
+			}
+		}()
+	}
+}
+
+func (s *Server) serveTCP(l net.Listener) {
+	defer s.loops.Done()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if !s.track(conn) {
+			conn.Close()
+			return
+		}
+		s.loops.Add(1)
+		go s.serveConn(conn)
+	}
+}
+
+func (s *Server) track(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[conn] = struct{}{}
+	return true
+}
+
+// serveConn reads length-prefixed queries until the client goes idle or closes; queries are
+// answered concurrently (RFC 7766 pipelining) and replies written whole under a lock.
+func (s *Server) serveConn(conn net.Conn) {
+	defer s.loops.Done()
+	var wmu sync.Mutex
+	var pending sync.WaitGroup
+	defer func() {
+		pending.Wait()
+		conn.Close()
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
+	for {
+		conn.SetReadDeadline(time.Now().Add(tcpIdleTimeout))
+		pkt, err := readTCPMsg(conn)
+		if err != nil {
+			return
+		}
+		s.queries.Add(1)
+		pending.Add(1)
+		go func() {
+			defer s.queries.Done()
+			defer pending.Done()
+			out := s.handle(pkt, true)
+			if out == nil {
+				return
+			}
+			wmu.Lock()
+			defer wmu.Unlock()
+			conn.SetWriteDeadline(time.Now().Add(tcpIdleTimeout))
+			conn.Write(append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(out)), uint16(len(out))), out...))
+		}()
+	}
+}
+
+func readTCPMsg(r io.Reader) ([]byte, error) {
+	var l [2]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return nil, err
+	}
+	pkt := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(r, pkt); err != nil {
+		return nil, err
+	}
+	return pkt, nil
+}

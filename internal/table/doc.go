@@ -1,0 +1,9 @@
+// Package table turns a model.Snapshot into an immutable name table: every name meshdns answers
+// for, with its records precomputed at build time, so a query is a lowercase, a map lookup and a
+// copy.
+//
+// Invariants: a *Table is never modified after Build returns, so any number of goroutines may
+// read it without locks; owner names in stored records are lowercase FQDNs (the resolver
+// rewrites them to the question's case); every name inside the cluster zone that has a
+// descendant is present (possibly without records) so that it answers NODATA, not NXDOMAIN.
+package table

@@ -1,0 +1,177 @@
+package table
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/meshdns/meshdns/internal/model"
+	"github.com/miekg/dns"
+)
+
+func (b *builder) addService(svc *model.Service) {
+	fqdn := strings.ToLower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
+	n := b.newNode(fqdn, "Service "+svc.Key(), svc.Namespace)
+	b.addAliases(svc, fqdn)
+	switch {
+	case svc.Type == model.ServiceTypeExternalName:
+		b.addExternalName(svc, n)
+	case svc.Headless:
+		b.addHeadless(svc, n)
+	default:
+		b.addClusterIP(svc, n)
+	}
+}
+
+func (b *builder) addAliases(svc *model.Service, fqdn string) {
+	name, ns := strings.ToLower(svc.Name), strings.ToLower(svc.Namespace)
+	b.t.aliases[name+"."+ns+"."] = fqdn
+	b.t.aliases[name+"."+ns+".svc."] = fqdn
+	m := b.t.short[svc.Namespace]
+	if m == nil {
+		m = map[string]string{}
+		b.t.short[svc.Namespace] = m
+	}
+	m[name+"."] = fqdn
+}
+
+func (b *builder) addExternalName(svc *model.Service, n *Node) {
+	if svc.ExternalName == "" {
+		return
+	}
+	target := dns.Fqdn(svc.ExternalName)
+	n.CNAME = []dns.RR{&dns.CNAME{Hdr: hdr(n.Name, dns.TypeCNAME, b.t.ttl), Target: target}}
+	b.addPortSRVs(svc.Ports, n, target)
+}
+
+func (b *builder) addClusterIP(svc *model.Service, n *Node) {
+	addAddrs(n, svc.ClusterIPs, b.t.ttl)
+	for _, ip := range svc.ClusterIPs {
+		b.addPTR(ip, n.Name, "Service "+svc.Key())
+	}
+	b.addPortSRVs(svc.Ports, n, n.Name)
+	// Endpoints with an explicit hostname are addressable under a ClusterIP service too.
+	for _, tg := range b.endpointTargets(svc, n.Name) {
+		if tg.explicit {
+			b.addTarget(svc, tg)
+		}
+	}
+}
+
+// addPortSRVs adds, for a service reached through one name, an SRV per port on the service
+// name and one per named port on _port._proto.<service>.
+func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
+	for _, p := range ports {
+		n.SRV = append(n.SRV, srvRR(n.Name, b.t.ttl, p.Number, 100, target))
+		if name := srvName(p, n.Name); name != "" {
+			sn := b.newNode(name, n.Origin, n.Namespace)
+			sn.ExportTo = n.ExportTo
+			sn.SRV = []dns.RR{srvRR(name, b.t.ttl, p.Number, 100, target)}
+		}
+	}
+}
+
+// target is one addressable endpoint of a service: its name and addresses.
+type target struct {
+	name     string
+	addrs    []netip.Addr
+	ports    []model.Port
+	explicit bool // the name comes from a hostname, not from the address
+}
+
+// endpointTargets collects the endpoints of svc that DNS publishes (ready ones, or all with
+// publishNotReadyAddresses), merged by name across slices.
+func (b *builder) endpointTargets(svc *model.Service, fqdn string) []*target {
+	var out []*target
+	byName := map[string]*target{}
+	for _, es := range b.slices[svc.Namespace+"/"+svc.Name] {
+		for _, ep := range es.Endpoints {
+			if (!ep.Ready && !svc.PublishNotReady) || len(ep.Addresses) == 0 {
+				continue
+			}
+			host, explicit := b.endpointHostname(svc, ep)
+			name := strings.ToLower(host) + "." + fqdn
+			tg := byName[name]
+			if tg == nil {
+				tg = &target{name: name, explicit: explicit}
+				byName[name] = tg
+				out = append(out, tg)
+			}
+			tg.addrs = append(tg.addrs, ep.Addresses...)
+			tg.ports = append(tg.ports, es.Ports...)
+		}
+	}
+	return out
+}
+
+// endpointHostname is the endpoint's hostname, else that of its pod when the pod's subdomain
+// is the service (StatefulSet pods), else the address with dashes (as CoreDNS names them).
+func (b *builder) endpointHostname(svc *model.Service, ep model.Endpoint) (string, bool) {
+	if ep.Hostname != "" {
+		return ep.Hostname, true
+	}
+	if ref := ep.TargetRef; ref != nil && (ref.Kind == "" || ref.Kind == "Pod") {
+		ns := ref.Namespace
+		if ns == "" {
+			ns = svc.Namespace
+		}
+		if p := b.pods[ns+"/"+ref.Name]; p != nil && p.Hostname != "" && p.Subdomain == svc.Name {
+			return p.Hostname, true
+		}
+	}
+	s := ep.Addresses[0].String()
+	return strings.NewReplacer(".", "-", ":", "-").Replace(s), false
+}
+
+func (b *builder) addTarget(svc *model.Service, tg *target) {
+	tn := b.newNode(tg.name, "Service "+svc.Key()+" endpoint", svc.Namespace)
+	addAddrs(tn, tg.addrs, b.t.ttl)
+	for _, ip := range tg.addrs {
+		b.addPTR(ip, tg.name, "Service "+svc.Key()+" endpoint")
+	}
+}
+
+func (b *builder) addHeadless(svc *model.Service, n *Node) {
+	n.Shuffle = true
+	targets := b.endpointTargets(svc, n.Name)
+	srvByName := map[string][]dns.RR{}
+	var order []string
+	for _, tg := range targets {
+		addAddrs(n, tg.addrs, b.t.ttl)
+		b.addTarget(svc, tg)
+		for _, p := range uniquePorts(tg.ports) {
+			n.SRV = append(n.SRV, srvRR(n.Name, b.t.ttl, p.Number, 0, tg.name))
+			if name := srvName(p, n.Name); name != "" {
+				if _, ok := srvByName[name]; !ok {
+					order = append(order, name)
+				}
+				srvByName[name] = append(srvByName[name], srvRR(name, b.t.ttl, p.Number, 0, tg.name))
+			}
+		}
+	}
+	setWeights(n.SRV)
+	for _, name := range order {
+		sn := b.newNode(name, n.Origin, svc.Namespace)
+		sn.SRV = srvByName[name]
+		sn.Shuffle = true
+		setWeights(sn.SRV)
+	}
+}
+
+// setWeights spreads a weight of 100 evenly over equal-priority SRV records.
+func setWeights(rrs []dns.RR) {
+	for _, rr := range rrs {
+		rr.(*dns.SRV).Weight = uint16(100 / len(rrs))
+	}
+}
+
+func uniquePorts(ports []model.Port) []model.Port {
+	var out []model.Port
+	seen := map[model.Port]bool{}
+	for _, p := range ports {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}

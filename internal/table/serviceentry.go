@@ -1,0 +1,146 @@
+package table
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/meshdns/meshdns/internal/model"
+	"github.com/miekg/dns"
+)
+
+func (b *builder) addServiceEntry(se *model.ServiceEntry) {
+	exportTo := normalizeExportTo(se.ExportTo)
+	var specAddrs []netip.Addr
+	for _, p := range se.Addresses {
+		// A CIDR stands for many hosts and cannot be answered as an address.
+		if p.IsSingleIP() {
+			specAddrs = append(specAddrs, p.Addr().Unmap())
+		}
+	}
+	var endpoints []netip.Addr
+	if se.Resolution == model.ResolutionStatic || se.Resolution == model.ResolutionNone {
+		endpoints = b.workloadAddrs(se)
+	}
+	for _, h := range se.Hosts {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if h == "" || h == "*" {
+			continue
+		}
+		addrs := specAddrs
+		if len(addrs) == 0 && len(se.Addresses) == 0 {
+			addrs = statusAddrs(se, h)
+		}
+		if len(addrs) == 0 && len(se.Addresses) == 0 {
+			addrs = endpoints
+		}
+		wildcard := strings.HasPrefix(h, "*.")
+		if len(addrs) > 0 {
+			n := b.seNode(se, h, wildcard, exportTo)
+			addAddrs(n, addrs, b.t.ttl)
+		}
+		if !wildcard {
+			b.addSEPorts(se, dns.Fqdn(h), exportTo)
+		}
+	}
+}
+
+// seNode returns the node of host in se's namespace; ServiceEntries of one namespace naming
+// the same host share it (their addresses are merged, as Istio merges them).
+func (b *builder) seNode(se *model.ServiceEntry, host string, wildcard bool, exportTo []string) *Node {
+	key := se.Namespace + "/" + host
+	if n := b.seHost[key]; n != nil {
+		return n
+	}
+	origin := "ServiceEntry " + se.Key()
+	var n *Node
+	if wildcard {
+		base := dns.Fqdn(host[2:])
+		n = &Node{Name: dns.Fqdn(host), Origin: origin, Namespace: se.Namespace}
+		b.t.wildcards[base] = append(b.t.wildcards[base], n)
+	} else {
+		n = b.newNode(dns.Fqdn(host), origin, se.Namespace)
+	}
+	n.ExportTo = exportTo
+	b.seHost[key] = n
+	return n
+}
+
+func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []string) {
+	for _, p := range se.Ports {
+		name := srvName(p, fqdn)
+		if name == "" {
+			continue
+		}
+		n := b.seHost[se.Namespace+"/"+name]
+		if n == nil {
+			n = b.newNode(name, "ServiceEntry "+se.Key(), se.Namespace)
+			n.ExportTo = exportTo
+			b.seHost[se.Namespace+"/"+name] = n
+		}
+		n.SRV = append(n.SRV, srvRR(name, b.t.ttl, p.Number, 100, fqdn))
+		setWeights(n.SRV)
+	}
+}
+
+// workloadAddrs lists the IP endpoints of a ServiceEntry: inline endpoints, and the
+// WorkloadEntries and pods of its namespace that its workloadSelector matches.
+func (b *builder) workloadAddrs(se *model.ServiceEntry) []netip.Addr {
+	var out []netip.Addr
+	for _, ep := range se.Endpoints {
+		if ip, ok := ep.IP(); ok {
+			out = append(out, ip)
+		}
+	}
+	if len(se.WorkloadSelector) == 0 {
+		return out
+	}
+	for _, we := range b.snap.WorkloadEntries {
+		if we.Namespace == se.Namespace && selects(se.WorkloadSelector, we.Meta.Labels, we.WorkloadEndpoint.Labels) {
+			if ip, ok := we.IP(); ok {
+				out = append(out, ip)
+			}
+		}
+	}
+	for _, p := range b.snap.Pods {
+		if p.Namespace == se.Namespace && selects(se.WorkloadSelector, p.Labels, nil) {
+			out = append(out, p.IPs...)
+		}
+	}
+	return out
+}
+
+// selects reports whether every selector label is present in one of the label sets (a
+// WorkloadEntry carries labels both in metadata and in spec).
+func selects(selector map[string]string, labelSets ...map[string]string) bool {
+	for k, v := range selector {
+		found := false
+		for _, ls := range labelSets {
+			if got, ok := ls[k]; ok && got == v {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func statusAddrs(se *model.ServiceEntry, host string) []netip.Addr {
+	var out []netip.Addr
+	for _, ha := range se.StatusAddresses {
+		if strings.EqualFold(strings.TrimSuffix(ha.Host, "."), host) {
+			out = append(out, ha.Address)
+		}
+	}
+	return out
+}
+
+// normalizeExportTo returns nil when the entry is visible everywhere.
+func normalizeExportTo(exportTo []string) []string {
+	if len(exportTo) == 0 || slices.Contains(exportTo, "*") {
+		return nil
+	}
+	return exportTo
+}

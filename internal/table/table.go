@@ -1,0 +1,220 @@
+package table
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// MatchKind says how a query name found its node.
+type MatchKind uint8
+
+const (
+	// Exact: the query name is the node's name.
+	Exact MatchKind = iota
+	// Alias: a short name (svc, svc.ns, svc.ns.svc) of a cluster service; answered with a
+	// CNAME to the node's FQDN.
+	Alias
+	// Wildcard: a ServiceEntry host *.domain matched; records take the query name as owner.
+	Wildcard
+	// Synthesized: a pod name a-b-c-d.ns.pod.<zone>, computed from the name itself.
+	Synthesized
+)
+
+// Match is the result of a lookup.
+type Match struct {
+	Node *Node
+	Kind MatchKind
+}
+
+// Table is an immutable name table. Build creates it; nothing changes it afterwards.
+type Table struct {
+	zone       string // lowercase FQDN, e.g. "cluster.local."
+	podZone    string // "pod." + zone
+	ttl        uint32
+	generation uint64
+	built      time.Time
+
+	names      map[string][]*Node
+	aliases    map[string]string            // "svc.ns." and "svc.ns.svc." -> FQDN
+	short      map[string]map[string]string // client namespace -> "svc." -> FQDN
+	wildcards  map[string][]*Node           // "example.com." for host "*.example.com"
+	namespaces map[string]bool
+	soa        *dns.SOA
+}
+
+// Zone returns the cluster zone, a lowercase FQDN.
+func (t *Table) Zone() string { return t.zone }
+
+// TTL returns the TTL of local answers in seconds.
+func (t *Table) TTL() uint32 { return t.ttl }
+
+// Generation returns the build generation given in Options.
+func (t *Table) Generation() uint64 { return t.generation }
+
+// Len returns the number of names in the table (wildcards included, aliases not).
+func (t *Table) Len() int { return len(t.names) + len(t.wildcards) }
+
+// InZone reports whether the lowercase FQDN name is the cluster zone or below it.
+func (t *Table) InZone(name string) bool { return InDomain(name, t.zone) }
+
+// InDomain reports whether lowercase FQDN name equals domain or is below it.
+func InDomain(name, domain string) bool {
+	if domain == "." {
+		return true
+	}
+	return name == domain || (strings.HasSuffix(name, domain) && name[len(name)-len(domain)-1] == '.')
+}
+
+// Lookup finds the node answering the lowercase FQDN qname for a client in namespace ns
+// (empty when unknown). Exact names win over aliases, aliases over wildcards.
+func (t *Table) Lookup(qname, ns string) (Match, bool) {
+	if n := pick(t.names[qname], ns); n != nil {
+		return Match{Node: n, Kind: Exact}, true
+	}
+	if target, ok := t.aliases[qname]; ok {
+		if n := pick(t.names[target], ns); n != nil {
+			return Match{Node: n, Kind: Alias}, true
+		}
+	}
+	if target, ok := t.short[ns][qname]; ok && ns != "" {
+		if n := pick(t.names[target], ns); n != nil {
+			return Match{Node: n, Kind: Alias}, true
+		}
+	}
+	if n := t.podNode(qname); n != nil {
+		return Match{Node: n, Kind: Synthesized}, true
+	}
+	return t.lookupWildcard(qname, ns)
+}
+
+func (t *Table) lookupWildcard(qname, ns string) (Match, bool) {
+	if len(t.wildcards) == 0 {
+		return Match{}, false
+	}
+	for i := strings.IndexByte(qname, '.'); i >= 0 && i < len(qname)-1; i = strings.IndexByte(qname, '.') {
+		qname = qname[i+1:]
+		if n := pick(t.wildcards[qname], ns); n != nil {
+			return Match{Node: n, Kind: Wildcard}, true
+		}
+	}
+	return Match{}, false
+}
+
+// pick returns the variant visible to ns, preferring one from ns itself.
+func pick(nodes []*Node, ns string) *Node {
+	var found *Node
+	for _, n := range nodes {
+		if !n.Visible(ns) {
+			continue
+		}
+		if n.Namespace == ns {
+			return n
+		}
+		if found == nil {
+			found = n
+		}
+	}
+	return found
+}
+
+// podNode synthesizes the record of a-b-c-d.ns.pod.<zone> (CoreDNS "pods insecure"): the
+// address is read from the name and answered when the namespace exists.
+func (t *Table) podNode(qname string) *Node {
+	if !strings.HasSuffix(qname, t.podZone) || len(qname) == len(t.podZone) {
+		return nil
+	}
+	labels := strings.Split(strings.TrimSuffix(qname, "."+t.podZone), ".")
+	if len(labels) != 2 || !t.namespaces[labels[1]] {
+		return nil
+	}
+	ip, ok := parseDashedIP(labels[0])
+	if !ok {
+		return nil
+	}
+	n := &Node{Name: qname, Origin: "pod name " + labels[0] + " in namespace " + labels[1]}
+	addAddr(n, ip, t.ttl)
+	return n
+}
+
+func parseDashedIP(s string) (netip.Addr, bool) {
+	v4 := strings.ReplaceAll(s, "-", ".")
+	if ip, err := netip.ParseAddr(v4); err == nil && ip.Is4() {
+		return ip, true
+	}
+	ip, err := netip.ParseAddr(strings.ReplaceAll(s, "-", ":"))
+	if err != nil || !ip.Is6() || ip.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
+
+// SOA returns the SOA record for negative answers about name: the cluster zone's SOA for names
+// in the zone, otherwise one synthesized with apex as owner (a ServiceEntry host is its own
+// authority).
+func (t *Table) SOA(apex string) dns.RR {
+	if t.InZone(apex) {
+		return t.soa
+	}
+	return newSOA(apex, t.ttl, t.soa.Serial)
+}
+
+func newSOA(apex string, ttl, serial uint32) *dns.SOA {
+	return &dns.SOA{
+		Hdr:     dns.RR_Header{Name: apex, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
+		Ns:      "ns.dns." + strings.TrimPrefix(apex, "."),
+		Mbox:    "hostmaster." + strings.TrimPrefix(apex, "."),
+		Serial:  serial,
+		Refresh: 7200,
+		Retry:   1800,
+		Expire:  86400,
+		Minttl:  ttl,
+	}
+}
+
+// Entry is one name of the table as /debug/table shows it.
+type Entry struct {
+	Name     string   `json:"name"`
+	Origin   string   `json:"origin,omitempty"`
+	ExportTo []string `json:"exportTo,omitempty"`
+	Aliases  []string `json:"aliases,omitempty"`
+	Records  []string `json:"records"`
+}
+
+// Dump lists every name with its records in presentation format, sorted by name.
+func (t *Table) Dump() []Entry {
+	aliases := map[string][]string{}
+	for a, target := range t.aliases {
+		aliases[target] = append(aliases[target], a)
+	}
+	for ns, m := range t.short {
+		for a, target := range m {
+			aliases[target] = append(aliases[target], a+" (namespace "+ns+")")
+		}
+	}
+	var out []Entry
+	add := func(name string, nodes []*Node) {
+		for _, n := range nodes {
+			e := Entry{Name: name, Origin: n.Origin, ExportTo: n.ExportTo, Records: []string{}}
+			for _, rrs := range n.records() {
+				for _, rr := range rrs {
+					e.Records = append(e.Records, rr.String())
+				}
+			}
+			e.Aliases = aliases[n.Name]
+			sort.Strings(e.Aliases)
+			out = append(out, e)
+		}
+	}
+	for name, nodes := range t.names {
+		add(name, nodes)
+	}
+	for name, nodes := range t.wildcards {
+		add("*."+name, nodes)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
