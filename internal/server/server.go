@@ -130,7 +130,8 @@ func (s *Server) closeListeners() {
 }
 
 // Shutdown stops reading new queries, waits for queries in flight until ctx ends, then cancels
-// what is left. It returns ctx.Err() when it had to cancel.
+// what is left. UDP sockets stay open until the in-flight replies are written. It returns
+// ctx.Err() when it had to cancel.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -139,19 +140,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
-	s.closeListeners()
+	for _, c := range s.udp {
+		c.SetReadDeadline(time.Now())
+	}
+	for _, l := range s.tcp {
+		l.Close()
+	}
 	s.loops.Wait()
 	done := make(chan struct{})
 	go func() { s.queries.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		s.cancel()
-		return nil
 	case <-ctx.Done():
+		err = ctx.Err()
 		s.cancel()
 		<-done
-		return ctx.Err()
 	}
+	s.cancel()
+	s.closeListeners()
+	return err
+}
+
+func (s *Server) stopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 func (s *Server) serveUDP(c *net.UDPConn) {
@@ -160,7 +174,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || s.stopping() {
 				return
 			}
 			continue

@@ -1,0 +1,207 @@
+package resolvconf
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func ns(s string) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr(s), 53)
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want Config
+	}{
+		{
+			name: "empty",
+			in:   "",
+			want: Config{Ndots: 1},
+		},
+		{
+			name: "kubernetes pod",
+			in: "search prod.svc.cluster.local svc.cluster.local cluster.local\n" +
+				"nameserver 10.96.0.10\n" +
+				"options ndots:5\n",
+			want: Config{
+				Nameservers: []netip.AddrPort{ns("10.96.0.10")},
+				Search:      []string{"prod.svc.cluster.local.", "svc.cluster.local.", "cluster.local."},
+				Ndots:       5,
+			},
+		},
+		{
+			name: "ipv6 and zone and order kept",
+			in:   "nameserver 2001:db8::53\nnameserver fe80::1%eth0\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n",
+			want: Config{
+				Nameservers: []netip.AddrPort{ns("2001:db8::53"), ns("fe80::1%eth0"), ns("192.0.2.1"), ns("192.0.2.2")},
+				Ndots:       1,
+			},
+		},
+		{
+			name: "invalid nameservers skipped",
+			in:   "nameserver\nnameserver dns.example.com\nnameserver 192.0.2.1:5353\nnameserver 300.1.1.1\nnameserver 192.0.2.9 extra\n",
+			want: Config{Nameservers: []netip.AddrPort{ns("192.0.2.9")}, Ndots: 1},
+		},
+		{
+			name: "comments",
+			in:   "# nameserver 192.0.2.1\n; search hidden.example\nnameserver 192.0.2.2 # trailing\nsearch a.example;b.example\n  # indented comment\n",
+			want: Config{Nameservers: []netip.AddrPort{ns("192.0.2.2")}, Search: []string{"a.example."}, Ndots: 1},
+		},
+		{
+			name: "search lowercased and rooted",
+			in:   "search Prod.SVC.Cluster.Local. example.COM\n",
+			want: Config{Search: []string{"prod.svc.cluster.local.", "example.com."}, Ndots: 1},
+		},
+		{
+			name: "last search wins",
+			in:   "search a.example b.example\nsearch c.example\n",
+			want: Config{Search: []string{"c.example."}, Ndots: 1},
+		},
+		{
+			name: "domain after search wins",
+			in:   "search a.example b.example\ndomain corp.example\n",
+			want: Config{Search: []string{"corp.example."}, Ndots: 1},
+		},
+		{
+			name: "search after domain wins",
+			in:   "domain corp.example\nsearch a.example\n",
+			want: Config{Search: []string{"a.example."}, Ndots: 1},
+		},
+		{
+			name: "domain takes one name",
+			in:   "domain corp.example other.example\n",
+			want: Config{Search: []string{"corp.example."}, Ndots: 1},
+		},
+		{
+			name: "invalid search domains dropped",
+			in:   "search . a..example -ok.example " + strings.Repeat("x", 64) + ".example bad!.example b.example\n",
+			want: Config{Search: []string{"-ok.example.", "b.example."}, Ndots: 1},
+		},
+		{
+			name: "later search with nothing valid clears",
+			in:   "search a.example\nsearch .\n",
+			want: Config{Ndots: 1},
+		},
+		{
+			name: "ndots capped",
+			in:   "options ndots:42\n",
+			want: Config{Ndots: 15},
+		},
+		{
+			name: "ndots zero",
+			in:   "options rotate ndots:0 timeout:1\n",
+			want: Config{Ndots: 0},
+		},
+		{
+			name: "ndots negative clamps to zero",
+			in:   "options ndots:-3\n",
+			want: Config{Ndots: 0},
+		},
+		{
+			name: "ndots malformed ignored",
+			in:   "options ndots:5\noptions ndots:x ndots: ndots\n",
+			want: Config{Ndots: 5},
+		},
+		{
+			name: "last ndots wins",
+			in:   "options ndots:2\noptions ndots:3\n",
+			want: Config{Ndots: 3},
+		},
+		{
+			name: "unknown keywords and crlf",
+			in:   "sortlist 10.0.0.0/8\r\nlookup file bind\r\nnameserver 192.0.2.1\r\nsearch x.example\r\n",
+			want: Config{Nameservers: []netip.AddrPort{ns("192.0.2.1")}, Search: []string{"x.example."}, Ndots: 1},
+		},
+		{
+			name: "keywords are case sensitive",
+			in:   "NAMESERVER 192.0.2.1\nSearch x.example\n",
+			want: Config{Ndots: 1},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse(strings.NewReader(tc.in))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Parse(%q)\n got %+v\nwant %+v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseLongLine(t *testing.T) {
+	_, err := Parse(strings.NewReader("search " + strings.Repeat("a", 70000) + "\n"))
+	if err == nil {
+		t.Fatal("Parse of a 70 kB line: want an error, got nil")
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(path, []byte("nameserver 192.0.2.53\nsearch ns1.svc.cluster.local\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("ok", func(t *testing.T) {
+		got, err := ParseFile(path)
+		if err != nil {
+			t.Fatalf("ParseFile: %v", err)
+		}
+		want := Config{Nameservers: []netip.AddrPort{ns("192.0.2.53")}, Search: []string{"ns1.svc.cluster.local."}, Ndots: 1}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("missing file names the path", func(t *testing.T) {
+		missing := filepath.Join(dir, "nope.conf")
+		_, err := ParseFile(missing)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("err = %v, want fs.ErrNotExist", err)
+		}
+		if !strings.Contains(err.Error(), missing) {
+			t.Errorf("err %q does not name %s", err, missing)
+		}
+	})
+}
+
+func FuzzParse(f *testing.F) {
+	seeds := []string{
+		"",
+		"nameserver 10.96.0.10\nsearch prod.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+		"nameserver fe80::1%eth0\ndomain Example.COM.\n",
+		"options ndots:99999999999999999999 ndots:-1\n# comment\n; comment\n",
+		"search . .. a..b \xff\x00.example\n",
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := Parse(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		if c.Ndots < 0 || c.Ndots > MaxNdots {
+			t.Errorf("Ndots %d out of range", c.Ndots)
+		}
+		for _, ap := range c.Nameservers {
+			if !ap.IsValid() || ap.Port() != 53 {
+				t.Errorf("bad nameserver %v", ap)
+			}
+		}
+		for _, d := range c.Search {
+			if d == "." || !strings.HasSuffix(d, ".") || d != strings.ToLower(d) {
+				t.Errorf("bad search domain %q", d)
+			}
+		}
+	})
+}

@@ -1,0 +1,97 @@
+package upstream
+
+import (
+	"slices"
+
+	"github.com/miekg/dns"
+)
+
+// query builds the message sent upstream for req: a new ID, req's question, RD/CD/AD, and our
+// own OPT record carrying only the client's DO bit.
+func (f *Forwarder) query(req *dns.Msg) *dns.Msg {
+	q := &dns.Msg{
+		MsgHdr: dns.MsgHdr{
+			Id:                f.newID(),
+			Opcode:            dns.OpcodeQuery,
+			RecursionDesired:  req.RecursionDesired,
+			CheckingDisabled:  req.CheckingDisabled,
+			AuthenticatedData: req.AuthenticatedData, // RFC 6840 5.7: asks for AD in the reply
+		},
+		Question: []dns.Question{req.Question[0]},
+	}
+	do := false
+	if opt := req.IsEdns0(); opt != nil {
+		do = opt.Do()
+	}
+	return q.SetEdns0(f.opts.UDPSize, do)
+}
+
+// parseReply unpacks b and returns it if it answers q, or nil. A truncated reply cut in the
+// middle of a record is kept with empty sections: only its TC bit matters.
+func parseReply(b []byte, q *dns.Msg) *dns.Msg {
+	resp := new(dns.Msg)
+	if err := resp.Unpack(b); err != nil {
+		if !resp.Truncated {
+			return nil
+		}
+		resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
+	}
+	if !answers(resp, q) {
+		return nil
+	}
+	return resp
+}
+
+// answers reports whether resp is a reply to q: same ID, QR set, same opcode and question.
+func answers(resp, q *dns.Msg) bool {
+	if resp.Id != q.Id || !resp.Response || resp.Opcode != q.Opcode || len(resp.Question) != 1 {
+		return false
+	}
+	got, want := resp.Question[0], q.Question[0]
+	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && equalFoldASCII(got.Name, want.Name)
+}
+
+// equalFoldASCII compares DNS names case-insensitively in ASCII only (RFC 4343).
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// reply turns the upstream's response into a response to req. Rcode may exceed 15 when the
+// upstream used an extended rcode; the caller's OPT record must then carry the upper bits.
+func reply(req, up *dns.Msg) *dns.Msg {
+	return &dns.Msg{
+		MsgHdr: dns.MsgHdr{
+			Id:                 req.Id,
+			Response:           true,
+			Opcode:             req.Opcode,
+			RecursionDesired:   req.RecursionDesired,
+			CheckingDisabled:   req.CheckingDisabled,
+			Rcode:              up.Rcode,
+			Authoritative:      up.Authoritative,
+			RecursionAvailable: up.RecursionAvailable,
+			AuthenticatedData:  up.AuthenticatedData,
+			Truncated:          up.Truncated,
+		},
+		Question: []dns.Question{req.Question[0]},
+		Answer:   up.Answer,
+		Ns:       up.Ns,
+		Extra:    slices.DeleteFunc(up.Extra, isOPT),
+	}
+}
+
+func isOPT(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT }
