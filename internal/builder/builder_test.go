@@ -1,0 +1,111 @@
+package builder
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type fakeSource struct {
+	mu   sync.Mutex
+	snap model.Snapshot
+	ch   chan struct{}
+}
+
+func (f *fakeSource) Snapshot() model.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+func (f *fakeSource) set(ip string) {
+	f.mu.Lock()
+	f.snap = model.Snapshot{Services: []model.Service{{Meta: model.Meta{Namespace: "ns", Name: "svc"},
+		ClusterIPs: []netip.Addr{netip.MustParseAddr(ip)}}}}
+	f.mu.Unlock()
+	f.ch <- struct{}{}
+}
+
+func run(t *testing.T, o Options) (published chan *table.Table, stop func()) {
+	published = make(chan *table.Table, 100)
+	o.Publish = func(t *table.Table) { published <- t }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); New(o).Run(ctx) }()
+	return published, func() { cancel(); <-done }
+}
+
+func recv(t *testing.T, ch chan *table.Table) *table.Table {
+	t.Helper()
+	select {
+	case tb := <-ch:
+		return tb
+	case <-time.After(5 * time.Second):
+		t.Fatal("no table published")
+		return nil
+	}
+}
+
+
+// TestBurstIsOneBuild: changes arriving together produce one table with the last content.
+func TestBurstIsOneBuild(t *testing.T) {
+	src := &fakeSource{ch: make(chan struct{}, 10)}
+	src.set("10.0.0.1")
+	<-src.ch
+	var builds atomic.Int32
+	published, stop := run(t, Options{
+		Table:    table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: func() model.Snapshot { builds.Add(1); return src.Snapshot() },
+		Changed:  src.ch, Debounce: 200 * time.Millisecond,
+	})
+	defer stop()
+	first := recv(t, published)
+	for _, ip := range []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"} {
+		src.set(ip)
+	}
+	second := recv(t, published)
+	if first.Generation() != 1 || second.Generation() != 2 {
+		t.Errorf("generations %d, %d; want 1, 2", first.Generation(), second.Generation())
+	}
+	m, _ := second.Lookup("svc.ns.svc.cluster.local.", "")
+	if got := m.Node.A[0].String(); got != "svc.ns.svc.cluster.local.\t1\tIN\tA\t10.0.0.4" {
+		t.Errorf("second table has %q, want the last change", got)
+	}
+	if n := builds.Load(); n != 2 {
+		t.Errorf("%d builds for one burst, want 2 (initial + burst)", n)
+	}
+}
+
+// TestFailedBuildPublishesNothing: an invalid build keeps whatever is published.
+func TestFailedBuildPublishesNothing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	src := &fakeSource{ch: make(chan struct{}, 1)}
+	published, stop := run(t, Options{
+		Table:    table.Options{Zone: "bad..zone", TTL: time.Second},
+		Snapshot: src.Snapshot, Changed: src.ch, Metrics: m,
+	})
+	src.ch <- struct{}{}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(m.failures) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if got := testutil.ToFloat64(m.failures); got != 2 {
+		t.Errorf("failures = %v, want 2", got)
+	}
+	if len(published) != 0 {
+		t.Errorf("a failed build published a table")
+	}
+}

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		flag string // "" when valid
+	}{
+		{"defaults with a registry", func(c *Config) {}, ""},
+		{"no registry", func(c *Config) { c.Registry = "" }, "registry"},
+		{"listen without port", func(c *Config) { c.Listen = []string{"127.0.0.1"} }, "listen"},
+		{"listen with a name", func(c *Config) { c.Listen = []string{"dns.example:53"} }, "listen"},
+		{"listen port too big", func(c *Config) { c.Listen = []string{"127.0.0.1:70000"} }, "listen"},
+		{"listen on all addresses", func(c *Config) { c.Listen = []string{":53", "[::1]:53"} }, ""},
+		{"admin garbage", func(c *Config) { c.Admin = "nope" }, "admin"},
+		{"admin off", func(c *Config) { c.Admin = "" }, ""},
+		{"upstream name", func(c *Config) { c.Upstreams = []string{"dns.google"} }, "upstream"},
+		{"upstream forms", func(c *Config) { c.Upstreams = []string{"10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1"} }, ""},
+		{"cluster domain", func(c *Config) { c.ClusterDomain = "a..b" }, "cluster-domain"},
+		{"search", func(c *Config) { c.Search = []string{"ok.example", "bad..example"} }, "search"},
+		{"namespace with a dot", func(c *Config) { c.Namespace = "a.b" }, "namespace"},
+		{"ttl zero", func(c *Config) { c.TTL = 0 }, "ttl"},
+		{"ttl huge", func(c *Config) { c.TTL = 48 * time.Hour }, "ttl"},
+		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log-level"},
+		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log-format"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Registry = "examples/registry"
+			tc.edit(&c)
+			err := c.Validate()
+			var fe *FlagError
+			switch {
+			case tc.flag == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.flag != "" && (!errors.As(err, &fe) || fe.Flag != tc.flag):
+				t.Errorf("err = %v, want one naming --%s", err, tc.flag)
+			}
+		})
+	}
+}
+
+func TestValidateFillsListen(t *testing.T) {
+	c := Default()
+	c.Registry = "x"
+	if err := c.Validate(); err != nil || !slices.Equal(c.Listen, []string{DefaultListen}) {
+		t.Errorf("listen = %v, err %v", c.Listen, err)
+	}
+}
+
+func TestClientContext(t *testing.T) {
+	podSearch := []string{"prod.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "corp.example."}
+	for _, tc := range []struct {
+		name       string
+		ns         string
+		search     []string
+		resolv     []string
+		wantNS     string
+		wantSearch []string
+	}{
+		{"from resolv.conf", "", nil, podSearch, "prod", podSearch},
+		{"namespace flag implies the pod search list", "dev", nil, podSearch, "dev",
+			[]string{"dev.svc.cluster.local.", "svc.cluster.local.", "cluster.local."}},
+		{"search flag wins, namespace from it", "", []string{"Team.svc.cluster.local", "svc.cluster.local"}, podSearch, "team",
+			[]string{"team.svc.cluster.local.", "svc.cluster.local."}},
+		{"VM search list: no namespace", "", nil, []string{"corp.example."}, "", []string{"corp.example."}},
+		{"nothing", "", nil, nil, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Namespace, c.Search = tc.ns, tc.search
+			ns, search := c.ClientContext(tc.resolv)
+			if ns != tc.wantNS || !slices.Equal(search, tc.wantSearch) {
+				t.Errorf("got %q %v, want %q %v", ns, search, tc.wantNS, tc.wantSearch)
+			}
+		})
+	}
+}

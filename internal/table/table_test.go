@@ -1,0 +1,193 @@
+package table
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/model"
+	"github.com/miekg/dns"
+)
+
+var opts = Options{Zone: "Cluster.Local.", TTL: 30 * time.Second, Generation: 7}
+
+func ips(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, x := range s {
+		out = append(out, netip.MustParseAddr(x))
+	}
+	return out
+}
+
+func build(t *testing.T, s model.Snapshot) *Table {
+	t.Helper()
+	tb, err := Build(s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func addrsOf(m Match, ok bool) []string {
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, rr := range slices.Concat(m.Node.A, m.Node.AAAA) {
+		out = append(out, rrIP(rr).String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func se(ns, name string, hosts []string, addr string, exportTo ...string) model.ServiceEntry {
+	e := model.ServiceEntry{Meta: model.Meta{Namespace: ns, Name: name}, Hosts: hosts,
+		Resolution: model.ResolutionStatic, ExportTo: exportTo}
+	if addr != "" {
+		e.Addresses = []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(addr), 32)}
+	}
+	return e
+}
+
+func TestBuildOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		err  string
+	}{
+		{"bad zone", Options{Zone: "bad..zone", TTL: time.Second}, "cluster domain"},
+		{"root zone", Options{Zone: ".", TTL: time.Second}, "cluster domain"},
+		{"zero ttl", Options{Zone: "cluster.local", TTL: 0}, "ttl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Build(model.Snapshot{}, tc.o); err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("err = %v, want one about %s", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestServiceEntryVariants(t *testing.T) {
+	tb := build(t, model.Snapshot{ServiceEntries: []model.ServiceEntry{
+		se("a", "one", []string{"db.example.com"}, "192.0.2.1"),
+		se("a", "two", []string{"DB.example.com."}, "192.0.2.2"), // same namespace: merged
+		se("b", "own", []string{"db.example.com"}, "192.0.2.3", "."),
+		se("c", "public", []string{"db.example.com"}, "192.0.2.4", "*"),
+	}})
+	for _, tc := range []struct {
+		ns   string
+		want []string
+	}{
+		{"a", []string{"192.0.2.1", "192.0.2.2"}}, // own namespace first
+		{"b", []string{"192.0.2.3"}},
+		{"c", []string{"192.0.2.4"}},
+		{"d", []string{"192.0.2.1", "192.0.2.2"}}, // first visible
+		{"", []string{"192.0.2.1", "192.0.2.2"}},
+	} {
+		if got := addrsOf(tb.Lookup("db.example.com.", tc.ns)); !slices.Equal(got, tc.want) {
+			t.Errorf("client in %q: got %v, want %v", tc.ns, got, tc.want)
+		}
+	}
+}
+
+func TestExportTo(t *testing.T) {
+	tb := build(t, model.Snapshot{ServiceEntries: []model.ServiceEntry{
+		se("vms", "x", []string{"x.example.com"}, "192.0.2.1", ".", "prod"),
+	}})
+	for ns, visible := range map[string]bool{"vms": true, "prod": true, "dev": false, "": false} {
+		if _, ok := tb.Lookup("x.example.com.", ns); ok != visible {
+			t.Errorf("client in %q: visible = %v, want %v", ns, ok, visible)
+		}
+	}
+}
+
+func TestPTRSharedAddress(t *testing.T) {
+	tb := build(t, model.Snapshot{Services: []model.Service{
+		{Meta: model.Meta{Namespace: "a", Name: "x"}, ClusterIPs: ips("10.0.0.1")},
+		{Meta: model.Meta{Namespace: "b", Name: "y"}, ClusterIPs: ips("10.0.0.1")},
+	}})
+	m, ok := tb.Lookup("1.0.0.10.in-addr.arpa.", "")
+	if !ok || len(m.Node.PTR) != 2 {
+		t.Fatalf("want two PTR records, got %v", m.Node)
+	}
+}
+
+// TestImmutable: a new build never changes a published table.
+func TestImmutable(t *testing.T) {
+	snap := model.Snapshot{Services: []model.Service{
+		{Meta: model.Meta{Namespace: "a", Name: "x"}, ClusterIPs: ips("10.0.0.1")}}}
+	first := build(t, snap)
+	before := first.Dump()
+	snap.Services[0].ClusterIPs = ips("10.0.0.2")
+	second := build(t, snap)
+	if got := addrsOf(first.Lookup("x.a.svc.cluster.local.", "")); !slices.Equal(got, []string{"10.0.0.1"}) {
+		t.Errorf("first table changed: %v", got)
+	}
+	if got := addrsOf(second.Lookup("x.a.svc.cluster.local.", "")); !slices.Equal(got, []string{"10.0.0.2"}) {
+		t.Errorf("second table: %v", got)
+	}
+	if after := first.Dump(); len(after) != len(before) {
+		t.Errorf("first table's dump changed size: %d -> %d", len(before), len(after))
+	}
+}
+
+func TestStructure(t *testing.T) {
+	tb := build(t, model.Snapshot{
+		Services:   []model.Service{{Meta: model.Meta{Namespace: "prod", Name: "x"}, ClusterIPs: ips("10.0.0.1")}},
+		Namespaces: []model.Namespace{{Name: "empty"}},
+	})
+	for _, name := range []string{"cluster.local.", "svc.cluster.local.", "prod.svc.cluster.local.",
+		"empty.svc.cluster.local.", "pod.cluster.local.", "empty.pod.cluster.local."} {
+		if _, ok := tb.Lookup(name, ""); !ok {
+			t.Errorf("%s missing: would be NXDOMAIN instead of NODATA", name)
+		}
+	}
+	if _, ok := tb.Lookup("nope.svc.cluster.local.", ""); ok {
+		t.Errorf("a namespace that does not exist is present")
+	}
+	apex, _ := tb.Lookup("cluster.local.", "")
+	if soa := apex.Node.Records(dns.TypeSOA); len(soa) != 1 || soa[0].(*dns.SOA).Serial != 7 {
+		t.Errorf("apex SOA = %v, want serial 7 (the generation)", soa)
+	}
+}
+
+func TestDump(t *testing.T) {
+	tb := build(t, model.Snapshot{Services: []model.Service{
+		{Meta: model.Meta{Namespace: "prod", Name: "x"}, ClusterIPs: ips("10.0.0.1")}}})
+	var found *Entry
+	entries := tb.Dump()
+	for i := range entries {
+		if entries[i].Name == "x.prod.svc.cluster.local." {
+			found = &entries[i]
+		}
+	}
+	if found == nil {
+		t.Fatal("service missing from dump")
+	}
+	if found.Origin != "Service prod/x" || len(found.Records) != 1 ||
+		!strings.Contains(found.Records[0], "10.0.0.1") || !slices.Contains(found.Aliases, "x.prod.") {
+		t.Errorf("entry = %+v", *found)
+	}
+	if !slices.IsSortedFunc(entries, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) }) {
+		t.Errorf("dump not sorted")
+	}
+}
+
+func TestParseDashedIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"10-1-2-3": "10.1.2.3", "fd00--1": "fd00::1", "2001-db8-0-0-0-0-0-1": "2001:db8::1",
+		"10-1-2": "", "10-1-2-300": "", "a-b-c-d": "", "": "", "--": "::", "1-2-3-4-5": "",
+	} {
+		ip, ok := parseDashedIP(in)
+		if got := ""; ok {
+			got = ip.String()
+			if got != want {
+				t.Errorf("%q -> %q, want %q", in, got, want)
+			}
+		} else if want != "" {
+			t.Errorf("%q rejected, want %q", in, want)
+		}
+	}
+}
