@@ -57,7 +57,6 @@ func recv(t *testing.T, ch chan *table.Table) *table.Table {
 	}
 }
 
-
 // TestBurstIsOneBuild: changes arriving together produce one table with the last content.
 func TestBurstIsOneBuild(t *testing.T) {
 	src := &fakeSource{ch: make(chan struct{}, 10)}

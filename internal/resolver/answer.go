@@ -25,6 +25,8 @@ func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, t *table.Table, ow
 		}
 		resp.Answer = append(resp.Answer, withOwner(n.CNAME[0], owner))
 		if hop+1 >= maxChain {
+			// A loop or an absurd chain: no client could use the answer.
+			resp.Rcode, resp.Answer = dns.RcodeServerFailure, nil
 			return
 		}
 		next, ok := t.Lookup(target, c.Namespace)
@@ -85,6 +87,7 @@ func (r *Resolver) chaseUpstream(ctx context.Context, resp *dns.Msg, t *table.Ta
 	sub.SetQuestion(target, qtype)
 	up, err := r.opts.Forwarder.Forward(ctx, sub, c.TCP)
 	if err != nil {
+		r.fails.Warn("following a CNAME upstream failed; answering SERVFAIL", "target", target, "err", err)
 		resp.Rcode = dns.RcodeServerFailure
 		return
 	}

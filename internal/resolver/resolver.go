@@ -5,10 +5,15 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
 )
+
+// failureLogInterval is the least time between two log lines about upstream failures.
+const failureLogInterval = 10 * time.Second
 
 // maxChain caps CNAME chains followed inside one answer (ExternalName to ExternalName ...).
 const maxChain = 8
@@ -63,6 +68,7 @@ type Resolver struct {
 	zone  string
 	opts  Options
 	log   *slog.Logger
+	fails *ratelog.Limiter
 }
 
 // New returns a resolver with no table: zone names answer SERVFAIL until SetTable.
@@ -71,7 +77,8 @@ func New(o Options) *Resolver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log}
+	return &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
+		fails: ratelog.New(log, failureLogInterval, nil)}
 }
 
 // SetTable publishes a new table; queries already running keep the one they loaded.
@@ -141,7 +148,10 @@ func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client) (*dns.Ms
 	}
 	resp, err := r.opts.Forwarder.Forward(ctx, req, c.TCP)
 	if err != nil {
-		return reply(req, dns.RcodeServerFailure), ResultError
+		r.fails.Warn("forwarding failed; answering SERVFAIL", "err", err)
+		m := reply(req, dns.RcodeServerFailure)
+		m.RecursionAvailable = true
+		return m, ResultError
 	}
 	return resp, ResultUpstream
 }
