@@ -1,0 +1,87 @@
+// Command meshdns is a DNS proxy for Kubernetes and service meshes. See README.md.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitUsage is the exit code for bad flags or configuration.
+const exitUsage = 2
+
+const usage = `meshdns: a DNS proxy for Kubernetes and service meshes
+
+Usage:
+  meshdns serve --registry DIR [flags]   answer mesh names, forward the rest
+  meshdns version                        print the version
+
+Run "meshdns serve -h" for the flags of serve.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "meshdns", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve or version)\n", args[0])
+	return exitUsage
+}
+
+// parseFlags parses args into fs and reports a bad flag in one line, as the command-line
+// contract requires. It returns the exit code to use, or -1 to go on.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "meshdns %s: %s\n", fs.Name(), oneLine(err.Error()))
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "meshdns %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	return -1
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+
+// listFlag is a repeatable string flag.
+type listFlag struct{ values *[]string }
+
+func (l listFlag) String() string {
+	if l.values == nil {
+		return ""
+	}
+	return strings.Join(*l.values, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	*l.values = append(*l.values, s)
+	return nil
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/meshdns/meshdns/internal/admin"
+	"github.com/meshdns/meshdns/internal/builder"
+	"github.com/meshdns/meshdns/internal/config"
+	"github.com/meshdns/meshdns/internal/resolvconf"
+	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/server"
+	"github.com/meshdns/meshdns/internal/source/file"
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/upstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+func serveFlags(c *config.Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.Registry, "registry", c.Registry, "manifest `directory` (Services, EndpointSlices, Pods, ServiceEntries, ...); watched for changes")
+	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen+")")
+	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP `address` for /metrics, /healthz, /readyz, /debug/table (empty: off)")
+	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolv.conf `file`: upstream nameservers, search list, namespace")
+	fs.Var(listFlag{&c.Upstreams}, "upstream", "upstream resolver `IP[:port]` (repeatable; default: nameservers of --resolv-conf)")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "cluster `domain`")
+	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "client `namespace` (default: from the resolv.conf search list)")
+	fs.Var(listFlag{&c.Search}, "search", "client search `domain` (repeatable; default: from --namespace or resolv.conf)")
+	fs.DurationVar(&c.TTL, "ttl", c.TTL, "TTL of local answers")
+	fs.BoolVar(&c.ForwardUnknownClusterNames, "forward-unknown-cluster-names", c.ForwardUnknownClusterNames, "forward unknown names of the cluster domain instead of answering NXDOMAIN")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
+	return fs
+}
+
+func serveCmd(args []string, stdout, stderr io.Writer) int {
+	cfg := config.Default()
+	fs := serveFlags(&cfg)
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "meshdns serve: %s\n", oneLine(err.Error()))
+		return exitUsage
+	}
+	if fi, err := os.Stat(cfg.Registry); err != nil || !fi.IsDir() {
+		fmt.Fprintf(stderr, "meshdns serve: --registry: %q is not a readable directory\n", cfg.Registry)
+		return exitUsage
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("meshdns serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// clientSetup returns the upstream servers and the client context (namespace, search list).
+func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolver.Client) {
+	rc, err := resolvconf.ParseFile(cfg.ResolvConf)
+	if err != nil {
+		log.Warn("cannot read resolv.conf; no search list or nameservers from it", "err", err)
+	}
+	servers := rc.Nameservers
+	if len(cfg.Upstreams) > 0 {
+		servers = nil
+		for _, u := range cfg.Upstreams {
+			ap, _ := config.ParseUpstream(u) // validated
+			servers = append(servers, ap)
+		}
+	}
+	ns, search := cfg.ClientContext(rc.Search)
+	return servers, resolver.Client{Namespace: ns, Search: search}
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	parseErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "meshdns_registry_parse_errors_total",
+		Help: "Manifest files that failed to parse (their last good content stays in effect).",
+	})
+	reg.MustRegister(parseErrors)
+
+	src := file.New(file.Options{Dir: cfg.Registry, Logger: log, ParseErrors: parseErrors})
+	srcCtx, stopSrc := context.WithCancel(context.Background())
+	defer func() { stopSrc(); src.Wait() }()
+	if err := src.Start(srcCtx); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+
+	servers, client := clientSetup(cfg, log)
+	var fwd resolver.Forwarder
+	if len(servers) > 0 {
+		fwd = upstream.New(servers, upstream.Options{})
+	} else {
+		log.Warn("no upstream nameservers: names meshdns does not own will get SERVFAIL")
+	}
+	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
+		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log})
+
+	b := builder.New(builder.Options{
+		Table:    table.Options{Zone: cfg.ClusterDomain, TTL: cfg.TTL},
+		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
+		Logger: log, Metrics: builder.NewMetrics(reg),
+	})
+	buildDone := make(chan struct{})
+	go func() { defer close(buildDone); b.Run(srcCtx) }()
+	defer func() { stopSrc(); <-buildDone }()
+
+	srv := server.New(res, server.Options{Listen: cfg.Listen, Client: client, Logger: log,
+		Metrics: server.NewMetrics(reg), LogQueries: cfg.LogQueries})
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	adm, err := startAdmin(cfg, reg, res, log)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return err
+	}
+	log.Info("meshdns serving", "dns", srv.Addrs(), "admin", cfg.Admin, "registry", cfg.Registry,
+		"namespace", client.Namespace, "search", client.Search, "upstreams", fmt.Sprint(servers))
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), config.ShutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if adm != nil {
+		adm.Shutdown(sctx)
+	}
+	return nil
+}
+
+func startAdmin(cfg config.Config, reg *prometheus.Registry, res *resolver.Resolver, log *slog.Logger) (*admin.Server, error) {
+	if cfg.Admin == "" {
+		return nil, nil
+	}
+	adm := admin.New(admin.Options{
+		Addr: cfg.Admin, Gatherer: reg, Logger: log,
+		Ready: func() bool { return res.Table() != nil },
+		Table: func() any {
+			t := res.Table()
+			if t == nil {
+				return []table.Entry{}
+			}
+			return t.Dump()
+		},
+	})
+	return adm, adm.Start()
+}

@@ -1,0 +1,446 @@
+package resolver_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/server"
+	"github.com/meshdns/meshdns/internal/source/file"
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/miekg/dns"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const soa = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30"
+
+// fakeUpstream answers forwarded questions from a fixed zone and counts them; everything it
+// does not know is NXDOMAIN.
+type fakeUpstream struct {
+	mu      sync.Mutex
+	records map[string][]string // "name. TYPE" -> answers
+	asked   []string
+}
+
+func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Msg, error) {
+	q := req.Question[0]
+	key := strings.ToLower(q.Name) + " " + dns.TypeToString[q.Qtype]
+	f.mu.Lock()
+	f.asked = append(f.asked, key)
+	f.mu.Unlock()
+	if strings.HasPrefix(key, "unreachable.") {
+		return nil, fmt.Errorf("upstream 192.0.2.53:53: i/o timeout")
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.RecursionAvailable = true
+	rrs, ok := f.records[key]
+	if !ok {
+		m.Rcode = dns.RcodeNameError
+	}
+	for _, s := range rrs {
+		rr, err := dns.NewRR(s)
+		if err != nil {
+			return nil, err
+		}
+		rr.Header().Name = q.Name
+		m.Answer = append(m.Answer, rr)
+	}
+	return m, nil
+}
+
+func newUpstream() *fakeUpstream {
+	return &fakeUpstream{records: map[string][]string{
+		"db.legacy.example.com. A":     {"db.legacy.example.com. 60 IN A 192.0.2.200"},
+		"resolved.example.com. A":      {"resolved.example.com. 60 IN A 192.0.2.201"},
+		"example.org. A":               {"example.org. 60 IN A 192.0.2.202"},
+		"wild.example.com. A":          {"wild.example.com. 60 IN A 192.0.2.203"},
+		"private.example.com. A":       {"private.example.com. 60 IN A 192.0.2.204"},
+		"ghost.cluster.local. A":       {"ghost.cluster.local. 60 IN A 192.0.2.205"},
+		"version.bind. TXT":            {`version.bind. 0 CH TXT "x"`},
+		"10.2.0.192.in-addr.arpa. PTR": {"10.2.0.192.in-addr.arpa. 60 IN PTR host.example.org."},
+	}}
+}
+
+func loadTable(t testing.TB, path string) *table.Table {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := file.ParseFile(path, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := table.Build(snap, table.Options{Zone: "cluster.local", TTL: 30 * time.Second, Generation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func search(ns string) []string {
+	if ns == "" {
+		return nil
+	}
+	return []string{ns + ".svc.cluster.local.", "svc.cluster.local.", "cluster.local."}
+}
+
+// startServer serves res on loopback for a client in namespace ns.
+func startServer(t testing.TB, res server.Resolver, ns string) string {
+	t.Helper()
+	srv := server.New(res, server.Options{Listen: []string{"127.0.0.1:0"},
+		Client: resolver.Client{Namespace: ns, Search: search(ns)}})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return srv.Addrs()[0]
+}
+
+func exchange(t testing.TB, addr, network string, req *dns.Msg) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Net: network, Timeout: 5 * time.Second, UDPSize: 4096}
+	resp, _, err := c.Exchange(req, addr)
+	if err != nil {
+		t.Fatalf("%s %v: %v", network, req.Question, err)
+	}
+	return resp
+}
+
+// normalize turns records into dig-like one-space strings, sorted (address order of
+// headless services is random by design).
+func normalize(rrs []dns.RR) []string {
+	out := []string{}
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
+		}
+		out = append(out, strings.Join(strings.Fields(rr.String()), " "))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(s []string) []string {
+	out := append([]string{}, s...)
+	slices.Sort(out)
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+type answerCase struct {
+	name      string
+	ns        string // client namespace; "prod" when empty, "-" for unknown
+	qname     string
+	qtype     uint16
+	rcode     int
+	answer    []string
+	authority []string
+	extra     []string
+	forwarded bool // the upstream must have been asked
+}
+
+func (tc answerCase) check(t *testing.T, resp *dns.Msg, up *fakeUpstream, askedBefore int) {
+	t.Helper()
+	if resp.Rcode != tc.rcode {
+		t.Errorf("rcode = %s, want %s\n%v", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode], resp)
+	}
+	if got, want := normalize(resp.Answer), sorted(tc.answer); !slices.Equal(got, want) {
+		t.Errorf("answer:\n got %q\nwant %q", got, want)
+	}
+	if got, want := normalize(resp.Ns), sorted(tc.authority); !slices.Equal(got, want) {
+		t.Errorf("authority:\n got %q\nwant %q", got, want)
+	}
+	if got, want := normalize(resp.Extra), sorted(tc.extra); !slices.Equal(got, want) {
+		t.Errorf("additional:\n got %q\nwant %q", got, want)
+	}
+	if resp.Question[0].Name != tc.qname {
+		t.Errorf("question = %q, want %q", resp.Question[0].Name, tc.qname)
+	}
+	up.mu.Lock()
+	forwarded := len(up.asked) > askedBefore
+	up.mu.Unlock()
+	if forwarded != tc.forwarded {
+		t.Errorf("forwarded = %v, want %v", forwarded, tc.forwarded)
+	}
+	if !tc.forwarded && tc.rcode != dns.RcodeServerFailure && !resp.Authoritative {
+		t.Errorf("local answer without AA")
+	}
+}
+
+// runCases runs every case over UDP and TCP.
+func runCases(t *testing.T, opts resolver.Options, tb *table.Table, cases []answerCase) {
+	up := newUpstream()
+	opts.Forwarder = up
+	opts.Zone = "cluster.local"
+	res := resolver.New(opts)
+	if tb != nil {
+		res.SetTable(tb)
+	}
+	addrs := map[string]string{}
+	for _, tc := range cases {
+		ns := tc.ns
+		switch ns {
+		case "":
+			ns = "prod"
+		case "-":
+			ns = ""
+		}
+		if _, ok := addrs[ns]; !ok {
+			addrs[ns] = startServer(t, res, ns)
+		}
+		for _, network := range []string{"udp", "tcp"} {
+			t.Run(tc.name+"/"+network, func(t *testing.T) {
+				req := new(dns.Msg)
+				req.SetQuestion(tc.qname, tc.qtype)
+				up.mu.Lock()
+				before := len(up.asked)
+				up.mu.Unlock()
+				tc.check(t, exchange(t, addrs[ns], network, req), up, before)
+			})
+		}
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	tb := loadTable(t, "testdata/registry.yaml")
+	const (
+		A, AAAA, SRV, PTR, CNAME, TXT, SOA, ANY = dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR,
+			dns.TypeCNAME, dns.TypeTXT, dns.TypeSOA, dns.TypeANY
+		ok, nx = dns.RcodeSuccess, dns.RcodeNameError
+	)
+	cases := []answerCase{
+		// Services.
+		{name: "clusterIP A", qname: "reviews.prod.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"reviews.prod.svc.cluster.local. 30 IN A 10.96.0.12"}},
+		{name: "dual-stack AAAA", qname: "reviews.prod.svc.cluster.local.", qtype: AAAA, rcode: ok,
+			answer: []string{"reviews.prod.svc.cluster.local. 30 IN AAAA fd00::12"}},
+		{name: "v4-only AAAA is NODATA", qname: "ratings.prod.svc.cluster.local.", qtype: AAAA, rcode: ok,
+			authority: []string{soa}},
+		{name: "TXT of a service is NODATA", qname: "ratings.prod.svc.cluster.local.", qtype: TXT, rcode: ok,
+			authority: []string{soa}},
+		{name: "0x20 case kept", qname: "ReViEwS.PrOd.svc.Cluster.Local.", qtype: A, rcode: ok,
+			answer: []string{"ReViEwS.PrOd.svc.Cluster.Local. 30 IN A 10.96.0.12"}},
+		{name: "headless: ready endpoints, deduplicated", qname: "db.store.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"db.store.svc.cluster.local. 30 IN A 10.0.0.1", "db.store.svc.cluster.local. 30 IN A 10.0.0.2",
+				"db.store.svc.cluster.local. 30 IN A 10.0.0.3"}},
+		{name: "headless: publishNotReadyAddresses", qname: "warm.store.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"warm.store.svc.cluster.local. 30 IN A 10.0.1.1"}},
+		{name: "endpoint hostname", qname: "db-0.db.store.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"db-0.db.store.svc.cluster.local. 30 IN A 10.0.0.1"}},
+		{name: "endpoint name from pod hostname+subdomain", qname: "db-1.db.store.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"db-1.db.store.svc.cluster.local. 30 IN A 10.0.0.2"}},
+		{name: "endpoint without hostname: dashed address", qname: "10-0-0-3.db.store.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"10-0-0-3.db.store.svc.cluster.local. 30 IN A 10.0.0.3"}},
+		{name: "not-ready endpoint hostname unknown", qname: "db-3.db.store.svc.cluster.local.", qtype: A, rcode: nx,
+			authority: []string{soa}},
+		{name: "SRV of a named port", qname: "_http._tcp.ratings.prod.svc.cluster.local.", qtype: SRV, rcode: ok,
+			answer: []string{"_http._tcp.ratings.prod.svc.cluster.local. 30 IN SRV 0 100 9080 ratings.prod.svc.cluster.local."},
+			extra:  []string{"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
+		{name: "SRV of the service lists every port", qname: "ratings.prod.svc.cluster.local.", qtype: SRV, rcode: ok,
+			answer: []string{"ratings.prod.svc.cluster.local. 30 IN SRV 0 100 9080 ratings.prod.svc.cluster.local.",
+				"ratings.prod.svc.cluster.local. 30 IN SRV 0 100 9090 ratings.prod.svc.cluster.local."},
+			extra: []string{"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
+		{name: "SRV headless: one per endpoint", qname: "_mysql._tcp.db.store.svc.cluster.local.", qtype: SRV, rcode: ok,
+			answer: []string{
+				"_mysql._tcp.db.store.svc.cluster.local. 30 IN SRV 0 33 3306 10-0-0-3.db.store.svc.cluster.local.",
+				"_mysql._tcp.db.store.svc.cluster.local. 30 IN SRV 0 33 3306 db-0.db.store.svc.cluster.local.",
+				"_mysql._tcp.db.store.svc.cluster.local. 30 IN SRV 0 33 3306 db-1.db.store.svc.cluster.local."},
+			extra: []string{"10-0-0-3.db.store.svc.cluster.local. 30 IN A 10.0.0.3",
+				"db-0.db.store.svc.cluster.local. 30 IN A 10.0.0.1", "db-1.db.store.svc.cluster.local. 30 IN A 10.0.0.2"}},
+		{name: "SRV of an unnamed port is unknown", qname: "_9090._tcp.ratings.prod.svc.cluster.local.", qtype: SRV, rcode: nx,
+			authority: []string{soa}},
+		{name: "ExternalName chased upstream", qname: "legacy.prod.svc.cluster.local.", qtype: A, rcode: ok, forwarded: true,
+			answer: []string{"legacy.prod.svc.cluster.local. 30 IN CNAME db.legacy.example.com.",
+				"db.legacy.example.com. 60 IN A 192.0.2.200"}},
+		{name: "ExternalName CNAME query", qname: "legacy.prod.svc.cluster.local.", qtype: CNAME, rcode: ok,
+			answer: []string{"legacy.prod.svc.cluster.local. 30 IN CNAME db.legacy.example.com."}},
+		{name: "ExternalName chased in the table", qname: "alias.prod.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"alias.prod.svc.cluster.local. 30 IN CNAME ratings.prod.svc.cluster.local.",
+				"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
+		{name: "ExternalName to a missing zone name", qname: "dangling.prod.svc.cluster.local.", qtype: A, rcode: nx,
+			answer:    []string{"dangling.prod.svc.cluster.local. 30 IN CNAME gone.prod.svc.cluster.local."},
+			authority: []string{soa}},
+		{name: "ExternalName loop is SERVFAIL", qname: "loop-a.prod.svc.cluster.local.", qtype: A, rcode: dns.RcodeServerFailure},
+		{name: "PTR of a cluster IP", qname: "12.0.96.10.in-addr.arpa.", qtype: PTR, rcode: ok,
+			answer: []string{"12.0.96.10.in-addr.arpa. 30 IN PTR reviews.prod.svc.cluster.local."}},
+		{name: "PTR of a v6 cluster IP", qname: "2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", qtype: PTR, rcode: ok,
+			answer: []string{"2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. 30 IN PTR reviews.prod.svc.cluster.local."}},
+		{name: "PTR of an endpoint", qname: "1.0.0.10.in-addr.arpa.", qtype: PTR, rcode: ok,
+			answer: []string{"1.0.0.10.in-addr.arpa. 30 IN PTR db-0.db.store.svc.cluster.local."}},
+		{name: "PTR of an unknown address is forwarded", qname: "10.2.0.192.in-addr.arpa.", qtype: PTR, rcode: ok, forwarded: true,
+			answer: []string{"10.2.0.192.in-addr.arpa. 60 IN PTR host.example.org."}},
+		// Pods.
+		{name: "pod A", qname: "10-244-1-7.prod.pod.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"10-244-1-7.prod.pod.cluster.local. 30 IN A 10.244.1.7"}},
+		{name: "pod AAAA", qname: "fd00--7.prod.pod.cluster.local.", qtype: AAAA, rcode: ok,
+			answer: []string{"fd00--7.prod.pod.cluster.local. 30 IN AAAA fd00::7"}},
+		{name: "pod A of a v6 name is NODATA", qname: "fd00--7.prod.pod.cluster.local.", qtype: A, rcode: ok,
+			authority: []string{soa}},
+		{name: "pod in an unknown namespace", qname: "10-244-1-7.nope.pod.cluster.local.", qtype: A, rcode: nx,
+			authority: []string{soa}},
+		{name: "pod name that is no address", qname: "10-244-1.prod.pod.cluster.local.", qtype: A, rcode: nx,
+			authority: []string{soa}},
+		// ServiceEntries.
+		{name: "ServiceEntry address (CIDR skipped)", qname: "api.example.com.", qtype: A, rcode: ok,
+			answer: []string{"api.example.com. 30 IN A 203.0.113.10"}},
+		{name: "ServiceEntry NODATA has the host's SOA", qname: "api.example.com.", qtype: AAAA, rcode: ok,
+			authority: []string{"api.example.com. 30 IN SOA ns.dns.api.example.com. hostmaster.api.example.com. 1 7200 1800 86400 30"}},
+		{name: "ServiceEntry SRV", qname: "_https._tcp.api.example.com.", qtype: SRV, rcode: ok,
+			answer: []string{"_https._tcp.api.example.com. 30 IN SRV 0 100 443 api.example.com."},
+			extra:  []string{"api.example.com. 30 IN A 203.0.113.10"}},
+		{name: "ServiceEntry without address (DNS) is forwarded", qname: "resolved.example.com.", qtype: A, rcode: ok, forwarded: true,
+			answer: []string{"resolved.example.com. 60 IN A 192.0.2.201"}},
+		{name: "ServiceEntry STATIC endpoints", qname: "static.example.com.", qtype: A, rcode: ok,
+			answer: []string{"static.example.com. 30 IN A 192.0.2.1", "static.example.com. 30 IN A 192.0.2.2"}},
+		{name: "wildcard answers with the query name", qname: "a.b.Wild.example.com.", qtype: AAAA, rcode: ok,
+			answer: []string{"a.b.Wild.example.com. 30 IN AAAA 2001:db8::7"}},
+		{name: "wildcard NODATA", qname: "x.wild.example.com.", qtype: A, rcode: ok,
+			authority: []string{"wild.example.com. 30 IN SOA ns.dns.wild.example.com. hostmaster.wild.example.com. 1 7200 1800 86400 30"}},
+		{name: "wildcard does not cover its base", qname: "wild.example.com.", qtype: A, rcode: ok, forwarded: true,
+			answer: []string{"wild.example.com. 60 IN A 192.0.2.203"}},
+		{name: "workloadSelector picks WorkloadEntries (exported to prod)", qname: "vm.example.com.", qtype: A, rcode: ok,
+			answer: []string{"vm.example.com. 30 IN A 192.0.2.50"}},
+		{name: "exportTo hides from other namespaces", ns: "store", qname: "vm.example.com.", qtype: A, rcode: nx, forwarded: true},
+		{name: "exportTo . hides from prod", qname: "private.example.com.", qtype: A, rcode: ok, forwarded: true,
+			answer: []string{"private.example.com. 60 IN A 192.0.2.204"}},
+		{name: "exportTo . visible in its namespace", ns: "vms", qname: "private.example.com.", qtype: A, rcode: ok,
+			answer: []string{"private.example.com. 30 IN A 192.0.2.99"}},
+		{name: "unknown namespace sees only public entries", ns: "-", qname: "vm.example.com.", qtype: A, rcode: nx, forwarded: true},
+		// Short names and structure.
+		{name: "short name svc", qname: "reviews.", qtype: A, rcode: ok,
+			answer: []string{"reviews. 30 IN CNAME reviews.prod.svc.cluster.local.", "reviews.prod.svc.cluster.local. 30 IN A 10.96.0.12"}},
+		{name: "short name svc.ns", ns: "store", qname: "reviews.prod.", qtype: A, rcode: ok,
+			answer: []string{"reviews.prod. 30 IN CNAME reviews.prod.svc.cluster.local.", "reviews.prod.svc.cluster.local. 30 IN A 10.96.0.12"}},
+		{name: "short name svc.ns.svc", qname: "db.store.svc.", qtype: SRV, rcode: ok,
+			answer: []string{"db.store.svc. 30 IN CNAME db.store.svc.cluster.local.",
+				"db.store.svc.cluster.local. 30 IN SRV 0 33 3306 10-0-0-3.db.store.svc.cluster.local.",
+				"db.store.svc.cluster.local. 30 IN SRV 0 33 3306 db-0.db.store.svc.cluster.local.",
+				"db.store.svc.cluster.local. 30 IN SRV 0 33 3306 db-1.db.store.svc.cluster.local."},
+			extra: []string{"10-0-0-3.db.store.svc.cluster.local. 30 IN A 10.0.0.3",
+				"db-0.db.store.svc.cluster.local. 30 IN A 10.0.0.1", "db-1.db.store.svc.cluster.local. 30 IN A 10.0.0.2"}},
+		{name: "bare short name of another namespace is not ours", ns: "store", qname: "reviews.", qtype: A, rcode: nx, forwarded: true},
+		{name: "namespace is an empty non-terminal", qname: "prod.svc.cluster.local.", qtype: A, rcode: ok, authority: []string{soa}},
+		{name: "svc is an empty non-terminal", qname: "svc.cluster.local.", qtype: A, rcode: ok, authority: []string{soa}},
+		{name: "zone SOA", qname: "cluster.local.", qtype: SOA, rcode: ok, answer: []string{soa}},
+		{name: "ANY lists every record", qname: "reviews.prod.svc.cluster.local.", qtype: ANY, rcode: ok,
+			answer: []string{"reviews.prod.svc.cluster.local. 30 IN A 10.96.0.12", "reviews.prod.svc.cluster.local. 30 IN AAAA fd00::12",
+				"reviews.prod.svc.cluster.local. 30 IN SRV 0 100 9080 reviews.prod.svc.cluster.local."}},
+		{name: "unknown zone name is NXDOMAIN", qname: "nope.prod.svc.cluster.local.", qtype: A, rcode: nx, authority: []string{soa}},
+		{name: "name outside the zone is forwarded", qname: "example.org.", qtype: A, rcode: ok, forwarded: true,
+			answer: []string{"example.org. 60 IN A 192.0.2.202"}},
+		{name: "upstream failure is SERVFAIL", qname: "unreachable.example.org.", qtype: A, rcode: dns.RcodeServerFailure, forwarded: true},
+		// Autopath.
+		{name: "autopath to a ServiceEntry host", qname: "api.example.com.prod.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"api.example.com.prod.svc.cluster.local. 30 IN CNAME api.example.com.", "api.example.com. 30 IN A 203.0.113.10"}},
+		{name: "autopath AAAA of the same name is NOERROR too", qname: "api.example.com.prod.svc.cluster.local.", qtype: AAAA, rcode: ok,
+			answer:    []string{"api.example.com.prod.svc.cluster.local. 30 IN CNAME api.example.com."},
+			authority: []string{"api.example.com. 30 IN SOA ns.dns.api.example.com. hostmaster.api.example.com. 1 7200 1800 86400 30"}},
+		{name: "autopath svc.ns from the first search domain", qname: "db.store.prod.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"db.store.prod.svc.cluster.local. 30 IN CNAME db.store.svc.cluster.local.",
+				"db.store.svc.cluster.local. 30 IN A 10.0.0.1", "db.store.svc.cluster.local. 30 IN A 10.0.0.2",
+				"db.store.svc.cluster.local. 30 IN A 10.0.0.3"}},
+		{name: "autopath keeps the question's case", qname: "API.example.com.Prod.svc.cluster.local.", qtype: A, rcode: ok,
+			answer: []string{"API.example.com.Prod.svc.cluster.local. 30 IN CNAME api.example.com.", "api.example.com. 30 IN A 203.0.113.10"}},
+		{name: "autopath wildcard", qname: "x.wild.example.com.prod.svc.cluster.local.", qtype: AAAA, rcode: ok,
+			answer: []string{"x.wild.example.com.prod.svc.cluster.local. 30 IN CNAME x.wild.example.com.", "x.wild.example.com. 30 IN AAAA 2001:db8::7"}},
+		{name: "autopath miss: NXDOMAIN as without autopath", qname: "nothing.prod.svc.cluster.local.", qtype: A, rcode: nx,
+			authority: []string{soa}},
+		{name: "autopath never for an invisible host", ns: "store", qname: "vm.example.com.store.svc.cluster.local.", qtype: A, rcode: nx,
+			authority: []string{soa}},
+	}
+	runCases(t, resolver.Options{}, tb, cases)
+}
+
+func TestNotReady(t *testing.T) {
+	runCases(t, resolver.Options{}, nil, []answerCase{
+		{name: "zone name before the first table", qname: "reviews.prod.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
+		{name: "other names are forwarded", qname: "example.org.", qtype: dns.TypeA, rcode: dns.RcodeSuccess, forwarded: true,
+			answer: []string{"example.org. 60 IN A 192.0.2.202"}},
+	})
+}
+
+func TestForwardUnknownClusterNames(t *testing.T) {
+	tb := loadTable(t, "testdata/registry.yaml")
+	runCases(t, resolver.Options{ForwardUnknownClusterNames: true}, tb, []answerCase{
+		{name: "unknown zone name forwarded", qname: "ghost.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeSuccess, forwarded: true,
+			answer: []string{"ghost.cluster.local. 60 IN A 192.0.2.205"}},
+		{name: "known names still local", qname: "ratings.prod.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeSuccess,
+			answer: []string{"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
+	})
+}
+
+func TestRejects(t *testing.T) {
+	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: newUpstream()})
+	res.SetTable(loadTable(t, "testdata/registry.yaml"))
+	addr := startServer(t, res, "prod")
+	two := new(dns.Msg)
+	two.SetQuestion("reviews.prod.svc.cluster.local.", dns.TypeA)
+	two.Question = append(two.Question, dns.Question{Name: "ratings.prod.svc.cluster.local.", Qtype: dns.TypeA, Qclass: dns.ClassINET})
+	none := new(dns.Msg)
+	none.Id = dns.Id()
+	notify := new(dns.Msg)
+	notify.SetNotify("cluster.local.")
+	update := new(dns.Msg)
+	update.SetUpdate("cluster.local.")
+	chaos := new(dns.Msg)
+	chaos.SetQuestion("version.cluster.local.", dns.TypeTXT)
+	chaos.Question[0].Qclass = dns.ClassCHAOS
+	for _, tc := range []struct {
+		name  string
+		req   *dns.Msg
+		rcode int
+	}{
+		{"two questions", two, dns.RcodeFormatError},
+		{"no question", none, dns.RcodeFormatError},
+		{"NOTIFY", notify, dns.RcodeNotImplemented},
+		{"UPDATE", update, dns.RcodeNotImplemented},
+		{"CHAOS class in the zone", chaos, dns.RcodeRefused},
+	} {
+		for _, network := range []string{"udp", "tcp"} {
+			t.Run(fmt.Sprintf("%s/%s", tc.name, network), func(t *testing.T) {
+				resp := exchange(t, addr, network, tc.req)
+				if resp.Rcode != tc.rcode || len(resp.Answer) != 0 {
+					t.Errorf("rcode %s with %d answers, want %s and none", dns.RcodeToString[resp.Rcode], len(resp.Answer), dns.RcodeToString[tc.rcode])
+				}
+			})
+		}
+	}
+}
+
+// TestOrder checks what sorting in TestAnswers hides: a CNAME comes before the records it
+// points at, and headless addresses are shuffled per answer.
+func TestOrder(t *testing.T) {
+	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: newUpstream()})
+	res.SetTable(loadTable(t, "testdata/registry.yaml"))
+	addr := startServer(t, res, "prod")
+	for _, qname := range []string{"reviews.", "api.example.com.prod.svc.cluster.local.", "alias.prod.svc.cluster.local."} {
+		req := new(dns.Msg)
+		req.SetQuestion(qname, dns.TypeA)
+		resp := exchange(t, addr, "udp", req)
+		if len(resp.Answer) != 2 || resp.Answer[0].Header().Rrtype != dns.TypeCNAME || resp.Answer[0].Header().Name != qname {
+			t.Errorf("%s: want CNAME first, owned by the question: %v", qname, resp.Answer)
+		}
+	}
+	firsts := map[string]bool{}
+	for range 50 {
+		req := new(dns.Msg)
+		req.SetQuestion("db.store.svc.cluster.local.", dns.TypeA)
+		resp := exchange(t, addr, "udp", req)
+		firsts[resp.Answer[0].(*dns.A).A.String()] = true
+	}
+	if len(firsts) < 2 {
+		t.Errorf("headless answers not shuffled: first address always %v over 50 answers", firsts)
+	}
+}

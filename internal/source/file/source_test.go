@@ -1,0 +1,285 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/meshdns/meshdns/internal/model"
+)
+
+// changeBound bounds every wait for a rescan; it is a hang guard, not a timing assertion.
+const changeBound = 5 * time.Second
+
+func svcYAML(name, ip string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: prod}\nspec: {clusterIP: %s}\n", name, ip)
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeAtomic writes like editors and kubectl cp do: a hidden temp file renamed into place.
+func writeAtomic(t *testing.T, path, data string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".swp")
+	writeFile(t, tmp, data)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// services renders a snapshot's services as "name=ip" in snapshot order.
+func services(s model.Snapshot) []string {
+	var out []string
+	for _, svc := range s.Services {
+		ips := make([]string, len(svc.ClusterIPs))
+		for i, a := range svc.ClusterIPs {
+			ips[i] = a.String()
+		}
+		out = append(out, svc.Name+"="+strings.Join(ips, ","))
+	}
+	return out
+}
+
+// waitFor waits, via Changed, until the snapshot's services are want.
+func waitFor(t *testing.T, s *Source, want ...string) {
+	t.Helper()
+	deadline := time.After(changeBound)
+	for {
+		got := services(s.Snapshot())
+		if slices.Equal(got, want) {
+			return
+		}
+		select {
+		case <-s.Changed():
+		case <-deadline:
+			t.Fatalf("no change to services %q within %v; have %q", want, changeBound, got)
+		}
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// syncBuffer is a log sink the watch goroutine writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func startSource(t *testing.T, dir string) (*Source, prometheus.Counter) {
+	s, counter, _ := startLogged(t, dir)
+	return s, counter
+}
+
+func startLogged(t *testing.T, dir string) (*Source, prometheus.Counter, *syncBuffer) {
+	t.Helper()
+	counter := prometheus.NewCounter(prometheus.CounterOpts{Name: "registry_parse_errors_total"})
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := New(Options{Dir: dir, ParseErrors: counter, Logger: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		cancel()
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		s.Wait()
+	})
+	return s, counter, logs
+}
+
+func TestInitialScan(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "b.yaml"), svcYAML("b", "10.0.0.2"))
+	writeFile(t, filepath.Join(dir, "b", "c.yml"), svcYAML("c", "10.0.0.3"))
+	writeFile(t, filepath.Join(dir, "a.JSON"), `{"apiVersion":"v1","kind":"Service","metadata":{"name":"a","namespace":"prod"},"spec":{"clusterIP":"10.0.0.1"}}`)
+	writeFile(t, filepath.Join(dir, "bad.yaml"), "kind: [\n")
+	writeFile(t, filepath.Join(dir, ".hidden.yaml"), svcYAML("hidden", "10.0.0.9"))
+	writeFile(t, filepath.Join(dir, ".git", "x.yaml"), svcYAML("git", "10.0.0.9"))
+	writeFile(t, filepath.Join(dir, "notes.txt"), svcYAML("txt", "10.0.0.9"))
+	linkTarget := t.TempDir()
+	writeFile(t, filepath.Join(linkTarget, "d.yaml"), svcYAML("d", "10.0.0.4"))
+	mustSymlink(t, linkTarget, filepath.Join(dir, "linked"))
+	mustSymlink(t, dir, filepath.Join(dir, "b", "loop")) // must not hang or duplicate
+	mustSymlink(t, filepath.Join(dir, "missing.yaml"), filepath.Join(dir, "dangling.yaml"))
+
+	s, counter := startSource(t, dir)
+	// Sorted by path: a.JSON, b.yaml, b/c.yml, bad.yaml, linked/d.yaml.
+	if got, want := services(s.Snapshot()), []string{"a=10.0.0.1", "b=10.0.0.2", "c=10.0.0.3", "d=10.0.0.4"}; !slices.Equal(got, want) {
+		t.Errorf("services = %q, want %q", got, want)
+	}
+	if got := counterValue(t, counter); got != 1 {
+		t.Errorf("parse errors = %v, want 1", got)
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f.yaml")
+	writeFile(t, file, "")
+	for _, tc := range []struct{ name, dir, want string }{
+		{name: "missing dir", dir: filepath.Join(dir, "nope"), want: "no such file or directory"},
+		{name: "not a directory", dir: file, want: "not a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(Options{Dir: tc.dir})
+			err := s.Start(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.dir) {
+				t.Errorf("Start = %v, want an error naming %s and %q", err, tc.dir, tc.want)
+			}
+			s.Wait() // must not block: nothing was started
+		})
+	}
+}
+
+func TestStartTwice(t *testing.T) {
+	s, _ := startSource(t, t.TempDir())
+	if err := s.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "already started") {
+		t.Errorf("second Start = %v, want already started", err)
+	}
+}
+
+// TestLiveChanges runs one directory through the edits users make; each step waits for the
+// snapshot it expects, so the order of steps is the scenario.
+func TestLiveChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	writeFile(t, path("a.yaml"), svcYAML("a", "10.0.0.1"))
+	s, counter, logs := startLogged(t, dir)
+	waitFor(t, s, "a=10.0.0.1")
+
+	steps := []struct {
+		name string
+		do   func(t *testing.T)
+		want []string
+	}{
+		{"create file", func(t *testing.T) { writeFile(t, path("b.yaml"), svcYAML("b", "10.0.0.2")) },
+			[]string{"a=10.0.0.1", "b=10.0.0.2"}},
+		{"modify in place", func(t *testing.T) { writeFile(t, path("a.yaml"), svcYAML("a", "10.0.0.11")) },
+			[]string{"a=10.0.0.11", "b=10.0.0.2"}},
+		{"rename into place", func(t *testing.T) { writeAtomic(t, path("c.yaml"), svcYAML("c", "10.0.0.3")) },
+			[]string{"a=10.0.0.11", "b=10.0.0.2", "c=10.0.0.3"}},
+		{"new subdirectory", func(t *testing.T) { writeFile(t, path("d/deeper/d.yaml"), svcYAML("d", "10.0.0.4")) },
+			[]string{"a=10.0.0.11", "b=10.0.0.2", "c=10.0.0.3", "d=10.0.0.4"}},
+		{"delete file", func(t *testing.T) { mustRemove(t, path("b.yaml")) },
+			[]string{"a=10.0.0.11", "c=10.0.0.3", "d=10.0.0.4"}},
+		// Breaking a file sends no change, so a second file is written after it: once that one
+		// shows, the rescan has read the broken file too.
+		{"break file keeps its last good content", func(t *testing.T) {
+			writeAtomic(t, path("a.yaml"), "apiVersion: v1\nkind: Service\nmetadata: {name: a\n")
+			writeFile(t, path("e.yaml"), svcYAML("e", "10.0.0.5"))
+		}, []string{"a=10.0.0.11", "c=10.0.0.3", "d=10.0.0.4", "e=10.0.0.5"}},
+		{"fix file", func(t *testing.T) { writeFile(t, path("a.yaml"), svcYAML("a", "10.0.0.12")) },
+			[]string{"a=10.0.0.12", "c=10.0.0.3", "d=10.0.0.4", "e=10.0.0.5"}},
+		{"delete subdirectory", func(t *testing.T) {
+			if err := os.RemoveAll(path("d")); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"a=10.0.0.12", "c=10.0.0.3", "e=10.0.0.5"}},
+		{"re-create subdirectory", func(t *testing.T) { writeFile(t, path("d/deeper/d.yaml"), svcYAML("d", "10.0.0.44")) },
+			[]string{"a=10.0.0.12", "c=10.0.0.3", "d=10.0.0.44", "e=10.0.0.5"}},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			step.do(t)
+			waitFor(t, s, step.want...)
+		})
+	}
+	if got := counterValue(t, counter); got < 1 {
+		t.Errorf("parse errors = %v, want at least 1", got)
+	}
+	want := fmt.Sprintf("level=WARN msg=\"registry file rejected, keeping last good content\" err=\"%s: document 1: line 3:", path("a.yaml"))
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %s\n%s", want, logs)
+	}
+}
+
+func mustRemove(t *testing.T, p string) {
+	t.Helper()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConfigMapSwap mimics the kubelet's atomic ConfigMap update: visible names are symlinks
+// into ..data, itself a symlink to a timestamped directory that is swapped by rename.
+func TestConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "..2024_01_01_00_00_00.1", "svc.yaml"), svcYAML("a", "10.0.0.1"))
+	mustSymlink(t, "..2024_01_01_00_00_00.1", filepath.Join(dir, "..data"))
+	mustSymlink(t, "..data/svc.yaml", filepath.Join(dir, "svc.yaml"))
+	s, _ := startSource(t, dir)
+	waitFor(t, s, "a=10.0.0.1")
+
+	t.Run("swap ..data", func(t *testing.T) {
+		next := "..2024_01_01_00_01_00.2"
+		writeFile(t, filepath.Join(dir, next, "svc.yaml"), svcYAML("a", "10.0.0.2"))
+		writeFile(t, filepath.Join(dir, next, "more.yaml"), svcYAML("b", "10.0.0.3"))
+		mustSymlink(t, next, filepath.Join(dir, "..data_tmp"))
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		mustSymlink(t, "..data/more.yaml", filepath.Join(dir, "more.yaml"))
+		if err := os.RemoveAll(filepath.Join(dir, "..2024_01_01_00_00_00.1")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, s, "b=10.0.0.3", "a=10.0.0.2")
+	})
+}
+
+// TestSnapshotClipped checks that a reader appending to the shared snapshot gets its own array.
+func TestSnapshotClipped(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), svcYAML("a", "10.0.0.1")+"---\n"+svcYAML("b", "10.0.0.2"))
+	writeFile(t, filepath.Join(dir, "b.yaml"), svcYAML("c", "10.0.0.3"))
+	s, _ := startSource(t, dir)
+	snap := s.Snapshot()
+	if len(snap.Services) != 3 || cap(snap.Services) != len(snap.Services) {
+		t.Errorf("services len %d cap %d, want 3 and 3", len(snap.Services), cap(snap.Services))
+	}
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole meshdns test suite on a Debian machine with Go, installing what the tests
+# need first: DNS clients (dig, kdig) and a real upstream resolver (dnsmasq).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$PATH:/usr/sbin:/sbin"
+need=()
+command -v dig >/dev/null || need+=(dnsutils)
+command -v kdig >/dev/null || need+=(knot-dnsutils)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+if ((${#need[@]})); then
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	echo "installing test prerequisites: ${need[*]}"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+go vet ./...
+
+# Fuzz what comes from outside for a bounded time; crashers found are kept in testdata/fuzz
+# and then run as regular cases by go test.
+fuzz() { go test -run='^$' -fuzz="^$1\$" -fuzztime="${FUZZTIME:-10s}" "$2"; }
+fuzz FuzzHandle ./internal/server
+fuzz FuzzParseFile ./internal/source/file
+fuzz FuzzParse ./internal/resolvconf
+fuzz FuzzParseReply ./internal/upstream
+
+go test -count=1 ./...
