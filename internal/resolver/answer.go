@@ -106,30 +106,32 @@ func cname(owner, target string, ttl uint32) dns.RR {
 }
 
 // withOwner returns a copy of rr owned by owner; stored records are shared and never changed.
+// The common types are copied by value, which is much cheaper than dns.Copy.
 func withOwner(rr dns.RR, owner string) dns.RR {
 	switch v := rr.(type) {
 	case *dns.A:
-		c := *v
-		c.Hdr.Name = owner
-		return &c
+		return shallow(v, owner)
 	case *dns.AAAA:
-		c := *v
-		c.Hdr.Name = owner
-		return &c
+		return shallow(v, owner)
 	case *dns.CNAME:
-		c := *v
-		c.Hdr.Name = owner
-		return &c
+		return shallow(v, owner)
 	case *dns.SRV:
-		c := *v
-		c.Hdr.Name = owner
-		return &c
+		return shallow(v, owner)
 	case *dns.PTR:
-		c := *v
-		c.Hdr.Name = owner
-		return &c
+		return shallow(v, owner)
 	}
 	c := dns.Copy(rr)
+	c.Header().Name = owner
+	return c
+}
+
+// shallow copies a record whose fields hold no shared mutable state and sets its owner.
+func shallow[T any, P interface {
+	*T
+	dns.RR
+}](v P, owner string) dns.RR {
+	c := P(new(T))
+	*(*T)(c) = *(*T)(v)
 	c.Header().Name = owner
 	return c
 }
