@@ -46,6 +46,11 @@ func New(o Options) *Builder {
 
 // Run builds the first table at once, then one per burst of changes, until ctx ends.
 func (b *Builder) Run(ctx context.Context) {
+	// The first build sees everything signalled so far.
+	select {
+	case <-b.o.Changed:
+	default:
+	}
 	b.rebuild()
 	for {
 		select {

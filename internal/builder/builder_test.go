@@ -95,11 +95,15 @@ func TestFailedBuildPublishesNothing(t *testing.T) {
 		Table:    table.Options{Zone: "bad..zone", TTL: time.Second},
 		Snapshot: src.Snapshot, Changed: src.ch, Metrics: m,
 	})
-	src.ch <- struct{}{}
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(m.failures) < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	waitFailures := func(n float64) {
+		deadline := time.Now().Add(5 * time.Second)
+		for testutil.ToFloat64(m.failures) < n && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
+	waitFailures(1)
+	src.ch <- struct{}{}
+	waitFailures(2)
 	stop()
 	if got := testutil.ToFloat64(m.failures); got != 2 {
 		t.Errorf("failures = %v, want 2", got)

@@ -79,6 +79,7 @@ func (n *Node) Visible(ns string) bool {
 	return false
 }
 
-func (n *Node) records() [][]dns.RR {
-	return [][]dns.RR{n.CNAME, n.A, n.AAAA, n.SRV, n.PTR, n.SOA, n.Extra}
+// owned lists the node's own records (not the Additional ones, which belong to other names).
+func (n *Node) owned() [][]dns.RR {
+	return [][]dns.RR{n.CNAME, n.A, n.AAAA, n.SRV, n.PTR, n.SOA}
 }

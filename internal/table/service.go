@@ -49,11 +49,9 @@ func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 		b.addPTR(ip, n.Name, "Service "+svc.Key())
 	}
 	b.addPortSRVs(svc.Ports, n, n.Name)
-	// Endpoints with an explicit hostname are addressable under a ClusterIP service too.
+	// Endpoints are addressable by name under a ClusterIP service too, as in CoreDNS.
 	for _, tg := range b.endpointTargets(svc, n.Name) {
-		if tg.explicit {
-			b.addTarget(svc, tg)
-		}
+		b.addTarget(svc, tg)
 	}
 }
 
@@ -72,10 +70,9 @@ func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
 
 // target is one addressable endpoint of a service: its name and addresses.
 type target struct {
-	name     string
-	addrs    []netip.Addr
-	ports    []model.Port
-	explicit bool // the name comes from a hostname, not from the address
+	name  string
+	addrs []netip.Addr
+	ports []model.Port
 }
 
 // endpointTargets collects the endpoints of svc that DNS publishes (ready ones, or all with
@@ -88,11 +85,11 @@ func (b *builder) endpointTargets(svc *model.Service, fqdn string) []*target {
 			if (!ep.Ready && !svc.PublishNotReady) || len(ep.Addresses) == 0 {
 				continue
 			}
-			host, explicit := b.endpointHostname(svc, ep)
+			host := b.endpointHostname(svc, ep)
 			name := strings.ToLower(host) + "." + fqdn
 			tg := byName[name]
 			if tg == nil {
-				tg = &target{name: name, explicit: explicit}
+				tg = &target{name: name}
 				byName[name] = tg
 				out = append(out, tg)
 			}
@@ -105,9 +102,9 @@ func (b *builder) endpointTargets(svc *model.Service, fqdn string) []*target {
 
 // endpointHostname is the endpoint's hostname, else that of its pod when the pod's subdomain
 // is the service (StatefulSet pods), else the address with dashes (as CoreDNS names them).
-func (b *builder) endpointHostname(svc *model.Service, ep model.Endpoint) (string, bool) {
+func (b *builder) endpointHostname(svc *model.Service, ep model.Endpoint) string {
 	if ep.Hostname != "" {
-		return ep.Hostname, true
+		return ep.Hostname
 	}
 	if ref := ep.TargetRef; ref != nil && (ref.Kind == "" || ref.Kind == "Pod") {
 		ns := ref.Namespace
@@ -115,11 +112,11 @@ func (b *builder) endpointHostname(svc *model.Service, ep model.Endpoint) (strin
 			ns = svc.Namespace
 		}
 		if p := b.pods[ns+"/"+ref.Name]; p != nil && p.Hostname != "" && p.Subdomain == svc.Name {
-			return p.Hostname, true
+			return p.Hostname
 		}
 	}
 	s := ep.Addresses[0].String()
-	return strings.NewReplacer(".", "-", ":", "-").Replace(s), false
+	return strings.NewReplacer(".", "-", ":", "-").Replace(s)
 }
 
 func (b *builder) addTarget(svc *model.Service, tg *target) {

@@ -199,7 +199,7 @@ func (t *Table) Dump() []Entry {
 	add := func(name string, nodes []*Node) {
 		for _, n := range nodes {
 			e := Entry{Name: name, Origin: n.Origin, ExportTo: n.ExportTo, Records: []string{}}
-			for _, rrs := range n.records() {
+			for _, rrs := range n.owned() {
 				for _, rr := range rrs {
 					e.Records = append(e.Records, rr.String())
 				}

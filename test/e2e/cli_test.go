@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// commandTimeout bounds a meshdns run that is expected to end by itself.
+const commandTimeout = 10 * time.Second
+
+// runMeshdns runs the binary with args and returns its exit code, stdout and stderr.
+func runMeshdns(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, meshdnsBin, args...)
+	cmd.Dir = repoRoot
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("meshdns %s: still running after %s (killed)\nstderr:\n%s", strings.Join(args, " "), commandTimeout, &stderr)
+	}
+	return exitCode(err), stdout.String(), stderr.String()
+}
+
+// TestCommandLine checks the command-line contract of SPEC section 9: version, one-line
+// errors with exit status 2 for bad flags, and exit 0 on SIGTERM or SIGINT.
+func TestCommandLine(t *testing.T) {
+	t.Run("version", func(t *testing.T) {
+		code, stdout, stderr := runMeshdns(t, "version")
+		if code != 0 || !regexp.MustCompile(`^meshdns \S+\n$`).MatchString(stdout) || stderr != "" {
+			t.Errorf("meshdns version: exit %d, stdout %q, stderr %q; want 0, \"meshdns VERSION\\n\", nothing", code, stdout, stderr)
+		}
+	})
+
+	registry := examplePath("registry")
+	// quiet keeps a run that wrongly starts serving off the default ports; --listen is
+	// repeatable, so the cases' own --listen values are checked as well.
+	quiet := []string{"--admin", "", "--listen", "127.0.0.1:0"}
+	missingDir := filepath.Join(t.TempDir(), "no-such-dir")
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		codes []int  // acceptable exit codes
+		names string // the error line must contain this
+	}{
+		{"unknown flag", []string{"serve", "--registry", registry, "--bogus"}, []int{2}, "bogus"},
+		{"ttl zero", []string{"serve", "--registry", registry, "--ttl", "0s"}, []int{2}, "--ttl"},
+		{"listen not an address", []string{"serve", "--registry", registry, "--listen", "nonsense"}, []int{2}, "--listen"},
+		{"upstream not an IP", []string{"serve", "--registry", registry, "--upstream", "not-an-ip"}, []int{2}, "--upstream"},
+		{"registry missing", []string{"serve"}, []int{2}, "--registry"},
+		{"registry does not exist", []string{"serve", "--registry", missingDir}, []int{2}, "--registry: \"" + missingDir},
+		{"unknown command", []string{"bogus"}, []int{2}, "bogus"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if args[0] == "serve" {
+				args = append(args, quiet...)
+			}
+			code, stdout, stderr := runMeshdns(t, args...)
+			if !slices.Contains(tc.codes, code) {
+				t.Errorf("exit status %d, want one of %v", code, tc.codes)
+			}
+			if lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); len(lines) != 1 || lines[0] == "" {
+				t.Errorf("stderr has %d lines, want exactly one:\n%s", len(lines), stderr)
+			}
+			if !strings.Contains(stderr, tc.names) {
+				t.Errorf("stderr does not name %q:\n%s", tc.names, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout not empty:\n%s", stdout)
+			}
+		})
+	}
+
+	for name, sig := range map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT} {
+		t.Run("exit 0 on "+name, func(t *testing.T) {
+			srv := startServer(t, serveOptions{args: examplesArgs(registry, "")})
+			code, err := srv.stop(sig)
+			if err != nil || code != 0 {
+				t.Errorf("after %v: exit status %d (%v), want 0\n%s", sig, code, err, srv.stderr)
+			}
+		})
+	}
+}
