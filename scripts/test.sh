@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole meshdns test suite on a Debian machine with Go, installing what the tests
-# need first: DNS clients (dig, kdig) and a real upstream resolver (dnsmasq).
+# need first: DNS clients (dig, kdig), a real upstream resolver (dnsmasq) and iproute2 for the
+# network namespaces in which glibc's resolver is tested (those tests need root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ need=()
 command -v dig >/dev/null || need+=(dnsutils)
 command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+command -v ip >/dev/null || need+=(iproute2)
 if ((${#need[@]})); then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo=sudo

@@ -68,6 +68,8 @@ var debianPackage = map[string]string{
 	"kdig":    "knot-dnsutils",
 	"dnsmasq": "dnsmasq-base",
 	"sh":      "dash",
+	"ip":      "iproute2",
+	"getent":  "libc-bin",
 }
 
 // need returns the path of tool. When it is missing the test fails under CI=true (the suite
