@@ -78,7 +78,7 @@ func TestGlibcLookups(t *testing.T) {
 	n := newNetns(t)
 	// The upstream is a closed port: every name below must be answered from the table.
 	cmd := n.command(meshdnsBin, "serve", "--registry", examplePath("registry"),
-		"--listen", "127.0.0.1:53", "--admin", "", "--upstream", "127.0.0.2:53", "--log-queries")
+		"--listen", "127.0.0.1:53", "--admin", "", "--upstream", closedUpstream, "--log-queries")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

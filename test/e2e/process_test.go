@@ -44,14 +44,19 @@ type serveOptions struct {
 	dir  string   // working directory; the repository root when empty
 }
 
+// closedUpstream is a loopback port where nothing listens: a test server that must not
+// forward gets it as upstream, so no test traffic can leave the machine (examples/resolv.conf
+// names a cluster address).
+const closedUpstream = "127.0.0.2:53"
+
 // examplesArgs are the flags that serve examples/registry to a client whose resolv.conf is
-// examples/resolv.conf (namespace bookinfo), forwarding to upstream when it is set.
+// examples/resolv.conf (namespace bookinfo), forwarding to upstream, or to closedUpstream
+// when it is empty.
 func examplesArgs(registry, upstream string) []string {
-	args := []string{"--registry", registry, "--resolv-conf", examplePath("resolv.conf")}
-	if upstream != "" {
-		args = append(args, "--upstream", upstream)
+	if upstream == "" {
+		upstream = closedUpstream
 	}
-	return args
+	return []string{"--registry", registry, "--resolv-conf", examplePath("resolv.conf"), "--upstream", upstream}
 }
 
 // startServer runs meshdns with free loopback ports, waits until /readyz answers 200 and

@@ -117,7 +117,10 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatalf("README.md: %v", err)
 	}
-	srv := startServer(t, serveOptions{args: withoutAddressFlags(serveArgs)})
+	// A closed loopback port as upstream: the walk-through must be answered from the table,
+	// and no test traffic may leave the machine.
+	args := append(withoutAddressFlags(serveArgs), "--upstream", closedUpstream)
+	srv := startServer(t, serveOptions{args: args})
 	for _, wc := range cmds {
 		t.Run(strings.TrimPrefix(wc.cmd, digPrefix), func(t *testing.T) {
 			cmd := strings.Replace(wc.cmd, "-p "+readmePort, "-p "+srv.dnsPort, 1)
