@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/resolver"
@@ -25,6 +26,11 @@ const (
 	tcpIdleTimeout = 10 * time.Second
 	// queryTimeout bounds the work on one query, upstream included.
 	queryTimeout = 10 * time.Second
+	// DefaultMaxInflight caps queries being answered at once; UDP packets beyond it are
+	// dropped (the client retries), so a flood or a dead upstream cannot exhaust memory.
+	DefaultMaxInflight = 20000
+	// DefaultMaxTCPConns caps open TCP connections; further ones are closed at once.
+	DefaultMaxTCPConns = 1000
 )
 
 // Resolver answers one query; *resolver.Resolver implements it.
@@ -42,22 +48,26 @@ type Options struct {
 	Metrics *Metrics
 	// LogQueries logs every query and its outcome at info level.
 	LogQueries bool
+	// MaxInflight and MaxTCPConns default to DefaultMaxInflight and DefaultMaxTCPConns.
+	MaxInflight int
+	MaxTCPConns int
 }
 
 // Server serves DNS over UDP and TCP.
 type Server struct {
-	res     Resolver
-	opts    Options
-	log     *slog.Logger
-	udp     []*net.UDPConn
-	tcp     []net.Listener
-	loops   sync.WaitGroup // reader and accept loops
-	queries sync.WaitGroup // queries in flight
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	closing bool
-	ctx     context.Context
-	cancel  context.CancelFunc
+	res      Resolver
+	opts     Options
+	log      *slog.Logger
+	udp      []*net.UDPConn
+	tcp      []net.Listener
+	loops    sync.WaitGroup // reader and accept loops
+	queries  sync.WaitGroup // queries in flight
+	inflight atomic.Int64
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closing  bool
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 // New returns a server; Start binds it.
@@ -65,6 +75,12 @@ func New(res Resolver, o Options) *Server {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = DefaultMaxInflight
+	}
+	if o.MaxTCPConns <= 0 {
+		o.MaxTCPConns = DefaultMaxTCPConns
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel}
@@ -179,10 +195,12 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue
 		}
+		if !s.acquire() {
+			continue
+		}
 		pkt := append([]byte(nil), buf[:n]...)
-		s.queries.Add(1)
 		go func() {
-			defer s.queries.Done()
+			defer s.release()
 			if out := s.handle(pkt, false); out != nil {
 				c.WriteToUDPAddrPort(out, addr)
 			}
@@ -200,23 +218,47 @@ func (s *Server) serveTCP(l net.Listener) {
 			}
 			continue
 		}
-		if !s.track(conn) {
+		if ok, closing := s.track(conn); !ok {
 			conn.Close()
-			return
+			if closing {
+				return
+			}
+			continue
 		}
 		s.loops.Add(1)
 		go s.serveConn(conn)
 	}
 }
 
-func (s *Server) track(conn net.Conn) bool {
+// track registers a new TCP connection; it refuses one when shutting down or at the cap.
+func (s *Server) track(conn net.Conn) (ok, closing bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return false, true
+	}
+	if len(s.conns) >= s.opts.MaxTCPConns {
+		s.drop("tcp-connection-limit")
+		return false, false
 	}
 	s.conns[conn] = struct{}{}
+	return true, false
+}
+
+// acquire admits one more query unless MaxInflight are being answered.
+func (s *Server) acquire() bool {
+	if s.inflight.Add(1) > int64(s.opts.MaxInflight) {
+		s.inflight.Add(-1)
+		s.drop("overload")
+		return false
+	}
+	s.queries.Add(1)
 	return true
+}
+
+func (s *Server) release() {
+	s.inflight.Add(-1)
+	s.queries.Done()
 }
 
 // serveConn reads length-prefixed queries until the client goes idle or closes; queries are
@@ -238,10 +280,12 @@ func (s *Server) serveConn(conn net.Conn) {
 		if err != nil {
 			return
 		}
-		s.queries.Add(1)
+		if !s.acquire() {
+			return // closing tells the client at once, where a dropped query would time out
+		}
 		pending.Add(1)
 		go func() {
-			defer s.queries.Done()
+			defer s.release()
 			defer pending.Done()
 			out := s.handle(pkt, true)
 			if out == nil {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -268,5 +270,55 @@ func TestBindError(t *testing.T) {
 	}
 	if errors.Is(err, net.ErrClosed) {
 		t.Fatal(err)
+	}
+}
+
+// TestLimits: beyond MaxInflight a UDP query is dropped and a TCP connection closed, beyond
+// MaxTCPConns a connection is closed; both are counted, and service resumes afterwards.
+func TestLimits(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	stub := &stubResolver{release: make(chan struct{}), started: make(chan struct{}, 1)}
+	srv := New(stub, Options{Listen: []string{"127.0.0.1:0"}, Metrics: metrics, MaxInflight: 1, MaxTCPConns: 1})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	addr := srv.Addrs()[0]
+
+	held, err := dns.Dial("tcp", addr) // the one TCP connection allowed, kept busy below
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.WriteMsg(query("slow.", 0))
+	<-stub.started // the one query allowed is now in flight
+
+	c := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+	if _, _, err := c.Exchange(query("small.", 0), addr); err == nil {
+		t.Errorf("UDP query beyond MaxInflight was answered")
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil {
+		t.Errorf("TCP connection beyond MaxTCPConns was kept open")
+	}
+	extra.Close()
+
+	close(stub.release)
+	if _, err := held.ReadMsg(); err != nil {
+		t.Fatalf("the admitted query was not answered: %v", err)
+	}
+	if got := testutil.ToFloat64(metrics.dropped.WithLabelValues("overload")); got != 1 {
+		t.Errorf("overload drops = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(metrics.dropped.WithLabelValues("tcp-connection-limit")); got != 1 {
+		t.Errorf("connection limit drops = %v, want 1", got)
+	}
+	if resp := exchange(t, "udp", addr, query("small.", 0)); resp.Rcode != dns.RcodeSuccess {
+		t.Errorf("after the load, answered %s", dns.RcodeToString[resp.Rcode])
 	}
 }
