@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -91,7 +92,37 @@ func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolve
 		}
 	}
 	ns, search := cfg.ClientContext(rc.Search)
-	return servers, resolver.Client{Namespace: ns, Search: search}
+	return withoutSelf(servers, cfg.Listen, log), resolver.Client{Namespace: ns, Search: search}
+}
+
+// withoutSelf drops upstreams that are meshdns's own listen addresses: forwarding there would
+// send every unknown name around in a loop.
+func withoutSelf(servers []netip.AddrPort, listen []string, log *slog.Logger) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range servers {
+		if config.IsSelf(s, listen, isLocalAddr) {
+			log.Warn("ignoring upstream: it is meshdns's own listen address", "upstream", s.String())
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func isLocalAddr(ip netip.Addr) bool {
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == ip.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {

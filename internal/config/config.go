@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,9 @@ const (
 	// ShutdownTimeout bounds how long in-flight queries may take after SIGTERM.
 	ShutdownTimeout = 5 * time.Second
 )
+
+// namespaceName is a Kubernetes namespace name: an RFC 1123 label.
+var namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Config is the configuration of `meshdns serve`.
 type Config struct {
@@ -97,8 +101,8 @@ func (c *Config) validateNames() error {
 			return flagErr("search", "%q is not a domain name", s)
 		}
 	}
-	if c.Namespace != "" && strings.Contains(c.Namespace, ".") {
-		return flagErr("namespace", "%q is not a namespace name", c.Namespace)
+	if c.Namespace != "" && !namespaceName.MatchString(c.Namespace) {
+		return flagErr("namespace", "%q is not a namespace name (lowercase letters, digits and '-', at most 63)", c.Namespace)
 	}
 	if c.TTL < time.Second || c.TTL > 24*time.Hour {
 		return flagErr("ttl", "%s: must be between 1s and 24h", c.TTL)
@@ -165,4 +169,28 @@ func (c *Config) ClientContext(resolvSearch []string) (ns string, search []strin
 		}
 	}
 	return ns, search
+}
+
+// IsSelf reports whether upstream is one of the listen addresses, so that forwarding to it
+// would loop back into meshdns (a VM whose resolv.conf names the local meshdns). A listen
+// address on all interfaces (":53", "0.0.0.0:53") covers every address isLocal accepts.
+func IsSelf(upstream netip.AddrPort, listen []string, isLocal func(netip.Addr) bool) bool {
+	for _, l := range listen {
+		host, port, err := net.SplitHostPort(l)
+		if err != nil || port != strconv.Itoa(int(upstream.Port())) {
+			continue
+		}
+		ip, err := netip.ParseAddr(host)
+		switch {
+		case host == "" || (err == nil && ip.IsUnspecified()):
+			if isLocal(upstream.Addr()) {
+				return true
+			}
+		case host == "localhost" && upstream.Addr().IsLoopback():
+			return true
+		case err == nil && ip.Unmap() == upstream.Addr().Unmap():
+			return true
+		}
+	}
+	return false
 }

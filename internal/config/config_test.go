@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ func TestValidate(t *testing.T) {
 		{"cluster domain", func(c *Config) { c.ClusterDomain = "a..b" }, "cluster-domain"},
 		{"search", func(c *Config) { c.Search = []string{"ok.example", "bad..example"} }, "search"},
 		{"namespace with a dot", func(c *Config) { c.Namespace = "a.b" }, "namespace"},
+		{"namespace in upper case", func(c *Config) { c.Namespace = "Bookinfo" }, "namespace"},
+		{"namespace with an underscore", func(c *Config) { c.Namespace = "foo_bar" }, "namespace"},
+		{"namespace ok", func(c *Config) { c.Namespace = "team-1" }, ""},
 		{"ttl zero", func(c *Config) { c.TTL = 0 }, "ttl"},
 		{"ttl huge", func(c *Config) { c.TTL = 48 * time.Hour }, "ttl"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log-level"},
@@ -81,5 +85,31 @@ func TestClientContext(t *testing.T) {
 				t.Errorf("got %q %v, want %q %v", ns, search, tc.wantNS, tc.wantSearch)
 			}
 		})
+	}
+}
+
+func TestIsSelf(t *testing.T) {
+	local := func(ip netip.Addr) bool {
+		return ip.IsLoopback() || ip == netip.MustParseAddr("192.0.2.7")
+	}
+	for _, tc := range []struct {
+		upstream string
+		listen   []string
+		self     bool
+	}{
+		{"127.0.0.53:53", []string{"127.0.0.53:53"}, true},
+		{"127.0.0.53:53", []string{"127.0.0.1:15053", "127.0.0.53:53"}, true},
+		{"127.0.0.53:53", []string{"127.0.0.1:53"}, false},
+		{"127.0.0.1:53", []string{"127.0.0.1:15053"}, false},
+		{"192.0.2.7:53", []string{":53"}, true},
+		{"192.0.2.7:53", []string{"0.0.0.0:53"}, true},
+		{"[::1]:53", []string{"[::]:53"}, true},
+		{"192.0.2.8:53", []string{":53"}, false},
+		{"127.0.0.1:53", []string{"localhost:53"}, true},
+	} {
+		up := netip.MustParseAddrPort(tc.upstream)
+		if got := IsSelf(up, tc.listen, local); got != tc.self {
+			t.Errorf("IsSelf(%s, %v) = %v, want %v", tc.upstream, tc.listen, got, tc.self)
+		}
 	}
 }

@@ -72,10 +72,10 @@ func apex(t *table.Table, n *table.Node) string {
 }
 
 // chaseUpstream completes a CNAME chain whose target the table does not know: a target in the
-// cluster zone does not exist (NXDOMAIN, RFC 6604: the rcode speaks of the last name), any other
-// is asked upstream.
+// cluster zone does not exist (NXDOMAIN, RFC 6604: the rcode speaks of the last name) unless
+// unknown cluster names are forwarded; any other is asked upstream.
 func (r *Resolver) chaseUpstream(ctx context.Context, resp *dns.Msg, t *table.Table, target string, qtype uint16, c Client) {
-	if t.InZone(target) {
+	if t.InZone(target) && !r.opts.ForwardUnknownClusterNames {
 		resp.Rcode = dns.RcodeNameError
 		resp.Ns = append(resp.Ns, t.SOA(t.Zone()))
 		return

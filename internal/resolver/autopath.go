@@ -8,43 +8,34 @@ import (
 )
 
 // autopath answers the first query of a search-list walk with the walk's result. For a query
-// X.<search[i]> it tries X.<search[i+1]>, ..., then X itself, exactly in the order the client's
-// resolver would, and answers the first name that exists with a CNAME to its FQDN plus its
-// records. Existence, not the query type, decides, so A and AAAA behave alike. The walk stops
-// at a name the table cannot vouch for (outside the zone and not in the table), since only an
-// upstream could say whether it exists; the query then gets the answer it would have had
-// without autopath.
+// X.<search[0]> (only the first domain, as CoreDNS: a name below a later domain is a query of
+// its own, e.g. reviews.svc.cluster.local, and must not be rewritten) it tries
+// X.<search[1]>, ..., then X itself, in the order the client's resolver would, and answers the
+// first name that resolves positively (has records) with a CNAME to its FQDN plus its records.
+// Existence, not the query type, decides, so A and AAAA behave alike. A name without records
+// (an empty non-terminal) would be NODATA to the client, which goes on walking: so do we. The
+// walk stops at a name the table cannot vouch for (outside the zone and not in the table),
+// since only an upstream could say whether it exists; the query then gets the answer it would
+// have had without autopath.
 func (r *Resolver) autopath(ctx context.Context, req *dns.Msg, t *table.Table, qname string, c Client) (*dns.Msg, bool) {
-	i := searchIndex(qname, c.Search)
-	if i < 0 {
+	if len(c.Search) == 0 || len(qname) <= len(c.Search[0]) || !table.InDomain(qname, c.Search[0]) {
 		return nil, false
 	}
-	stem := qname[:len(qname)-len(c.Search[i])]
-	candidates := make([]string, 0, len(c.Search)-i)
-	for _, d := range c.Search[i+1:] {
-		candidates = append(candidates, stem+d)
-	}
-	candidates = append(candidates, stem)
-	for _, name := range candidates {
+	stem := qname[:len(qname)-len(c.Search[0])]
+	for i := 1; i <= len(c.Search); i++ {
+		name := stem
+		if i < len(c.Search) {
+			name += c.Search[i]
+		}
 		m, ok := t.Lookup(name, c.Namespace)
-		if ok {
+		if ok && !m.Node.Empty() {
 			return r.autopathAnswer(ctx, req, t, name, m, c), true
 		}
-		if !t.InZone(name) {
+		if !ok && !t.InZone(name) {
 			return nil, false
 		}
 	}
 	return nil, false
-}
-
-// searchIndex returns the first search domain that qname is strictly below, or -1.
-func searchIndex(qname string, search []string) int {
-	for i, d := range search {
-		if len(qname) > len(d) && table.InDomain(qname, d) {
-			return i
-		}
-	}
-	return -1
 }
 
 func (r *Resolver) autopathAnswer(ctx context.Context, req *dns.Msg, t *table.Table, name string, m table.Match, c Client) *dns.Msg {

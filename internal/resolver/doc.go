@@ -6,10 +6,11 @@
 //
 //	opcode not QUERY                      -> NOTIMP
 //	not exactly one question              -> FORMERR
+//	AXFR or IXFR                           -> REFUSED
 //	no table yet, name in the cluster zone-> SERVFAIL
 //	name in the table (exact, short alias, wildcard, pod name)
 //	                                       -> NOERROR/AA with records, or NODATA with SOA
-//	name in the zone, search-list expansion of a table name
+//	name below the first search domain whose search walk reaches a table name with records
 //	                                       -> autopath: CNAME to the FQDN + its records
 //	other name in the cluster zone        -> NXDOMAIN with SOA (or forward, if configured)
 //	anything else                          -> forward upstream

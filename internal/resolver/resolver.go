@@ -96,6 +96,10 @@ func (r *Resolver) Resolve(ctx context.Context, req *dns.Msg, c Client) (*dns.Ms
 		return reply(req, dns.RcodeFormatError), ResultRejected
 	}
 	q := req.Question[0]
+	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+		// meshdns serves no zone transfers, and forwarding one would only proxy a stream.
+		return reply(req, dns.RcodeRefused), ResultRejected
+	}
 	qname := strings.ToLower(q.Name)
 	t := r.table.Load()
 	inZone := table.InDomain(qname, r.zone)

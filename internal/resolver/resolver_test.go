@@ -59,14 +59,15 @@ func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Ms
 
 func newUpstream() *fakeUpstream {
 	return &fakeUpstream{records: map[string][]string{
-		"db.legacy.example.com. A":     {"db.legacy.example.com. 60 IN A 192.0.2.200"},
-		"resolved.example.com. A":      {"resolved.example.com. 60 IN A 192.0.2.201"},
-		"example.org. A":               {"example.org. 60 IN A 192.0.2.202"},
-		"wild.example.com. A":          {"wild.example.com. 60 IN A 192.0.2.203"},
-		"private.example.com. A":       {"private.example.com. 60 IN A 192.0.2.204"},
-		"ghost.cluster.local. A":       {"ghost.cluster.local. 60 IN A 192.0.2.205"},
-		"version.bind. TXT":            {`version.bind. 0 CH TXT "x"`},
-		"10.2.0.192.in-addr.arpa. PTR": {"10.2.0.192.in-addr.arpa. 60 IN PTR host.example.org."},
+		"db.legacy.example.com. A":       {"db.legacy.example.com. 60 IN A 192.0.2.200"},
+		"resolved.example.com. A":        {"resolved.example.com. 60 IN A 192.0.2.201"},
+		"example.org. A":                 {"example.org. 60 IN A 192.0.2.202"},
+		"wild.example.com. A":            {"wild.example.com. 60 IN A 192.0.2.203"},
+		"private.example.com. A":         {"private.example.com. 60 IN A 192.0.2.204"},
+		"ghost.cluster.local. A":         {"ghost.cluster.local. 60 IN A 192.0.2.205"},
+		"gone.prod.svc.cluster.local. A": {"gone.prod.svc.cluster.local. 60 IN A 192.0.2.206"},
+		"version.bind. TXT":              {`version.bind. 0 CH TXT "x"`},
+		"10.2.0.192.in-addr.arpa. PTR":   {"10.2.0.192.in-addr.arpa. 60 IN PTR host.example.org."},
 	}}
 }
 
@@ -249,8 +250,8 @@ func TestAnswers(t *testing.T) {
 			answer: []string{"_http._tcp.ratings.prod.svc.cluster.local. 30 IN SRV 0 100 9080 ratings.prod.svc.cluster.local."},
 			extra:  []string{"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
 		{name: "SRV of the service lists every port", qname: "ratings.prod.svc.cluster.local.", qtype: SRV, rcode: ok,
-			answer: []string{"ratings.prod.svc.cluster.local. 30 IN SRV 0 100 9080 ratings.prod.svc.cluster.local.",
-				"ratings.prod.svc.cluster.local. 30 IN SRV 0 100 9090 ratings.prod.svc.cluster.local."},
+			answer: []string{"ratings.prod.svc.cluster.local. 30 IN SRV 0 50 9080 ratings.prod.svc.cluster.local.",
+				"ratings.prod.svc.cluster.local. 30 IN SRV 0 50 9090 ratings.prod.svc.cluster.local."},
 			extra: []string{"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
 		{name: "SRV headless: one per endpoint", qname: "_mysql._tcp.db.store.svc.cluster.local.", qtype: SRV, rcode: ok,
 			answer: []string{
@@ -265,6 +266,8 @@ func TestAnswers(t *testing.T) {
 			answer: []string{"legacy.prod.svc.cluster.local. 30 IN CNAME db.legacy.example.com.",
 				"db.legacy.example.com. 60 IN A 192.0.2.200"}},
 		{name: "ExternalName CNAME query", qname: "legacy.prod.svc.cluster.local.", qtype: CNAME, rcode: ok,
+			answer: []string{"legacy.prod.svc.cluster.local. 30 IN CNAME db.legacy.example.com."}},
+		{name: "ExternalName ANY: the CNAME alone owns the name", qname: "legacy.prod.svc.cluster.local.", qtype: ANY, rcode: ok,
 			answer: []string{"legacy.prod.svc.cluster.local. 30 IN CNAME db.legacy.example.com."}},
 		{name: "ExternalName chased in the table", qname: "alias.prod.svc.cluster.local.", qtype: A, rcode: ok,
 			answer: []string{"alias.prod.svc.cluster.local. 30 IN CNAME ratings.prod.svc.cluster.local.",
@@ -302,6 +305,11 @@ func TestAnswers(t *testing.T) {
 			extra:  []string{"api.example.com. 30 IN A 203.0.113.10"}},
 		{name: "ServiceEntry without address (DNS) is forwarded", qname: "resolved.example.com.", qtype: A, rcode: ok, forwarded: true,
 			answer: []string{"resolved.example.com. 60 IN A 192.0.2.201"}},
+		{name: "ServiceEntry VIP from status.addresses", qname: "orders.corp.example.net.", qtype: A, rcode: ok,
+			answer: []string{"orders.corp.example.net. 30 IN A 240.240.0.5"}},
+		{name: "PTR of a ServiceEntry VIP", qname: "5.0.240.240.in-addr.arpa.", qtype: PTR, rcode: ok,
+			answer: []string{"5.0.240.240.in-addr.arpa. 30 IN PTR orders.corp.example.net."}},
+		{name: "no PTR for a ServiceEntry's own addresses", qname: "10.113.0.203.in-addr.arpa.", qtype: PTR, rcode: nx, forwarded: true},
 		{name: "ServiceEntry STATIC endpoints", qname: "static.example.com.", qtype: A, rcode: ok,
 			answer: []string{"static.example.com. 30 IN A 192.0.2.1", "static.example.com. 30 IN A 192.0.2.2"}},
 		{name: "wildcard answers with the query name", qname: "a.b.Wild.example.com.", qtype: AAAA, rcode: ok,
@@ -357,6 +365,10 @@ func TestAnswers(t *testing.T) {
 			answer: []string{"x.wild.example.com.prod.svc.cluster.local. 30 IN CNAME x.wild.example.com.", "x.wild.example.com. 30 IN AAAA 2001:db8::7"}},
 		{name: "autopath miss: NXDOMAIN as without autopath", qname: "nothing.prod.svc.cluster.local.", qtype: A, rcode: nx,
 			authority: []string{soa}},
+		{name: "no autopath below a later search domain (as CoreDNS)", qname: "reviews.svc.cluster.local.", qtype: A, rcode: nx,
+			authority: []string{soa}},
+		{name: "autopath skips a name without records (a namespace)", qname: "store.prod.svc.cluster.local.", qtype: A, rcode: nx,
+			authority: []string{soa}},
 		{name: "autopath never for an invisible host", ns: "store", qname: "vm.example.com.store.svc.cluster.local.", qtype: A, rcode: nx,
 			authority: []string{soa}},
 	}
@@ -378,6 +390,10 @@ func TestForwardUnknownClusterNames(t *testing.T) {
 			answer: []string{"ghost.cluster.local. 60 IN A 192.0.2.205"}},
 		{name: "known names still local", qname: "ratings.prod.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeSuccess,
 			answer: []string{"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
+		{name: "CNAME to an unknown zone name is followed upstream", qname: "dangling.prod.svc.cluster.local.", qtype: dns.TypeA,
+			rcode: dns.RcodeSuccess, forwarded: true,
+			answer: []string{"dangling.prod.svc.cluster.local. 30 IN CNAME gone.prod.svc.cluster.local.",
+				"gone.prod.svc.cluster.local. 60 IN A 192.0.2.206"}},
 	})
 }
 
@@ -394,6 +410,10 @@ func TestRejects(t *testing.T) {
 	notify.SetNotify("cluster.local.")
 	update := new(dns.Msg)
 	update.SetUpdate("cluster.local.")
+	axfr := new(dns.Msg)
+	axfr.SetAxfr("cluster.local.")
+	ixfr := new(dns.Msg)
+	ixfr.SetQuestion("example.org.", dns.TypeIXFR)
 	chaos := new(dns.Msg)
 	chaos.SetQuestion("version.cluster.local.", dns.TypeTXT)
 	chaos.Question[0].Qclass = dns.ClassCHAOS
@@ -407,6 +427,8 @@ func TestRejects(t *testing.T) {
 		{"NOTIFY", notify, dns.RcodeNotImplemented},
 		{"UPDATE", update, dns.RcodeNotImplemented},
 		{"CHAOS class in the zone", chaos, dns.RcodeRefused},
+		{"AXFR", axfr, dns.RcodeRefused},
+		{"IXFR", ixfr, dns.RcodeRefused},
 	} {
 		for _, network := range []string{"udp", "tcp"} {
 			t.Run(fmt.Sprintf("%s/%s", tc.name, network), func(t *testing.T) {

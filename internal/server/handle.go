@@ -20,7 +20,10 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 		s.drop("response")
 		return nil
 	}
-	resp, result := s.resolve(req, tcp)
+	resp, result := s.checkEDNS(req)
+	if resp == nil {
+		resp, result = s.resolve(req, tcp)
+	}
 	limit := dns.MaxMsgSize
 	if !tcp {
 		limit = udpLimit(req)
@@ -39,6 +42,31 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 			"rcode", rcodeLabel(resp.Rcode), "answers", len(resp.Answer), "result", result.String())
 	}
 	return out
+}
+
+// checkEDNS rejects EDNS the server cannot honour before anything is resolved or forwarded:
+// several OPT records (FORMERR, RFC 6891 §6.1.1) or an unknown version (BADVERS).
+func (s *Server) checkEDNS(req *dns.Msg) (*dns.Msg, resolver.Result) {
+	opts := 0
+	for _, rr := range req.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			opts++
+		}
+	}
+	switch {
+	case opts > 1:
+		return rejection(req, dns.RcodeFormatError), resolver.ResultRejected
+	case opts == 1 && req.IsEdns0().Version() != 0:
+		return rejection(req, dns.RcodeBadVers), resolver.ResultRejected
+	}
+	return nil, 0
+}
+
+func rejection(req *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Rcode = rcode
+	return m
 }
 
 // resolve runs the resolver, turning a panic into SERVFAIL for this query only.
@@ -74,16 +102,12 @@ func udpLimit(req *dns.Msg) int {
 	return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDPSize)
 }
 
-// finish applies the transport rules to resp: EDNS0 echoed when the query had it (BADVERS for
-// an unknown version), compression, and truncation with TC to limit; then packs it.
+// finish applies the transport rules to resp: EDNS0 echoed when the query had it, compression,
+// and truncation with TC to limit; then packs it.
 func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	resp.Id = req.Id
 	resp.Extra = withoutOPT(resp.Extra)
 	if opt := req.IsEdns0(); opt != nil {
-		if opt.Version() != 0 {
-			resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
-			resp.Rcode = dns.RcodeBadVers
-		}
 		resp.SetEdns0(ednsSize, opt.Do())
 	}
 	resp.Compress = true

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
 )
@@ -68,6 +69,8 @@ type Server struct {
 	closing  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
+
+	acceptFails *ratelog.Limiter
 }
 
 // New returns a server; Start binds it.
@@ -83,7 +86,8 @@ func New(res Resolver, o Options) *Server {
 		o.MaxTCPConns = DefaultMaxTCPConns
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel}
+	return &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel,
+		acceptFails: ratelog.New(log, 10*time.Second, nil)}
 }
 
 // Start binds every listen address and starts serving. On error nothing stays bound.
@@ -146,8 +150,8 @@ func (s *Server) closeListeners() {
 }
 
 // Shutdown stops reading new queries, waits for queries in flight until ctx ends, then cancels
-// what is left. UDP sockets stay open until the in-flight replies are written. It returns
-// ctx.Err() when it had to cancel.
+// what is left and closes the connections. UDP sockets stay open until the in-flight replies
+// are written. It returns ctx.Err() when it had to cancel.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -162,15 +166,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range s.tcp {
 		l.Close()
 	}
-	s.loops.Wait()
 	done := make(chan struct{})
-	go func() { s.queries.Wait(); close(done) }()
+	go func() { s.loops.Wait(); s.queries.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
 		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
 		<-done
 	}
 	s.cancel()
@@ -210,14 +218,20 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 
 func (s *Server) serveTCP(l net.Listener) {
 	defer s.loops.Done()
+	var delay time.Duration
 	for {
 		conn, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			// Out of file descriptors or the like: back off instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.acceptFails.Warn("accepting TCP connections failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
 			continue
 		}
+		delay = 0
 		if ok, closing := s.track(conn); !ok {
 			conn.Close()
 			if closing {
@@ -243,6 +257,18 @@ func (s *Server) track(conn net.Conn) (ok, closing bool) {
 	}
 	s.conns[conn] = struct{}{}
 	return true, false
+}
+
+// armRead sets the idle deadline for the next read, unless shutting down. It holds the lock
+// Shutdown takes, so Shutdown's immediate deadline is never overwritten.
+func (s *Server) armRead(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	conn.SetReadDeadline(time.Now().Add(tcpIdleTimeout))
+	return true
 }
 
 // acquire admits one more query unless MaxInflight are being answered.
@@ -275,7 +301,9 @@ func (s *Server) serveConn(conn net.Conn) {
 		s.mu.Unlock()
 	}()
 	for {
-		conn.SetReadDeadline(time.Now().Add(tcpIdleTimeout))
+		if !s.armRead(conn) {
+			return
+		}
 		pkt, err := readTCPMsg(conn)
 		if err != nil {
 			return

@@ -121,17 +121,6 @@ func TestTransportRules(t *testing.T) {
 	}
 }
 
-func TestBadVersion(t *testing.T) {
-	_, addr := start(t, &stubResolver{})
-	req := query("small.", 1232)
-	req.IsEdns0().SetVersion(1)
-	resp := exchange(t, "udp", addr, req)
-	if resp.Rcode != dns.RcodeBadVers || resp.IsEdns0() == nil || len(resp.Answer) != 0 {
-		t.Errorf("rcode %s, OPT %v, %d answers; want BADVERS with OPT and no answer",
-			dns.RcodeToString[resp.Rcode], resp.IsEdns0(), len(resp.Answer))
-	}
-}
-
 // TestDrops sends packets that must get no reply at all, then checks the server still answers.
 func TestDrops(t *testing.T) {
 	_, addr := start(t, &stubResolver{})
@@ -312,6 +301,10 @@ func TestLimits(t *testing.T) {
 	if _, err := held.ReadMsg(); err != nil {
 		t.Fatalf("the admitted query was not answered: %v", err)
 	}
+	// The reply is written just before the slot is released.
+	for deadline := time.Now().Add(5 * time.Second); srv.inflight.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if got := testutil.ToFloat64(metrics.dropped.WithLabelValues("overload")); got != 1 {
 		t.Errorf("overload drops = %v, want 1", got)
 	}
@@ -320,5 +313,84 @@ func TestLimits(t *testing.T) {
 	}
 	if resp := exchange(t, "udp", addr, query("small.", 0)); resp.Rcode != dns.RcodeSuccess {
 		t.Errorf("after the load, answered %s", dns.RcodeToString[resp.Rcode])
+	}
+}
+
+// TestShutdownWithBusyClient: a client pipelining queries without pause must not keep
+// Shutdown (and so SIGTERM) from returning.
+func TestShutdownWithBusyClient(t *testing.T) {
+	for range 5 {
+		srv := New(&stubResolver{}, Options{Listen: []string{"127.0.0.1:0"}})
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := dns.Dial("tcp", srv.Addrs()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := conn.ReadMsg(); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				conn.SetWriteDeadline(time.Now().Add(time.Second))
+				if conn.WriteMsg(query("x.", 0)) != nil {
+					return
+				}
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		done := make(chan struct{})
+		go func() { srv.Shutdown(ctx); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Shutdown did not return while a client kept sending")
+		}
+		cancel()
+		close(stop)
+		conn.Close()
+		wg.Wait()
+	}
+}
+
+func TestEDNSRejectedBeforeResolving(t *testing.T) {
+	_, addr := start(t, &stubResolver{})
+	badVersion := query("panic.", 1232) // the stub panics if asked: it must not be
+	badVersion.IsEdns0().SetVersion(1)
+	twoOPT := query("panic.", 1232)
+	twoOPT.Extra = append(twoOPT.Extra, twoOPT.Extra[0])
+	for _, tc := range []struct {
+		name  string
+		req   *dns.Msg
+		rcode int
+	}{
+		{"EDNS version 1", badVersion, dns.RcodeBadVers},
+		{"two OPT records", twoOPT, dns.RcodeFormatError},
+	} {
+		for _, network := range []string{"udp", "tcp"} {
+			t.Run(tc.name+"/"+network, func(t *testing.T) {
+				resp := exchange(t, network, addr, tc.req)
+				if resp.Rcode != tc.rcode || resp.IsEdns0() == nil || len(resp.Answer) != 0 {
+					t.Errorf("rcode %s, OPT %v, %d answers; want %s with OPT and no answer",
+						dns.RcodeToString[resp.Rcode], resp.IsEdns0(), len(resp.Answer), dns.RcodeToString[tc.rcode])
+				}
+			})
+		}
 	}
 }

@@ -40,7 +40,8 @@ func (b *builder) addExternalName(svc *model.Service, n *Node) {
 	}
 	target := dns.Fqdn(svc.ExternalName)
 	n.CNAME = []dns.RR{&dns.CNAME{Hdr: hdr(n.Name, dns.TypeCNAME, b.t.ttl), Target: target}}
-	b.addPortSRVs(svc.Ports, n, target)
+	// No SRV on the name itself: a CNAME owns its name alone (RFC 2181 §10.1).
+	b.addNamedPortSRVs(svc.Ports, n, target)
 }
 
 func (b *builder) addClusterIP(svc *model.Service, n *Node) {
@@ -56,10 +57,19 @@ func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 }
 
 // addPortSRVs adds, for a service reached through one name, an SRV per port on the service
-// name and one per named port on _port._proto.<service>.
+// name (weights 100/N) and one per named port on _port._proto.<service>.
 func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
 	for _, p := range ports {
-		n.SRV = append(n.SRV, srvRR(n.Name, b.t.ttl, p.Number, 100, target))
+		n.SRV = append(n.SRV, srvRR(n.Name, b.t.ttl, p.Number, 0, target))
+	}
+	if len(n.SRV) > 0 {
+		setWeights(n.SRV)
+	}
+	b.addNamedPortSRVs(ports, n, target)
+}
+
+func (b *builder) addNamedPortSRVs(ports []model.Port, n *Node, target string) {
+	for _, p := range ports {
 		if name := srvName(p, n.Name); name != "" {
 			sn := b.newNode(name, n.Origin, n.Namespace)
 			sn.ExportTo = n.ExportTo

@@ -30,6 +30,13 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 		addrs := specAddrs
 		if len(addrs) == 0 && len(se.Addresses) == 0 {
 			addrs = statusAddrs(se, h)
+			if !strings.HasPrefix(h, "*.") {
+				// Allocated VIPs belong to the host alone, so their reverse names are ours to
+				// answer; spec addresses may be real external IPs with PTRs of their own.
+				for _, ip := range addrs {
+					b.addPTR(ip, dns.Fqdn(h), "ServiceEntry "+se.Key()+" VIP")
+				}
+			}
 		}
 		if len(addrs) == 0 && len(se.Addresses) == 0 {
 			addrs = endpoints
