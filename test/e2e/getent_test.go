@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 // podResolvConf is what the kubelet writes into a pod of namespace bookinfo, with meshdns as
@@ -79,7 +81,7 @@ func TestGlibcLookups(t *testing.T) {
 	// The upstream is a closed port: every name below must be answered from the table.
 	cmd := n.command(meshdnsBin, "serve", "--registry", examplePath("registry"),
 		"--listen", "127.0.0.1:53", "--admin", "", "--upstream", closedUpstream, "--log-queries")
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

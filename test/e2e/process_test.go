@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 const (
@@ -30,7 +31,7 @@ type server struct {
 	dnsPort   string // DNS port on 127.0.0.1, UDP and TCP
 	adminURL  string // http://127.0.0.1:port
 	cmd       *exec.Cmd
-	stderr    *syncBuffer
+	stderr    *testutil.SyncBuffer
 	exited    chan struct{}
 	exitCode  int
 	stopOnce  sync.Once
@@ -90,7 +91,7 @@ func tryStart(o serveOptions) (*server, error) {
 	}
 	args := append([]string{"serve"}, o.args...)
 	args = append(args, "--listen", dnsAddr, "--admin", adminAddr)
-	s := &server{adminURL: "http://" + adminAddr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{adminURL: "http://" + adminAddr, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	_, s.dnsPort, _ = net.SplitHostPort(dnsAddr)
 	s.cmd = exec.Command(meshdnsBin, args...)
 	s.cmd.Dir = o.dir
@@ -210,24 +211,6 @@ func freePort() (string, error) {
 		}
 	}
 	return "", errors.New("no port free for both UDP and TCP")
-}
-
-// syncBuffer collects a subprocess's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // eventually polls check every 50ms until it returns "" or bound passes, then fails the test

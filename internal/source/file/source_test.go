@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,14 +8,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/meshdns/meshdns/internal/model"
 )
 
 // changeBound bounds every wait for a rescan; it is a hang guard, not a timing assertion.
@@ -85,33 +83,15 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// syncBuffer is a log sink the watch goroutine writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func startSource(t *testing.T, dir string) (*Source, prometheus.Counter) {
 	s, counter, _ := startLogged(t, dir)
 	return s, counter
 }
 
-func startLogged(t *testing.T, dir string) (*Source, prometheus.Counter, *syncBuffer) {
+func startLogged(t *testing.T, dir string) (*Source, prometheus.Counter, *testutil.SyncBuffer) {
 	t.Helper()
 	counter := prometheus.NewCounter(prometheus.CounterOpts{Name: "registry_parse_errors_total"})
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := New(Options{Dir: dir, ParseErrors: counter, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
