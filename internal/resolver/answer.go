@@ -80,14 +80,10 @@ func (r *Resolver) chaseUpstream(ctx context.Context, resp *dns.Msg, t *table.Ta
 		resp.Ns = append(resp.Ns, t.SOA(t.Zone()))
 		return
 	}
-	if r.opts.Forwarder == nil {
-		return
-	}
 	sub := new(dns.Msg)
 	sub.SetQuestion(target, qtype)
-	up, err := r.opts.Forwarder.Forward(ctx, sub, c.TCP)
+	up, _, err := r.upstream(ctx, sub, c.TCP)
 	if err != nil {
-		r.fails.Warn("following a CNAME upstream failed; answering SERVFAIL", "target", target, "err", err)
 		resp.Rcode = dns.RcodeServerFailure
 		return
 	}

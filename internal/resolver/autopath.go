@@ -11,12 +11,14 @@ import (
 // X.<search[0]> (only the first domain, as CoreDNS: a name below a later domain is a query of
 // its own, e.g. reviews.svc.cluster.local, and must not be rewritten) it tries
 // X.<search[1]>, ..., then X itself, in the order the client's resolver would, and answers the
-// first name that resolves positively (has records) with a CNAME to its FQDN plus its records.
-// Existence, not the query type, decides, so A and AAAA behave alike. A name without records
-// (an empty non-terminal) would be NODATA to the client, which goes on walking: so do we. The
-// walk stops at a name the table cannot vouch for (outside the zone and not in the table),
-// since only an upstream could say whether it exists; the query then gets the answer it would
-// have had without autopath.
+// first name that exists with a CNAME to its FQDN plus its records.
+//
+// A name of the table exists when it has records (an empty non-terminal is NODATA to the
+// client, which goes on walking: so do we); an unknown name of the zone does not. Any other
+// name is asked upstream (through the cache): NXDOMAIN goes on, NOERROR ends the walk, even
+// without records of the asked type, so A and AAAA behave alike. When the walk cannot be
+// decided (upstream failure, or unknown cluster names forwarded), the query gets the answer
+// it would have had without autopath.
 func (r *Resolver) autopath(ctx context.Context, req *dns.Msg, t *table.Table, qname string, c Client) (*dns.Msg, bool) {
 	if len(c.Search) == 0 || len(qname) <= len(c.Search[0]) || !table.InDomain(qname, c.Search[0]) {
 		return nil, false
@@ -28,14 +30,51 @@ func (r *Resolver) autopath(ctx context.Context, req *dns.Msg, t *table.Table, q
 			name += c.Search[i]
 		}
 		m, ok := t.Lookup(name, c.Namespace)
-		if ok && !m.Node.Empty() {
+		switch {
+		case ok && !m.Node.Empty():
+			r.metrics.autopath("table")
 			return r.autopathAnswer(ctx, req, t, name, m, c), true
+		case ok || t.InZone(name):
+			if !ok && r.opts.ForwardUnknownClusterNames {
+				return nil, false
+			}
+			continue
 		}
-		if !ok && !t.InZone(name) {
+		resp, exists, decided := r.autopathUpstream(ctx, req, t, name, c)
+		if !decided {
 			return nil, false
+		}
+		if exists {
+			r.metrics.autopath("upstream")
+			return resp, true
 		}
 	}
 	return nil, false
+}
+
+// autopathUpstream asks upstream about name (a step of the walk outside the table's
+// authority). It returns the autopath answer when the name exists, and whether the upstream
+// decided the question at all.
+func (r *Resolver) autopathUpstream(ctx context.Context, req *dns.Msg, t *table.Table, name string, c Client) (resp *dns.Msg, exists, decided bool) {
+	q := req.Question[0]
+	sub := new(dns.Msg)
+	sub.SetQuestion(name, q.Qtype)
+	sub.CheckingDisabled = req.CheckingDisabled
+	up, _, err := r.upstream(ctx, sub, c.TCP)
+	switch {
+	case err != nil:
+		return nil, false, false
+	case up.Rcode == dns.RcodeNameError:
+		return nil, false, true
+	case up.Rcode != dns.RcodeSuccess:
+		return nil, false, false
+	}
+	resp = r.authoritative(req)
+	resp.Answer = append([]dns.RR{cname(q.Name, name, t.TTL())}, up.Answer...)
+	if len(up.Answer) == 0 {
+		resp.Ns = up.Ns
+	}
+	return resp, true, true
 }
 
 func (r *Resolver) autopathAnswer(ctx context.Context, req *dns.Msg, t *table.Table, name string, m table.Match, c Client) *dns.Msg {

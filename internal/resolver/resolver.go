@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -60,15 +61,17 @@ type Options struct {
 	// Forwarder answers names the table does not own; nil answers them SERVFAIL.
 	Forwarder Forwarder
 	Logger    *slog.Logger
+	Metrics   *Metrics
 }
 
 // Resolver answers queries from the current table and the forwarder.
 type Resolver struct {
-	table atomic.Pointer[table.Table]
-	zone  string
-	opts  Options
-	log   *slog.Logger
-	fails *ratelog.Limiter
+	table   atomic.Pointer[table.Table]
+	zone    string
+	opts    Options
+	log     *slog.Logger
+	fails   *ratelog.Limiter
+	metrics *Metrics
 }
 
 // New returns a resolver with no table: zone names answer SERVFAIL until SetTable.
@@ -78,7 +81,7 @@ func New(o Options) *Resolver {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
-		fails: ratelog.New(log, failureLogInterval, nil)}
+		fails: ratelog.New(log, failureLogInterval, nil), metrics: o.Metrics}
 }
 
 // SetTable publishes a new table; queries already running keep the one they loaded.
@@ -147,15 +150,28 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 }
 
 func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client) (*dns.Msg, Result) {
-	if r.opts.Forwarder == nil {
-		return reply(req, dns.RcodeServerFailure), ResultError
-	}
-	resp, err := r.opts.Forwarder.Forward(ctx, req, c.TCP)
+	resp, result, err := r.upstream(ctx, req, c.TCP)
 	if err != nil {
-		r.fails.Warn("forwarding failed; answering SERVFAIL", "err", err)
 		m := reply(req, dns.RcodeServerFailure)
-		m.RecursionAvailable = true
+		m.RecursionAvailable = r.opts.Forwarder != nil
 		return m, ResultError
 	}
-	return resp, ResultUpstream
+	return resp, result
+}
+
+// errNoUpstream is the failure of forwarding without any upstream configured.
+var errNoUpstream = errors.New("no upstream nameservers")
+
+// upstream answers req from the upstream resolvers. Every name meshdns does not own goes
+// through here: direct queries, CNAME chains leaving the table, and autopath steps.
+func (r *Resolver) upstream(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+	if r.opts.Forwarder == nil {
+		return nil, ResultError, errNoUpstream
+	}
+	resp, err := r.opts.Forwarder.Forward(ctx, req, tcp)
+	if err != nil {
+		r.fails.Warn("forwarding failed; answering SERVFAIL", "err", err)
+		return nil, ResultError, err
+	}
+	return resp, ResultUpstream, nil
 }

@@ -20,7 +20,10 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-const soa = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30"
+const (
+	soa   = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30"
+	upSOA = "example.org. 60 IN SOA ns.example.org. hostmaster.example.org. 1 7200 1800 86400 60"
+)
 
 // fakeUpstream answers forwarded questions from a fixed zone and counts them; everything it
 // does not know is NXDOMAIN.
@@ -45,6 +48,13 @@ func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Ms
 	rrs, ok := f.records[key]
 	if !ok {
 		m.Rcode = dns.RcodeNameError
+		for k := range f.records {
+			if strings.HasPrefix(k, strings.ToLower(q.Name)+" ") {
+				m.Rcode = dns.RcodeSuccess // the name exists: NODATA
+			}
+		}
+		soa, _ := dns.NewRR(upSOA)
+		m.Ns = []dns.RR{soa}
 	}
 	for _, s := range rrs {
 		rr, err := dns.NewRR(s)
@@ -260,7 +270,7 @@ func TestAnswers(t *testing.T) {
 				"_mysql._tcp.db.store.svc.cluster.local. 30 IN SRV 0 33 3306 db-1.db.store.svc.cluster.local."},
 			extra: []string{"10-0-0-3.db.store.svc.cluster.local. 30 IN A 10.0.0.3",
 				"db-0.db.store.svc.cluster.local. 30 IN A 10.0.0.1", "db-1.db.store.svc.cluster.local. 30 IN A 10.0.0.2"}},
-		{name: "SRV of an unnamed port is unknown", qname: "_9090._tcp.ratings.prod.svc.cluster.local.", qtype: SRV, rcode: nx,
+		{name: "SRV of an unnamed port is unknown", qname: "_9090._tcp.ratings.prod.svc.cluster.local.", qtype: SRV, rcode: nx, forwarded: true,
 			authority: []string{soa}},
 		{name: "ExternalName chased upstream", qname: "legacy.prod.svc.cluster.local.", qtype: A, rcode: ok, forwarded: true,
 			answer: []string{"legacy.prod.svc.cluster.local. 30 IN CNAME db.legacy.example.com.",
@@ -309,7 +319,7 @@ func TestAnswers(t *testing.T) {
 			answer: []string{"orders.corp.example.net. 30 IN A 240.240.0.5"}},
 		{name: "PTR of a ServiceEntry VIP", qname: "5.0.240.240.in-addr.arpa.", qtype: PTR, rcode: ok,
 			answer: []string{"5.0.240.240.in-addr.arpa. 30 IN PTR orders.corp.example.net."}},
-		{name: "no PTR for a ServiceEntry's own addresses", qname: "10.113.0.203.in-addr.arpa.", qtype: PTR, rcode: nx, forwarded: true},
+		{name: "no PTR for a ServiceEntry's own addresses", qname: "10.113.0.203.in-addr.arpa.", qtype: PTR, rcode: nx, forwarded: true, authority: []string{upSOA}},
 		{name: "ServiceEntry STATIC endpoints", qname: "static.example.com.", qtype: A, rcode: ok,
 			answer: []string{"static.example.com. 30 IN A 192.0.2.1", "static.example.com. 30 IN A 192.0.2.2"}},
 		{name: "wildcard answers with the query name", qname: "a.b.Wild.example.com.", qtype: AAAA, rcode: ok,
@@ -320,12 +330,12 @@ func TestAnswers(t *testing.T) {
 			answer: []string{"wild.example.com. 60 IN A 192.0.2.203"}},
 		{name: "workloadSelector picks WorkloadEntries (exported to prod)", qname: "vm.example.com.", qtype: A, rcode: ok,
 			answer: []string{"vm.example.com. 30 IN A 192.0.2.50"}},
-		{name: "exportTo hides from other namespaces", ns: "store", qname: "vm.example.com.", qtype: A, rcode: nx, forwarded: true},
+		{name: "exportTo hides from other namespaces", ns: "store", qname: "vm.example.com.", qtype: A, rcode: nx, forwarded: true, authority: []string{upSOA}},
 		{name: "exportTo . hides from prod", qname: "private.example.com.", qtype: A, rcode: ok, forwarded: true,
 			answer: []string{"private.example.com. 60 IN A 192.0.2.204"}},
 		{name: "exportTo . visible in its namespace", ns: "vms", qname: "private.example.com.", qtype: A, rcode: ok,
 			answer: []string{"private.example.com. 30 IN A 192.0.2.99"}},
-		{name: "unknown namespace sees only public entries", ns: "-", qname: "vm.example.com.", qtype: A, rcode: nx, forwarded: true},
+		{name: "unknown namespace sees only public entries", ns: "-", qname: "vm.example.com.", qtype: A, rcode: nx, forwarded: true, authority: []string{upSOA}},
 		// Short names and structure.
 		{name: "short name svc", qname: "reviews.", qtype: A, rcode: ok,
 			answer: []string{"reviews. 30 IN CNAME reviews.prod.svc.cluster.local.", "reviews.prod.svc.cluster.local. 30 IN A 10.96.0.12"}},
@@ -338,18 +348,30 @@ func TestAnswers(t *testing.T) {
 				"db.store.svc.cluster.local. 30 IN SRV 0 33 3306 db-1.db.store.svc.cluster.local."},
 			extra: []string{"10-0-0-3.db.store.svc.cluster.local. 30 IN A 10.0.0.3",
 				"db-0.db.store.svc.cluster.local. 30 IN A 10.0.0.1", "db-1.db.store.svc.cluster.local. 30 IN A 10.0.0.2"}},
-		{name: "bare short name of another namespace is not ours", ns: "store", qname: "reviews.", qtype: A, rcode: nx, forwarded: true},
+		{name: "bare short name of another namespace is not ours", ns: "store", qname: "reviews.", qtype: A, rcode: nx, forwarded: true, authority: []string{upSOA}},
 		{name: "namespace is an empty non-terminal", qname: "prod.svc.cluster.local.", qtype: A, rcode: ok, authority: []string{soa}},
 		{name: "svc is an empty non-terminal", qname: "svc.cluster.local.", qtype: A, rcode: ok, authority: []string{soa}},
 		{name: "zone SOA", qname: "cluster.local.", qtype: SOA, rcode: ok, answer: []string{soa}},
 		{name: "ANY lists every record", qname: "reviews.prod.svc.cluster.local.", qtype: ANY, rcode: ok,
 			answer: []string{"reviews.prod.svc.cluster.local. 30 IN A 10.96.0.12", "reviews.prod.svc.cluster.local. 30 IN AAAA fd00::12",
 				"reviews.prod.svc.cluster.local. 30 IN SRV 0 100 9080 reviews.prod.svc.cluster.local."}},
-		{name: "unknown zone name is NXDOMAIN", qname: "nope.prod.svc.cluster.local.", qtype: A, rcode: nx, authority: []string{soa}},
+		{name: "unknown zone name outside the first search domain: NXDOMAIN at once", qname: "nope.store.svc.cluster.local.", qtype: A,
+			rcode: nx, authority: []string{soa}},
+		{name: "unknown zone name is NXDOMAIN", qname: "nope.prod.svc.cluster.local.", qtype: A, rcode: nx, forwarded: true, authority: []string{soa}},
 		{name: "name outside the zone is forwarded", qname: "example.org.", qtype: A, rcode: ok, forwarded: true,
 			answer: []string{"example.org. 60 IN A 192.0.2.202"}},
 		{name: "upstream failure is SERVFAIL", qname: "unreachable.example.org.", qtype: A, rcode: dns.RcodeServerFailure, forwarded: true},
 		// Autopath.
+		{name: "external autopath", qname: "example.org.prod.svc.cluster.local.", qtype: A, rcode: ok, forwarded: true,
+			answer: []string{"example.org.prod.svc.cluster.local. 30 IN CNAME example.org.", "example.org. 60 IN A 192.0.2.202"}},
+		{name: "external autopath AAAA of an existing name: CNAME and NODATA", qname: "Example.org.prod.svc.cluster.local.", qtype: AAAA,
+			rcode: ok, forwarded: true,
+			answer:    []string{"Example.org.prod.svc.cluster.local. 30 IN CNAME example.org."},
+			authority: []string{upSOA}},
+		{name: "external autopath miss: NXDOMAIN", qname: "nowhere.example.org.prod.svc.cluster.local.", qtype: A, rcode: nx,
+			forwarded: true, authority: []string{soa}},
+		{name: "external autopath undecided (upstream down): NXDOMAIN as without autopath", qname: "unreachable.prod.svc.cluster.local.",
+			qtype: A, rcode: nx, forwarded: true, authority: []string{soa}},
 		{name: "autopath to a ServiceEntry host", qname: "api.example.com.prod.svc.cluster.local.", qtype: A, rcode: ok,
 			answer: []string{"api.example.com.prod.svc.cluster.local. 30 IN CNAME api.example.com.", "api.example.com. 30 IN A 203.0.113.10"}},
 		{name: "autopath AAAA of the same name is NOERROR too", qname: "api.example.com.prod.svc.cluster.local.", qtype: AAAA, rcode: ok,
@@ -363,13 +385,13 @@ func TestAnswers(t *testing.T) {
 			answer: []string{"API.example.com.Prod.svc.cluster.local. 30 IN CNAME api.example.com.", "api.example.com. 30 IN A 203.0.113.10"}},
 		{name: "autopath wildcard", qname: "x.wild.example.com.prod.svc.cluster.local.", qtype: AAAA, rcode: ok,
 			answer: []string{"x.wild.example.com.prod.svc.cluster.local. 30 IN CNAME x.wild.example.com.", "x.wild.example.com. 30 IN AAAA 2001:db8::7"}},
-		{name: "autopath miss: NXDOMAIN as without autopath", qname: "nothing.prod.svc.cluster.local.", qtype: A, rcode: nx,
+		{name: "autopath miss: NXDOMAIN as without autopath", qname: "nothing.prod.svc.cluster.local.", qtype: A, rcode: nx, forwarded: true,
 			authority: []string{soa}},
 		{name: "no autopath below a later search domain (as CoreDNS)", qname: "reviews.svc.cluster.local.", qtype: A, rcode: nx,
 			authority: []string{soa}},
-		{name: "autopath skips a name without records (a namespace)", qname: "store.prod.svc.cluster.local.", qtype: A, rcode: nx,
+		{name: "autopath skips a name without records (a namespace)", qname: "store.prod.svc.cluster.local.", qtype: A, rcode: nx, forwarded: true,
 			authority: []string{soa}},
-		{name: "autopath never for an invisible host", ns: "store", qname: "vm.example.com.store.svc.cluster.local.", qtype: A, rcode: nx,
+		{name: "autopath never for an invisible host", ns: "store", qname: "vm.example.com.store.svc.cluster.local.", qtype: A, rcode: nx, forwarded: true,
 			authority: []string{soa}},
 	}
 	runCases(t, resolver.Options{}, tb, cases)
