@@ -149,7 +149,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Warn("no upstream nameservers: names meshdns does not own will get SERVFAIL")
 	}
 	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
-		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log})
+		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
+		Metrics: resolver.NewMetrics(reg)})
 
 	b := builder.New(builder.Options{
 		Table:    table.Options{Zone: cfg.ClusterDomain, TTL: cfg.TTL},

@@ -22,6 +22,13 @@ const (
 	DefaultTTL       = 30 * time.Second
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "text"
+	// DefaultCacheSize is the number of entries in each of the positive and negative caches.
+	DefaultCacheSize   = 10000
+	DefaultCacheMaxTTL = time.Hour
+	// DefaultServeStale is how long an expired answer may be served when every upstream fails
+	// (RFC 8767 suggests one to three days; an hour bounds how stale a mesh's view can get).
+	DefaultServeStale     = time.Hour
+	DefaultUpstreamPolicy = "sequential"
 	// ShutdownTimeout bounds how long in-flight queries may take after SIGTERM.
 	ShutdownTimeout = 5 * time.Second
 )
@@ -44,6 +51,11 @@ type Config struct {
 	LogLevel                   string
 	LogFormat                  string
 	LogQueries                 bool
+	CacheSize                  int
+	CacheMinTTL                time.Duration
+	CacheMaxTTL                time.Duration
+	ServeStale                 time.Duration
+	UpstreamPolicy             string
 }
 
 // Default returns a Config with every default set.
@@ -51,6 +63,8 @@ func Default() Config {
 	return Config{
 		Admin: DefaultAdmin, ResolvConf: DefaultResolvConf, ClusterDomain: DefaultClusterDomain,
 		TTL: DefaultTTL, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
+		CacheSize: DefaultCacheSize, CacheMaxTTL: DefaultCacheMaxTTL, ServeStale: DefaultServeStale,
+		UpstreamPolicy: DefaultUpstreamPolicy,
 	}
 }
 
@@ -89,7 +103,31 @@ func (c *Config) Validate() error {
 			return flagErr("upstream", "%q: %v", u, err)
 		}
 	}
+	if err := c.validateUpstream(); err != nil {
+		return err
+	}
 	return c.validateNames()
+}
+
+func (c *Config) validateUpstream() error {
+	switch {
+	case c.CacheSize < 0:
+		return flagErr("cache-size", "%d: must be 0 (no cache) or more", c.CacheSize)
+	case c.CacheMinTTL < 0:
+		return flagErr("cache-min-ttl", "%s: must not be negative", c.CacheMinTTL)
+	case c.CacheMaxTTL < time.Second:
+		return flagErr("cache-max-ttl", "%s: must be at least 1s", c.CacheMaxTTL)
+	case c.CacheMinTTL > c.CacheMaxTTL:
+		return flagErr("cache-min-ttl", "%s: above --cache-max-ttl %s", c.CacheMinTTL, c.CacheMaxTTL)
+	case c.ServeStale < 0:
+		return flagErr("serve-stale", "%s: must be 0 (off) or more", c.ServeStale)
+	}
+	switch c.UpstreamPolicy {
+	case "sequential", "random", "parallel":
+	default:
+		return flagErr("upstream-policy", "%q: want sequential, random or parallel", c.UpstreamPolicy)
+	}
+	return nil
 }
 
 func (c *Config) validateNames() error {

@@ -33,6 +33,14 @@ func TestValidate(t *testing.T) {
 		{"ttl zero", func(c *Config) { c.TTL = 0 }, "ttl"},
 		{"ttl huge", func(c *Config) { c.TTL = 48 * time.Hour }, "ttl"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log-level"},
+		{"cache size negative", func(c *Config) { c.CacheSize = -1 }, "cache-size"},
+		{"cache off", func(c *Config) { c.CacheSize = 0 }, ""},
+		{"cache min above max", func(c *Config) { c.CacheMinTTL = 2 * time.Hour }, "cache-min-ttl"},
+		{"cache max zero", func(c *Config) { c.CacheMaxTTL = 0 }, "cache-max-ttl"},
+		{"serve stale negative", func(c *Config) { c.ServeStale = -time.Second }, "serve-stale"},
+		{"serve stale off", func(c *Config) { c.ServeStale = 0 }, ""},
+		{"upstream policy", func(c *Config) { c.UpstreamPolicy = "fastest" }, "upstream-policy"},
+		{"upstream policy parallel", func(c *Config) { c.UpstreamPolicy = "parallel" }, ""},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log-format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
