@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/admin"
 	"github.com/meshdns/meshdns/internal/builder"
+	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/config"
 	"github.com/meshdns/meshdns/internal/resolvconf"
 	"github.com/meshdns/meshdns/internal/resolver"
@@ -37,6 +38,10 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.Var(listFlag{&c.Search}, "search", "client search `domain` (repeatable; default: from --namespace or resolv.conf)")
 	fs.DurationVar(&c.TTL, "ttl", c.TTL, "TTL of local answers")
 	fs.BoolVar(&c.ForwardUnknownClusterNames, "forward-unknown-cluster-names", c.ForwardUnknownClusterNames, "forward unknown names of the cluster domain instead of answering NXDOMAIN")
+	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "entries in each of the positive and negative caches of upstream answers (0: no cache)")
+	fs.DurationVar(&c.CacheMinTTL, "cache-min-ttl", c.CacheMinTTL, "lower clamp of cached positive TTLs")
+	fs.DurationVar(&c.CacheMaxTTL, "cache-max-ttl", c.CacheMaxTTL, "upper clamp of cached TTLs")
+	fs.DurationVar(&c.ServeStale, "serve-stale", c.ServeStale, "how long after expiry a cached answer may be served when every upstream fails (0: off)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
@@ -150,7 +155,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
 		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
-		Metrics: resolver.NewMetrics(reg)})
+		Metrics: resolver.NewMetrics(reg), Cache: newCache(cfg, reg)})
+	defer res.Wait()
 
 	b := builder.New(builder.Options{
 		Table:    table.Options{Zone: cfg.ClusterDomain, TTL: cfg.TTL},
@@ -182,6 +188,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		adm.Shutdown(sctx)
 	}
 	return nil
+}
+
+// newCache returns the cache of upstream answers, nil when --cache-size is 0.
+func newCache(cfg config.Config, reg prometheus.Registerer) *cache.Cache {
+	if cfg.CacheSize == 0 {
+		return nil
+	}
+	return cache.New(cache.Options{Size: cfg.CacheSize, MinTTL: cfg.CacheMinTTL, MaxTTL: cfg.CacheMaxTTL,
+		ServeStale: cfg.ServeStale, Metrics: cache.NewMetrics(reg)})
 }
 
 func startAdmin(cfg config.Config, reg *prometheus.Registry, res *resolver.Resolver, log *slog.Logger) (*admin.Server, error) {

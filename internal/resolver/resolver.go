@@ -2,12 +2,13 @@ package resolver
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
@@ -43,12 +44,14 @@ const (
 	ResultTable Result = iota
 	ResultAutopath
 	ResultUpstream
+	ResultCacheHit
+	ResultCacheStale
 	ResultNotReady
 	ResultRejected
 	ResultError
 )
 
-var resultNames = [...]string{"table", "autopath", "upstream", "not-ready", "rejected", "error"}
+var resultNames = [...]string{"table", "autopath", "upstream", "cache-hit", "cache-stale", "not-ready", "rejected", "error"}
 
 func (r Result) String() string { return resultNames[r] }
 
@@ -60,8 +63,13 @@ type Options struct {
 	ForwardUnknownClusterNames bool
 	// Forwarder answers names the table does not own; nil answers them SERVFAIL.
 	Forwarder Forwarder
-	Logger    *slog.Logger
-	Metrics   *Metrics
+	// Cache keeps upstream answers; nil asks upstream every time.
+	Cache *cache.Cache
+	// StaleAnswerTimer is how long a query for an expired entry waits for upstream before the
+	// stale answer goes out; 0 means DefaultStaleAnswerTimer.
+	StaleAnswerTimer time.Duration
+	Logger           *slog.Logger
+	Metrics          *Metrics
 }
 
 // Resolver answers queries from the current table and the forwarder.
@@ -72,6 +80,7 @@ type Resolver struct {
 	log     *slog.Logger
 	fails   *ratelog.Limiter
 	metrics *Metrics
+	bg      sync.WaitGroup // background refreshes
 }
 
 // New returns a resolver with no table: zone names answer SERVFAIL until SetTable.
@@ -79,6 +88,9 @@ func New(o Options) *Resolver {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.StaleAnswerTimer <= 0 {
+		o.StaleAnswerTimer = DefaultStaleAnswerTimer
 	}
 	return &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
 		fails: ratelog.New(log, failureLogInterval, nil), metrics: o.Metrics}
@@ -157,21 +169,4 @@ func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client) (*dns.Ms
 		return m, ResultError
 	}
 	return resp, result
-}
-
-// errNoUpstream is the failure of forwarding without any upstream configured.
-var errNoUpstream = errors.New("no upstream nameservers")
-
-// upstream answers req from the upstream resolvers. Every name meshdns does not own goes
-// through here: direct queries, CNAME chains leaving the table, and autopath steps.
-func (r *Resolver) upstream(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
-	if r.opts.Forwarder == nil {
-		return nil, ResultError, errNoUpstream
-	}
-	resp, err := r.opts.Forwarder.Forward(ctx, req, tcp)
-	if err != nil {
-		r.fails.Warn("forwarding failed; answering SERVFAIL", "err", err)
-		return nil, ResultError, err
-	}
-	return resp, ResultUpstream, nil
 }

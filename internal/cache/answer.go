@@ -1,0 +1,231 @@
+package cache
+
+import (
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// key identifies what a cached answer answers. DO and CD are part of it because they change
+// the answer: DNSSEC records, and whether a validating upstream filtered bogus data.
+type key struct {
+	qname         string // lowercased
+	qtype, qclass uint16
+	do, cd        bool
+}
+
+func keyOf(req *dns.Msg) key {
+	q := req.Question[0]
+	do := false
+	if opt := req.IsEdns0(); opt != nil {
+		do = opt.Do()
+	}
+	return key{qname: lower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: req.CheckingDisabled}
+}
+
+// kind says which store an answer belongs to and how it ages.
+type kind uint8
+
+const (
+	uncacheable kind = iota
+	positive
+	negative
+	servfail // kept in the negative store; never served stale
+)
+
+// answer is a stored response. It is never modified after Put, so Get may copy it without
+// the lock.
+type answer struct {
+	kind   kind
+	rcode  int
+	ad     bool
+	ttl    uint32 // lifetime in seconds
+	stored time.Time
+	// Deep copies without OPT or TSIG; each TTL is what the record is served with at Put time:
+	// its own TTL raised to MinTTL (positive answers only) and capped at ttl.
+	answer, ns, extra []dns.RR
+}
+
+// newAnswer returns the stored form of resp, or nil when resp is not worth caching.
+func (c *Cache) newAnswer(resp *dns.Msg, now time.Time) *answer {
+	k, ttl := c.lifetime(resp)
+	if k == uncacheable || ttl == 0 {
+		return nil
+	}
+	floor := uint32(0)
+	if k == positive {
+		floor = c.minTTL
+	}
+	return &answer{
+		kind:   k,
+		rcode:  resp.Rcode,
+		ad:     resp.AuthenticatedData,
+		ttl:    ttl,
+		stored: now,
+		answer: copyRRs(resp.Answer, floor, ttl),
+		ns:     copyRRs(resp.Ns, floor, ttl),
+		extra:  copyRRs(resp.Extra, floor, ttl),
+	}
+}
+
+// lifetime classifies resp and returns how many seconds it stays fresh.
+func (c *Cache) lifetime(resp *dns.Msg) (kind, uint32) {
+	switch resp.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+		if resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0 {
+			ttl := min(minTTL(resp.Answer), minTTL(resp.Ns))
+			return positive, min(max(ttl, c.minTTL), c.maxTTL)
+		}
+		// RFC 2308 §5: without an SOA there is no negative TTL, so nothing to cache.
+		soa := findSOA(resp.Ns)
+		if soa == nil {
+			return uncacheable, 0
+		}
+		return negative, min(ttlOf(&soa.Hdr), soa.Minttl, c.maxTTL)
+	case dns.RcodeServerFailure:
+		return servfail, seconds(ServfailTTL)
+	}
+	return uncacheable, 0
+}
+
+// minTTL is the smallest TTL in rrs, ignoring OPT (its TTL field holds flags).
+func minTTL(rrs []dns.RR) uint32 {
+	m := uint32(ttlLimit)
+	for _, rr := range rrs {
+		if h := rr.Header(); h.Rrtype != dns.TypeOPT {
+			m = min(m, ttlOf(h))
+		}
+	}
+	return m
+}
+
+// ttlLimit is the largest TTL (RFC 2181 §8).
+const ttlLimit = 1<<31 - 1
+
+// ttlOf reads a TTL as RFC 2181 §8 says: one with the top bit set means 0.
+func ttlOf(h *dns.RR_Header) uint32 {
+	if h.Ttl > ttlLimit {
+		return 0
+	}
+	return h.Ttl
+}
+
+func findSOA(rrs []dns.RR) *dns.SOA {
+	for _, rr := range rrs {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa
+		}
+	}
+	return nil
+}
+
+// copyRRs deep-copies rrs with each TTL raised to floor and capped at ceil, leaving out the
+// per-message records (OPT, TSIG): the server adds its own EDNS.
+func copyRRs(rrs []dns.RR, floor, ceil uint32) []dns.RR {
+	var out []dns.RR
+	for _, rr := range rrs {
+		if t := rr.Header().Rrtype; t == dns.TypeOPT || t == dns.TypeTSIG {
+			continue
+		}
+		cp := dns.Copy(rr)
+		h := cp.Header()
+		h.Ttl = min(max(ttlOf(h), floor), ceil)
+		out = append(out, cp)
+	}
+	return out
+}
+
+// serve builds a fresh response to req from a, elapsed after Put. The AD bit is kept only for
+// clients that asked for it (RFC 6840 §5.7) even if the request that filled the entry did.
+func (a *answer) serve(req *dns.Msg, do bool, elapsed time.Duration, stale bool) *dns.Msg {
+	q := req.Question[0]
+	ttl := func(orig uint32) uint32 {
+		if stale {
+			return StaleTTL
+		}
+		return orig - min(orig, uint32(elapsed/time.Second))
+	}
+	return &dns.Msg{
+		MsgHdr: dns.MsgHdr{
+			Id:                 req.Id,
+			Response:           true,
+			Opcode:             dns.OpcodeQuery,
+			RecursionDesired:   req.RecursionDesired,
+			CheckingDisabled:   req.CheckingDisabled,
+			RecursionAvailable: true,
+			AuthenticatedData:  a.ad && (req.AuthenticatedData || do),
+			Rcode:              a.rcode,
+		},
+		Question: []dns.Question{q},
+		Answer:   serveRRs(a.answer, q.Name, ttl),
+		Ns:       serveRRs(a.ns, q.Name, ttl),
+		Extra:    serveRRs(a.extra, q.Name, ttl),
+	}
+}
+
+// serveRRs copies rrs with their served TTL; records owned by the qname take the request's
+// spelling, since 0x20-randomising clients compare it.
+func serveRRs(rrs []dns.RR, qname string, ttl func(uint32) uint32) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		cp := dns.Copy(rr)
+		h := cp.Header()
+		h.Ttl = ttl(h.Ttl)
+		if h.Name != qname && equalFold(h.Name, qname) {
+			h.Name = qname
+		}
+		out[i] = cp
+	}
+	return out
+}
+
+// isQuery reports whether req is a request the cache can answer: one question, opcode QUERY.
+func isQuery(req *dns.Msg) bool {
+	return req != nil && req.Opcode == dns.OpcodeQuery && len(req.Question) == 1
+}
+
+// sameQuestion reports whether resp answers req's single question (name compared without case).
+func sameQuestion(resp, req *dns.Msg) bool {
+	if resp == nil || len(resp.Question) != 1 {
+		return false
+	}
+	got, want := resp.Question[0], req.Question[0]
+	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && equalFold(got.Name, want.Name)
+}
+
+// equalFold compares DNS names case-insensitively in ASCII only (RFC 4343).
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if lowerByte(a[i]) != lowerByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// lower lowercases s in ASCII, returning s itself (no allocation) when it has no upper case.
+func lower(s string) string {
+	for i := range len(s) {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = lowerByte(b[j])
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}

@@ -1,0 +1,244 @@
+package cache
+
+import (
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	// DefaultSize bounds each store (positive, negative) when Options.Size is 0.
+	DefaultSize = 10000
+	// DefaultMaxTTL caps how long any answer is kept fresh when Options.MaxTTL is 0.
+	DefaultMaxTTL = time.Hour
+	// DefaultServeStale is the serve-stale window the flag defaults to (RFC 8767 suggests 1-3
+	// days; an hour bounds how wrong a mesh-external answer may get).
+	DefaultServeStale = time.Hour
+	// StaleTTL is the TTL, in seconds, of every record in a stale answer (RFC 8767 §4).
+	StaleTTL = 30
+	// ServfailTTL is how long a SERVFAIL is cached, to spare a failing upstream a retry storm
+	// (RFC 2308 §7.1 allows up to 5 minutes; a short time keeps recovery quick).
+	ServfailTTL = 5 * time.Second
+	// PrefetchHits is how many times an entry must have been served before Get asks for a
+	// refresh: names asked once are not worth an upstream query.
+	PrefetchHits = 3
+	// prefetchMinTTL: entries shorter than this expire too fast for a refresh to help.
+	prefetchMinTTL = 10
+	// prefetchLeftPercent: a refresh is asked for once no more than this share of the TTL is left.
+	prefetchLeftPercent = 10
+)
+
+// Options tunes a Cache. Zero values take the defaults, except ServeStale: 0 disables it.
+type Options struct {
+	Size       int              // max entries in EACH store; DefaultSize if 0; negative disables caching
+	MinTTL     time.Duration    // floor for positive TTLs
+	MaxTTL     time.Duration    // ceiling for positive and negative TTLs; DefaultMaxTTL if 0 or less
+	ServeStale time.Duration    // how long after expiry an entry may be served stale; 0 or less disables
+	Now        func() time.Time // clock; time.Now if nil
+	Metrics    *Metrics         // may be nil
+}
+
+// Status says what Get found.
+type Status uint8
+
+const (
+	// Miss: nothing usable is cached.
+	Miss Status = iota
+	// Hit: a fresh answer, to be served as is.
+	Hit
+	// Stale: an expired answer within the serve-stale window, to be served only when every
+	// upstream fails.
+	Stale
+)
+
+func (s Status) String() string {
+	switch s {
+	case Hit:
+		return "hit"
+	case Stale:
+		return "stale"
+	default:
+		return "miss"
+	}
+}
+
+// Cache is a TTL cache of upstream answers, safe for concurrent use.
+type Cache struct {
+	minTTL, maxTTL uint32 // seconds
+	serveStale     time.Duration
+	now            func() time.Time
+	metrics        *Metrics
+
+	mu       sync.Mutex
+	pos, neg *lru // nil when caching is disabled
+}
+
+// New returns an empty cache.
+func New(o Options) *Cache {
+	c := &Cache{
+		minTTL:     seconds(o.MinTTL),
+		maxTTL:     seconds(o.MaxTTL),
+		serveStale: max(o.ServeStale, 0),
+		now:        o.Now,
+		metrics:    o.Metrics,
+	}
+	if o.MaxTTL <= 0 {
+		c.maxTTL = seconds(DefaultMaxTTL)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	size := o.Size
+	if size == 0 {
+		size = DefaultSize
+	}
+	if size > 0 {
+		c.pos, c.neg = newLRU(size), newLRU(size)
+	}
+	return c
+}
+
+// seconds converts d to a TTL, capped at 2^31-1 (RFC 2181 §8).
+func seconds(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	return uint32(min(d/time.Second, ttlLimit))
+}
+
+// Get returns a response to req from the cache. Hit: a fresh entry, TTLs counted down. Stale:
+// the entry expired less than ServeStale ago; every TTL is StaleTTL and the caller serves it
+// only when upstream fails. Miss: nil.
+//
+// prefetch is true at most once per entry life: on a Hit once the entry has been served
+// PrefetchHits times and no more than 10% of a TTL of at least 10s is left, so the caller can
+// refresh it in the background. The next Put that stores an entry for the key re-arms it.
+func (c *Cache) Get(req *dns.Msg) (resp *dns.Msg, st Status, prefetch bool) {
+	if c.pos == nil || !isQuery(req) {
+		c.metrics.got(Miss)
+		return nil, Miss, false
+	}
+	k := keyOf(req)
+	now := c.now()
+	c.mu.Lock()
+	var a *answer
+	var elapsed time.Duration
+	if e := c.lookup(k); e != nil {
+		a = e.ans
+		st, elapsed = c.status(a, now)
+		switch st {
+		case Miss:
+			c.remove(e)
+		case Hit:
+			prefetch = e.prefetch(elapsed)
+		}
+	}
+	c.mu.Unlock()
+	c.metrics.got(st)
+	if st == Miss {
+		return nil, Miss, false
+	}
+	// a is never modified after Put, so the copy is built without holding the lock.
+	return a.serve(req, k.do, elapsed, st == Stale), st, prefetch
+}
+
+// Put stores upstream's response to req if it is cacheable: a single-question QUERY answered
+// with the same question, not truncated, and a positive, negative (with SOA) or SERVFAIL
+// answer with a TTL above 0.
+func (c *Cache) Put(req, resp *dns.Msg) {
+	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Truncated {
+		return
+	}
+	now := c.now()
+	a := c.newAnswer(resp, now)
+	if a == nil {
+		return
+	}
+	k := keyOf(req)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.lookup(k); old != nil {
+		if a.kind == servfail && c.needed(old.ans, now) {
+			return
+		}
+		c.remove(old)
+	}
+	s := c.store(a.kind)
+	c.metrics.evicted(s.add(&entry{key: k, ans: a}))
+	c.metrics.entries(c.pos.len(), c.neg.len())
+}
+
+// Len returns the number of entries in the positive and negative stores.
+func (c *Cache) Len() (positive, negative int) {
+	if c.pos == nil {
+		return 0, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pos.len(), c.neg.len()
+}
+
+// status classifies a at now and returns the time since it was stored (never negative, so a
+// clock stepping back cannot push TTLs above their original).
+func (c *Cache) status(a *answer, now time.Time) (Status, time.Duration) {
+	elapsed := max(now.Sub(a.stored), 0)
+	life := time.Duration(a.ttl) * time.Second
+	switch {
+	case elapsed < life:
+		return Hit, elapsed
+	case a.kind != servfail && elapsed < life+c.serveStale:
+		return Stale, elapsed
+	}
+	return Miss, elapsed
+}
+
+// needed reports whether a SERVFAIL must leave a alone: a is a real answer that Get could still
+// return, fresh or stale.
+func (c *Cache) needed(a *answer, now time.Time) bool {
+	st, _ := c.status(a, now)
+	return a.kind != servfail && st != Miss
+}
+
+// lookup finds k in whichever store holds it and marks it recently used. Callers hold mu.
+func (c *Cache) lookup(k key) *entry {
+	if e := c.pos.get(k); e != nil {
+		return e
+	}
+	return c.neg.get(k)
+}
+
+// remove drops e from its store. Callers hold mu.
+func (c *Cache) remove(e *entry) {
+	c.store(e.ans.kind).remove(e.key)
+	c.metrics.entries(c.pos.len(), c.neg.len())
+}
+
+func (c *Cache) store(k kind) *lru {
+	if k == positive {
+		return c.pos
+	}
+	return c.neg
+}
+
+// entry is a stored answer and its per-life bookkeeping, guarded by Cache.mu.
+type entry struct {
+	key        key
+	ans        *answer
+	hits       int
+	prefetched bool
+}
+
+// prefetch counts a Hit served elapsed after Put and reports whether this one should trigger
+// the entry's only refresh.
+func (e *entry) prefetch(elapsed time.Duration) bool {
+	e.hits++
+	life := time.Duration(e.ans.ttl) * time.Second
+	left := life - elapsed
+	if e.prefetched || e.hits < PrefetchHits || e.ans.ttl < prefetchMinTTL ||
+		100*left > prefetchLeftPercent*life {
+		return false
+	}
+	e.prefetched = true
+	return true
+}

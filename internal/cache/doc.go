@@ -1,0 +1,20 @@
+// Package cache keeps the answers meshdns got from upstream resolvers, so repeated questions
+// for names outside the mesh are answered without a round trip (SPEC §6).
+//
+// It owns storage, lifetimes and the shape of served copies; it does no networking and starts
+// no goroutines. The resolver calls Get before forwarding and Put after, and schedules the
+// refreshes that Get asks for (prefetch) or that serving stale implies.
+//
+// Invariants:
+//   - An entry is keyed by the lowercased qname, qtype, qclass, and the request's DO and CD
+//     bits; a key lives in at most one of the two stores (positive, negative).
+//   - Each store holds at most Options.Size entries; the least recently used one is evicted.
+//   - Stored messages are deep copies and are never modified after Put, so Get builds its
+//     copy outside the lock. Every served message is new: the request's ID, question (exact
+//     case), RD and CD; QR and RA set, AA clear, no OPT record.
+//   - A Hit is served only before the entry's TTL has passed, with every record TTL counted
+//     down by the whole seconds since Put (never below 0, never above the stored TTL). A Stale
+//     is served only within Options.ServeStale after expiry, with every TTL set to StaleTTL.
+//     A SERVFAIL is never served stale and never displaces an answer serve-stale still needs.
+//   - Entries past expiry plus ServeStale are dropped when touched and never served.
+package cache

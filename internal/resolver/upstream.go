@@ -1,0 +1,105 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/miekg/dns"
+)
+
+const (
+	// DefaultStaleAnswerTimer is how long a query for a stale name waits for upstream before
+	// the stale answer goes out (RFC 8767 §5 suggests 1.8 s); the refresh carries on regardless.
+	DefaultStaleAnswerTimer = 1800 * time.Millisecond
+	// backgroundTimeout bounds a refresh that no client waits for.
+	backgroundTimeout = 10 * time.Second
+)
+
+// errNoUpstream is the failure of forwarding without any upstream configured.
+var errNoUpstream = errors.New("no upstream nameservers")
+
+// upstream answers req from the cache or the upstream resolvers. Every name meshdns does not
+// own goes through here: direct queries, CNAME chains leaving the table, and autopath steps.
+func (r *Resolver) upstream(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+	if r.opts.Forwarder == nil {
+		return nil, ResultError, errNoUpstream
+	}
+	c := r.opts.Cache
+	if c == nil {
+		return r.exchange(ctx, req, tcp)
+	}
+	cached, status, prefetch := c.Get(req)
+	switch status {
+	case cache.Hit:
+		if prefetch {
+			r.refresh(req, tcp, nil)
+		}
+		return cached, ResultCacheHit, nil
+	case cache.Stale:
+		return r.staleOrFresh(ctx, req, cached, tcp)
+	}
+	resp, result, err := r.exchange(ctx, req, tcp)
+	if err == nil {
+		c.Put(req, resp)
+	}
+	return resp, result, err
+}
+
+func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+	resp, err := r.opts.Forwarder.Forward(ctx, req, tcp)
+	if err != nil {
+		r.fails.Warn("forwarding failed", "err", err)
+		return nil, ResultError, err
+	}
+	return resp, ResultUpstream, nil
+}
+
+// staleOrFresh serves an expired entry (RFC 8767): upstream is asked in the background; its
+// answer is used if it comes within the stale answer timer and is not a failure, otherwise the stale
+// answer goes out and the refresh updates the cache when it completes.
+func (r *Resolver) staleOrFresh(ctx context.Context, req, stale *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+	done := make(chan *dns.Msg, 1)
+	r.refresh(req, tcp, done)
+	timer := time.NewTimer(r.opts.StaleAnswerTimer)
+	defer timer.Stop()
+	select {
+	case resp := <-done:
+		if resp != nil && !failure(resp) {
+			resp.Id, resp.Question = req.Id, req.Question
+			return resp, ResultUpstream, nil
+		}
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return stale, ResultCacheStale, nil
+}
+
+// failure reports whether an upstream reply says resolution failed.
+func failure(resp *dns.Msg) bool {
+	return resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused
+}
+
+// refresh asks upstream again for req in the background and caches the answer; done, when
+// not nil, receives the reply (nil on error). The request is copied: the caller's may be
+// gone by the time the refresh runs.
+func (r *Resolver) refresh(req *dns.Msg, tcp bool, done chan<- *dns.Msg) {
+	req = req.Copy()
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
+		defer cancel()
+		resp, _, err := r.exchange(ctx, req, tcp)
+		if err == nil {
+			r.opts.Cache.Put(req, resp)
+		}
+		if done != nil {
+			done <- resp
+		}
+	}()
+}
+
+// Wait blocks until background refreshes have finished.
+func (r *Resolver) Wait() { r.bg.Wait() }
