@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole meshdns test suite on a Debian machine with Go, installing what the tests
-# need first: DNS clients (dig, kdig), a real upstream resolver (dnsmasq) and iproute2 for the
+# need first: DNS clients (dig, kdig), real upstream resolvers (dnsmasq, unbound) and iproute2 for the
 # network namespaces in which glibc's resolver is tested (those tests need root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v dig >/dev/null || need+=(dnsutils)
 command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v ip >/dev/null || need+=(iproute2)
+command -v unbound >/dev/null || need+=(unbound)
 if ((${#need[@]})); then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo=sudo

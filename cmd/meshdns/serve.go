@@ -38,6 +38,7 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.Var(listFlag{&c.Search}, "search", "client search `domain` (repeatable; default: from --namespace or resolv.conf)")
 	fs.DurationVar(&c.TTL, "ttl", c.TTL, "TTL of local answers")
 	fs.BoolVar(&c.ForwardUnknownClusterNames, "forward-unknown-cluster-names", c.ForwardUnknownClusterNames, "forward unknown names of the cluster domain instead of answering NXDOMAIN")
+	fs.StringVar(&c.UpstreamPolicy, "upstream-policy", c.UpstreamPolicy, "order of upstream tries: sequential, random or parallel")
 	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "entries in each of the positive and negative caches of upstream answers (0: no cache)")
 	fs.DurationVar(&c.CacheMinTTL, "cache-min-ttl", c.CacheMinTTL, "lower clamp of cached positive TTLs")
 	fs.DurationVar(&c.CacheMaxTTL, "cache-max-ttl", c.CacheMaxTTL, "upper clamp of cached TTLs")
@@ -82,8 +83,9 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// clientSetup returns the upstream servers and the client context (namespace, search list).
-func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolver.Client) {
+// clientSetup returns the upstream servers, the client context (namespace, search list) and
+// the resolv.conf they came from.
+func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolver.Client, resolvconf.Config) {
 	rc, err := resolvconf.ParseFile(cfg.ResolvConf)
 	if err != nil {
 		log.Warn("cannot read resolv.conf; no search list or nameservers from it", "err", err)
@@ -97,7 +99,22 @@ func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolve
 		}
 	}
 	ns, search := cfg.ClientContext(rc.Search)
-	return withoutSelf(servers, cfg.Listen, log), resolver.Client{Namespace: ns, Search: search}
+	return withoutSelf(servers, cfg.Listen, log), resolver.Client{Namespace: ns, Search: search}, rc
+}
+
+// watchResolvConf follows the nameservers of --resolv-conf (a VM's DHCP client may rewrite
+// it) and hands them to the forwarder. The search list is read once at start.
+func watchResolvConf(ctx context.Context, cfg config.Config, rc resolvconf.Config, fwd *upstream.Forwarder, log *slog.Logger) (stop func()) {
+	w, err := resolvconf.Watch(ctx, cfg.ResolvConf, rc, func(c resolvconf.Config) {
+		servers := withoutSelf(c.Nameservers, cfg.Listen, log)
+		log.Info("resolv.conf changed; new upstreams", "upstreams", fmt.Sprint(servers))
+		fwd.SetServers(servers)
+	}, log)
+	if err != nil {
+		log.Warn("not watching resolv.conf for changes", "err", err)
+		return func() {}
+	}
+	return w.Wait
 }
 
 // withoutSelf drops upstreams that are meshdns's own listen addresses: forwarding there would
@@ -146,12 +163,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("registry: %w", err)
 	}
 
-	servers, client := clientSetup(cfg, log)
-	var fwd resolver.Forwarder
-	if len(servers) > 0 {
-		fwd = upstream.New(servers, upstream.Options{})
-	} else {
+	servers, client, rc := clientSetup(cfg, log)
+	policy, _ := upstream.ParsePolicy(cfg.UpstreamPolicy) // validated
+	fwd := upstream.New(servers, upstream.Options{Policy: policy, Logger: log, Metrics: upstream.NewMetrics(reg)})
+	defer fwd.Close()
+	if len(servers) == 0 {
 		log.Warn("no upstream nameservers: names meshdns does not own will get SERVFAIL")
+	}
+	if len(cfg.Upstreams) == 0 {
+		stopWatch := watchResolvConf(srcCtx, cfg, rc, fwd, log)
+		defer stopWatch()
 	}
 	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
 		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,

@@ -1,9 +1,10 @@
 // Package upstream forwards one DNS question to the upstream servers (from --upstream or the
 // nameservers of --resolv-conf) and returns the answer as a reply to the client's request.
 //
-// It owns the wire exchange with upstreams and nothing above it: no cache, no health state, no
-// coalescing; those wrap a Forwarder in other packages. A Forwarder holds only its
-// configuration, so it is safe for concurrent use.
+// It owns the wire exchange with upstreams and the state kept about them: the order they are
+// asked in (Policy), their health, idle TCP connections, the cap on outstanding exchanges and
+// the coalescing of identical questions. It has no cache; that wraps a Forwarder elsewhere.
+// A Forwarder is safe for concurrent use; SetServers publishes a new list copy-on-write.
 //
 // Invariants:
 //   - The client's packet is never relayed: every try sends a fresh query with a random ID, the
@@ -11,13 +12,29 @@
 //     Options.UDPSize, the client's DO bit, none of the client's EDNS options).
 //   - A reply is accepted only from the server's address, with the query's ID, QR set and the
 //     same question (name compared case-insensitively, type, class); anything else is dropped
-//     and reading continues until the try times out, so spoofed packets cannot answer.
+//     (counted as "invalid") and reading continues until the try times out, so spoofed packets
+//     cannot answer.
 //   - UDP uses a fresh socket per try (random source port) and a receive buffer of UDPSize;
 //     a truncated UDP reply is retried over TCP on the same server; TCP clients go over TCP.
-//   - Each try is bounded by Options.TryTimeout, the whole Forward by Options.Deadline or the
-//     context, whichever ends first. Servers are tried in order; a timeout, network error,
-//     SERVFAIL or REFUSED moves on to the next server.
+//     TCP connections are reused one exchange at a time, at most two idle per server, closed
+//     after 10s idle or by Close; a reused connection that fails is replaced once.
+//   - Each try is bounded by Options.TryTimeout, the whole exchange by Options.Deadline. A
+//     timeout, network error, SERVFAIL or REFUSED moves on to the next server (Sequential,
+//     Random); Parallel asks all at once and only a reply that is neither wins early.
+//   - Health: Options.FailThreshold consecutive failures mark a server down; it is skipped
+//     for 1s, doubling to 30s while its probes fail; after the backoff one query at a time
+//     probes it with real traffic, and one success makes it healthy. Tries cut short by the
+//     deadline, the callers or a parallel winner are not failures. When every server is down,
+//     all are asked anyway: failing without trying helps nobody.
+//   - Identical questions in flight (lowercased name, type, class, DO, CD, RD) share one
+//     exchange. It runs apart from any caller's context: a caller who gives up leaves, the
+//     last one to leave cancels it. Each caller's reply is built from the shared upstream
+//     message, which is never modified, with its own copy of the records.
+//   - At most Options.MaxOutstanding exchanges are in flight (coalesced callers do not count);
+//     beyond it Forward fails at once with ErrOverloaded, for a SERVFAIL rather than a queue.
 //   - The returned message answers the client's request: its ID, question (exact case), RD and
 //     CD; the upstream's rcode, sections and AA/RA/AD flags; no OPT record (the server adds its
 //     own EDNS).
+//   - Hot-path failures go to Metrics and a rate-limited log line; a server marked down or
+//     healthy again logs once per change.
 package upstream

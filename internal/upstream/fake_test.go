@@ -1,11 +1,13 @@
 package upstream
 
 import (
+	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -14,6 +16,7 @@ import (
 type packet struct {
 	msg     *dns.Msg
 	spoofed bool // UDP only: sent from another local port, as an off-path attacker would
+	close   bool // TCP only: close the connection after sending this
 }
 
 // handler decides what a fake server sends back for q received over network ("udp", "tcp").
@@ -33,6 +36,8 @@ type fakeServer struct {
 	conns    map[net.Conn]struct{}
 	queries  []*dns.Msg
 	networks []string // network of each query
+	accepted int      // TCP connections accepted
+	ended    int      // TCP connections ended (by either side)
 }
 
 func startFake(t *testing.T, h handler) *fakeServer {
@@ -76,6 +81,13 @@ func (s *fakeServer) Queries() []*dns.Msg {
 	return append([]*dns.Msg(nil), s.queries...)
 }
 
+// Accepted returns how many TCP connections were accepted, and how many of them have ended.
+func (s *fakeServer) Accepted() (accepted, ended int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted, s.ended
+}
+
 // Networks returns the network ("udp", "tcp") of each query received so far.
 func (s *fakeServer) Networks() []string {
 	s.mu.Lock()
@@ -115,6 +127,7 @@ func (s *fakeServer) serveTCP() {
 		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
+		s.accepted++
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go s.serveConn(c)
@@ -123,7 +136,12 @@ func (s *fakeServer) serveTCP() {
 
 func (s *fakeServer) serveConn(c net.Conn) {
 	defer s.wg.Done()
-	defer c.Close()
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		s.ended++
+		s.mu.Unlock()
+	}()
 	for {
 		b, err := readFramed(c)
 		if err != nil {
@@ -141,6 +159,9 @@ func (s *fakeServer) serveConn(c net.Conn) {
 		for _, p := range packets {
 			if !p.spoofed {
 				_, _ = c.Write(frame(mustPack(p.msg)))
+			}
+			if p.close {
+				return
 			}
 		}
 	}
@@ -217,4 +238,74 @@ func replyA(q *dns.Msg, rcode int, ip string) *dns.Msg {
 		}}
 	}
 	return m
+}
+
+// fakeClock is an injected clock that tests advance by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// hangGuard bounds tests whose options would otherwise let them wait for minutes. It is no
+// timing assertion: a correct forwarder finishes orders of magnitude sooner.
+const hangGuard = 10 * time.Second
+
+// forwardWithin runs Forward and fails the test if it has not returned within hangGuard.
+func forwardWithin(t *testing.T, ctx context.Context, f *Forwarder, req *dns.Msg, tcp bool) (*dns.Msg, error) {
+	t.Helper()
+	type result struct {
+		resp *dns.Msg
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := f.Forward(ctx, req, tcp)
+		done <- result{resp, err}
+	}()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-time.After(hangGuard):
+		t.Fatalf("Forward(%s) still running after %v", req.Question[0].Name, hangGuard)
+		return nil, nil
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after hangGuard.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after %v", what, hangGuard)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// newForwarder is New with the test's clock and idle timeout in place before the servers
+// are created, and Close at the end of the test.
+func newForwarder(t *testing.T, servers []netip.AddrPort, opts Options, idle time.Duration) *Forwarder {
+	t.Helper()
+	f := New(nil, opts)
+	if idle > 0 {
+		f.idleTimeout = idle
+	}
+	f.SetServers(servers)
+	t.Cleanup(f.Close)
+	return f
 }

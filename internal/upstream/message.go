@@ -1,8 +1,6 @@
 package upstream
 
 import (
-	"slices"
-
 	"github.com/miekg/dns"
 )
 
@@ -73,6 +71,8 @@ func lowerASCII(c byte) byte {
 
 // reply turns the upstream's response into a response to req. Rcode may exceed 15 when the
 // upstream used an extended rcode; the caller's OPT record must then carry the upper bits.
+// up may be shared by coalesced callers, so it is only read: each reply gets its own copy of
+// the records, which callers are free to change (TTLs, owners).
 func reply(req, up *dns.Msg) *dns.Msg {
 	return &dns.Msg{
 		MsgHdr: dns.MsgHdr{
@@ -88,10 +88,19 @@ func reply(req, up *dns.Msg) *dns.Msg {
 			Truncated:          up.Truncated,
 		},
 		Question: []dns.Question{req.Question[0]},
-		Answer:   up.Answer,
-		Ns:       up.Ns,
-		Extra:    slices.DeleteFunc(up.Extra, isOPT),
+		Answer:   copyRRs(up.Answer),
+		Ns:       copyRRs(up.Ns),
+		Extra:    copyRRs(up.Extra),
 	}
 }
 
-func isOPT(rr dns.RR) bool { return rr.Header().Rrtype == dns.TypeOPT }
+// copyRRs deep-copies rrs, leaving out OPT: the server adds its own EDNS.
+func copyRRs(rrs []dns.RR) []dns.RR {
+	var out []dns.RR
+	for _, rr := range rrs {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			out = append(out, dns.Copy(rr))
+		}
+	}
+	return out
+}

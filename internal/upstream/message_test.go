@@ -218,22 +218,39 @@ func TestForwardErrors(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	servers := []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:53"), netip.MustParseAddrPort("[fe80::1%eth0]:53")}
+	defaults := Options{TryTimeout: 2 * time.Second, Deadline: 5 * time.Second, UDPSize: 4096,
+		FailThreshold: 3, MaxOutstanding: 1000}
 	tests := []struct {
-		name string
-		opts Options
-		want Options
+		name    string
+		servers []netip.AddrPort
+		opts    Options
+		want    Options
 	}{
-		{name: "defaults", want: Options{TryTimeout: 2 * time.Second, Deadline: 5 * time.Second, UDPSize: 4096}},
-		{name: "kept", opts: Options{TryTimeout: time.Second, Deadline: 3 * time.Second, UDPSize: 1232},
-			want: Options{TryTimeout: time.Second, Deadline: 3 * time.Second, UDPSize: 1232}},
+		{name: "defaults", want: defaults},
+		{name: "kept", opts: Options{TryTimeout: time.Second, Deadline: 3 * time.Second, UDPSize: 1232,
+			Policy: Parallel, FailThreshold: 1, MaxOutstanding: 10},
+			want: Options{TryTimeout: time.Second, Deadline: 3 * time.Second, UDPSize: 1232,
+				Policy: Parallel, FailThreshold: 1, MaxOutstanding: 10}},
 		{name: "UDP size raised to 512", opts: Options{UDPSize: 100},
-			want: Options{TryTimeout: 2 * time.Second, Deadline: 5 * time.Second, UDPSize: 512}},
+			want: Options{TryTimeout: 2 * time.Second, Deadline: 5 * time.Second, UDPSize: 512,
+				FailThreshold: 3, MaxOutstanding: 1000}},
+		{name: "duplicate servers dropped", servers: append(slices.Clone(servers), servers[1], servers[0]),
+			want: defaults},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := New(servers, tc.opts)
-			if f.opts != tc.want {
-				t.Errorf("options %+v, want %+v", f.opts, tc.want)
+			in := tc.servers
+			if in == nil {
+				in = servers
+			}
+			f := New(in, tc.opts)
+			opts := f.opts
+			if opts.Now == nil || opts.Logger == nil {
+				t.Errorf("options Now set %v, Logger set %v; want both defaulted", opts.Now != nil, opts.Logger != nil)
+			}
+			opts.Now, opts.Logger = nil, nil
+			if !reflect.DeepEqual(opts, tc.want) {
+				t.Errorf("options %+v, want %+v", opts, tc.want)
 			}
 			got := f.Servers()
 			if !slices.Equal(got, servers) {

@@ -8,24 +8,74 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-// transport performs one exchange with server, bounded by ctx. udpSize is the receive buffer
-// for datagram transports.
-type transport func(ctx context.Context, server netip.AddrPort, q *dns.Msg, udpSize uint16) (*dns.Msg, error)
+// transport performs one exchange of q with s, bounded by ctx.
+type transport func(ctx context.Context, s *server, q *dns.Msg) (*dns.Msg, error)
+
+// try asks one server with a fresh query built from proto. A truncated UDP reply is retried
+// over TCP; if TCP fails, the truncated reply is still an answer (the client will retry over
+// TCP itself).
+func (f *Forwarder) try(ctx context.Context, s *server, proto *dns.Msg, tcp bool) (*dns.Msg, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	q := f.query(proto)
+	resp, err := f.tryTransports(ctx, s, q, tcp)
+	f.observe(ctx, s, resp, err)
+	return resp, err
+}
+
+func (f *Forwarder) tryTransports(ctx context.Context, s *server, q *dns.Msg, tcp bool) (*dns.Msg, error) {
+	if tcp {
+		return f.exchange(ctx, s, q, f.exchangeTCP)
+	}
+	resp, err := f.exchange(ctx, s, q, f.exchangeUDP)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		// Nothing listens on the UDP port (a TCP-only server): TCP may still answer, at once.
+		return f.exchange(ctx, s, q, f.exchangeTCP)
+	}
+	if err != nil || !resp.Truncated {
+		return resp, err
+	}
+	if full, err := f.exchange(ctx, s, q, f.exchangeTCP); err == nil {
+		return full, nil
+	}
+	return resp, nil
+}
+
+// exchange runs one transport under the per-try timeout. When ctx (the overall deadline, the
+// callers, a parallel winner) ended the try, the context's error is returned instead of the
+// I/O error.
+func (f *Forwarder) exchange(ctx context.Context, s *server, q *dns.Msg, t transport) (*dns.Msg, error) {
+	tryCtx, cancel := context.WithTimeout(ctx, f.opts.TryTimeout)
+	defer cancel()
+	start := f.opts.Now()
+	resp, err := t(tryCtx, s, q)
+	if err != nil {
+		if cerr := ctxErr(ctx); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
+	s.m.observeLatency(f.opts.Now().Sub(start))
+	return resp, nil
+}
 
 // exchangeUDP sends q from a fresh socket and reads until a datagram answers q. The socket is
 // connected, so the kernel already drops packets from other addresses and reports ICMP port
 // unreachable as an error; the source check below keeps that guarantee explicit.
-func exchangeUDP(ctx context.Context, server netip.AddrPort, q *dns.Msg, udpSize uint16) (*dns.Msg, error) {
+func (f *Forwarder) exchangeUDP(ctx context.Context, s *server, q *dns.Msg) (*dns.Msg, error) {
 	packed, err := q.Pack()
 	if err != nil {
 		return nil, fmt.Errorf("packing query: %w", err)
 	}
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(server))
+	s.m.query("udp")
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(s.addr))
 	if err != nil {
 		return nil, err
 	}
@@ -34,34 +84,26 @@ func exchangeUDP(ctx context.Context, server netip.AddrPort, q *dns.Msg, udpSize
 	if _, err := conn.Write(packed); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, udpSize)
+	buf := make([]byte, f.opts.UDPSize)
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return nil, err
 		}
-		if !sameAddrPort(from, server) {
+		if !sameAddrPort(from, s.addr) {
+			s.m.fail(reasonInvalid)
 			continue
 		}
 		if resp := parseReply(buf[:n], q); resp != nil {
 			return resp, nil
 		}
+		s.m.fail(reasonInvalid)
 	}
 }
 
-// exchangeTCP sends q on a new connection and reads messages until one answers q.
-func exchangeTCP(ctx context.Context, server netip.AddrPort, q *dns.Msg, _ uint16) (*dns.Msg, error) {
-	packed, err := q.Pack()
-	if err != nil {
-		return nil, fmt.Errorf("packing query: %w", err)
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", server.String())
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	defer bindContext(ctx, conn)()
+// writeRead sends packed on conn and reads messages until one answers q; the others are
+// counted as invalid and skipped, so a forged or stale reply cannot answer.
+func writeRead(conn net.Conn, s *server, packed []byte, q *dns.Msg) (*dns.Msg, error) {
 	framed := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(packed)), uint16(len(packed)))
 	if _, err := conn.Write(append(framed, packed...)); err != nil {
 		return nil, err
@@ -74,6 +116,7 @@ func exchangeTCP(ctx context.Context, server netip.AddrPort, q *dns.Msg, _ uint1
 		if resp := parseReply(b, q); resp != nil {
 			return resp, nil
 		}
+		s.m.fail(reasonInvalid)
 	}
 }
 
@@ -98,7 +141,8 @@ func closedErr(err error) error {
 }
 
 // bindContext makes conn's I/O end when ctx does: at its deadline, or at once when it is
-// cancelled. The returned func releases the watch and must run before conn is reused or closed.
+// cancelled. The returned func releases the watch and must run before conn is reused or
+// closed; when it returns false the watch has fired and conn must not be reused.
 func bindContext(ctx context.Context, conn net.Conn) (stop func() bool) {
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)

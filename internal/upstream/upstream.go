@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/miekg/dns"
 )
 
@@ -19,9 +22,19 @@ const (
 	DefaultDeadline = 5 * time.Second
 	// DefaultUDPSize is the EDNS UDP payload size advertised upstream and the receive buffer.
 	DefaultUDPSize uint16 = 4096
+	// DefaultFailThreshold is how many consecutive failures mark a server down.
+	DefaultFailThreshold = 3
+	// DefaultMaxOutstanding caps the upstream exchanges in flight at once.
+	DefaultMaxOutstanding = 1000
 	// minUDPSize is the floor for UDPSize: RFC 6891 treats smaller sizes as 512.
 	minUDPSize uint16 = 512
+	// failureLogInterval is the least time between two log lines about failed tries.
+	failureLogInterval = 10 * time.Second
 )
+
+// ErrOverloaded is returned (wrapped) by Forward when Options.MaxOutstanding exchanges are
+// already in flight; the caller should answer SERVFAIL rather than queue.
+var ErrOverloaded = errors.New("upstream: too many outstanding queries")
 
 var (
 	errNoServers  = errors.New("upstream: no servers configured")
@@ -31,9 +44,16 @@ var (
 
 // Options tunes a Forwarder. Zero values take the defaults.
 type Options struct {
-	TryTimeout time.Duration // per try, DefaultTryTimeout if zero
-	Deadline   time.Duration // per Forward, DefaultDeadline if zero
-	UDPSize    uint16        // EDNS size advertised and UDP receive buffer, DefaultUDPSize if zero
+	TryTimeout     time.Duration // per try, DefaultTryTimeout if zero
+	Deadline       time.Duration // per Forward, DefaultDeadline if zero
+	UDPSize        uint16        // EDNS size advertised and UDP receive buffer, DefaultUDPSize if zero
+	Policy         Policy        // order of the servers, Sequential if zero
+	FailThreshold  int           // consecutive failures that mark a server down, DefaultFailThreshold if zero
+	MaxOutstanding int           // exchanges in flight at once, DefaultMaxOutstanding if zero
+
+	Now     func() time.Time // clock for health backoff and latency, time.Now if nil
+	Metrics *Metrics         // nil: no metrics
+	Logger  *slog.Logger     // rate-limited failure lines; discarded if nil
 }
 
 func (o Options) withDefaults() Options {
@@ -47,64 +67,77 @@ func (o Options) withDefaults() Options {
 		o.UDPSize = DefaultUDPSize
 	}
 	o.UDPSize = max(o.UDPSize, minUDPSize)
+	if o.FailThreshold <= 0 {
+		o.FailThreshold = DefaultFailThreshold
+	}
+	if o.MaxOutstanding <= 0 {
+		o.MaxOutstanding = DefaultMaxOutstanding
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	return o
 }
 
-// Forwarder sends questions to a fixed, ordered list of upstream servers.
+// Forwarder sends questions to an ordered list of upstream servers. It is safe for concurrent
+// use; SetServers may run while queries are in flight.
 type Forwarder struct {
-	servers []netip.AddrPort
 	opts    Options
-	newID   func() uint16 // query IDs; replaced in tests
+	servers atomic.Pointer[[]*server] // published copy-on-write by SetServers
+	flights coalescer
+	active  atomic.Int64 // exchanges in flight, capped by MaxOutstanding
+	fails   *ratelog.Limiter
+
+	setMu  sync.Mutex // serialises SetServers and Close
+	closed bool       // under setMu: pools of later servers start closed
+
+	newID       func() uint16   // query IDs; replaced in tests
+	randIntN    func(n int) int // first server of the Random policy; replaced in tests
+	idleTimeout time.Duration   // idle TCP connections; shortened in tests
 }
 
-// New returns a Forwarder for servers, tried in order. It does no I/O.
+// New returns a Forwarder for servers (duplicates dropped), tried according to opts.Policy.
+// It does no I/O.
 func New(servers []netip.AddrPort, opts Options) *Forwarder {
-	return &Forwarder{
-		servers: slices.Clone(servers),
-		opts:    opts.withDefaults(),
-		newID:   randomID,
+	opts = opts.withDefaults()
+	f := &Forwarder{
+		opts:        opts,
+		flights:     coalescer{m: map[flightKey]*flight{}},
+		fails:       ratelog.New(opts.Logger, failureLogInterval, opts.Now),
+		newID:       randomID,
+		randIntN:    rand.IntN,
+		idleTimeout: idleTCPTimeout,
 	}
+	f.SetServers(servers)
+	return f
 }
 
 // randomID draws from math/rand/v2's global source: ChaCha8, seeded by the runtime from the OS.
 func randomID() uint16 { return uint16(rand.Uint32()) }
 
-// Servers returns a copy of the upstream servers in the order they are tried.
-func (f *Forwarder) Servers() []netip.AddrPort { return slices.Clone(f.servers) }
-
 // Forward sends a fresh query for req's single question and returns a response to req. Over
-// UDP (tcp false) a truncated reply is retried over TCP. Servers are tried in order until one
-// gives an answer that is not SERVFAIL or REFUSED; if none does, the last such reply is
-// returned, and an error only when no server replied at all.
+// UDP (tcp false) a truncated reply is retried over TCP. Servers are tried according to the
+// policy until one gives an answer that is not SERVFAIL or REFUSED; if none does, the last such
+// reply is returned, and an error only when no server replied at all. An identical question
+// already in flight is not sent again: this call waits for that exchange instead.
 func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
-	if len(f.servers) == 0 {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	if len(f.current()) == 0 {
 		return nil, errNoServers
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.opts.Deadline)
-	defer cancel()
-	var failed *dns.Msg // last SERVFAIL/REFUSED reply
-	var lastErr error
-	for _, server := range f.servers {
-		resp, err := f.try(ctx, server, req, tcp)
-		switch {
-		case err != nil:
-			lastErr = fmt.Errorf("upstream %s: %w", server, err)
-		case failover(resp.Rcode):
-			failed = resp
-		default:
-			return reply(req, resp), nil
-		}
-		if ctxErr(ctx) != nil {
-			break
-		}
+	fl, err := f.join(ctx, req, tcp)
+	if err != nil {
+		return nil, err
 	}
-	if failed != nil {
-		return reply(req, failed), nil
-	}
-	return nil, lastErr
+	return f.wait(ctx, fl, req)
 }
 
 func checkRequest(req *dns.Msg) error {
@@ -117,44 +150,16 @@ func checkRequest(req *dns.Msg) error {
 	return nil
 }
 
-// failover reports whether an rcode means "this server cannot answer now, ask the next one".
-func failover(rcode int) bool {
-	return rcode == dns.RcodeServerFailure || rcode == dns.RcodeRefused
+// acquire takes one of the MaxOutstanding slots, or reports that none is free.
+func (f *Forwarder) acquire() bool {
+	if f.active.Add(1) > int64(f.opts.MaxOutstanding) {
+		f.active.Add(-1)
+		return false
+	}
+	return true
 }
 
-// try asks one server. A truncated UDP reply is retried over TCP; if TCP fails, the truncated
-// reply is still an answer (the client will retry over TCP itself).
-func (f *Forwarder) try(ctx context.Context, server netip.AddrPort, req *dns.Msg, tcp bool) (*dns.Msg, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	q := f.query(req)
-	if tcp {
-		return f.exchange(ctx, server, q, exchangeTCP)
-	}
-	resp, err := f.exchange(ctx, server, q, exchangeUDP)
-	if err != nil || !resp.Truncated {
-		return resp, err
-	}
-	if full, err := f.exchange(ctx, server, q, exchangeTCP); err == nil {
-		return full, nil
-	}
-	return resp, nil
-}
-
-// exchange runs one transport under the per-try timeout. When the overall deadline or the
-// caller's context ended the try, the context's error is returned instead of the I/O error.
-func (f *Forwarder) exchange(ctx context.Context, server netip.AddrPort, q *dns.Msg, t transport) (*dns.Msg, error) {
-	tryCtx, cancel := context.WithTimeout(ctx, f.opts.TryTimeout)
-	defer cancel()
-	resp, err := t(tryCtx, server, q, f.opts.UDPSize)
-	if err != nil {
-		if cerr := ctxErr(ctx); cerr != nil {
-			return nil, cerr
-		}
-	}
-	return resp, err
-}
+func (f *Forwarder) release() { f.active.Add(-1) }
 
 // ctxErr is ctx.Err, but also reports a deadline that has passed before ctx's own timer fired:
 // socket deadlines, set from the same time, can expire first.

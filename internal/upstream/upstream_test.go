@@ -131,7 +131,7 @@ func TestForwardFailover(t *testing.T) {
 	dm := startDnsmasq(t)
 	servfail := startFake(t, answerWith(dns.RcodeServerFailure, "")).addr
 	refused := startFake(t, answerWith(dns.RcodeRefused, "")).addr
-	silent := silentServer(t)
+	silent, silent2, silent3 := silentServer(t), silentServer(t), silentServer(t)
 	closed := closedPort(t)
 	tests := []struct {
 		name     string
@@ -154,7 +154,7 @@ func TestForwardFailover(t *testing.T) {
 		{name: "failed reply kept over a later timeout", servers: []netip.AddrPort{servfail, silent, closed},
 			rcode: dns.RcodeServerFailure},
 		{name: "all dead: error", servers: []netip.AddrPort{closed, silent}, rcode: -1},
-		{name: "deadline ends the walk", servers: []netip.AddrPort{silent, silent, silent, dm},
+		{name: "deadline ends the walk", servers: []netip.AddrPort{silent, silent2, silent3, dm},
 			deadline: 400 * time.Millisecond, rcode: -1, wantErr: context.DeadlineExceeded},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,131 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/miekg/dns"
+)
+
+// flightKey identifies questions that one upstream exchange can answer for all who ask: the
+// name in lowercase and the query bits that change an upstream's answer. The transport is not
+// part of it, nor the spelling of the name: each caller's reply is rebuilt from the shared
+// upstream message with its own ID and question.
+type flightKey struct {
+	name          string
+	qtype, qclass uint16
+	do, cd, rd    bool // RD too: a non-recursive query may get a different answer
+}
+
+func keyOf(req *dns.Msg) flightKey {
+	q := req.Question[0]
+	k := flightKey{name: lowerName(q.Name), qtype: q.Qtype, qclass: q.Qclass,
+		cd: req.CheckingDisabled, rd: req.RecursionDesired}
+	if opt := req.IsEdns0(); opt != nil {
+		k.do = opt.Do()
+	}
+	return k
+}
+
+// lowerName lowercases ASCII letters only (RFC 4343) and allocates only when it must.
+func lowerName(s string) string {
+	for i := range len(s) {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = lowerASCII(b[j])
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// flight is one upstream exchange and the callers waiting for it. resp and err are written
+// once, before done is closed; resp is shared by every waiter and never modified.
+type flight struct {
+	key     flightKey
+	done    chan struct{}
+	resp    *dns.Msg
+	err     error
+	waiters int // under coalescer.mu
+	cancel  context.CancelFunc
+}
+
+// coalescer holds the exchanges in flight by question.
+type coalescer struct {
+	mu sync.Mutex
+	m  map[flightKey]*flight
+}
+
+// join returns the flight answering req: one in progress, or a new one started here if a slot
+// under MaxOutstanding is free.
+func (f *Forwarder) join(ctx context.Context, req *dns.Msg, tcp bool) (*flight, error) {
+	key := keyOf(req)
+	c := &f.flights
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fl, ok := c.m[key]; ok {
+		fl.waiters++
+		f.opts.Metrics.coalesce()
+		return fl, nil
+	}
+	if !f.acquire() {
+		f.opts.Metrics.overload()
+		return nil, fmt.Errorf("%w (%d in flight)", ErrOverloaded, f.opts.MaxOutstanding)
+	}
+	// The exchange outlives any one caller: it keeps ctx's values but not its cancellation,
+	// and ends at the Forwarder's deadline or when the last waiter has left.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.Deadline)
+	fl := &flight{key: key, done: make(chan struct{}), waiters: 1, cancel: cancel}
+	c.m[key] = fl
+	proto := f.query(req) // built now: req belongs to the caller, who may leave early
+	go f.fly(fctx, fl, proto, tcp)
+	return fl, nil
+}
+
+// fly runs the exchange of fl and publishes its result.
+func (f *Forwarder) fly(ctx context.Context, fl *flight, proto *dns.Msg, tcp bool) {
+	defer f.release()
+	defer fl.cancel()
+	resp, err := f.resolve(ctx, proto, tcp)
+	f.flights.remove(fl)
+	fl.resp, fl.err = resp, err
+	close(fl.done)
+}
+
+// wait returns fl's result as a reply to req, or ctx's error if the caller gives up first.
+func (f *Forwarder) wait(ctx context.Context, fl *flight, req *dns.Msg) (*dns.Msg, error) {
+	select {
+	case <-fl.done:
+		if fl.err != nil {
+			return nil, fl.err
+		}
+		return reply(req, fl.resp), nil
+	case <-ctx.Done():
+		f.flights.leave(fl)
+		return nil, fmt.Errorf("upstream: waiting for %s: %w", req.Question[0].Name, ctx.Err())
+	}
+}
+
+// leave drops one waiter; the last one to leave cancels the exchange, which nobody would read.
+func (c *coalescer) leave(fl *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fl.waiters--
+	if fl.waiters == 0 {
+		fl.cancel()
+		if c.m[fl.key] == fl {
+			delete(c.m, fl.key) // later callers start afresh instead of joining a dead flight
+		}
+	}
+}
+
+func (c *coalescer) remove(fl *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[fl.key] == fl {
+		delete(c.m, fl.key)
+	}
+}
