@@ -103,12 +103,26 @@ func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolve
 }
 
 // watchResolvConf follows the nameservers of --resolv-conf (a VM's DHCP client may rewrite
-// it) and hands them to the forwarder. The search list is read once at start.
-func watchResolvConf(ctx context.Context, cfg config.Config, rc resolvconf.Config, fwd *upstream.Forwarder, log *slog.Logger) (stop func()) {
-	w, err := resolvconf.Watch(ctx, cfg.ResolvConf, rc, func(c resolvconf.Config) {
-		servers := withoutSelf(c.Nameservers, cfg.Listen, log)
-		log.Info("resolv.conf changed; new upstreams", "upstreams", fmt.Sprint(servers))
+// it): they replace the forwarder's servers, and the cache is flushed since the new servers may
+// answer differently (a VPN's split horizon). A file without nameservers is taken for one
+// being rewritten and changes nothing. The search list is read once at start.
+func watchResolvConf(ctx context.Context, cfg config.Config, rc resolvconf.Config, fwd *upstream.Forwarder, c *cache.Cache, log *slog.Logger) (stop func()) {
+	current := fmt.Sprint(withoutSelf(rc.Nameservers, cfg.Listen, log))
+	w, err := resolvconf.Watch(ctx, cfg.ResolvConf, rc, func(rc resolvconf.Config) {
+		servers := withoutSelf(rc.Nameservers, cfg.Listen, log)
+		if len(servers) == 0 {
+			log.Warn("resolv.conf has no usable nameserver now; keeping the upstreams", "upstreams", current)
+			return
+		}
+		if fmt.Sprint(servers) == current {
+			return
+		}
+		current = fmt.Sprint(servers)
+		log.Info("resolv.conf changed; new upstreams, cache flushed", "upstreams", current)
 		fwd.SetServers(servers)
+		if c != nil {
+			c.Flush()
+		}
 	}, log)
 	if err != nil {
 		log.Warn("not watching resolv.conf for changes", "err", err)
@@ -170,14 +184,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if len(servers) == 0 {
 		log.Warn("no upstream nameservers: names meshdns does not own will get SERVFAIL")
 	}
+	answers := newCache(cfg, reg)
 	if len(cfg.Upstreams) == 0 {
-		stopWatch := watchResolvConf(srcCtx, cfg, rc, fwd, log)
+		stopWatch := watchResolvConf(srcCtx, cfg, rc, fwd, answers, log)
 		defer stopWatch()
 	}
 	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
 		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
-		Metrics: resolver.NewMetrics(reg), Cache: newCache(cfg, reg)})
-	defer res.Wait()
+		Metrics: resolver.NewMetrics(reg), Cache: answers})
+	defer res.Close() // on early returns; Close is idempotent
 
 	b := builder.New(builder.Options{
 		Table:    table.Options{Zone: cfg.ClusterDomain, TTL: cfg.TTL},
@@ -205,6 +220,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), config.ShutdownTimeout)
 	defer cancel()
 	srv.Shutdown(sctx)
+	res.Close() // after the server: no query can start a refresh any more
 	if adm != nil {
 		adm.Shutdown(sctx)
 	}

@@ -23,6 +23,12 @@ const (
 	// PrefetchHits is how many times an entry must have been served before Get asks for a
 	// refresh: names asked once are not worth an upstream query.
 	PrefetchHits = 3
+	// FailureRecheck is how long a stale entry whose refresh failed is served without asking
+	// upstream again (RFC 8767 §5 recommends 30 s).
+	FailureRecheck = 30 * time.Second
+	// MaxEntryBytes bounds one cached message, so that --cache-size bounds memory too: larger
+	// answers (TCP allows 64 KiB) are passed on but not kept.
+	MaxEntryBytes = 8192
 	// prefetchMinTTL: entries shorter than this expire too fast for a refresh to help.
 	prefetchMinTTL = 10
 	// prefetchLeftPercent: a refresh is asked for once no more than this share of the TTL is left.
@@ -147,7 +153,7 @@ func (c *Cache) Get(req *dns.Msg) (resp *dns.Msg, st Status, prefetch bool) {
 // with the same question, not truncated, and a positive, negative (with SOA) or SERVFAIL
 // answer with a TTL above 0.
 func (c *Cache) Put(req, resp *dns.Msg) {
-	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Truncated {
+	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Truncated || resp.Len() > MaxEntryBytes {
 		return
 	}
 	now := c.now()
@@ -227,6 +233,48 @@ type entry struct {
 	ans        *answer
 	hits       int
 	prefetched bool
+	failedAt   time.Time // last failed refresh of a stale entry
+}
+
+// RefreshFailed records that upstream could not refresh req's entry. For FailureRecheck
+// afterwards, ShouldRefresh says no, so the stale answer goes out at once instead of every
+// query waiting on a dead upstream again (RFC 8767 §5, failure recheck timer).
+func (c *Cache) RefreshFailed(req *dns.Msg) {
+	if c.pos == nil || !isQuery(req) {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.lookup(keyOf(req)); e != nil {
+		e.failedAt = now
+	}
+}
+
+// ShouldRefresh reports whether upstream should be asked to refresh req's stale entry: not
+// within FailureRecheck of a failed refresh.
+func (c *Cache) ShouldRefresh(req *dns.Msg) bool {
+	if c.pos == nil || !isQuery(req) {
+		return true
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.lookup(keyOf(req))
+	return e == nil || e.failedAt.IsZero() || now.Sub(e.failedAt) >= FailureRecheck
+}
+
+// Flush drops every entry, for when the upstreams change: their answers may differ (a VPN's
+// split horizon, a new corporate resolver).
+func (c *Cache) Flush() {
+	if c.pos == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pos.clear()
+	c.neg.clear()
+	c.metrics.entries(0, 0)
 }
 
 // prefetch counts a Hit served elapsed after Put and reports whether this one should trigger

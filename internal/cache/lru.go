@@ -43,3 +43,8 @@ func (l *lru) remove(k key) {
 }
 
 func (l *lru) len() int { return l.order.Len() }
+
+func (l *lru) clear() {
+	clear(l.items)
+	l.order.Init()
+}

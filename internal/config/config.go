@@ -185,7 +185,9 @@ func ParseUpstream(s string) (netip.AddrPort, error) {
 }
 
 // ClientContext derives the client's namespace and search list: flags first, then the
-// resolv.conf search list, whose first "<ns>.svc.<zone>" domain names the namespace.
+// resolv.conf search list, whose first "<ns>.svc.<zone>" domain names the namespace. With
+// --namespace alone, the list is the kubelet's: the three cluster domains of the namespace,
+// then resolv.conf's domains outside the cluster zone (the node's own search domains).
 func (c *Config) ClientContext(resolvSearch []string) (ns string, search []string) {
 	zone := strings.ToLower(dns.Fqdn(c.ClusterDomain))
 	ns = c.Namespace
@@ -196,6 +198,11 @@ func (c *Config) ClientContext(resolvSearch []string) (ns string, search []strin
 		}
 	case ns != "":
 		search = []string{ns + ".svc." + zone, "svc." + zone, zone}
+		for _, s := range resolvSearch {
+			if s != zone && !strings.HasSuffix(s, "."+zone) {
+				search = append(search, s)
+			}
+		}
 	default:
 		search = resolvSearch
 	}

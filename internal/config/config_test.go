@@ -78,8 +78,8 @@ func TestClientContext(t *testing.T) {
 		wantSearch []string
 	}{
 		{"from resolv.conf", "", nil, podSearch, "prod", podSearch},
-		{"namespace flag implies the pod search list", "dev", nil, podSearch, "dev",
-			[]string{"dev.svc.cluster.local.", "svc.cluster.local.", "cluster.local."}},
+		{"namespace flag implies the pod search list, node domains kept", "dev", nil, podSearch, "dev",
+			[]string{"dev.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "corp.example."}},
 		{"search flag wins, namespace from it", "", []string{"Team.svc.cluster.local", "svc.cluster.local"}, podSearch, "team",
 			[]string{"team.svc.cluster.local.", "svc.cluster.local."}},
 		{"VM search list: no namespace", "", nil, []string{"corp.example."}, "", []string{"corp.example."}},

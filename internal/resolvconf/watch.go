@@ -20,24 +20,40 @@ type Watcher struct {
 	log      *slog.Logger
 	w        *fsnotify.Watcher
 	done     chan struct{}
+	names    map[string]bool // base names whose events matter: the path's and its link target's
 }
 
 // Watch starts watching path; onChange is called from the watcher's goroutine with every
 // content that parses and differs from the last one (last is what the caller already uses).
-// The directory is watched, not the file, so replacements by rename are seen. Stop with ctx;
-// Wait returns when the goroutine has ended.
+// Directories are watched, not the file, so replacements by rename are seen; when path is a
+// symbolic link (systemd-resolved, NetworkManager), its target's directory is watched too.
+// Stop with ctx; Wait returns when the goroutine has ended.
 func Watch(ctx context.Context, path string, last Config, onChange func(Config), log *slog.Logger) (*Watcher, error) {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
 	}
+	w := &Watcher{path: path, onChange: onChange, log: log, w: fw, done: make(chan struct{}),
+		names: map[string]bool{filepath.Base(path): true, "..data": true}}
 	if err := fw.Add(filepath.Dir(path)); err != nil {
 		fw.Close()
 		return nil, err
 	}
-	w := &Watcher{path: path, onChange: onChange, log: log, w: fw, done: make(chan struct{})}
+	w.followLink()
 	go w.run(ctx, last)
 	return w, nil
+}
+
+// followLink watches the directory of the file path currently resolves to.
+func (w *Watcher) followLink() {
+	target, err := filepath.EvalSymlinks(w.path)
+	if err != nil || target == w.path {
+		return
+	}
+	w.names[filepath.Base(target)] = true
+	if err := w.w.Add(filepath.Dir(target)); err != nil {
+		w.log.Warn("not watching the target of resolv.conf", "target", target, "err", err)
+	}
 }
 
 // Wait blocks until the watcher has stopped.
@@ -55,7 +71,7 @@ func (w *Watcher) run(ctx context.Context, last Config) {
 			if !ok {
 				return
 			}
-			if filepath.Base(ev.Name) == filepath.Base(w.path) || filepath.Base(ev.Name) == "..data" {
+			if w.names[filepath.Base(ev.Name)] {
 				settle = time.After(watchDebounce)
 			}
 		case err, ok := <-w.w.Errors:
@@ -65,6 +81,7 @@ func (w *Watcher) run(ctx context.Context, last Config) {
 			w.log.Warn("watching resolv.conf", "path", w.path, "err", err)
 		case <-settle:
 			settle = nil
+			w.followLink() // the link may point elsewhere now
 			last = w.reload(last)
 		}
 	}

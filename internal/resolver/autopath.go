@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"time"
 
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
@@ -23,6 +24,10 @@ func (r *Resolver) autopath(ctx context.Context, req *dns.Msg, t *table.Table, q
 	if len(c.Search) == 0 || len(qname) <= len(c.Search[0]) || !table.InDomain(qname, c.Search[0]) {
 		return nil, false
 	}
+	// The upstream steps are an optimisation: they must never make the client wait long for
+	// an answer it would have had at once without them.
+	ctx, cancel := context.WithTimeout(ctx, autopathUpstreamBudget)
+	defer cancel()
 	stem := qname[:len(qname)-len(c.Search[0])]
 	for i := 1; i <= len(c.Search); i++ {
 		name := stem
@@ -52,10 +57,20 @@ func (r *Resolver) autopath(ctx context.Context, req *dns.Msg, t *table.Table, q
 	return nil, false
 }
 
+// autopathUpstreamBudget bounds the upstream lookups of one autopath walk; past it the query
+// gets its plain answer (NXDOMAIN) and the client walks on by itself.
+const autopathUpstreamBudget = time.Second
+
+// availability is implemented by forwarders that know when every upstream is down.
+type availability interface{ Available() bool }
+
 // autopathUpstream asks upstream about name (a step of the walk outside the table's
 // authority). It returns the autopath answer when the name exists, and whether the upstream
 // decided the question at all.
 func (r *Resolver) autopathUpstream(ctx context.Context, req *dns.Msg, t *table.Table, name string, c Client) (resp *dns.Msg, exists, decided bool) {
+	if a, ok := r.opts.Forwarder.(availability); ok && !a.Available() {
+		return nil, false, false // every upstream is down: do not wait for one
+	}
 	q := req.Question[0]
 	sub := new(dns.Msg)
 	sub.SetQuestion(name, q.Qtype)

@@ -81,7 +81,7 @@ func newCached(t *testing.T) (*resolver.Resolver, *switchUpstream, *clock) {
 	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up, Cache: c,
 		StaleAnswerTimer: 50 * time.Millisecond})
 	res.SetTable(loadTable(t, "testdata/registry.yaml"))
-	t.Cleanup(res.Wait)
+	t.Cleanup(res.Close)
 	return res, up, clk
 }
 
@@ -199,5 +199,69 @@ func TestNoCache(t *testing.T) {
 	}
 	if n := up.asked.Load(); n != 3 {
 		t.Errorf("upstream asked %d times, want 3", n)
+	}
+}
+
+// TestStaleRecheck: after a failed refresh, stale answers go out at once for the failure
+// recheck window without asking the dead upstream again (RFC 8767 §5).
+func TestStaleRecheck(t *testing.T) {
+	res, up, clk := newCached(t)
+	ask(t, res, "www.example.org.")
+	clk.advance(2 * time.Minute)
+	up.set(true, nil, "192.0.2.80")
+	ask(t, res, "www.example.org.") // fails upstream, served stale
+	res.Wait()
+	before := up.asked.Load()
+	for range 5 {
+		if _, r := ask(t, res, "www.example.org."); r != resolver.ResultCacheStale {
+			t.Fatalf("result %v, want stale", r)
+		}
+	}
+	if n := up.asked.Load() - before; n != 0 {
+		t.Errorf("upstream asked %d more times within the recheck window, want 0", n)
+	}
+	clk.advance(cache.FailureRecheck)
+	up.set(false, nil, "192.0.2.84")
+	if m, r := ask(t, res, "www.example.org."); r != resolver.ResultUpstream || answerOf(m) != "www.example.org. 60 IN A 192.0.2.84" {
+		t.Errorf("after the recheck window with upstream back: %v %q", r, answerOf(m))
+	}
+}
+
+// downUpstream reports every upstream down.
+type downUpstream struct{ switchUpstream }
+
+func (*downUpstream) Available() bool { return false }
+
+// TestAutopathNeverWaitsLong: an autopath step to a hanging upstream gives up within its
+// budget, and one to an upstream known to be down is not even asked; both answer NXDOMAIN as
+// without autopath.
+func TestAutopathNeverWaitsLong(t *testing.T) {
+	hung := &switchUpstream{hold: make(chan struct{})}
+	defer close(hung.hold)
+	down := &downUpstream{}
+	for name, fwd := range map[string]resolver.Forwarder{"hanging": hung, "down": down} {
+		t.Run(name, func(t *testing.T) {
+			res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: fwd})
+			res.SetTable(loadTable(t, "testdata/registry.yaml"))
+			defer res.Close()
+			req := new(dns.Msg)
+			req.SetQuestion("www.example.org.prod.svc.cluster.local.", dns.TypeA)
+			done := make(chan *dns.Msg)
+			go func() {
+				m, _ := res.Resolve(context.Background(), req, resolver.Client{Namespace: "prod", Search: search("prod")})
+				done <- m
+			}()
+			select {
+			case m := <-done:
+				if m.Rcode != dns.RcodeNameError {
+					t.Errorf("rcode %s, want NXDOMAIN", dns.RcodeToString[m.Rcode])
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("autopath waited on upstream without bound")
+			}
+		})
+	}
+	if n := down.asked.Load(); n != 0 {
+		t.Errorf("a down upstream was asked %d times", n)
 	}
 }

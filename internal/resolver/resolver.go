@@ -74,13 +74,17 @@ type Options struct {
 
 // Resolver answers queries from the current table and the forwarder.
 type Resolver struct {
-	table   atomic.Pointer[table.Table]
-	zone    string
-	opts    Options
-	log     *slog.Logger
-	fails   *ratelog.Limiter
-	metrics *Metrics
-	bg      sync.WaitGroup // background refreshes
+	table    atomic.Pointer[table.Table]
+	zone     string
+	opts     Options
+	log      *slog.Logger
+	fails    *ratelog.Limiter
+	metrics  *Metrics
+	bg       sync.WaitGroup // background refreshes
+	bgMu     sync.Mutex     // guards closed and bg.Add against Close
+	closed   bool
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
 }
 
 // New returns a resolver with no table: zone names answer SERVFAIL until SetTable.
@@ -92,8 +96,10 @@ func New(o Options) *Resolver {
 	if o.StaleAnswerTimer <= 0 {
 		o.StaleAnswerTimer = DefaultStaleAnswerTimer
 	}
-	return &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
+	r := &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
 		fails: ratelog.New(log, failureLogInterval, nil), metrics: o.Metrics}
+	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
+	return r
 }
 
 // SetTable publishes a new table; queries already running keep the one they loaded.

@@ -60,6 +60,9 @@ func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, tcp bool) (*dns.M
 // answer is used if it comes within the stale answer timer and is not a failure, otherwise the stale
 // answer goes out and the refresh updates the cache when it completes.
 func (r *Resolver) staleOrFresh(ctx context.Context, req, stale *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+	if !r.opts.Cache.ShouldRefresh(req) {
+		return stale, ResultCacheStale, nil // upstream failed moments ago: do not wait on it again
+	}
 	done := make(chan *dns.Msg, 1)
 	r.refresh(req, tcp, done)
 	timer := time.NewTimer(r.opts.StaleAnswerTimer)
@@ -83,17 +86,28 @@ func failure(resp *dns.Msg) bool {
 
 // refresh asks upstream again for req in the background and caches the answer; done, when
 // not nil, receives the reply (nil on error). The request is copied: the caller's may be
-// gone by the time the refresh runs.
+// gone by the time the refresh runs. After Close it does nothing (done gets nil).
 func (r *Resolver) refresh(req *dns.Msg, tcp bool, done chan<- *dns.Msg) {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.closed {
+		if done != nil {
+			done <- nil
+		}
+		return
+	}
 	req = req.Copy()
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
+		ctx, cancel := context.WithTimeout(r.bgCtx, backgroundTimeout)
 		defer cancel()
 		resp, _, err := r.exchange(ctx, req, tcp)
 		if err == nil {
 			r.opts.Cache.Put(req, resp)
+		}
+		if err != nil || failure(resp) {
+			r.opts.Cache.RefreshFailed(req)
 		}
 		if done != nil {
 			done <- resp
@@ -101,5 +115,14 @@ func (r *Resolver) refresh(req *dns.Msg, tcp bool, done chan<- *dns.Msg) {
 	}()
 }
 
-// Wait blocks until background refreshes have finished.
+// Close cancels background refreshes, refuses new ones and waits for them to end.
+func (r *Resolver) Close() {
+	r.bgMu.Lock()
+	r.closed = true
+	r.bgMu.Unlock()
+	r.bgCancel()
+	r.bg.Wait()
+}
+
+// Wait blocks until the background refreshes started so far have finished.
 func (r *Resolver) Wait() { r.bg.Wait() }

@@ -9,23 +9,22 @@ import (
 )
 
 // flightKey identifies questions that one upstream exchange can answer for all who ask: the
-// name in lowercase and the query bits that change an upstream's answer. The transport is not
-// part of it, nor the spelling of the name: each caller's reply is rebuilt from the shared
-// upstream message with its own ID and question.
+// name in lowercase, the query bits that change an upstream's answer, and the transport. The
+// spelling of the name is not part of it: each caller's reply is rebuilt from the shared
+// upstream message with its own ID, question and owner spelling.
 type flightKey struct {
 	name          string
 	qtype, qclass uint16
 	do, cd, rd    bool // RD too: a non-recursive query may get a different answer
+	// tcp: a UDP exchange whose TCP retry failed ends truncated, and TC=1 over TCP would
+	// leave a TCP client nowhere to retry.
+	tcp bool
 }
 
-func keyOf(req *dns.Msg) flightKey {
+func keyOf(req *dns.Msg, tcp bool) flightKey {
 	q := req.Question[0]
-	k := flightKey{name: lowerName(q.Name), qtype: q.Qtype, qclass: q.Qclass,
-		cd: req.CheckingDisabled, rd: req.RecursionDesired}
-	if opt := req.IsEdns0(); opt != nil {
-		k.do = opt.Do()
-	}
-	return k
+	return flightKey{name: lowerName(q.Name), qtype: q.Qtype, qclass: q.Qclass,
+		do: doBit(req), cd: req.CheckingDisabled, rd: req.RecursionDesired, tcp: tcp}
 }
 
 // lowerName lowercases ASCII letters only (RFC 4343) and allocates only when it must.
@@ -62,7 +61,7 @@ type coalescer struct {
 // join returns the flight answering req: one in progress, or a new one started here if a slot
 // under MaxOutstanding is free.
 func (f *Forwarder) join(ctx context.Context, req *dns.Msg, tcp bool) (*flight, error) {
-	key := keyOf(req)
+	key := keyOf(req, tcp)
 	c := &f.flights
 	c.mu.Lock()
 	defer c.mu.Unlock()

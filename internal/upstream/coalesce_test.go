@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,20 +15,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// gated answers with an A record once open is closed; until then queries wait in the fake.
-func gated(open <-chan struct{}) handler {
-	return func(_ string, q *dns.Msg) []packet {
+// gated answers like h once open is closed; until then queries wait in the fake.
+func gated(open <-chan struct{}, h handler) handler {
+	return func(network string, q *dns.Msg) []packet {
 		<-open
-		return []packet{{msg: replyA(q, dns.RcodeSuccess, "192.0.2.7")}}
+		return h(network, q)
 	}
 }
 
-// startGated starts a gated fake and opens the gate when the test ends at the latest.
+// startGated starts a fake that answers with an A record once released.
 func startGated(t *testing.T) (*fakeServer, func()) {
+	return startHeld(t, answerWith(dns.RcodeSuccess, "192.0.2.7"))
+}
+
+// startHeld starts a gated fake answering like h and opens the gate when the test ends at
+// the latest.
+func startHeld(t *testing.T, h handler) (*fakeServer, func()) {
 	open := make(chan struct{})
 	var once sync.Once
 	release := func() { once.Do(func() { close(open) }) }
-	fake := startFake(t, gated(open))
+	fake := startFake(t, gated(open, h))
 	t.Cleanup(release) // runs before the fake's own cleanup
 	return fake, release
 }
@@ -43,7 +50,15 @@ func spelling(qname string, i int) string {
 	return string(b)
 }
 
+// TestCoalesce sends 100 identical questions, in assorted spellings, over one transport at
+// a time: one upstream query answers them all, each with its own copy of the records.
 func TestCoalesce(t *testing.T) {
+	for _, network := range networks {
+		t.Run(network, func(t *testing.T) { testCoalesce(t, network == "tcp") })
+	}
+}
+
+func testCoalesce(t *testing.T, tcp bool) {
 	const callers = 100
 	fake, release := startGated(t)
 	m := NewMetrics(prometheus.NewRegistry())
@@ -56,7 +71,7 @@ func TestCoalesce(t *testing.T) {
 		reqs[i] = newRequest(spelling("coalesced.test.", i), dns.TypeA)
 		reqs[i].Id = uint16(i)
 		wg.Go(func() {
-			resps[i], errs[i] = f.Forward(context.Background(), reqs[i], i%2 == 1) // mixed transports
+			resps[i], errs[i] = f.Forward(context.Background(), reqs[i], tcp)
 			if errs[i] == nil && len(resps[i].Answer) == 1 {
 				resps[i].Answer[0].Header().Ttl = uint32(i) // a caller changing its own reply
 			}
@@ -74,7 +89,10 @@ func TestCoalesce(t *testing.T) {
 		}
 		checkReply(t, reqs[i], resp)
 		if len(resp.Answer) != 1 || resp.Answer[0].Header().Ttl != uint32(i) {
-			t.Errorf("caller %d: answer %v, want its own copy with TTL %d", i, resp.Answer, i)
+			t.Fatalf("caller %d: answer %v, want its own copy with TTL %d", i, resp.Answer, i)
+		}
+		if got, want := resp.Answer[0].Header().Name, reqs[i].Question[0].Name; got != want {
+			t.Errorf("caller %d: answer owned by %q, want its own spelling %q", i, got, want)
 		}
 	}
 }
@@ -85,6 +103,7 @@ func TestCoalesceKey(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(m *dns.Msg)
+		tcp    bool // the other question's transport; base is UDP
 		shared bool
 	}{
 		{name: "same question", change: func(*dns.Msg) {}, shared: true},
@@ -97,15 +116,115 @@ func TestCoalesceKey(t *testing.T) {
 		{name: "DO set", change: func(m *dns.Msg) { m.IsEdns0().SetDo() }},
 		{name: "CD set", change: func(m *dns.Msg) { m.CheckingDisabled = true }},
 		{name: "RD clear", change: func(m *dns.Msg) { m.RecursionDesired = false }},
+		{name: "over TCP", change: func(*dns.Msg) {}, tcp: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			other := base()
 			tc.change(other)
-			if shared := keyOf(base()) == keyOf(other); shared != tc.shared {
+			if shared := keyOf(base(), false) == keyOf(other, tc.tcp); shared != tc.shared {
 				t.Errorf("shared = %v, want %v", shared, tc.shared)
 			}
 		})
+	}
+}
+
+// TestCoalesceTransport checks that a TCP client does not join a UDP exchange, which could
+// end truncated and hand it TC=1 over TCP: it gets its own exchange, over TCP.
+func TestCoalesceTransport(t *testing.T) {
+	open := make(chan struct{})
+	fake := startFake(t, func(network string, q *dns.Msg) []packet {
+		if network == "udp" {
+			<-open // the UDP exchange stays in flight
+		}
+		return []packet{{msg: replyA(q, dns.RcodeSuccess, "192.0.2.7")}}
+	})
+	t.Cleanup(func() { close(open) }) // runs before the fake's own cleanup
+	m := NewMetrics(prometheus.NewRegistry())
+	f := newForwarder(t, []netip.AddrPort{fake.addr}, Options{TryTimeout: hangGuard, Metrics: m}, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	udpDone := make(chan error, 1)
+	go func() {
+		_, err := f.Forward(ctx, newRequest("a.test.", dns.TypeA), false)
+		udpDone <- err
+	}()
+	waitFor(t, "the UDP query upstream", func() bool { return len(fake.Queries()) == 1 })
+	resp, err := forwardWithin(t, context.Background(), f, newRequest("a.test.", dns.TypeA), true)
+	if err != nil || resp.Truncated || len(resp.Answer) != 1 {
+		t.Fatalf("TCP caller: Forward = %v, %v; want a full answer while the UDP exchange is held", resp, err)
+	}
+	if n := testutil.ToFloat64(m.coalesced); n != 0 {
+		t.Errorf("coalesced counter %v, want 0", n)
+	}
+	if got, want := fake.Networks(), []string{"udp", "tcp"}; !slices.Equal(got, want) {
+		t.Errorf("upstream saw queries over %v, want %v", got, want)
+	}
+	cancel()
+	if err := <-udpDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("UDP caller: %v, want context.Canceled", err)
+	}
+}
+
+// TestCoalesceSpelling checks that callers sharing an exchange each get the records in the
+// spelling of their own question, not in that of the caller who started it.
+func TestCoalesceSpelling(t *testing.T) {
+	fake, release := startGated(t)
+	m := NewMetrics(prometheus.NewRegistry())
+	f := newForwarder(t, []netip.AddrPort{fake.addr}, Options{TryTimeout: hangGuard, Metrics: m}, 0)
+	names := []string{"SLOW1.TEST.", "slow1.test."}
+	resps := make([]*dns.Msg, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { resps[i], errs[i] = f.Forward(context.Background(), newRequest(name, dns.TypeA), false) })
+		if i == 0 {
+			waitFor(t, "the first query upstream", func() bool { return len(fake.Queries()) == 1 })
+		}
+	}
+	waitFor(t, "the second caller to join", func() bool { return testutil.ToFloat64(m.coalesced) == 1 })
+	release()
+	wg.Wait()
+	for i, name := range names {
+		if errs[i] != nil || len(resps[i].Answer) != 1 {
+			t.Fatalf("%s: Forward = %v, %v; want one answer", name, resps[i], errs[i])
+		}
+		if got := resps[i].Answer[0].Header().Name; got != name {
+			t.Errorf("%s: answer owned by %q, want %q", name, got, name)
+		}
+	}
+}
+
+// TestCoalesceAD checks that a caller who set neither AD nor DO gets no AD bit, though it
+// joined an exchange started by one who asked for it.
+func TestCoalesceAD(t *testing.T) {
+	fake, release := startHeld(t, func(_ string, q *dns.Msg) []packet {
+		m := replyA(q, dns.RcodeSuccess, "192.0.2.7")
+		m.AuthenticatedData = q.AuthenticatedData // a validator answering what was asked
+		return []packet{{msg: m}}
+	})
+	m := NewMetrics(prometheus.NewRegistry())
+	f := newForwarder(t, []netip.AddrPort{fake.addr}, Options{TryTimeout: hangGuard, Metrics: m}, 0)
+	asker := newRequest("a.test.", dns.TypeA)
+	asker.AuthenticatedData = true
+	first := make(chan *dns.Msg, 1)
+	go func() {
+		resp, _ := f.Forward(context.Background(), asker, false)
+		first <- resp
+	}()
+	waitFor(t, "the first query upstream", func() bool { return len(fake.Queries()) == 1 })
+	joined := make(chan *dns.Msg, 1)
+	go func() {
+		resp, _ := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false)
+		joined <- resp
+	}()
+	waitFor(t, "the second caller to join", func() bool { return testutil.ToFloat64(m.coalesced) == 1 })
+	release()
+	if resp := <-first; resp == nil || !resp.AuthenticatedData {
+		t.Errorf("caller with AD: reply %v, want AD set", resp)
+	}
+	if resp := <-joined; resp == nil || resp.AuthenticatedData {
+		t.Errorf("caller without AD or DO: reply %v, want AD clear", resp)
 	}
 }
 

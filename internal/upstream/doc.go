@@ -25,16 +25,18 @@
 //     for 1s, doubling to 30s while its probes fail; after the backoff one query at a time
 //     probes it with real traffic, and one success makes it healthy. Tries cut short by the
 //     deadline, the callers or a parallel winner are not failures. When every server is down,
-//     all are asked anyway: failing without trying helps nobody.
-//   - Identical questions in flight (lowercased name, type, class, DO, CD, RD) share one
-//     exchange. It runs apart from any caller's context: a caller who gives up leaves, the
+//     all are asked anyway: failing without trying helps nobody. Available reports whether
+//     any server is up or out of its backoff, for callers to skip optional lookups.
+//   - Identical questions in flight (lowercased name, type, class, DO, CD, RD, transport)
+//     share one exchange. It runs apart from any caller's context: a caller who gives up leaves, the
 //     last one to leave cancels it. Each caller's reply is built from the shared upstream
 //     message, which is never modified, with its own copy of the records.
 //   - At most Options.MaxOutstanding exchanges are in flight (coalesced callers do not count);
 //     beyond it Forward fails at once with ErrOverloaded, for a SERVFAIL rather than a queue.
 //   - The returned message answers the client's request: its ID, question (exact case), RD and
-//     CD; the upstream's rcode, sections and AA/RA/AD flags; no OPT record (the server adds its
-//     own EDNS).
+//     CD; the upstream's rcode, sections and AA/RA flags; the upstream's AD only if the request
+//     set AD or DO (RFC 6840 5.7); owners equal to the question name in the client's spelling;
+//     no OPT record (the server adds its own EDNS).
 //   - Hot-path failures go to Metrics and a rate-limited log line; a server marked down or
 //     healthy again logs once per change.
 package upstream

@@ -91,6 +91,28 @@ func (h *health) failed(now time.Time, threshold int) (markedDown bool, backoff 
 	return markedDown, h.backoff
 }
 
+// usable reports whether the server may be asked at now: it is up, or its backoff is over
+// and a query may probe it.
+func (h *health) usable(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.down || !now.Before(h.until)
+}
+
+// Available reports whether any server may be asked now: false when none is configured or
+// every one is down and within its backoff. Forward still asks down servers then, at the cost
+// of their timeouts; callers with optional lookups use this to skip them during an outage.
+// It turns true again when a backoff ends, so such lookups also probe a recovering server.
+func (f *Forwarder) Available() bool {
+	now := f.opts.Now()
+	for _, s := range f.current() {
+		if s.health.usable(now) {
+			return true
+		}
+	}
+	return false
+}
+
 // plan is the list of servers one query asks, in order, and the probes it holds.
 type plan struct {
 	servers []*server

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -89,6 +90,37 @@ func TestHealthAllDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAvailable follows Available through an outage of every server, with an injected
+// clock: true while any server is up, false once all are down and in backoff, true again
+// when a backoff ends.
+func TestAvailable(t *testing.T) {
+	if New(nil, Options{}).Available() {
+		t.Error("no servers: Available = true, want false")
+	}
+	a := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+	b := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+	clock := newClock()
+	f := newForwarder(t, []netip.AddrPort{a.addr, b.addr}, Options{TryTimeout: hangGuard, Now: clock.Now}, 0)
+	check := func(when string, want bool) {
+		t.Helper()
+		if got := f.Available(); got != want {
+			t.Errorf("%s: Available = %v, want %v", when, got, want)
+		}
+	}
+	check("initially", true)
+	for i := range DefaultFailThreshold {
+		check(fmt.Sprintf("after %d failures each", i), true)
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
+			t.Fatalf("Forward: %v", err) // SERVFAIL from both is a reply, not an error
+		}
+	}
+	check("every server marked down", false)
+	clock.Advance(minBackoff - time.Nanosecond)
+	check("just before the backoff ends", false)
+	clock.Advance(time.Nanosecond)
+	check("the backoff ended", true)
 }
 
 // TestHealthBackoff drives the state machine directly: thresholds, doubling, the cap, and a

@@ -17,11 +17,13 @@ func (f *Forwarder) query(req *dns.Msg) *dns.Msg {
 		},
 		Question: []dns.Question{req.Question[0]},
 	}
-	do := false
-	if opt := req.IsEdns0(); opt != nil {
-		do = opt.Do()
-	}
-	return q.SetEdns0(f.opts.UDPSize, do)
+	return q.SetEdns0(f.opts.UDPSize, doBit(req))
+}
+
+// doBit reports whether m asks for DNSSEC records (EDNS DO).
+func doBit(m *dns.Msg) bool {
+	opt := m.IsEdns0()
+	return opt != nil && opt.Do()
 }
 
 // parseReply unpacks b and returns it if it answers q, or nil. A truncated reply cut in the
@@ -74,6 +76,7 @@ func lowerASCII(c byte) byte {
 // up may be shared by coalesced callers, so it is only read: each reply gets its own copy of
 // the records, which callers are free to change (TTLs, owners).
 func reply(req, up *dns.Msg) *dns.Msg {
+	qname := req.Question[0].Name
 	return &dns.Msg{
 		MsgHdr: dns.MsgHdr{
 			Id:                 req.Id,
@@ -84,23 +87,32 @@ func reply(req, up *dns.Msg) *dns.Msg {
 			Rcode:              up.Rcode,
 			Authoritative:      up.Authoritative,
 			RecursionAvailable: up.RecursionAvailable,
-			AuthenticatedData:  up.AuthenticatedData,
-			Truncated:          up.Truncated,
+			// RFC 6840 5.7: AD only to a caller who asked for it; a coalesced joiner may not
+			// have, though the flight's query did.
+			AuthenticatedData: up.AuthenticatedData && (req.AuthenticatedData || doBit(req)),
+			Truncated:         up.Truncated,
 		},
 		Question: []dns.Question{req.Question[0]},
-		Answer:   copyRRs(up.Answer),
-		Ns:       copyRRs(up.Ns),
-		Extra:    copyRRs(up.Extra),
+		Answer:   copyRRs(up.Answer, qname),
+		Ns:       copyRRs(up.Ns, qname),
+		Extra:    copyRRs(up.Extra, qname),
 	}
 }
 
-// copyRRs deep-copies rrs, leaving out OPT: the server adds its own EDNS.
-func copyRRs(rrs []dns.RR) []dns.RR {
+// copyRRs deep-copies rrs, leaving out OPT: the server adds its own EDNS. Owners equal to
+// qname but for case are spelled as qname: up carries the spelling of whichever caller
+// started the flight, or the upstream's own if it does not echo case (0x20).
+func copyRRs(rrs []dns.RR, qname string) []dns.RR {
 	var out []dns.RR
 	for _, rr := range rrs {
-		if rr.Header().Rrtype != dns.TypeOPT {
-			out = append(out, dns.Copy(rr))
+		if rr.Header().Rrtype == dns.TypeOPT {
+			continue
 		}
+		rr = dns.Copy(rr)
+		if h := rr.Header(); equalFoldASCII(h.Name, qname) {
+			h.Name = qname
+		}
+		out = append(out, rr)
 	}
 	return out
 }

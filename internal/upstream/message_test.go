@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,6 +165,81 @@ func TestForwardReplyFields(t *testing.T) {
 			}
 			if got, want := rrStrings(resp.Extra), []string{"ns.test. 60 in a 192.0.2.53"}; !slices.Equal(got, want) {
 				t.Errorf("additional %q, want %q (no OPT)", got, want)
+			}
+		})
+	}
+}
+
+// TestForwardOwnerSpelling checks that an upstream answering in lowercase, not echoing the
+// query's case, still yields records owned by the client's spelling; other owners are kept.
+func TestForwardOwnerSpelling(t *testing.T) {
+	fake := startFake(t, func(_ string, q *dns.Msg) []packet {
+		name := strings.ToLower(q.Question[0].Name)
+		m := replyA(q, dns.RcodeSuccess, "192.0.2.99")
+		m.Question[0].Name = name
+		m.Answer[0].Header().Name = name
+		m.Answer = append(m.Answer, mustRR("target.test. 60 IN A 192.0.2.98"))
+		m.Ns = []dns.RR{mustRR("test. 60 IN NS ns.test.")}
+		m.Extra = []dns.RR{mustRR(name + ` 60 IN TXT "extra"`)}
+		return []packet{{msg: m}}
+	})
+	owners := func(rrs []dns.RR) []string {
+		var out []string
+		for _, rr := range rrs {
+			out = append(out, rr.Header().Name)
+		}
+		return out
+	}
+	for _, network := range networks {
+		t.Run(network, func(t *testing.T) {
+			req := clientRequest(true, false, true, false)
+			f := newForwarder(t, []netip.AddrPort{fake.addr}, fastOpts, 0)
+			resp, err := f.Forward(context.Background(), req, network == "tcp")
+			if err != nil {
+				t.Fatalf("Forward: %v", err)
+			}
+			checkReply(t, req, resp)
+			qname := req.Question[0].Name
+			for _, sec := range []struct {
+				name      string
+				got, want []string
+			}{
+				{"answer", owners(resp.Answer), []string{qname, "target.test."}},
+				{"authority", owners(resp.Ns), []string{"test."}},
+				{"additional", owners(resp.Extra), []string{qname}},
+			} {
+				if !slices.Equal(sec.got, sec.want) {
+					t.Errorf("%s owners %q, want %q", sec.name, sec.got, sec.want)
+				}
+			}
+		})
+	}
+}
+
+// TestReplyAD checks that the upstream's AD bit reaches only a caller who set AD or DO
+// (RFC 6840 5.7).
+func TestReplyAD(t *testing.T) {
+	tests := []struct {
+		name         string
+		ad, do, upAD bool
+		want         bool
+	}{
+		{name: "neither AD nor DO", upAD: true},
+		{name: "AD set", ad: true, upAD: true, want: true},
+		{name: "DO set", do: true, upAD: true, want: true},
+		{name: "asked, upstream without AD", ad: true, do: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := newRequest("a.test.", dns.TypeA)
+			req.AuthenticatedData = tc.ad
+			if tc.do {
+				req.IsEdns0().SetDo()
+			}
+			up := replyA(req, dns.RcodeSuccess, "192.0.2.1")
+			up.AuthenticatedData = tc.upAD
+			if got := reply(req, up).AuthenticatedData; got != tc.want {
+				t.Errorf("ad = %v, want %v", got, tc.want)
 			}
 		})
 	}

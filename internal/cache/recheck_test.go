@@ -1,0 +1,61 @@
+package cache_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/miekg/dns"
+)
+
+func TestFailureRecheck(t *testing.T) {
+	clk := newClock()
+	c := cache.New(cache.Options{ServeStale: time.Hour, Now: clk.Now})
+	req := query("www.example.org.", dns.TypeA)
+	c.Put(req, reply(t, req, dns.RcodeSuccess, []string{"www.example.org. 60 IN A 192.0.2.1"}, nil))
+	clk.Advance(2 * time.Minute)
+	if _, st, _ := c.Get(req); st != cache.Stale || !c.ShouldRefresh(req) {
+		t.Fatalf("stale entry: status %v, refresh %v; want Stale and a refresh", st, c.ShouldRefresh(req))
+	}
+	c.RefreshFailed(req)
+	clk.Advance(cache.FailureRecheck - time.Second)
+	if c.ShouldRefresh(req) {
+		t.Errorf("refresh asked again within the failure recheck window")
+	}
+	clk.Advance(time.Second)
+	if !c.ShouldRefresh(req) {
+		t.Errorf("no refresh after the failure recheck window")
+	}
+	c.RefreshFailed(req)
+	c.Put(req, reply(t, req, dns.RcodeSuccess, []string{"www.example.org. 60 IN A 192.0.2.2"}, nil))
+	if !c.ShouldRefresh(req) {
+		t.Errorf("a new answer did not clear the failure")
+	}
+}
+
+func TestFlush(t *testing.T) {
+	c := cache.New(cache.Options{})
+	req := query("www.example.org.", dns.TypeA)
+	c.Put(req, reply(t, req, dns.RcodeSuccess, []string{"www.example.org. 60 IN A 192.0.2.1"}, nil))
+	c.Flush()
+	if _, st, _ := c.Get(req); st != cache.Miss {
+		t.Errorf("after Flush: %v, want Miss", st)
+	}
+	if p, n := c.Len(); p+n != 0 {
+		t.Errorf("after Flush: %d+%d entries", p, n)
+	}
+}
+
+func TestLargeAnswerNotKept(t *testing.T) {
+	c := cache.New(cache.Options{})
+	req := query("big.example.org.", dns.TypeTXT)
+	var rrs []string
+	for i := range 40 { // 40 x ~250 bytes: over MaxEntryBytes
+		rrs = append(rrs, "big.example.org. 60 IN TXT \""+strings.Repeat(string(rune('a'+i%26)), 240)+"\"")
+	}
+	c.Put(req, reply(t, req, dns.RcodeSuccess, rrs, nil))
+	if _, st, _ := c.Get(req); st != cache.Miss {
+		t.Errorf("a %d-record answer over %d bytes was cached", len(rrs), cache.MaxEntryBytes)
+	}
+}
