@@ -104,6 +104,10 @@ func TestAdmin(t *testing.T) {
 			map[string]string{"qtype": "A", "rcode": "NOERROR", "protocol": "udp", "result": "upstream"}},
 		{digTCP, "nothere.example.com.", "A",
 			map[string]string{"qtype": "A", "rcode": "NXDOMAIN", "protocol": "tcp", "result": "upstream"}},
+		{digUDP, "www.example.com.", "A", // asked before: now from the cache
+			map[string]string{"qtype": "A", "rcode": "NOERROR", "protocol": "udp", "result": "cache-hit"}},
+		{digUDP, "www.example.com.bookinfo.svc.cluster.local.", "A",
+			map[string]string{"qtype": "A", "rcode": "NOERROR", "protocol": "udp", "result": "autopath"}},
 	}
 	for _, q := range queries {
 		ask(t, q.c, srv.dnsPort, q.qname, q.qtype)
@@ -118,6 +122,16 @@ func TestAdmin(t *testing.T) {
 			if keys := slices.Sorted(maps.Keys(s.labels)); !slices.Equal(keys, []string{"protocol", "qtype", "rcode", "result"}) {
 				t.Errorf("meshdns_queries_total has labels %v, want protocol, qtype, rcode, result", keys)
 			}
+		}
+	}
+	for _, kind := range []string{"table", "upstream"} {
+		if n := metricValue(t, srv, "meshdns_autopath_answers_total", map[string]string{"kind": kind}); n < 1 {
+			t.Errorf("meshdns_autopath_answers_total{kind=%q} = %v, want >= 1", kind, n)
+		}
+	}
+	for _, name := range []string{"meshdns_cache_hits_total", "meshdns_upstream_queries_total"} {
+		if n := metricValue(t, srv, name, nil); n < 1 {
+			t.Errorf("%s = %v, want >= 1", name, n)
 		}
 	}
 	if n := metricValue(t, srv, "meshdns_table_entries", nil); n <= 0 {
