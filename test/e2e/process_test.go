@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -196,21 +195,8 @@ func exitCode(err error) int {
 // freePort returns a 127.0.0.1 address whose port is free for both UDP and TCP right now.
 // Someone may take it before meshdns binds it; startServer retries then.
 func freePort() (string, error) {
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		ln, err := net.Listen("tcp", addr)
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return addr, nil
-		}
-	}
-	return "", errors.New("no port free for both UDP and TCP")
+	ap, err := testutil.FreePort()
+	return ap.String(), err
 }
 
 // eventually polls check every 50ms until it returns "" or bound passes, then fails the test
