@@ -22,6 +22,7 @@ import (
 	"github.com/meshdns/meshdns/internal/source/file"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/meshdns/meshdns/internal/upstream"
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -43,6 +44,10 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.DurationVar(&c.CacheMinTTL, "cache-min-ttl", c.CacheMinTTL, "lower clamp of cached positive TTLs")
 	fs.DurationVar(&c.CacheMaxTTL, "cache-max-ttl", c.CacheMaxTTL, "upper clamp of cached TTLs")
 	fs.DurationVar(&c.ServeStale, "serve-stale", c.ServeStale, "how long after expiry a cached answer may be served when every upstream fails (0: off)")
+	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "`directory` where VIP assignments are kept across restarts (empty: in memory only)")
+	fs.StringVar(&c.VIPCIDR, "vip-cidr", c.VIPCIDR, "IPv4 `pool` of auto-allocated ServiceEntry VIPs (empty: none)")
+	fs.StringVar(&c.VIPCIDR6, "vip-cidr6", c.VIPCIDR6, "IPv6 `pool` of auto-allocated ServiceEntry VIPs (empty: none)")
+	fs.DurationVar(&c.VIPQuarantine, "vip-quarantine", c.VIPQuarantine, "how long a freed VIP is kept from other hosts")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
@@ -194,10 +199,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Metrics: resolver.NewMetrics(reg), Cache: answers})
 	defer res.Close() // on early returns; Close is idempotent
 
+	vips, store, err := newVIPs(cfg, reg, log)
+	if err != nil {
+		return err
+	}
 	b := builder.New(builder.Options{
 		Table:    table.Options{Zone: cfg.ClusterDomain, TTL: cfg.TTL},
 		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
-		Logger: log, Metrics: builder.NewMetrics(reg),
+		Logger: log, Metrics: builder.NewMetrics(reg), VIPs: vips, VIPStore: store,
 	})
 	buildDone := make(chan struct{})
 	go func() { defer close(buildDone); b.Run(srcCtx) }()
@@ -225,6 +234,36 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		adm.Shutdown(sctx)
 	}
 	return nil
+}
+
+// newVIPs returns the VIP allocator, restored from --state-dir, and the store that keeps its
+// state there; nil when both pools are off. An unreadable state file is reported and
+// replaced: the first choices are deterministic, so most VIPs come back the same anyway.
+func newVIPs(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*vip.Allocator, vip.Store, error) {
+	v4, _ := config.VIPPool(cfg.VIPCIDR, false) // validated
+	v6, _ := config.VIPPool(cfg.VIPCIDR6, true)
+	if !v4.IsValid() && !v6.IsValid() {
+		return nil, nil, nil
+	}
+	a, err := vip.New(vip.Options{V4: v4, V6: v6, Quarantine: cfg.VIPQuarantine,
+		Metrics: vip.NewMetrics(reg), Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.StateDir == "" {
+		log.Info("no --state-dir: VIP assignments live in memory only")
+		return a, nil, nil
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("--state-dir: %w", err)
+	}
+	store := vip.NewFileStore(cfg.StateDir)
+	state, err := store.Load()
+	if err != nil {
+		log.Error("VIP state unreadable; starting from an empty one", "err", err)
+	}
+	a.Restore(state)
+	return a, store, nil
 }
 
 // newCache returns the cache of upstream answers, nil when --cache-size is 0.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,6 +24,10 @@ type Options struct {
 	Debounce time.Duration
 	Logger   *slog.Logger
 	Metrics  *Metrics
+	// VIPs allocates addresses to eligible ServiceEntry hosts before each build; nil: none.
+	VIPs *vip.Allocator
+	// VIPStore persists the allocator's state whenever it changes; nil: kept in memory only.
+	VIPStore vip.Store
 }
 
 // Builder rebuilds and publishes tables.
@@ -30,6 +35,7 @@ type Builder struct {
 	o          Options
 	log        *slog.Logger
 	generation uint64
+	wake       <-chan time.Time // when a VIP quarantine ends; nil when none is running
 }
 
 // New returns a Builder; Run starts it.
@@ -57,9 +63,10 @@ func (b *Builder) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-b.o.Changed:
-		}
-		if !b.settle(ctx) {
-			return
+			if !b.settle(ctx) {
+				return
+			}
+		case <-b.wake:
 		}
 		b.rebuild()
 	}
@@ -83,9 +90,11 @@ func (b *Builder) settle(ctx context.Context) bool {
 
 func (b *Builder) rebuild() {
 	start := time.Now()
+	snap := b.o.Snapshot()
 	opts := b.o.Table
 	opts.Generation = b.generation + 1
-	t, err := table.Build(b.o.Snapshot(), opts)
+	opts.VIPs = b.allocate(snap)
+	t, err := table.Build(snap, opts)
 	if err != nil {
 		b.log.Error("table build failed; the previous table keeps serving", "err", err)
 		b.o.Metrics.failed()
@@ -95,6 +104,27 @@ func (b *Builder) rebuild() {
 	b.o.Publish(t)
 	b.o.Metrics.built(t, time.Since(start))
 	b.log.Debug("table published", "generation", b.generation, "names", t.Len(), "took", time.Since(start))
+}
+
+// allocate leases VIPs to the snapshot's eligible hosts and persists the allocator's state
+// when it changed, before the table that answers with the new VIPs is published: a restart
+// then never forgets an address clients may have seen.
+func (b *Builder) allocate(snap model.Snapshot) vip.Assignments {
+	a := b.o.VIPs
+	if a == nil {
+		return nil
+	}
+	assignments, changed := a.Allocate(vip.Claims(snap))
+	b.wake = nil
+	if next, ok := a.NextRelease(); ok {
+		b.wake = time.After(time.Until(next) + time.Millisecond)
+	}
+	if changed && b.o.VIPStore != nil {
+		if err := b.o.VIPStore.Save(a.State()); err != nil {
+			b.log.Error("saving VIP state failed; the VIPs keep serving but may move at restart", "err", err)
+		}
+	}
+	return assignments
 }
 
 // Metrics describe the published table.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -110,5 +111,38 @@ func TestFailedBuildPublishesNothing(t *testing.T) {
 	}
 	if len(published) != 0 {
 		t.Errorf("a failed build published a table")
+	}
+}
+
+// TestVIPRecoveryAfterQuarantine: with a full pool, a host waiting for a VIP gets the one a
+// deleted host freed as soon as its quarantine ends, with no further change from the sources.
+func TestVIPRecoveryAfterQuarantine(t *testing.T) {
+	entry := func(host string) model.ServiceEntry {
+		return model.ServiceEntry{Meta: model.Meta{Namespace: "ns", Name: host, Created: time.Unix(int64(len(host)), 0)},
+			Hosts: []string{host}, Resolution: model.ResolutionDNS}
+	}
+	src := &fakeSource{ch: make(chan struct{}, 10)}
+	src.snap = model.Snapshot{ServiceEntries: []model.ServiceEntry{entry("a.example"), entry("bb.example"), entry("ccc.example")}}
+	alloc, err := vip.New(vip.Options{V4: netip.MustParsePrefix("240.240.0.0/30"), Quarantine: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	published, stop := run(t, Options{Table: table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: src.Snapshot, Changed: src.ch, VIPs: alloc, Debounce: 10 * time.Millisecond})
+	defer stop()
+	has := func(tb *table.Table, host string) bool { _, ok := tb.Lookup(host+".", ""); return ok }
+	first := recv(t, published)
+	if !has(first, "a.example") || !has(first, "bb.example") || has(first, "ccc.example") {
+		t.Fatalf("a /30 has two addresses: the two oldest hosts get them, the third none")
+	}
+	src.mu.Lock()
+	src.snap = model.Snapshot{ServiceEntries: []model.ServiceEntry{entry("bb.example"), entry("ccc.example")}}
+	src.mu.Unlock()
+	src.ch <- struct{}{}
+	if tb := recv(t, published); has(tb, "ccc.example") {
+		t.Fatalf("the freed address went to another host before its quarantine ended")
+	}
+	if tb := recv(t, published); !has(tb, "ccc.example") || !has(tb, "bb.example") {
+		t.Errorf("after the quarantine, without any change: ccc.example still without a VIP")
 	}
 }

@@ -29,6 +29,12 @@ const (
 	// (RFC 8767 suggests one to three days; an hour bounds how stale a mesh's view can get).
 	DefaultServeStale     = time.Hour
 	DefaultUpstreamPolicy = "sequential"
+	// DefaultVIPCIDR and DefaultVIPCIDR6 are the pools of auto-allocated VIPs (Istio's).
+	DefaultVIPCIDR  = "240.240.0.0/16"
+	DefaultVIPCIDR6 = "2001:2::/48"
+	// DefaultVIPQuarantine keeps a freed VIP from another host for longer than any client
+	// caches the old answer.
+	DefaultVIPQuarantine = time.Hour
 	// ShutdownTimeout bounds how long in-flight queries may take after SIGTERM.
 	ShutdownTimeout = 5 * time.Second
 )
@@ -56,6 +62,10 @@ type Config struct {
 	CacheMaxTTL                time.Duration
 	ServeStale                 time.Duration
 	UpstreamPolicy             string
+	StateDir                   string
+	VIPCIDR                    string
+	VIPCIDR6                   string
+	VIPQuarantine              time.Duration
 }
 
 // Default returns a Config with every default set.
@@ -65,6 +75,7 @@ func Default() Config {
 		TTL: DefaultTTL, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 		CacheSize: DefaultCacheSize, CacheMaxTTL: DefaultCacheMaxTTL, ServeStale: DefaultServeStale,
 		UpstreamPolicy: DefaultUpstreamPolicy,
+		VIPCIDR:        DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: DefaultVIPQuarantine,
 	}
 }
 
@@ -106,6 +117,9 @@ func (c *Config) Validate() error {
 	if err := c.validateUpstream(); err != nil {
 		return err
 	}
+	if err := c.validateVIPs(); err != nil {
+		return err
+	}
 	return c.validateNames()
 }
 
@@ -128,6 +142,36 @@ func (c *Config) validateUpstream() error {
 		return flagErr("upstream-policy", "%q: want sequential, random or parallel", c.UpstreamPolicy)
 	}
 	return nil
+}
+
+func (c *Config) validateVIPs() error {
+	if _, err := VIPPool(c.VIPCIDR, false); err != nil {
+		return flagErr("vip-cidr", "%v", err)
+	}
+	if _, err := VIPPool(c.VIPCIDR6, true); err != nil {
+		return flagErr("vip-cidr6", "%v", err)
+	}
+	if c.VIPQuarantine < 0 {
+		return flagErr("vip-quarantine", "%s: must not be negative", c.VIPQuarantine)
+	}
+	return nil
+}
+
+// VIPPool parses a VIP pool flag: "" turns the family off (the zero Prefix).
+func VIPPool(s string, v6 bool) (netip.Prefix, error) {
+	if s == "" {
+		return netip.Prefix{}, nil
+	}
+	p, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+	case p.Addr().Is6() != v6 || p.Addr().Is4In6():
+		return netip.Prefix{}, fmt.Errorf("%q is not an IPv%d CIDR", s, map[bool]int{false: 4, true: 6}[v6])
+	case p.Bits() > p.Addr().BitLen()-2:
+		return netip.Prefix{}, fmt.Errorf("%q leaves no usable address", s)
+	}
+	return p.Masked(), nil
 }
 
 func (c *Config) validateNames() error {

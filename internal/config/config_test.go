@@ -41,6 +41,12 @@ func TestValidate(t *testing.T) {
 		{"serve stale off", func(c *Config) { c.ServeStale = 0 }, ""},
 		{"upstream policy", func(c *Config) { c.UpstreamPolicy = "fastest" }, "upstream-policy"},
 		{"upstream policy parallel", func(c *Config) { c.UpstreamPolicy = "parallel" }, ""},
+		{"vip pool garbage", func(c *Config) { c.VIPCIDR = "240.240.0.0" }, "vip-cidr"},
+		{"vip pool of the wrong family", func(c *Config) { c.VIPCIDR = "2001:2::/48" }, "vip-cidr"},
+		{"vip6 pool of the wrong family", func(c *Config) { c.VIPCIDR6 = "10.0.0.0/8" }, "vip-cidr6"},
+		{"vip pool too small", func(c *Config) { c.VIPCIDR = "10.0.0.0/31" }, "vip-cidr"},
+		{"vip pools off", func(c *Config) { c.VIPCIDR, c.VIPCIDR6 = "", "" }, ""},
+		{"vip quarantine negative", func(c *Config) { c.VIPQuarantine = -time.Second }, "vip-quarantine"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log-format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
 
@@ -19,6 +20,8 @@ type Options struct {
 	TTL time.Duration
 	// Generation numbers successive builds; it is also the SOA serial.
 	Generation uint64
+	// VIPs are the addresses allocated to ServiceEntry hosts without spec.addresses.
+	VIPs vip.Assignments
 }
 
 // Build computes the table for a snapshot. It fails only on invalid options; inconsistent
@@ -41,6 +44,7 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	}
 	t.soa = newSOA(zone, t.ttl, uint32(o.Generation))
 	b := newBuilder(t, s)
+	b.vips = o.VIPs
 	for i := range s.Services {
 		b.addService(&s.Services[i])
 	}
@@ -59,6 +63,7 @@ type builder struct {
 	slices map[string][]*model.EndpointSlice // "ns/service"
 	seHost map[string]*Node                  // "ns/host" -> merged ServiceEntry node
 	ptr    map[string]*Node
+	vips   vip.Assignments
 }
 
 func newBuilder(t *Table, s model.Snapshot) *builder {

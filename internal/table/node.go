@@ -3,6 +3,7 @@ package table
 import (
 	"slices"
 
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
 
@@ -24,6 +25,8 @@ type Node struct {
 	A, AAAA, CNAME, SRV, PTR, SOA []dns.RR
 	// Extra holds address records of SRV targets, for the Additional section.
 	Extra []dns.RR
+	// VIPs are the allocated addresses among A/AAAA, for /debug/table.
+	VIPs []vip.Lease
 }
 
 // Records returns the records of type qtype, in stored order. The slice is shared: copy

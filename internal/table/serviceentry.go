@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
 
@@ -27,29 +28,45 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 		if h == "" || h == "*" {
 			continue
 		}
-		addrs := specAddrs
-		if len(addrs) == 0 && len(se.Addresses) == 0 {
-			addrs = statusAddrs(se, h)
-			if !strings.HasPrefix(h, "*.") {
-				// Allocated VIPs belong to the host alone, so their reverse names are ours to
-				// answer; spec addresses may be real external IPs with PTRs of their own.
-				for _, ip := range addrs {
-					b.addPTR(ip, dns.Fqdn(h), "ServiceEntry "+se.Key()+" VIP")
-				}
+		wildcard := strings.HasPrefix(h, "*.")
+		addrs, leases := specAddrs, []vip.Lease(nil)
+		if len(se.Addresses) == 0 {
+			addrs, leases = b.virtualAddrs(se, h)
+			if len(addrs) == 0 {
+				addrs = endpoints
 			}
 		}
-		if len(addrs) == 0 && len(se.Addresses) == 0 {
-			addrs = endpoints
-		}
-		wildcard := strings.HasPrefix(h, "*.")
 		if len(addrs) > 0 {
 			n := b.seNode(se, h, wildcard, exportTo)
 			addAddrs(n, addrs, b.t.ttl)
+			if len(n.VIPs) == 0 { // several ServiceEntries of a namespace may name the host
+				n.VIPs = leases
+			}
 		}
 		if !wildcard {
 			b.addSEPorts(se, dns.Fqdn(h), exportTo)
 		}
 	}
+}
+
+// virtualAddrs returns the VIPs of a host without spec.addresses: those the allocator leases
+// it, else those recorded in status.addresses. VIPs belong to the host alone, so their reverse
+// names are ours to answer (spec addresses may be real external IPs with PTRs of their own).
+func (b *builder) virtualAddrs(se *model.ServiceEntry, host string) ([]netip.Addr, []vip.Lease) {
+	leases := b.vips[vip.Key{Namespace: se.Namespace, Host: host}]
+	var addrs []netip.Addr
+	for _, l := range leases {
+		addrs = append(addrs, l.Addr)
+	}
+	if len(addrs) == 0 {
+		addrs = statusAddrs(se, host)
+	}
+	if !strings.HasPrefix(host, "*.") {
+		for _, ip := range addrs {
+			b.addPTR(ip, dns.Fqdn(host), "ServiceEntry "+se.Key()+" VIP")
+		}
+	}
+	return addrs, leases
 }
 
 // seNode returns the node of host in se's namespace; ServiceEntries of one namespace naming

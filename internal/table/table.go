@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
 
@@ -177,11 +178,12 @@ func newSOA(apex string, ttl, serial uint32) *dns.SOA {
 
 // Entry is one name of the table as /debug/table shows it.
 type Entry struct {
-	Name     string   `json:"name"`
-	Origin   string   `json:"origin,omitempty"`
-	ExportTo []string `json:"exportTo,omitempty"`
-	Aliases  []string `json:"aliases,omitempty"`
-	Records  []string `json:"records"`
+	Name     string      `json:"name"`
+	Origin   string      `json:"origin,omitempty"`
+	ExportTo []string    `json:"exportTo,omitempty"`
+	Aliases  []string    `json:"aliases,omitempty"`
+	Records  []string    `json:"records"`
+	VIPs     []vip.Lease `json:"vips,omitempty"`
 }
 
 // Dump lists every name with its records in presentation format, sorted by name.
@@ -198,7 +200,7 @@ func (t *Table) Dump() []Entry {
 	var out []Entry
 	add := func(name string, nodes []*Node) {
 		for _, n := range nodes {
-			e := Entry{Name: name, Origin: n.Origin, ExportTo: n.ExportTo, Records: []string{}}
+			e := Entry{Name: name, Origin: n.Origin, ExportTo: n.ExportTo, Records: []string{}, VIPs: n.VIPs}
 			for _, rrs := range n.owned() {
 				for _, rr := range rrs {
 					e.Records = append(e.Records, rr.String())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
 
@@ -190,6 +191,41 @@ func TestParseDashedIP(t *testing.T) {
 			}
 		} else if want != "" {
 			t.Errorf("%q rejected, want %q", in, want)
+		}
+	}
+}
+
+func TestVIPs(t *testing.T) {
+	since := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	lease := func(a string) vip.Lease { return vip.Lease{Addr: netip.MustParseAddr(a), Since: since} }
+	static := se("db", "static", []string{"cache.example.com"}, "")
+	static.Endpoints = []model.WorkloadEndpoint{{Address: "192.0.2.60"}}
+	status := se("db", "status", []string{"old.example.com"}, "")
+	status.StatusAddresses = []model.HostAddress{{Host: "old.example.com", Address: netip.MustParseAddr("240.240.9.9")}}
+	o := opts
+	o.VIPs = vip.Assignments{
+		{Namespace: "db", Host: "cache.example.com"}: {lease("240.240.0.7"), lease("2001:2::7")},
+		{Namespace: "db", Host: "old.example.com"}:   {lease("240.240.0.8")},
+	}
+	tb, err := Build(model.Snapshot{ServiceEntries: []model.ServiceEntry{static, status}}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		"cache.example.com.": {"2001:2::7", "240.240.0.7"}, // the VIPs, not the static endpoint
+		"old.example.com.":   {"240.240.0.8"},              // the allocator's lease over status
+	} {
+		if got := addrsOf(tb.Lookup(name, "db")); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+	m, ok := tb.Lookup("7.0.240.240.in-addr.arpa.", "")
+	if !ok || len(m.Node.PTR) != 1 || m.Node.PTR[0].(*dns.PTR).Ptr != "cache.example.com." {
+		t.Errorf("PTR of a VIP: %v", m.Node)
+	}
+	for _, e := range tb.Dump() {
+		if e.Name == "cache.example.com." && (len(e.VIPs) != 2 || !e.VIPs[0].Since.Equal(since)) {
+			t.Errorf("dump of a VIP host: %+v", e)
 		}
 	}
 }
