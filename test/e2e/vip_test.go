@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	vip4Pool = netip.MustParsePrefix("240.240.0.0/16")
+	vip6Pool = netip.MustParsePrefix("2001:2::/48")
+)
+
+// vipOf asks for host's address of qtype and returns it, failing unless there is exactly one.
+func vipOf(t *testing.T, port, host, qtype string) netip.Addr {
+	t.Helper()
+	r := ask(t, digUDP, port, host, qtype)
+	if r.status != "NOERROR" || len(r.answer) != 1 {
+		t.Fatalf("%s %s: status %s, answer %q; want one VIP", host, qtype, r.status, r.answer)
+	}
+	f := strings.Fields(r.answer[0])
+	return netip.MustParseAddr(f[len(f)-1])
+}
+
+// serviceEntries renders address-less ServiceEntries for hosts, one document each.
+func serviceEntries(ns string, hosts ...string) string {
+	var b strings.Builder
+	for i, h := range hosts {
+		fmt.Fprintf(&b, "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"+
+			"metadata: {name: se-%d, namespace: %s}\nspec:\n  hosts: [%s]\n  ports: [{number: 5432, name: pg, protocol: TCP}]\n"+
+			"  resolution: DNS\n", i, ns, h)
+	}
+	return b.String()
+}
+
+// TestVIPsSurviveRestart: the example's two databases get distinct VIPs in both families, with
+// PTR records; after a restart with other ServiceEntries added, they keep them.
+func TestVIPsSurviveRestart(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(examplePath("registry"))); err != nil {
+		t.Fatal(err)
+	}
+	args := append(examplesArgs(dir, ""), "--state-dir", state)
+	hosts := []string{"orders-db.corp.example.com.", "inventory-db.corp.example.com."}
+	srv := startServer(t, serveOptions{args: args})
+	before := map[string]netip.Addr{}
+	for _, h := range hosts {
+		before[h+"A"], before[h+"AAAA"] = vipOf(t, srv.dnsPort, h, "A"), vipOf(t, srv.dnsPort, h, "AAAA")
+		if !vip4Pool.Contains(before[h+"A"]) || !vip6Pool.Contains(before[h+"AAAA"]) {
+			t.Errorf("%s: VIPs %v, %v outside the pools", h, before[h+"A"], before[h+"AAAA"])
+		}
+		if ptr := ask(t, digUDP, srv.dnsPort, reverse(before[h+"A"]), "PTR"); len(ptr.answer) != 1 || !strings.HasSuffix(ptr.answer[0], " "+h) {
+			t.Errorf("PTR of %v: %q, want %s", before[h+"A"], ptr.answer, h)
+		}
+	}
+	if before[hosts[0]+"A"] == before[hosts[1]+"A"] || before[hosts[0]+"AAAA"] == before[hosts[1]+"AAAA"] {
+		t.Errorf("two databases on one port share a VIP: %v", before)
+	}
+	checkVIPsInDebugTable(t, srv, hosts[0])
+	if code, err := srv.stop(syscall.SIGTERM); code != 0 || err != nil {
+		t.Fatalf("stopping: %d %v", code, err)
+	}
+	var others []string
+	for i := range 40 {
+		others = append(others, fmt.Sprintf("svc-%d.partner.example.net", i))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "partners.yaml"), []byte(serviceEntries("bookinfo", others...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again := startServer(t, serveOptions{args: args})
+	for _, h := range hosts {
+		for _, qtype := range []string{"A", "AAAA"} {
+			if got := vipOf(t, again.dnsPort, h, qtype); got != before[h+qtype] {
+				t.Errorf("%s %s moved across the restart: %v -> %v", h, qtype, before[h+qtype], got)
+			}
+		}
+	}
+	seen := map[netip.Addr]string{}
+	for _, h := range append(others, "orders-db.corp.example.com", "inventory-db.corp.example.com") {
+		a := vipOf(t, again.dnsPort, h+".", "A")
+		if prev, dup := seen[a]; dup {
+			t.Errorf("%s and %s share %v", prev, h, a)
+		}
+		seen[a] = h
+	}
+}
+
+func reverse(a netip.Addr) string {
+	b := a.As4()
+	return fmt.Sprintf("%d.%d.%d.%d.in-addr.arpa.", b[3], b[2], b[1], b[0])
+}
+
+func checkVIPsInDebugTable(t *testing.T, srv *server, host string) {
+	t.Helper()
+	_, body := srv.get(t, "/debug/table")
+	var entries []struct {
+		Name string `json:"name"`
+		VIPs []struct {
+			Address string    `json:"address"`
+			Since   time.Time `json:"since"`
+		} `json:"vips"`
+	}
+	if err := json.Unmarshal([]byte(body), &entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name == host {
+			if len(e.VIPs) != 2 || e.VIPs[0].Since.IsZero() || time.Since(e.VIPs[0].Since) > time.Hour {
+				t.Errorf("/debug/table entry of %s: VIPs %+v, want two with the time they are held since", host, e.VIPs)
+			}
+			return
+		}
+	}
+	t.Errorf("/debug/table has no entry %s", host)
+}
+
+// TestVIPExhaustion: with a /30 (two usable addresses) the third host gets none, is counted,
+// and gets the address a deleted host freed once the quarantine has passed.
+func TestVIPExhaustion(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, hosts ...string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(serviceEntries("team", hosts...)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first.yaml", "one.example.net")
+	write("second.yaml", "two.example.net")
+	srv := startServer(t, serveOptions{args: append(examplesArgs(dir, ""), "--vip-cidr", "240.240.0.0/30",
+		"--vip-cidr6", "", "--vip-quarantine", "2s")})
+	one := vipOf(t, srv.dnsPort, "one.example.net.", "A")
+	vipOf(t, srv.dnsPort, "two.example.net.", "A")
+	write("third.yaml", "three.example.net")
+	eventually(t, 5*time.Second, "the third host's allocation failure counted", func() string {
+		if n := metricValue(t, srv, "meshdns_vip_allocation_failures_total", map[string]string{"family": "ipv4"}); n != 1 {
+			return fmt.Sprintf("meshdns_vip_allocation_failures_total = %v", n)
+		}
+		return ""
+	})
+	if r := ask(t, digUDP, srv.dnsPort, "three.example.net.", "A"); len(r.answer) != 0 {
+		t.Errorf("a host beyond the pool got %q", r.answer)
+	}
+	if err := os.Remove(filepath.Join(dir, "first.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "three.example.net gets the freed VIP after the quarantine", func() string {
+		r := ask(t, digUDP, srv.dnsPort, "three.example.net.", "A")
+		if len(r.answer) != 1 || !strings.HasSuffix(r.answer[0], " "+one.String()) {
+			return fmt.Sprintf("answer %q", r.answer)
+		}
+		return ""
+	})
+	if got := vipOf(t, srv.dnsPort, "two.example.net.", "A"); got == one {
+		t.Errorf("two.example.net moved to %v", got)
+	}
+}
