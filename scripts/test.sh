@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole meshdns test suite on a Debian machine with Go, installing what the tests
-# need first: DNS clients (dig, kdig), real upstream resolvers (dnsmasq, unbound) and iproute2 for the
-# network namespaces in which glibc's resolver is tested (those tests need root).
+# need first: DNS clients (dig, kdig), real upstream resolvers (dnsmasq, unbound), and iproute2,
+# iptables and nftables for the network namespaces in which glibc's resolver and capture are
+# tested (those tests need root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ command -v kdig >/dev/null || need+=(knot-dnsutils)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v ip >/dev/null || need+=(iproute2)
 command -v unbound >/dev/null || need+=(unbound)
+command -v iptables-legacy >/dev/null || need+=(iptables)
+command -v nft >/dev/null || need+=(nftables)
 if ((${#need[@]})); then
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo=sudo

@@ -20,9 +20,11 @@ const usage = `meshdns: a DNS proxy for Kubernetes and service meshes
 
 Usage:
   meshdns serve --registry DIR [flags]   answer mesh names, forward the rest
+  meshdns capture print|install|uninstall|verify [flags]
+                                         send the host's DNS traffic to meshdns
   meshdns version                        print the version
 
-Run "meshdns serve -h" for the flags of serve.
+Run "meshdns serve -h" or "meshdns capture print -h" for the flags.
 `
 
 func main() {
@@ -37,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serveCmd(args[1:], stdout, stderr)
+	case "capture":
+		return captureCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "meshdns", version)
 		return 0
@@ -44,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve or version)\n", args[0])
+	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve, capture or version)\n", args[0])
 	return exitUsage
 }
 

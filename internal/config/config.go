@@ -35,6 +35,11 @@ const (
 	// DefaultVIPQuarantine keeps a freed VIP from another host for longer than any client
 	// caches the old answer.
 	DefaultVIPQuarantine = time.Hour
+	// DefaultProxyPort is where capture redirects DNS: the port of DefaultListen.
+	DefaultProxyPort = 15053
+	// DefaultProxyID is the uid and gid whose traffic capture leaves alone: meshdns's own
+	// upstream queries (Istio's proxy runs as 1337 too).
+	DefaultProxyID = 1337
 	// ShutdownTimeout bounds how long in-flight queries may take after SIGTERM.
 	ShutdownTimeout = 5 * time.Second
 )

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -60,6 +61,11 @@ func TestCommandLine(t *testing.T) {
 		{"registry missing", []string{"serve"}, []int{2}, "--registry"},
 		{"registry does not exist", []string{"serve", "--registry", missingDir}, []int{2}, "--registry: \"" + missingDir},
 		{"unknown command", []string{"bogus"}, []int{2}, "bogus"},
+		{"capture without action", []string{"capture"}, []int{2}, "want print, install, uninstall or verify"},
+		{"capture unknown action", []string{"capture", "apply"}, []int{2}, "apply"},
+		{"capture port 0", []string{"capture", "print", "--all", "--proxy-port", "0"}, []int{2}, "--proxy-port"},
+		{"capture unknown backend", []string{"capture", "print", "--all", "--backend", "pf"}, []int{2}, "--backend"},
+		{"capture without nameservers", []string{"capture", "print", "--backend", "nftables", "--resolv-conf", os.DevNull}, []int{2}, "--all"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

@@ -70,6 +70,7 @@ var debianPackage = map[string]string{
 	"sh":      "dash",
 	"ip":      "iproute2",
 	"getent":  "libc-bin",
+	"setpriv": "util-linux",
 }
 
 // need returns the path of tool. When it is missing the test fails under CI=true (the suite

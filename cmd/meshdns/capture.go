@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/meshdns/meshdns/internal/capture"
+	"github.com/meshdns/meshdns/internal/config"
+	"github.com/meshdns/meshdns/internal/resolvconf"
+)
+
+const captureUsage = "want print, install, uninstall or verify"
+
+type captureFlags struct {
+	port, uid, gid uint
+	resolvConf     string
+	all            bool
+	backend        string
+}
+
+func newCaptureFlags(action string) (*flag.FlagSet, *captureFlags) {
+	c := &captureFlags{}
+	fs := flag.NewFlagSet("capture "+action, flag.ContinueOnError)
+	fs.UintVar(&c.port, "proxy-port", config.DefaultProxyPort, "`port` meshdns listens on; DNS is redirected there")
+	fs.UintVar(&c.uid, "proxy-uid", config.DefaultProxyID, "`uid` meshdns runs as; its own queries are not captured")
+	fs.UintVar(&c.gid, "proxy-gid", config.DefaultProxyID, "`gid` meshdns runs as; its own queries are not captured")
+	fs.StringVar(&c.resolvConf, "resolv-conf", config.DefaultResolvConf, "resolv.conf `file` whose nameservers are captured")
+	fs.BoolVar(&c.all, "all", false, "capture all port-53 traffic, not only to the resolv.conf nameservers")
+	fs.StringVar(&c.backend, "backend", "", "iptables, iptables-legacy or nftables (default: what the host uses)")
+	return fs, c
+}
+
+// captureCmd runs `meshdns capture ACTION`: bad flags exit 2, failures 1, a verify that finds
+// the rules incomplete 1 with the difference on stdout.
+func captureCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(stderr, "meshdns capture: %s\n", captureUsage)
+		return exitUsage
+	}
+	action := args[0]
+	switch action {
+	case "print", "install", "uninstall", "verify":
+	default:
+		fmt.Fprintf(stderr, "meshdns capture: unknown action %q (%s)\n", action, captureUsage)
+		return exitUsage
+	}
+	fs, c := newCaptureFlags(action)
+	if code := parseFlags(fs, args[1:], stdout, stderr); code >= 0 {
+		return code
+	}
+	rules, err := c.rules()
+	if err != nil {
+		fmt.Fprintf(stderr, "meshdns capture %s: %s\n", action, oneLine(err.Error()))
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runCapture(ctx, action, c.backend, rules, stdout); err != nil {
+		fmt.Fprintf(stderr, "meshdns capture %s: %s\n", action, oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// rules builds the rules from the flags; errors name the flag.
+func (c *captureFlags) rules() (capture.Rules, error) {
+	if c.backend != "" {
+		if _, err := capture.ParseBackend(c.backend); err != nil {
+			return capture.Rules{}, fmt.Errorf("--backend: %w", err)
+		}
+	}
+	switch {
+	case c.port == 0 || c.port > 65535:
+		return capture.Rules{}, fmt.Errorf("--proxy-port %d: want 1 to 65535", c.port)
+	case c.uid > 1<<32-1:
+		return capture.Rules{}, fmt.Errorf("--proxy-uid %d: out of range", c.uid)
+	case c.gid > 1<<32-1:
+		return capture.Rules{}, fmt.Errorf("--proxy-gid %d: out of range", c.gid)
+	}
+	var nameservers []netip.Addr
+	if !c.all {
+		rc, err := resolvconf.ParseFile(c.resolvConf)
+		if err != nil {
+			return capture.Rules{}, fmt.Errorf("--resolv-conf: %w", err)
+		}
+		for _, ns := range rc.Nameservers {
+			nameservers = append(nameservers, ns.Addr())
+		}
+	}
+	return capture.Build(capture.Spec{ProxyPort: uint16(c.port), ProxyUID: uint32(c.uid),
+		ProxyGID: uint32(c.gid), Nameservers: nameservers, All: c.all})
+}
+
+func runCapture(ctx context.Context, action, backendFlag string, rules capture.Rules, stdout io.Writer) error {
+	run := capture.ExecRunner
+	if action != "print" {
+		if err := capture.CheckPrivileges(); err != nil {
+			return err
+		}
+	}
+	b, err := chooseBackend(ctx, backendFlag, run)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "print":
+		r, err := rules.Render(b)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, r.String())
+	case "install":
+		if err := capture.Install(ctx, run, b, rules); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "capture installed (%s)\n", b)
+	case "uninstall":
+		if err := capture.Uninstall(ctx, run, b); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "capture removed (%s)\n", b)
+	case "verify":
+		diff, err := capture.Verify(ctx, run, b, rules)
+		if err != nil {
+			return err
+		}
+		if diff != "" {
+			fmt.Fprint(stdout, diff)
+			return fmt.Errorf("the %s rules differ from what install puts there (above)", b)
+		}
+		fmt.Fprintf(stdout, "capture complete (%s)\n", b)
+	}
+	return nil
+}
+
+func chooseBackend(ctx context.Context, flagValue string, run capture.Runner) (capture.Backend, error) {
+	if flagValue != "" {
+		b, err := capture.ParseBackend(flagValue)
+		if err != nil {
+			return "", fmt.Errorf("--backend: %w", err)
+		}
+		return b, nil
+	}
+	return capture.Detect(ctx, run)
+}
