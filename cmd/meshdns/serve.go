@@ -166,74 +166,128 @@ func isLocalAddr(ip netip.Addr) bool {
 	return false
 }
 
+// daemon holds what serve wires together. Components start in dependency order; when serve
+// returns, background work is cancelled, then the functions registered with onStop run in
+// reverse order.
+type daemon struct {
+	cfg      config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	bg       context.Context // background work: source watch, builder, resolv.conf watch
+	cancelBg context.CancelFunc
+	stops    []func()
+}
+
+func (d *daemon) onStop(f func()) { d.stops = append(d.stops, f) }
+
+func (d *daemon) close() {
+	d.cancelBg()
+	for i := len(d.stops) - 1; i >= 0; i-- {
+		d.stops[i]()
+	}
+}
+
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	parseErrors := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "meshdns_registry_parse_errors_total",
-		Help: "Manifest files that failed to parse (their last good content stays in effect).",
-	})
-	reg.MustRegister(parseErrors)
-
-	src := file.New(file.Options{Dir: cfg.Registry, Logger: log, ParseErrors: parseErrors})
-	srcCtx, stopSrc := context.WithCancel(context.Background())
-	defer func() { stopSrc(); src.Wait() }()
-	if err := src.Start(srcCtx); err != nil {
-		return fmt.Errorf("registry: %w", err)
-	}
-
-	servers, client, rc := clientSetup(cfg, log)
-	policy, _ := upstream.ParsePolicy(cfg.UpstreamPolicy) // validated
-	fwd := upstream.New(servers, upstream.Options{Policy: policy, Logger: log, Metrics: upstream.NewMetrics(reg)})
-	defer fwd.Close()
-	if len(servers) == 0 {
-		log.Warn("no upstream nameservers: names meshdns does not own will get SERVFAIL")
-	}
-	answers := newCache(cfg, reg)
-	if len(cfg.Upstreams) == 0 {
-		stopWatch := watchResolvConf(srcCtx, cfg, rc, fwd, answers, log)
-		defer stopWatch()
-	}
-	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
-		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
-		Metrics: resolver.NewMetrics(reg), Cache: answers})
-	defer res.Close() // on early returns; Close is idempotent
-
-	vips, store, err := newVIPs(cfg, reg, log)
+	bg, cancelBg := context.WithCancel(context.Background())
+	d := &daemon{cfg: cfg, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
+	defer d.close()
+	src, err := d.startSource()
 	if err != nil {
 		return err
 	}
-	b := builder.New(builder.Options{
-		Table:    table.Options{Zone: cfg.ClusterDomain, TTL: cfg.TTL},
-		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
-		Logger: log, Metrics: builder.NewMetrics(reg), VIPs: vips, VIPStore: store,
-	})
-	buildDone := make(chan struct{})
-	go func() { defer close(buildDone); b.Run(srcCtx) }()
-	defer func() { stopSrc(); <-buildDone }()
-
-	srv := server.New(res, server.Options{Listen: cfg.Listen, Client: client, Logger: log,
-		Metrics: server.NewMetrics(reg), LogQueries: cfg.LogQueries})
-	if err := srv.Start(); err != nil {
+	res, client := d.newResolver()
+	if err := d.startBuilder(src, res); err != nil {
 		return err
 	}
-	adm, err := startAdmin(cfg, reg, res, log)
+	srv, err := d.startServing(res, client)
 	if err != nil {
-		srv.Shutdown(context.Background())
 		return err
 	}
-	log.Info("meshdns serving", "dns", srv.Addrs(), "admin", cfg.Admin, "registry", cfg.Registry,
-		"namespace", client.Namespace, "search", client.Search, "upstreams", fmt.Sprint(servers))
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), config.ShutdownTimeout)
 	defer cancel()
 	srv.Shutdown(sctx)
 	res.Close() // after the server: no query can start a refresh any more
-	if adm != nil {
-		adm.Shutdown(sctx)
-	}
 	return nil
+}
+
+func (d *daemon) startSource() (*file.Source, error) {
+	parseErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "meshdns_registry_parse_errors_total",
+		Help: "Manifest files that failed to parse (their last good content stays in effect).",
+	})
+	d.reg.MustRegister(parseErrors)
+	src := file.New(file.Options{Dir: d.cfg.Registry, Logger: d.log, ParseErrors: parseErrors})
+	if err := src.Start(d.bg); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	d.onStop(src.Wait)
+	return src, nil
+}
+
+// newResolver wires the forwarder, the cache and the resolver, and follows resolv.conf.
+func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
+	cfg, log := d.cfg, d.log
+	servers, client, rc := clientSetup(cfg, log)
+	policy, _ := upstream.ParsePolicy(cfg.UpstreamPolicy) // validated
+	fwd := upstream.New(servers, upstream.Options{Policy: policy, Logger: log, Metrics: upstream.NewMetrics(d.reg)})
+	d.onStop(fwd.Close)
+	if len(servers) == 0 {
+		log.Warn("no upstream nameservers: names meshdns does not own will get SERVFAIL")
+	}
+	answers := newCache(cfg, d.reg)
+	if len(cfg.Upstreams) == 0 {
+		d.onStop(watchResolvConf(d.bg, cfg, rc, fwd, answers, log))
+	}
+	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
+		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
+		Metrics: resolver.NewMetrics(d.reg), Cache: answers})
+	d.onStop(res.Close) // Close is idempotent
+	log.Info("upstreams", "servers", fmt.Sprint(servers), "namespace", client.Namespace, "search", client.Search)
+	return res, client
+}
+
+func (d *daemon) startBuilder(src *file.Source, res *resolver.Resolver) error {
+	vips, store, err := newVIPs(d.cfg, d.reg, d.log)
+	if err != nil {
+		return err
+	}
+	b := builder.New(builder.Options{
+		Table:    table.Options{Zone: d.cfg.ClusterDomain, TTL: d.cfg.TTL},
+		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
+		Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); b.Run(d.bg) }()
+	d.onStop(func() { <-done })
+	return nil
+}
+
+// startServing binds the DNS listeners and the admin endpoint; the admin server stops with
+// serve, the DNS server is shut down by serve itself (first, and within a deadline).
+func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*server.Server, error) {
+	srv := server.New(res, server.Options{Listen: d.cfg.Listen, Client: client, Logger: d.log,
+		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries})
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	adm, err := startAdmin(d.cfg, d.reg, res, d.log)
+	if err != nil {
+		srv.Shutdown(context.Background())
+		return nil, err
+	}
+	if adm != nil {
+		d.onStop(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), config.ShutdownTimeout)
+			defer cancel()
+			adm.Shutdown(ctx)
+		})
+	}
+	d.log.Info("meshdns serving", "dns", srv.Addrs(), "admin", d.cfg.Admin, "registry", d.cfg.Registry)
+	return srv, nil
 }
 
 // newVIPs returns the VIP allocator, restored from --state-dir, and the store that keeps its
