@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The network-namespace and capture tests need root: run everything as root, keeping the
+# environment (Go, CI=true) as it is.
+if [ "$(id -u)" != 0 ]; then
+	exec sudo --preserve-env env "PATH=$PATH" "$0" "$@"
+fi
+
 export PATH="$PATH:/usr/sbin:/sbin"
 need=()
 command -v dig >/dev/null || need+=(dnsutils)
@@ -16,11 +22,9 @@ command -v unbound >/dev/null || need+=(unbound)
 command -v iptables-legacy >/dev/null || need+=(iptables)
 command -v nft >/dev/null || need+=(nftables)
 if ((${#need[@]})); then
-	sudo=""
-	[ "$(id -u)" = 0 ] || sudo=sudo
 	echo "installing test prerequisites: ${need[*]}"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 go vet ./...

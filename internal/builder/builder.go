@@ -2,7 +2,9 @@ package builder
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/model"
@@ -90,11 +92,7 @@ func (b *Builder) settle(ctx context.Context) bool {
 
 func (b *Builder) rebuild() {
 	start := time.Now()
-	snap := b.o.Snapshot()
-	opts := b.o.Table
-	opts.Generation = b.generation + 1
-	opts.VIPs = b.allocate(snap)
-	t, err := table.Build(snap, opts)
+	t, err := b.build()
 	if err != nil {
 		b.log.Error("table build failed; the previous table keeps serving", "err", err)
 		b.o.Metrics.failed()
@@ -104,6 +102,21 @@ func (b *Builder) rebuild() {
 	b.o.Publish(t)
 	b.o.Metrics.built(t, time.Since(start))
 	b.log.Debug("table published", "generation", b.generation, "names", t.Len(), "took", time.Since(start))
+}
+
+// build makes the next table. A panic (a bug met by some unusual object) fails this build
+// only: the previous table keeps serving and the next change is tried afresh.
+func (b *Builder) build() (t *table.Table, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			t, err = nil, fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	snap := b.o.Snapshot()
+	opts := b.o.Table
+	opts.Generation = b.generation + 1
+	opts.VIPs = b.allocate(snap)
+	return table.Build(snap, opts)
 }
 
 // allocate leases VIPs to the snapshot's eligible hosts and persists the allocator's state

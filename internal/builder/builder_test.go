@@ -146,3 +146,31 @@ func TestVIPRecoveryAfterQuarantine(t *testing.T) {
 		t.Errorf("after the quarantine, without any change: ccc.example still without a VIP")
 	}
 }
+
+// TestPanicFailsOneBuild: a build that panics publishes nothing and is counted; the process
+// lives on and the next change builds normally.
+func TestPanicFailsOneBuild(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	src := &fakeSource{ch: make(chan struct{}, 10)}
+	var calls atomic.Int32
+	published, stop := run(t, Options{
+		Table: table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: func() model.Snapshot {
+			if calls.Add(1) == 1 {
+				panic("a bug met by an unusual object")
+			}
+			return src.Snapshot()
+		},
+		Changed: src.ch, Metrics: m, Debounce: 10 * time.Millisecond,
+	})
+	defer stop()
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(m.failures) < 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	src.set("10.0.0.9")
+	tb := recv(t, published)
+	if got := testutil.ToFloat64(m.failures); got != 1 || tb.Generation() != 1 {
+		t.Errorf("failures %v, generation %d; want 1 failure, then generation 1", got, tb.Generation())
+	}
+}

@@ -12,9 +12,6 @@ const (
 	DefaultSize = 10000
 	// DefaultMaxTTL caps how long any answer is kept fresh when Options.MaxTTL is 0.
 	DefaultMaxTTL = time.Hour
-	// DefaultServeStale is the serve-stale window the flag defaults to (RFC 8767 suggests 1-3
-	// days; an hour bounds how wrong a mesh-external answer may get).
-	DefaultServeStale = time.Hour
 	// StaleTTL is the TTL, in seconds, of every record in a stale answer (RFC 8767 §4).
 	StaleTTL = 30
 	// ServfailTTL is how long a SERVFAIL is cached, to spare a failing upstream a retry storm

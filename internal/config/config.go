@@ -156,8 +156,9 @@ func (c *Config) validateVIPs() error {
 	if _, err := VIPPool(c.VIPCIDR6, true); err != nil {
 		return flagErr("vip-cidr6", "%v", err)
 	}
-	if c.VIPQuarantine < 0 {
-		return flagErr("vip-quarantine", "%s: must not be negative", c.VIPQuarantine)
+	if c.VIPQuarantine <= 0 {
+		// Handing a freed VIP to another host at once is the bug quarantine exists to prevent.
+		return flagErr("vip-quarantine", "%s: must be positive", c.VIPQuarantine)
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ func TestValidate(t *testing.T) {
 		{"vip pool too small", func(c *Config) { c.VIPCIDR = "10.0.0.0/31" }, "vip-cidr"},
 		{"vip pools off", func(c *Config) { c.VIPCIDR, c.VIPCIDR6 = "", "" }, ""},
 		{"vip quarantine negative", func(c *Config) { c.VIPQuarantine = -time.Second }, "vip-quarantine"},
+		{"vip quarantine zero", func(c *Config) { c.VIPQuarantine = 0 }, "vip-quarantine"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log-format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

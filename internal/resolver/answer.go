@@ -24,7 +24,7 @@ func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, t *table.Table, ow
 			return
 		}
 		resp.Answer = append(resp.Answer, withOwner(n.CNAME[0], owner))
-		if hop+1 >= maxChain {
+		if hop+1 > maxChain {
 			// A loop or an absurd chain: no client could use the answer.
 			resp.Rcode, resp.Answer = dns.RcodeServerFailure, nil
 			return

@@ -17,7 +17,8 @@ import (
 // failureLogInterval is the least time between two log lines about upstream failures.
 const failureLogInterval = 10 * time.Second
 
-// maxChain caps CNAME chains followed inside one answer (ExternalName to ExternalName ...).
+// maxChain caps the CNAMEs followed inside one answer (ExternalName to ExternalName ...): a
+// longer chain is SERVFAIL.
 const maxChain = 8
 
 // Forwarder sends a question to the upstream resolvers. The response must carry req's ID and

@@ -3,6 +3,7 @@ package resolver_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/source/file"
@@ -486,5 +488,33 @@ func TestOrder(t *testing.T) {
 	}
 	if len(firsts) < 2 {
 		t.Errorf("headless answers not shuffled: first address always %v over 50 answers", firsts)
+	}
+}
+
+// TestCNAMEChainCap: a chain of 8 ExternalName CNAMEs is followed, a ninth is SERVFAIL.
+func TestCNAMEChainCap(t *testing.T) {
+	chain := func(n int) model.Snapshot {
+		var s model.Snapshot
+		for i := range n {
+			s.Services = append(s.Services, model.Service{Meta: model.Meta{Namespace: "c", Name: fmt.Sprintf("c%d", i)},
+				Type: model.ServiceTypeExternalName, ExternalName: fmt.Sprintf("c%d.c.svc.cluster.local", i+1)})
+		}
+		s.Services = append(s.Services, model.Service{Meta: model.Meta{Namespace: "c", Name: fmt.Sprintf("c%d", n)},
+			ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.7.7")}})
+		return s
+	}
+	for n, rcode := range map[int]int{8: dns.RcodeSuccess, 9: dns.RcodeServerFailure} {
+		tb, err := table.Build(chain(n), table.Options{Zone: "cluster.local", TTL: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := resolver.New(resolver.Options{Zone: "cluster.local"})
+		res.SetTable(tb)
+		req := new(dns.Msg)
+		req.SetQuestion("c0.c.svc.cluster.local.", dns.TypeA)
+		resp, _ := res.Resolve(context.Background(), req, resolver.Client{})
+		if resp.Rcode != rcode || (rcode == dns.RcodeSuccess && len(resp.Answer) != n+1) {
+			t.Errorf("chain of %d CNAMEs: %s with %d records, want %s", n, dns.RcodeToString[resp.Rcode], len(resp.Answer), dns.RcodeToString[rcode])
+		}
 	}
 }

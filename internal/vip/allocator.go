@@ -13,12 +13,6 @@ import (
 // the old answer reaches a different host at that address.
 const DefaultQuarantine = time.Hour
 
-// Default pools (--vip-cidr, --vip-cidr6): the ranges Istio allocates from, reserved and
-// never routed, so a VIP cannot shadow a real destination.
-var (
-	DefaultV4 = netip.MustParsePrefix("240.240.0.0/16")
-	DefaultV6 = netip.MustParsePrefix("2001:2::/48")
-)
 
 // Claim is an eligible host now, as Claims derives it from a snapshot.
 type Claim struct {

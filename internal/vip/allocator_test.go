@@ -21,7 +21,7 @@ func TestNewValidatesPools(t *testing.T) {
 		v4, v6 netip.Prefix
 		err    string // substring; "" means valid
 	}{
-		{name: "defaults", v4: DefaultV4, v6: DefaultV6},
+		{name: "defaults", v4: defaultV4, v6: defaultV6},
 		{name: "both off", v4: netip.Prefix{}, v6: netip.Prefix{}},
 		{name: "v4 /30 has two usable", v4: netip.MustParsePrefix("10.0.0.0/30")},
 		{name: "v6 /126 has two usable", v6: netip.MustParsePrefix("fd00::/126")},

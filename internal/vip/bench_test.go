@@ -21,7 +21,7 @@ func benchClaims(n int, prefix string) []Claim {
 }
 
 func benchAllocator(b *testing.B, clk *fakeClock) *Allocator {
-	a, err := New(Options{V4: DefaultV4, V6: DefaultV6, Now: clk.Now})
+	a, err := New(Options{V4: defaultV4, V6: defaultV6, Now: clk.Now})
 	if err != nil {
 		b.Fatal(err)
 	}

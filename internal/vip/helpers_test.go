@@ -101,3 +101,10 @@ func addrsOf(as Assignments) map[Key]netip.Addr {
 	}
 	return out
 }
+
+// The pools meshdns uses by default (--vip-cidr, --vip-cidr6): the ranges Istio allocates
+// from, reserved and never routed.
+var (
+	defaultV4 = netip.MustParsePrefix("240.240.0.0/16")
+	defaultV6 = netip.MustParsePrefix("2001:2::/48")
+)

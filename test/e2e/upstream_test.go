@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/testutil/unbound"
 )
 
@@ -132,5 +134,40 @@ func TestTCPOnlyUpstream(t *testing.T) {
 		if !slices.Equal(anyTTL(r.answer), []string{"www.example.test. TTL IN A 192.0.2.80"}) {
 			t.Errorf("%s: %q", c.name, r.answer)
 		}
+	}
+}
+
+// TestServeStale replays the README's serve-stale example: the upstream (a dnsmasq with a
+// 1-second TTL) answers, goes away, the entry expires, and meshdns serves it stale with TTL
+// 30, counted as cache-stale.
+func TestServeStale(t *testing.T) {
+	bin := testutil.LookPath(t, "dnsmasq", "dnsmasq-base")
+	addr, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsmasq := exec.Command(bin, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--bind-interfaces", "--listen-address=127.0.0.1", fmt.Sprintf("--port=%d", addr.Port()), "--pid-file=",
+		"--user=root", "--local=/example.com/", "--local-ttl=1", "--host-record=www.example.com,192.0.2.80")
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
+	srv := startServer(t, serveOptions{args: examplesArgs(examplePath("registry"), addr.String())})
+	eventually(t, 5*time.Second, "the upstream answering", func() string {
+		if r := ask(t, digUDP, srv.dnsPort, "www.example.com.", "A"); len(r.answer) != 1 {
+			return fmt.Sprintf("answer %q", r.answer)
+		}
+		return ""
+	})
+	dnsmasq.Process.Kill()
+	dnsmasq.Wait()
+	time.Sleep(1500 * time.Millisecond) // past the 1-second TTL
+	r := ask(t, digUDP, srv.dnsPort, "www.example.com.", "A")
+	if !slices.Equal(r.answer, []string{"www.example.com. 30 IN A 192.0.2.80"}) {
+		t.Errorf("with the upstream gone: %q, want the stale answer with TTL 30", r.answer)
+	}
+	if n := metricValue(t, srv, "meshdns_queries_total", map[string]string{"result": "cache-stale"}); n != 1 {
+		t.Errorf("cache-stale answers counted: %v, want 1", n)
 	}
 }
