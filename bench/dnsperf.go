@@ -35,9 +35,10 @@ type load struct {
 type loadResult struct {
 	sent, completed, lost int64
 	qps                   float64
-	runTime               time.Duration
-	avgLatency            time.Duration // dnsperf's average
-	p99Latency            time.Duration // from the per-query lines of -v
+	runTime               time.Duration // dnsperf's "Run time": until the last query was sent
+	wall                  time.Duration // dnsperf's lifetime: also waits for late answers
+	avgLatency            time.Duration // dnsperf's average over answered queries
+	p99Latency            time.Duration // from -v's per-query lines; a lost query counts as dnsperfTimeout
 	rcodes                string        // dnsperf's "Response codes" line
 	dnsperfCPU            time.Duration // user + system time of dnsperf
 }
@@ -71,9 +72,11 @@ func runDnsperf(ctx context.Context, l load, outPath string) (loadResult, error)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = out, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := time.Now()
 	if err := cmd.Run(); err != nil {
 		return loadResult{}, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, lastLines(stderr.String(), 10))
 	}
+	wall := time.Since(started)
 	if _, err := out.Seek(0, io.SeekStart); err != nil {
 		return loadResult{}, err
 	}
@@ -81,6 +84,7 @@ func runDnsperf(ctx context.Context, l load, outPath string) (loadResult, error)
 	if err != nil {
 		return loadResult{}, fmt.Errorf("dnsperf output %s: %w", outPath, err)
 	}
+	res.wall = wall
 	res.dnsperfCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return res, nil
 }
@@ -113,6 +117,9 @@ func parseDnsperf(r io.Reader) (loadResult, error) {
 	}
 	if res.runTime == 0 {
 		return loadResult{}, fmt.Errorf("no statistics block (%d per-query lines)", len(latencies))
+	}
+	for range res.lost {
+		latencies = append(latencies, dnsperfTimeout.Seconds())
 	}
 	res.p99Latency = percentile(latencies, 0.99)
 	return res, nil
@@ -164,7 +171,7 @@ func (res *loadResult) parseStatistic(line string) error {
 
 func parseSeconds(s string) (time.Duration, error) {
 	f, err := strconv.ParseFloat(s, 64)
-	return time.Duration(f * float64(time.Second)), err
+	return time.Duration(math.Round(f * float64(time.Second))), err
 }
 
 // percentile returns the nearest-rank percentile p (0..1) of seconds, as a duration.
@@ -174,5 +181,5 @@ func percentile(seconds []float64, p float64) time.Duration {
 	}
 	slices.Sort(seconds)
 	i := int(math.Ceil(p*float64(len(seconds)))) - 1
-	return time.Duration(seconds[max(0, i)] * float64(time.Second))
+	return time.Duration(math.Round(seconds[max(0, i)] * float64(time.Second)))
 }

@@ -30,14 +30,18 @@ type reply struct {
 	authority []uint16
 }
 
-// String reads like "NOERROR CNAME A" or "NXDOMAIN (SOA)".
+// String reads like "NOERROR CNAME A" or "NXDOMAIN (authority SOA)".
 func (r reply) String() string {
 	parts := []string{rcodeNames[r.rcode]}
 	for _, t := range r.answer {
 		parts = append(parts, typeNames[t])
 	}
-	if len(r.answer) == 0 && len(r.authority) > 0 {
-		parts = append(parts, "(authority "+typeNames[r.authority[0]]+")")
+	if len(r.authority) > 0 {
+		var auth []string
+		for _, t := range r.authority {
+			auth = append(auth, typeNames[t])
+		}
+		parts = append(parts, "(authority "+strings.Join(auth, " ")+")")
 	}
 	return strings.Join(parts, " ")
 }

@@ -42,6 +42,7 @@ type workload struct {
 	resolvConf  string
 	clusterZone string
 	entryZone   string
+	hitHosts    string            // the services' A records as a hosts file, for the dnsmasq reference
 	queries     map[string]string // query set name -> dnsperf file
 	externals   []string          // names the upstream answers, primed into both caches
 }
@@ -54,6 +55,7 @@ func generate(dir string) (*workload, error) {
 		resolvConf:  filepath.Join(dir, "resolv.conf"),
 		clusterZone: filepath.Join(dir, "db.cluster.local"),
 		entryZone:   filepath.Join(dir, "db."+entryDomain),
+		hitHosts:    filepath.Join(dir, "services.hosts"),
 		queries:     map[string]string{},
 	}
 	for i := range externalCount {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -18,7 +20,7 @@ type machine struct {
 func describeMachine(ctx context.Context, t tools) machine {
 	m := machine{
 		cpu:    procField("/proc/cpuinfo", "model name"),
-		memory: procField("/proc/meminfo", "MemTotal"),
+		memory: gibibytes(procField("/proc/meminfo", "MemTotal")),
 		kernel: strings.TrimSpace(readOr("/proc/sys/kernel/osrelease", "unknown")),
 		cpus:   runtime.NumCPU(),
 	}
@@ -54,8 +56,18 @@ func versionLine(ctx context.Context, argv ...string) string {
 	for _, line := range strings.Split(out, "\n") {
 		l := strings.ToLower(line)
 		if strings.Contains(l, "version") || strings.HasPrefix(l, "coredns-") {
-			return fmt.Sprintf("%s: %s", argv[0][strings.LastIndexByte(argv[0], '/')+1:], strings.TrimSpace(line))
+			line, _, _ = strings.Cut(strings.TrimSpace(line), "  ") // dnsmasq: "...2.90  Copyright ..."
+			return fmt.Sprintf("%s: %s", filepath.Base(argv[0]), line)
 		}
 	}
 	return argv[0] + ": version unknown"
+}
+
+// gibibytes turns /proc/meminfo's "24684096 kB" into "23.5 GiB".
+func gibibytes(kB string) string {
+	n, err := strconv.ParseFloat(strings.TrimSuffix(kB, " kB"), 64)
+	if err != nil {
+		return kB
+	}
+	return fmt.Sprintf("%.1f GiB", n/(1<<20))
 }

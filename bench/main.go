@@ -1,8 +1,8 @@
 // Command bench compares meshdns with CoreDNS under dnsperf on this machine.
 //
-//	go run ./bench [-duration 5s] [-rounds 3] [-scenarios hit,mix] [-pin=false] [-nopin=false] [-out report.md]
+//	go run ./bench [-duration 4s] [-rounds 3] [-scenarios hit,mix] [-pin=false] [-nopin=false] [-out report.md]
 //
-// It installs what it needs (dnsperf, dnsmasq from Debian; CoreDNS v1.12.4 with go install
+// It installs what it needs (dnsperf and dnsmasq from Debian; CoreDNS v1.12.4 with go install
 // into a cache directory, reused on later runs), builds meshdns, and generates a mesh into a
 // temporary directory: 10,000 ClusterIP Services, 500 headless Services with 3 endpoints each,
 // 500 ServiceEntries with addresses; for CoreDNS the same A records as zone files (`file`
@@ -10,17 +10,22 @@
 // `cache` in front. A dnsmasq on loopback is the upstream of both for 300 external names.
 //
 // Scenarios (dnsperf query files): hit, autopath, external (cached), nxdomain, mix, and
-// latency at a fixed rate of half of meshdns's hit peak. Before measuring, both servers are
-// asked one name of each kind and must answer alike. Each measurement starts the server
-// fresh, primes and warms it up, and runs dnsperf; meshdns and CoreDNS alternate, -rounds
-// times per scenario, first pinned (server on CPU 1, dnsperf on CPU 0) and then unpinned.
-// Reported per scenario: median QPS, average and p99 latency (p99 from dnsperf -v's per-query
-// latencies), lost queries, server CPU time per query (/proc/PID/stat utime+stime over the
-// dnsperf run), server and dnsperf CPU load, RSS after the run (/proc/PID/status VmRSS); and
-// the ratios meshdns/CoreDNS of QPS and CoreDNS/meshdns of CPU per query.
+// latency (the hit queries at half of meshdns's median hit QPS, dnsperf -Q). Before
+// measuring, both servers are asked one name of each kind and must answer alike. Each
+// measurement starts the server fresh, primes and warms it up, and runs dnsperf once; meshdns
+// and CoreDNS alternate, -rounds times per scenario, first pinned (server on CPU 1, dnsperf on
+// CPU 0) and then unpinned. In the hit and latency scenarios a dnsmasq serving the same names
+// from a hosts file is measured too, as a reference for what the machine and dnsperf allow.
+//
+// Reported per scenario: median QPS, average and p99 latency (p99 from dnsperf -v's
+// per-query latencies), lost queries and UDP receive-buffer drops, server CPU time per query
+// (/proc/PID/stat utime+stime over the dnsperf run), server and dnsperf CPU, how busy each
+// CPU was and the hypervisor's steal time (/proc/stat), RSS after the run (/proc/PID/status
+// VmRSS); and the ratios meshdns/CoreDNS of QPS and CoreDNS/meshdns of CPU per query.
 //
 // Only loopback is used. Every process started is stopped at the end, on error and on
-// Ctrl-C, and the whole run is bounded by -timeout.
+// Ctrl-C (and killed by the kernel should the harness die), and the whole run is bounded by
+// -timeout.
 package main
 
 import (
@@ -37,6 +42,7 @@ import (
 	"time"
 )
 
+// config is the command line.
 type config struct {
 	duration, warmup     time.Duration
 	rounds               int
@@ -51,7 +57,7 @@ type config struct {
 
 func parseFlags() config {
 	var c config
-	flag.DurationVar(&c.duration, "duration", 5*time.Second, "dnsperf run per measurement")
+	flag.DurationVar(&c.duration, "duration", 4*time.Second, "dnsperf run per measurement")
 	flag.DurationVar(&c.warmup, "warmup", time.Second, "warm-up run before each measurement")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds per scenario (meshdns and CoreDNS alternate)")
 	flag.StringVar(&c.out, "out", "", "also write the markdown report to this file")
@@ -154,17 +160,17 @@ func run(ctx context.Context, cfg config) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	tools, err := installTools(ctx, cfg, dir)
+	t, err := installTools(ctx, cfg, dir)
 	if err != nil {
 		return err
 	}
-	b, err := prepare(ctx, cfg, dir, tools)
+	b, err := prepare(ctx, cfg, dir, t)
 	defer b.close()
 	if err != nil {
 		return err
 	}
-	rep := report{cfg: cfg, machine: describeMachine(ctx, tools), started: started, modes: modes,
-		scenarios: scenarios, servers: []string{b.servers[0].name, b.servers[1].name}}
+	rep := report{cfg: cfg, machine: describeMachine(ctx, t), started: started, modes: modes,
+		scenarios: scenarios, servers: []string{b.servers[0].name, b.servers[1].name}, reference: b.reference.name}
 	if rep.answers, err = b.checkAnswers(ctx); err != nil {
 		return err
 	}
@@ -211,7 +217,7 @@ func prepare(ctx context.Context, cfg config, dir string, t tools) (*bench, erro
 	if b.clockTick, err = clockTick(ctx); err != nil {
 		return b, err
 	}
-	if b.upstream, err = dnsmasqServer(t.dnsmasq, b.work).start(ctx, "", dir); err != nil {
+	if b.upstream, err = upstreamServer(t.dnsmasq, b.work).start(ctx, "", dir); err != nil {
 		return b, err
 	}
 	corefile, err := writeCorefile(b.work, b.upstream.addr)
@@ -219,6 +225,7 @@ func prepare(ctx context.Context, cfg config, dir string, t tools) (*bench, erro
 		return b, err
 	}
 	b.servers = []server{meshdnsServer(t.meshdns, b.work, b.upstream.addr), corednsServer(t.coredns, corefile)}
+	b.reference = referenceServer(t.dnsmasq, b.work)
 	return b, nil
 }
 

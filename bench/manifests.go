@@ -71,6 +71,7 @@ func writeServiceEntries(b *bufio.Writer) {
 // writeZones writes CoreDNS's equivalent of the registry: the A records of every name meshdns
 // answers from it (services, headless services and their endpoints' names, ServiceEntry
 // hosts), with meshdns's TTL and SOA. SRV and PTR records are left out: no scenario asks them.
+// The services alone also go into a hosts file for the dnsmasq reference.
 func (w *workload) writeZones() error {
 	err := writeFile(w.clusterZone, func(b *bufio.Writer) {
 		writeZoneHeader(b, clusterDomain)
@@ -89,6 +90,14 @@ func (w *workload) writeZones() error {
 	if err != nil {
 		return err
 	}
+	err = writeFile(w.hitHosts, func(b *bufio.Writer) {
+		for i := range serviceCount {
+			fmt.Fprintf(b, "%s %s\n", nth(serviceBase, i), clusterFQDN(serviceName(i)))
+		}
+	})
+	if err != nil {
+		return err
+	}
 	return writeFile(w.entryZone, func(b *bufio.Writer) {
 		writeZoneHeader(b, entryDomain)
 		for i := range entryCount {
@@ -98,8 +107,9 @@ func (w *workload) writeZones() error {
 }
 
 // writeZoneHeader writes $ORIGIN, $TTL and an SOA like meshdns's (negative TTL = local TTL).
+// The zone has no NS records: the file plugin would add them to the authority section of
+// every answer, which meshdns does not.
 func writeZoneHeader(b *bufio.Writer, zone string) {
 	fmt.Fprintf(b, "$ORIGIN %s.\n$TTL %d\n", zone, localTTL)
 	fmt.Fprintf(b, "@ IN SOA ns.dns.%s. hostmaster.%s. 1 7200 1800 86400 %d\n", zone, zone, localTTL)
-	fmt.Fprintf(b, "@ IN NS ns.dns.%s.\nns.dns IN A 127.0.0.1\n", zone)
 }

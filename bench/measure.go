@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 )
@@ -18,15 +19,23 @@ type scenario struct {
 	fixedRate bool
 	// primeCache asks every upstream name once before the warm-up.
 	primeCache bool
+	// reference also measures the dnsmasq reference (it knows the hit names only).
+	reference bool
 }
 
 var allScenarios = []scenario{
-	{name: "hit", queries: setHit, about: "A of svc-N.ns-K.svc.cluster.local (10,000 ClusterIP services)"},
-	{name: "autopath", queries: setAutopath, about: "A of svc-N.ns-K.bench.svc.cluster.local: the first search-list query of a client in namespace bench"},
-	{name: "external", queries: setExternal, primeCache: true, about: "A of ext-N.example.com (300 names), answered from each server's warm cache of the dnsmasq upstream"},
-	{name: "nxdomain", queries: setNXDomain, about: "A of nx-N.ns-K.svc.cluster.local (10,000 names that do not exist)"},
-	{name: "mix", queries: setMix, primeCache: true, about: "60% hit, 20% autopath, 15% external, 5% nxdomain"},
-	{name: "latency", queries: setHit, fixedRate: true, about: "the hit queries at a fixed rate: half of meshdns's median hit QPS in the same mode (dnsperf -Q)"},
+	{name: "hit", queries: setHit, reference: true,
+		about: "A of svc-N.ns-K.svc.cluster.local, 10,000 ClusterIP services"},
+	{name: "autopath", queries: setAutopath,
+		about: "A of svc-N.ns-K.bench.svc.cluster.local, the first search-list query of a client in namespace bench: CNAME to svc-N.ns-K.svc.cluster.local + A"},
+	{name: "external", queries: setExternal, primeCache: true,
+		about: "A of ext-N.example.com, 300 names, from each server's cache of the dnsmasq upstream (primed and warm)"},
+	{name: "nxdomain", queries: setNXDomain,
+		about: "A of nx-N.ns-K.svc.cluster.local, 10,000 names that do not exist: NXDOMAIN + SOA"},
+	{name: "mix", queries: setMix, primeCache: true,
+		about: "60% hit, 20% autopath, 15% external, 5% nxdomain, shuffled"},
+	{name: "latency", queries: setHit, fixedRate: true, reference: true,
+		about: "the hit queries at a fixed rate, half of meshdns's median hit QPS in the same mode (dnsperf -Q)"},
 }
 
 // mode says where the servers and dnsperf run.
@@ -41,13 +50,17 @@ var (
 	unpinned = mode{name: "unpinned"}
 )
 
-// sample is one measurement: dnsperf's view plus the server's CPU time over the run and its
-// RSS after it.
+// sample is one measurement: dnsperf's view plus, over the dnsperf run, the server's CPU
+// time, how busy CPUs 0 and 1 were (pinned: dnsperf's and the server's), the hypervisor's
+// steal time and the UDP receive-buffer drops; and the server's RSS after it.
 type sample struct {
 	loadResult
-	rate      int // dnsperf -Q, 0 for full speed
-	serverCPU time.Duration
-	rss       int64
+	rate               int // dnsperf -Q, 0 for full speed
+	serverCPU          time.Duration
+	cpu0Busy, cpu1Busy float64 // percent
+	steal              float64 // percent of all CPUs' time
+	rcvbufDrops        uint64  // system-wide, both directions
+	rss                int64
 }
 
 // cpuPerQuery is the server's CPU time per answered query.
@@ -63,6 +76,7 @@ type bench struct {
 	cfg       config
 	work      *workload
 	servers   []server // measured in this order within a round: meshdns, CoreDNS
+	reference server   // measured after them in scenarios with reference set
 	logDir    string
 	clockTick time.Duration
 	upstream  *running // dnsmasq, shared by both servers
@@ -75,8 +89,8 @@ func (b *bench) close() {
 	}
 }
 
-// measure starts srv fresh, primes its cache with the upstream's names if sc needs them, warms it up with the
-// scenario's queries at full speed, and measures one dnsperf run.
+// measure starts srv fresh, primes its cache with the upstream's names if sc needs them, warms
+// it up with the scenario's queries at full speed, and measures one dnsperf run.
 func (b *bench) measure(ctx context.Context, srv server, sc scenario, m mode, rate int) (sample, error) {
 	r, err := srv.start(ctx, m.serverCPUs, b.logDir)
 	if err != nil {
@@ -94,23 +108,55 @@ func (b *bench) measure(ctx context.Context, srv server, sc scenario, m mode, ra
 		return sample{}, r.failure(fmt.Errorf("warm-up: %w", err))
 	}
 	l.duration, l.rate = b.cfg.duration, rate
-	before, err := cpuTime(r.pid(), b.clockTick)
+	s, err := b.sampleRun(ctx, r, l)
+	if err != nil {
+		return sample{}, r.failure(err)
+	}
+	return s, nil
+}
+
+// sampleRun runs dnsperf between two snapshots, and reads the server's RSS after it.
+func (b *bench) sampleRun(ctx context.Context, r *running, l load) (sample, error) {
+	before, err := b.snapshot(r.pid())
 	if err != nil {
 		return sample{}, err
 	}
 	res, err := runDnsperf(ctx, l, b.outPath())
 	if err != nil {
-		return sample{}, r.failure(err)
+		return sample{}, err
 	}
-	after, err := cpuTime(r.pid(), b.clockTick)
+	after, err := b.snapshot(r.pid())
 	if err != nil {
-		return sample{}, r.failure(err)
+		return sample{}, err
 	}
 	rss, err := rssBytes(r.pid())
 	if err != nil {
-		return sample{}, r.failure(err)
+		return sample{}, err
 	}
-	return sample{loadResult: res, rate: rate, serverCPU: after - before, rss: rss}, nil
+	return sample{loadResult: res, rate: l.rate, serverCPU: after.serverCPU - before.serverCPU,
+		cpu0Busy: busyPercent(before.cpus, after.cpus, "0"), cpu1Busy: busyPercent(before.cpus, after.cpus, "1"),
+		steal: stealPercent(before.cpus, after.cpus, "all"), rcvbufDrops: after.rcvbufErrors - before.rcvbufErrors,
+		rss: rss}, nil
+}
+
+// snapshot is what sampleRun reads before and after dnsperf.
+type snapshot struct {
+	serverCPU    time.Duration
+	cpus         cpuTimes
+	rcvbufErrors uint64
+}
+
+func (b *bench) snapshot(pid int) (snapshot, error) {
+	var s snapshot
+	var err error
+	if s.serverCPU, err = cpuTime(pid, b.clockTick); err != nil {
+		return s, err
+	}
+	if s.cpus, err = readCPUTimes(); err != nil {
+		return s, err
+	}
+	s.rcvbufErrors, err = udpRcvbufErrors()
+	return s, err
 }
 
 func (b *bench) load(addr netip.AddrPort, sc scenario, m mode) load {
@@ -155,8 +201,12 @@ func (b *bench) runAll(ctx context.Context, modes []mode, scenarios []scenario) 
 }
 
 func (b *bench) runRounds(ctx context.Context, sc scenario, m mode, rate int, results map[key][]sample) error {
+	servers := b.servers
+	if sc.reference {
+		servers = append(slices.Clip(servers), b.reference)
+	}
 	for round := 1; round <= b.cfg.rounds; round++ {
-		for _, srv := range b.servers {
+		for _, srv := range servers {
 			s, err := b.measure(ctx, srv, sc, m, rate)
 			if err != nil {
 				return fmt.Errorf("%s, %s, round %d: %w", m.name, sc.name, round, err)
@@ -175,21 +225,23 @@ func (b *bench) rateFor(ctx context.Context, sc scenario, m mode, results map[ke
 	if !sc.fixedRate {
 		return 0, nil
 	}
-	peak := results[key{m.name, "hit", "meshdns"}]
+	hit, meshdns := allScenarios[0], b.servers[0]
+	peak := results[key{m.name, hit.name, meshdns.name}]
 	if len(peak) == 0 {
-		s, err := b.measure(ctx, b.servers[0], allScenarios[0], m, 0)
+		s, err := b.measure(ctx, meshdns, hit, m, 0)
 		if err != nil {
 			return 0, fmt.Errorf("%s, measuring meshdns's peak for %s: %w", m.name, sc.name, err)
 		}
 		peak = []sample{s}
 	}
-	return int(median(peak, func(s sample) float64 { return s.qps }) / 2), nil
+	return int(median(peak, qps) / 2), nil
 }
 
 func (s sample) summary() string {
-	return fmt.Sprintf("%8.0f q/s  %6.2f µs/q  avg %s  p99 %s  lost %d  dnsperf CPU %3.0f%%",
+	return fmt.Sprintf("%7.0f q/s %6.2f µs/q  avg %-8s p99 %-8s lost %-4d (rcvbuf drops %d)  "+
+		"server %3.0f%%  dnsperf %3.0f%%  CPU0/1 busy %3.0f%%/%3.0f%%  steal %2.0f%%",
 		s.qps, micros(s.cpuPerQuery()), fmtLatency(s.avgLatency), fmtLatency(s.p99Latency), s.lost,
-		100*s.dnsperfCPU.Seconds()/s.runTime.Seconds())
+		s.rcvbufDrops, serverLoad(s), dnsperfLoad(s), s.cpu0Busy, s.cpu1Busy, s.steal)
 }
 
 // median of f over samples (the mean of the middle two for an even count).

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,4 +92,96 @@ func clockTick(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("getconf CLK_TCK: %q is not a positive number", strings.TrimSpace(out))
 	}
 	return time.Second / time.Duration(hz), nil
+}
+
+// cpuTimes is the busy, steal and total time of each CPU ("0", "1", ...) and of all
+// ("all"), in clock ticks, from /proc/stat.
+type cpuTimes map[string]struct{ busy, steal, total uint64 }
+
+func readCPUTimes() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUTimes(string(b))
+}
+
+// parseCPUTimes reads the "cpu[N] user nice system idle iowait irq softirq steal guest ..."
+// lines of /proc/stat. Busy is user, nice, system, irq and softirq (loopback packets are
+// processed there); total adds idle, iowait and steal (guest time is already part of user).
+func parseCPUTimes(stat string) (cpuTimes, error) {
+	out := cpuTimes{}
+	for _, line := range strings.Split(stat, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") {
+			continue
+		}
+		var v struct{ busy, steal, total uint64 }
+		for i, s := range f[1:9] {
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("/proc/stat %s: %w", f[0], err)
+			}
+			v.total += n
+			switch i {
+			case 3, 4: // idle, iowait
+			case 7:
+				v.steal += n
+			default:
+				v.busy += n
+			}
+		}
+		out[cmp.Or(strings.TrimPrefix(f[0], "cpu"), "all")] = v
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no cpu lines in /proc/stat")
+	}
+	return out, nil
+}
+
+// busyPercent and stealPercent are shares of CPU cpu's time between two readings.
+func busyPercent(before, after cpuTimes, cpu string) float64 {
+	return share(after[cpu].busy-before[cpu].busy, after[cpu].total-before[cpu].total)
+}
+
+func stealPercent(before, after cpuTimes, cpu string) float64 {
+	return share(after[cpu].steal-before[cpu].steal, after[cpu].total-before[cpu].total)
+}
+
+func share(part, total uint64) float64 {
+	if total == 0 {
+		return 0
+	}
+	return 100 * float64(part) / float64(total)
+}
+
+// udpRcvbufErrors is the system's count of UDP datagrams dropped because a socket's receive
+// buffer was full (a server that falls behind, or dnsperf).
+func udpRcvbufErrors() (uint64, error) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, err
+	}
+	return parseUDPRcvbufErrors(string(b))
+}
+
+// parseUDPRcvbufErrors reads RcvbufErrors from the "Udp:" header and value lines of
+// /proc/net/snmp.
+func parseUDPRcvbufErrors(snmp string) (uint64, error) {
+	var header []string
+	for _, line := range strings.Split(snmp, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if header == nil {
+			header = f
+			continue
+		}
+		if i := slices.Index(header, "RcvbufErrors"); i > 0 && i < len(f) {
+			return strconv.ParseUint(f[i], 10, 64)
+		}
+		break
+	}
+	return 0, fmt.Errorf("/proc/net/snmp: no Udp RcvbufErrors")
 }

@@ -76,20 +76,33 @@ func writeCorefile(w *workload, upstream netip.AddrPort) (string, error) {
 	return path, nil
 }
 
-// dnsmasqServer is the upstream: it knows the external names (TTL 3600, so they stay cached)
-// and nothing else.
-func dnsmasqServer(bin string, w *workload) server {
-	return server{name: "dnsmasq", ready: w.externals[0], argv: func(addr netip.AddrPort) []string {
+// upstreamServer is the dnsmasq both servers forward to: it knows the external names (TTL
+// 3600, so they stay cached) and nothing else.
+func upstreamServer(bin string, w *workload) server {
+	args := []string{"--local-ttl=3600", "--local=/" + externalDomain + "/"}
+	for i, name := range w.externals {
+		args = append(args, fmt.Sprintf("--host-record=%s,%s", name, nth(externalBase, i)))
+	}
+	return dnsmasqServer("upstream", bin, w.externals[0], args...)
+}
+
+// referenceServer is a dnsmasq answering the hit names from a hosts file: a small C server
+// that shows what this machine and dnsperf can measure at all.
+func referenceServer(bin string, w *workload) server {
+	return dnsmasqServer("dnsmasq", bin, clusterFQDN(serviceName(0)), "--addn-hosts="+w.hitHosts,
+		fmt.Sprintf("--local-ttl=%d", localTTL), "--local=/"+clusterDomain+"/")
+}
+
+// dnsmasqServer runs dnsmasq in the foreground with no configuration but args.
+func dnsmasqServer(name, bin, ready string, args ...string) server {
+	return server{name: name, ready: ready, argv: func(addr netip.AddrPort) []string {
 		argv := []string{bin, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 			"--bind-interfaces", "--listen-address=" + addr.Addr().String(), "--port=" + strconv.Itoa(int(addr.Port())),
-			"--pid-file=", "--log-facility=-", "--local-ttl=3600", "--local=/" + externalDomain + "/"}
+			"--pid-file=", "--log-facility=-"}
 		if os.Geteuid() == 0 {
 			argv = append(argv, "--user=root") // otherwise dnsmasq drops to nobody
 		}
-		for i, name := range w.externals {
-			argv = append(argv, fmt.Sprintf("--host-record=%s,%s", name, nth(externalBase, i)))
-		}
-		return argv
+		return append(argv, args...)
 	}}
 }
 
@@ -102,12 +115,12 @@ type running struct {
 // start runs s on a free loopback port on the CPUs of cpus and waits until it answers.
 func (s server) start(ctx context.Context, cpus, logDir string) (*running, error) {
 	var lastErr error
-	for attempt := range startAttempts {
+	for range startAttempts {
 		addr, err := freePort()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
-		logPath := filepath.Join(logDir, fmt.Sprintf("%s-%d.log", s.name, attempt))
+		logPath := filepath.Join(logDir, fmt.Sprintf("%s-%s.log", s.name, time.Now().Format("150405.000000")))
 		p, err := startProcess(ctx, s.name, cpus, logPath, s.argv(addr)...)
 		if err != nil {
 			return nil, err

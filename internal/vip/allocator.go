@@ -13,7 +13,6 @@ import (
 // the old answer reaches a different host at that address.
 const DefaultQuarantine = time.Hour
 
-
 // Claim is an eligible host now, as Claims derives it from a snapshot.
 type Claim struct {
 	Key Key
