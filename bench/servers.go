@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 const (
@@ -154,19 +155,4 @@ func waitReady(ctx context.Context, p *process, addr netip.AddrPort, name string
 }
 
 // freePort returns a 127.0.0.1 port that is free for both UDP and TCP right now.
-func freePort() (netip.AddrPort, error) {
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return netip.AddrPort{}, err
-		}
-		addr := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		ln, err := net.Listen("tcp", addr.String())
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return addr, nil
-		}
-	}
-	return netip.AddrPort{}, errors.New("no port free for both UDP and TCP")
-}
+func freePort() (netip.AddrPort, error) { return testutil.FreePort() }

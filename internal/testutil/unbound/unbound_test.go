@@ -1,10 +1,10 @@
 package unbound
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -63,26 +63,7 @@ func TestStartTCPOnlyHasNoUDP(t *testing.T) {
 }
 
 func TestStartBadConfFails(t *testing.T) {
-	ft := &fatalRecorder{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Start(ft, "no-such-option: yes")
-	}()
-	<-done
-	if !ft.failed {
+	if !testutil.Fails(t, func(tb testing.TB) { Start(tb, "no-such-option: yes") }) {
 		t.Fatal("Start with a bad option did not fail the test")
 	}
-}
-
-// fatalRecorder turns Fatalf into a recorded failure plus runtime.Goexit, as testing does.
-type fatalRecorder struct {
-	testing.TB
-	failed bool
-}
-
-func (f *fatalRecorder) Fatalf(format string, args ...any) {
-	f.failed = true
-	f.TB.Logf("(expected) "+format, args...)
-	runtime.Goexit()
 }
