@@ -33,6 +33,7 @@ go vet ./...
 # and then run as regular cases by go test.
 fuzz() { go test -run='^$' -fuzz="^$1\$" -fuzztime="${FUZZTIME:-10s}" "$2"; }
 fuzz FuzzHandle ./internal/server
+fuzz FuzzParseQuery ./internal/server
 fuzz FuzzParseFile ./internal/source/file
 fuzz FuzzParse ./internal/resolvconf
 fuzz FuzzParseReply ./internal/upstream

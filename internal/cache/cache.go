@@ -118,33 +118,58 @@ func seconds(d time.Duration) uint32 {
 // PrefetchHits times and no more than 10% of a TTL of at least 10s is left, so the caller can
 // refresh it in the background. The next Put that stores an entry for the key re-arms it.
 func (c *Cache) Get(req *dns.Msg) (resp *dns.Msg, st Status, prefetch bool) {
+	f := c.Lookup(req)
+	return f.Msg, f.Status, f.Prefetch
+}
+
+// Found is what Lookup found: Get's results, and how long a Hit stays valid as it is.
+type Found struct {
+	Msg      *dns.Msg
+	Status   Status
+	Prefetch bool
+	// Until, for a Hit, is the instant up to which Get would return the same response again:
+	// the end of the current second of the entry's countdown, so the TTLs are still exact. It
+	// is zero while a prefetch is due, so that the Gets that trigger it keep coming.
+	Until time.Time
+}
+
+// Lookup is Get, with the time the response stays valid.
+func (c *Cache) Lookup(req *dns.Msg) Found {
 	if c.pos == nil || !isQuery(req) {
 		c.metrics.got(Miss)
-		return nil, Miss, false
+		return Found{}
 	}
 	k := keyOf(req)
 	now := c.now()
 	c.mu.Lock()
 	var a *answer
+	var f Found
 	var elapsed time.Duration
 	if e := c.lookup(k); e != nil {
 		a = e.ans
-		st, elapsed = c.status(a, now)
-		switch st {
+		f.Status, elapsed = c.status(a, now)
+		switch f.Status {
 		case Miss:
 			c.remove(e)
 		case Hit:
-			prefetch = e.prefetch(elapsed)
+			f.Prefetch = e.prefetch(elapsed)
+			if !e.prefetchDue(elapsed) {
+				f.Until = a.stored.Add(elapsed.Truncate(time.Second) + time.Second)
+			}
 		}
 	}
 	c.mu.Unlock()
-	c.metrics.got(st)
-	if st == Miss {
-		return nil, Miss, false
+	c.metrics.got(f.Status)
+	if f.Status == Miss {
+		return Found{}
 	}
 	// a is never modified after Put, so the copy is built without holding the lock.
-	return a.serve(req, k.do, elapsed, st == Stale), st, prefetch
+	f.Msg = a.serve(req, k.do, elapsed, f.Status == Stale)
+	return f
 }
+
+// CountHit counts a Hit served again by a caller within its Until (metrics only).
+func (c *Cache) CountHit() { c.metrics.got(Hit) }
 
 // Put stores upstream's response to req if it is cacheable: a single-question QUERY answered
 // with the same question, not truncated, and a positive, negative (with SOA) or SERVFAIL
@@ -278,12 +303,17 @@ func (c *Cache) Flush() {
 // the entry's only refresh.
 func (e *entry) prefetch(elapsed time.Duration) bool {
 	e.hits++
-	life := time.Duration(e.ans.ttl) * time.Second
-	left := life - elapsed
-	if e.prefetched || e.hits < PrefetchHits || e.ans.ttl < prefetchMinTTL ||
-		100*left > prefetchLeftPercent*life {
+	if !e.prefetchDue(elapsed) || e.hits < PrefetchHits {
 		return false
 	}
 	e.prefetched = true
 	return true
+}
+
+// prefetchDue reports whether the entry, elapsed after Put, is in its prefetch window and has
+// not been refreshed yet.
+func (e *entry) prefetchDue(elapsed time.Duration) bool {
+	life := time.Duration(e.ans.ttl) * time.Second
+	left := life - elapsed
+	return !e.prefetched && e.ans.ttl >= prefetchMinTTL && 100*left <= prefetchLeftPercent*life
 }

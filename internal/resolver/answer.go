@@ -9,9 +9,11 @@ import (
 	"github.com/miekg/dns"
 )
 
-// answer appends to resp the records of m for qtype, owned by owner (the question's spelling
-// for the first name), following CNAMEs through the table and, when a chain leaves it, upstream.
-func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, t *table.Table, owner string, m table.Match, qtype uint16, c Client) {
+// answer appends to rep.Msg the records of m for qtype, owned by owner (the question's
+// spelling for the first name), following CNAMEs through the table and, when a chain leaves
+// it, upstream.
+func (r *Resolver) answer(ctx context.Context, rep *Reply, t *table.Table, owner string, m table.Match, qtype uint16, c Client) {
+	resp := rep.Msg
 	for hop := 0; ; hop++ {
 		n := m.Node
 		if m.Kind == table.Alias {
@@ -20,7 +22,7 @@ func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, t *table.Table, ow
 		}
 		target, isAlias := n.Target()
 		if !isAlias || qtype == dns.TypeCNAME || qtype == dns.TypeANY {
-			r.records(resp, t, owner, m, qtype)
+			r.records(rep, t, owner, m, qtype)
 			return
 		}
 		resp.Answer = append(resp.Answer, withOwner(n.CNAME[0], owner))
@@ -31,7 +33,7 @@ func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, t *table.Table, ow
 		}
 		next, ok := t.Lookup(target, c.Namespace)
 		if !ok {
-			r.chaseUpstream(ctx, resp, t, target, qtype, c)
+			r.chaseUpstream(ctx, rep, t, target, qtype, c)
 			return
 		}
 		owner, m = target, next
@@ -42,8 +44,8 @@ func (r *Resolver) answer(ctx context.Context, resp *dns.Msg, t *table.Table, ow
 }
 
 // records appends the node's records of qtype, or the SOA for NODATA.
-func (r *Resolver) records(resp *dns.Msg, t *table.Table, owner string, m table.Match, qtype uint16) {
-	n := m.Node
+func (r *Resolver) records(rep *Reply, t *table.Table, owner string, m table.Match, qtype uint16) {
+	resp, n := rep.Msg, m.Node
 	rrs := n.Records(qtype)
 	if len(rrs) == 0 {
 		resp.Ns = append(resp.Ns, t.SOA(apex(t, n)))
@@ -53,7 +55,8 @@ func (r *Resolver) records(resp *dns.Msg, t *table.Table, owner string, m table.
 	for _, rr := range rrs {
 		resp.Answer = append(resp.Answer, withOwner(rr, owner))
 	}
-	if n.Shuffle {
+	if n.Shuffle && len(rrs) > 1 {
+		rep.Reusable = false // each query gets its own order
 		added := resp.Answer[start:]
 		rand.Shuffle(len(added), func(i, j int) { added[i], added[j] = added[j], added[i] })
 	}
@@ -74,15 +77,17 @@ func apex(t *table.Table, n *table.Node) string {
 // chaseUpstream completes a CNAME chain whose target the table does not know: a target in the
 // cluster zone does not exist (NXDOMAIN, RFC 6604: the rcode speaks of the last name) unless
 // unknown cluster names are forwarded; any other is asked upstream.
-func (r *Resolver) chaseUpstream(ctx context.Context, resp *dns.Msg, t *table.Table, target string, qtype uint16, c Client) {
+func (r *Resolver) chaseUpstream(ctx context.Context, rep *Reply, t *table.Table, target string, qtype uint16, c Client) {
+	resp := rep.Msg
 	if t.InZone(target) && !r.opts.ForwardUnknownClusterNames {
 		resp.Rcode = dns.RcodeNameError
 		resp.Ns = append(resp.Ns, t.SOA(t.Zone()))
 		return
 	}
+	rep.Reusable = false
 	sub := new(dns.Msg)
 	sub.SetQuestion(target, qtype)
-	up, _, err := r.upstream(ctx, sub, c.TCP)
+	up, _, _, err := r.upstream(ctx, sub, c.TCP)
 	if err != nil {
 		resp.Rcode = dns.RcodeServerFailure
 		return

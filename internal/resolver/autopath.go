@@ -20,9 +20,12 @@ import (
 // without records of the asked type, so A and AAAA behave alike. When the walk cannot be
 // decided (upstream failure, or unknown cluster names forwarded), the query gets the answer
 // it would have had without autopath.
-func (r *Resolver) autopath(ctx context.Context, req *dns.Msg, t *table.Table, qname string, c Client) (*dns.Msg, bool) {
+//
+// When it answers, it sets rep.Msg and returns true; rep stays reusable only for a walk decided
+// by the table alone.
+func (r *Resolver) autopath(ctx context.Context, rep *Reply, req *dns.Msg, t *table.Table, qname string, c Client) bool {
 	if len(c.Search) == 0 || len(qname) <= len(c.Search[0]) || !table.InDomain(qname, c.Search[0]) {
-		return nil, false
+		return false
 	}
 	// The upstream steps are an optimisation: they must never make the client wait long for
 	// an answer it would have had at once without them.
@@ -37,24 +40,28 @@ func (r *Resolver) autopath(ctx context.Context, req *dns.Msg, t *table.Table, q
 		m, ok := t.Lookup(name, c.Namespace)
 		switch {
 		case ok && !m.Node.Empty():
-			r.metrics.autopath("table")
-			return r.autopathAnswer(ctx, req, t, name, m, c), true
+			rep.Count = r.metrics.autopathFromTable()
+			rep.Count()
+			r.autopathAnswer(ctx, rep, req, t, name, m, c)
+			return true
 		case ok || t.InZone(name):
 			if !ok && r.opts.ForwardUnknownClusterNames {
-				return nil, false
+				return false
 			}
 			continue
 		}
+		rep.Reusable = false // the walk depends on upstream answers from here on
 		resp, exists, decided := r.autopathUpstream(ctx, req, t, name, c)
 		if !decided {
-			return nil, false
+			return false
 		}
 		if exists {
-			r.metrics.autopath("upstream")
-			return resp, true
+			r.metrics.autopathFromUpstream()
+			rep.Msg = resp
+			return true
 		}
 	}
-	return nil, false
+	return false
 }
 
 // autopathUpstreamBudget bounds the upstream lookups of one autopath walk; past it the query
@@ -75,7 +82,7 @@ func (r *Resolver) autopathUpstream(ctx context.Context, req *dns.Msg, t *table.
 	sub := new(dns.Msg)
 	sub.SetQuestion(name, q.Qtype)
 	sub.CheckingDisabled = req.CheckingDisabled
-	up, _, err := r.upstream(ctx, sub, c.TCP)
+	up, _, _, err := r.upstream(ctx, sub, c.TCP)
 	switch {
 	case err != nil:
 		return nil, false, false
@@ -92,15 +99,14 @@ func (r *Resolver) autopathUpstream(ctx context.Context, req *dns.Msg, t *table.
 	return resp, true, true
 }
 
-func (r *Resolver) autopathAnswer(ctx context.Context, req *dns.Msg, t *table.Table, name string, m table.Match, c Client) *dns.Msg {
+func (r *Resolver) autopathAnswer(ctx context.Context, rep *Reply, req *dns.Msg, t *table.Table, name string, m table.Match, c Client) {
 	q := req.Question[0]
 	target := name
 	if m.Kind == table.Alias {
 		// The CNAME always points at the FQDN, never at a short alias.
 		target, m.Kind = m.Node.Name, table.Exact
 	}
-	resp := r.authoritative(req)
-	resp.Answer = append(resp.Answer, cname(q.Name, target, t.TTL()))
-	r.answer(ctx, resp, t, target, m, q.Qtype, c)
-	return resp
+	rep.Msg = r.authoritative(req)
+	rep.Msg.Answer = append(rep.Msg.Answer, cname(q.Name, target, t.TTL()))
+	r.answer(ctx, rep, t, target, m, q.Qtype, c)
 }

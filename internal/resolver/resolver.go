@@ -73,9 +73,35 @@ type Options struct {
 	Metrics          *Metrics
 }
 
+// Reply is a response and what the server may do with it.
+type Reply struct {
+	Msg    *dns.Msg
+	Result Result
+	// Reusable says the response depends on nothing but the question (name without case, type,
+	// class), the client and the table of Epoch: the same question from the same client gets
+	// the same response, but for the ID, the RD and CD bits and the question's spelling, for as
+	// long as Epoch is current. Answers with upstream records or in random order are not.
+	Reusable bool
+	Epoch    uint64
+	// Until, when set, ends the reuse earlier: a cached upstream answer, whose TTLs count down.
+	Until time.Time
+	// SameFlags: the response also depends on the query's DO, CD and AD bits (a cached upstream
+	// answer does), so it may be reused only for queries with the same bits.
+	SameFlags bool
+	// Count, when set, repeats the resolver's own accounting of this answer (its metrics); a
+	// server reusing the response calls it for each reuse.
+	Count func()
+}
+
+// published is a table and the epoch that numbers it among the tables this resolver was given.
+type published struct {
+	t     *table.Table
+	epoch uint64
+}
+
 // Resolver answers queries from the current table and the forwarder.
 type Resolver struct {
-	table    atomic.Pointer[table.Table]
+	table    atomic.Pointer[published]
 	zone     string
 	opts     Options
 	log      *slog.Logger
@@ -86,6 +112,8 @@ type Resolver struct {
 	closed   bool
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
+	// countCacheHit is Cache.CountHit, bound once.
+	countCacheHit func()
 }
 
 // New returns a resolver with no table: zone names answer SERVFAIL until SetTable.
@@ -100,58 +128,91 @@ func New(o Options) *Resolver {
 	r := &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
 		fails: ratelog.New(log, failureLogInterval, nil), metrics: o.Metrics}
 	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
+	if o.Cache != nil {
+		r.countCacheHit = o.Cache.CountHit
+	}
 	return r
 }
 
 // SetTable publishes a new table; queries already running keep the one they loaded.
-func (r *Resolver) SetTable(t *table.Table) { r.table.Store(t) }
+func (r *Resolver) SetTable(t *table.Table) {
+	var epoch uint64
+	if p := r.table.Load(); p != nil {
+		epoch = p.epoch
+	}
+	r.table.Store(&published{t: t, epoch: epoch + 1})
+}
 
 // Table returns the current table, nil before the first.
-func (r *Resolver) Table() *table.Table { return r.table.Load() }
+func (r *Resolver) Table() *table.Table {
+	if p := r.table.Load(); p != nil {
+		return p.t
+	}
+	return nil
+}
+
+// Epoch numbers the current table among those given to SetTable: 0 before the first, then
+// 1, 2, ... A Reply is reusable only while its Epoch is current.
+func (r *Resolver) Epoch() uint64 {
+	if p := r.table.Load(); p != nil {
+		return p.epoch
+	}
+	return 0
+}
 
 // Resolve answers req for client c. The response has no OPT record; the transport adds EDNS.
 func (r *Resolver) Resolve(ctx context.Context, req *dns.Msg, c Client) (*dns.Msg, Result) {
+	rep := r.Query(ctx, req, c)
+	return rep.Msg, rep.Result
+}
+
+// Query answers req for client c, like Resolve, and says whether the answer may be reused.
+func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
 	if req.Opcode != dns.OpcodeQuery {
-		return reply(req, dns.RcodeNotImplemented), ResultRejected
+		return Reply{Msg: reply(req, dns.RcodeNotImplemented), Result: ResultRejected}
 	}
 	if len(req.Question) != 1 {
-		return reply(req, dns.RcodeFormatError), ResultRejected
+		return Reply{Msg: reply(req, dns.RcodeFormatError), Result: ResultRejected}
 	}
 	q := req.Question[0]
 	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		// meshdns serves no zone transfers, and forwarding one would only proxy a stream.
-		return reply(req, dns.RcodeRefused), ResultRejected
+		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
 	}
 	qname := strings.ToLower(q.Name)
-	t := r.table.Load()
+	p := r.table.Load()
 	inZone := table.InDomain(qname, r.zone)
 	if inZone && q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
-		return reply(req, dns.RcodeRefused), ResultRejected
+		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
 	}
-	if t == nil {
+	if p == nil {
 		if inZone {
-			return reply(req, dns.RcodeServerFailure), ResultNotReady
+			return Reply{Msg: reply(req, dns.RcodeServerFailure), Result: ResultNotReady}
 		}
-		return r.forward(ctx, req, c)
+		return r.forward(ctx, req, c, 0)
 	}
+	t := p.t
+	// Table answers are reusable unless a step below asks upstream or shuffles.
+	rep := Reply{Result: ResultTable, Reusable: true, Epoch: p.epoch}
 	if m, ok := t.Lookup(qname, c.Namespace); ok {
-		resp := r.authoritative(req)
-		r.answer(ctx, resp, t, q.Name, m, q.Qtype, c)
-		return resp, ResultTable
+		rep.Msg = r.authoritative(req)
+		r.answer(ctx, &rep, t, q.Name, m, q.Qtype, c)
+		return rep
 	}
 	if !inZone {
-		return r.forward(ctx, req, c)
+		return r.forward(ctx, req, c, p.epoch)
 	}
-	if resp, ok := r.autopath(ctx, req, t, qname, c); ok {
-		return resp, ResultAutopath
+	if r.autopath(ctx, &rep, req, t, qname, c) {
+		rep.Result = ResultAutopath
+		return rep
 	}
 	if r.opts.ForwardUnknownClusterNames {
-		return r.forward(ctx, req, c)
+		return r.forward(ctx, req, c, p.epoch)
 	}
-	resp := r.authoritative(req)
-	resp.Rcode = dns.RcodeNameError
-	resp.Ns = []dns.RR{t.SOA(t.Zone())}
-	return resp, ResultTable
+	rep.Msg = r.authoritative(req)
+	rep.Msg.Rcode = dns.RcodeNameError
+	rep.Msg.Ns = []dns.RR{t.SOA(t.Zone())}
+	return rep
 }
 
 func reply(req *dns.Msg, rcode int) *dns.Msg {
@@ -168,12 +229,18 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 	return m
 }
 
-func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client) (*dns.Msg, Result) {
-	resp, result, err := r.upstream(ctx, req, c.TCP)
+// forward answers req from upstream (through the cache); epoch is the table that left req to
+// upstream. A cache hit is reusable within the time the cache gives.
+func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client, epoch uint64) Reply {
+	resp, result, until, err := r.upstream(ctx, req, c.TCP)
 	if err != nil {
 		m := reply(req, dns.RcodeServerFailure)
 		m.RecursionAvailable = r.opts.Forwarder != nil
-		return m, ResultError
+		return Reply{Msg: m, Result: ResultError}
 	}
-	return resp, result
+	rep := Reply{Msg: resp, Result: result}
+	if result == ResultCacheHit && !until.IsZero() {
+		rep.Reusable, rep.Epoch, rep.Until, rep.SameFlags, rep.Count = true, epoch, until, true, r.countCacheHit
+	}
+	return rep
 }

@@ -22,29 +22,32 @@ var errNoUpstream = errors.New("no upstream nameservers")
 
 // upstream answers req from the cache or the upstream resolvers. Every name meshdns does not
 // own goes through here: direct queries, CNAME chains leaving the table, and autopath steps.
-func (r *Resolver) upstream(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+// For a cache hit, until is the cache's Found.Until.
+func (r *Resolver) upstream(ctx context.Context, req *dns.Msg, tcp bool) (resp *dns.Msg, result Result, until time.Time, err error) {
 	if r.opts.Forwarder == nil {
-		return nil, ResultError, errNoUpstream
+		return nil, ResultError, until, errNoUpstream
 	}
 	c := r.opts.Cache
 	if c == nil {
-		return r.exchange(ctx, req, tcp)
+		resp, result, err = r.exchange(ctx, req, tcp)
+		return resp, result, until, err
 	}
-	cached, status, prefetch := c.Get(req)
-	switch status {
+	f := c.Lookup(req)
+	switch f.Status {
 	case cache.Hit:
-		if prefetch {
+		if f.Prefetch {
 			r.refresh(req, tcp, nil)
 		}
-		return cached, ResultCacheHit, nil
+		return f.Msg, ResultCacheHit, f.Until, nil
 	case cache.Stale:
-		return r.staleOrFresh(ctx, req, cached, tcp)
+		resp, result, err = r.staleOrFresh(ctx, req, f.Msg, tcp)
+		return resp, result, until, err
 	}
-	resp, result, err := r.exchange(ctx, req, tcp)
+	resp, result, err = r.exchange(ctx, req, tcp)
 	if err == nil {
 		c.Put(req, resp)
 	}
-	return resp, result, err
+	return resp, result, until, err
 }
 
 func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, Result, error) {

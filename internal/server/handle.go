@@ -22,7 +22,11 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 	}
 	resp, result := s.checkEDNS(req)
 	if resp == nil {
-		resp, result = s.resolve(req, tcp)
+		rep := s.resolve(req, tcp)
+		resp, result = rep.Msg, rep.Result
+		if out := s.reuse(pkt, req, rep, tcp); out != nil {
+			return out
+		}
 	}
 	limit := dns.MaxMsgSize
 	if !tcp {
@@ -69,22 +73,47 @@ func rejection(req *dns.Msg, rcode int) *dns.Msg {
 	return m
 }
 
+// reuse stores a reusable reply for the fast path and answers the query from it as the fast
+// path would. It returns nil when the query or reply is not for the fast path.
+func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) []byte {
+	if s.fast == nil || tcp || !rep.Reusable {
+		return nil
+	}
+	var q wireQuery
+	if !parseQuery(pkt, make([]byte, 0, 260), &q) {
+		return nil
+	}
+	p := newPacked(&q, req, rep)
+	if p == nil {
+		return nil
+	}
+	if m := s.opts.Metrics; m != nil {
+		p.queries = m.queries.WithLabelValues(qtypeLabel(req.Question[0].Qtype), rcodeLabel(rep.Msg.Rcode), "udp", rep.Result.String())
+	}
+	s.fast.put(q.key, p)
+	out := p.reply(&q, nil)
+	if out != nil && p.queries != nil {
+		p.queries.Inc() // the resolver has counted this query itself
+	}
+	return out
+}
+
 // resolve runs the resolver, turning a panic into SERVFAIL for this query only.
-func (s *Server) resolve(req *dns.Msg, tcp bool) (resp *dns.Msg, result resolver.Result) {
+func (s *Server) resolve(req *dns.Msg, tcp bool) (rep resolver.Reply) {
 	defer func() {
 		if p := recover(); p != nil {
 			if m := s.opts.Metrics; m != nil {
 				m.panics.Inc()
 			}
 			s.log.Error("panic answering query", "question", fmt.Sprint(req.Question), "panic", p, "stack", string(debug.Stack()))
-			resp, result = servfail(req), resolver.ResultError
+			rep = resolver.Reply{Msg: servfail(req), Result: resolver.ResultError}
 		}
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, queryTimeout)
 	defer cancel()
 	c := s.opts.Client
 	c.TCP = tcp
-	return s.res.Resolve(ctx, req, c)
+	return s.res.Query(ctx, req, c)
 }
 
 func servfail(req *dns.Msg) *dns.Msg {
@@ -110,8 +139,11 @@ func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	if opt := req.IsEdns0(); opt != nil {
 		resp.SetEdns0(ednsSize, opt.Do())
 	}
-	resp.Compress = true
 	resp.Truncate(limit)
+	// Truncate turns compression off when the message fits without; keep it on, so that
+	// replies are as small as the fast path's, which needs owner names to point at the
+	// question.
+	resp.Compress = true
 	return resp.Pack()
 }
 

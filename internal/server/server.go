@@ -8,13 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -36,7 +39,9 @@ const (
 
 // Resolver answers one query; *resolver.Resolver implements it.
 type Resolver interface {
-	Resolve(ctx context.Context, req *dns.Msg, c resolver.Client) (*dns.Msg, resolver.Result)
+	Query(ctx context.Context, req *dns.Msg, c resolver.Client) resolver.Reply
+	// Epoch numbers the current table; reusable replies of another epoch are void.
+	Epoch() uint64
 }
 
 // Options configure a Server.
@@ -52,6 +57,9 @@ type Options struct {
 	// MaxInflight and MaxTCPConns default to DefaultMaxInflight and DefaultMaxTCPConns.
 	MaxInflight int
 	MaxTCPConns int
+	// UDPSockets is the number of UDP sockets per listen address (SO_REUSEPORT), each with
+	// its own reader; GOMAXPROCS when 0.
+	UDPSockets int
 }
 
 // Server serves DNS over UDP and TCP.
@@ -59,8 +67,9 @@ type Server struct {
 	res      Resolver
 	opts     Options
 	log      *slog.Logger
-	udp      []*net.UDPConn
+	udp      [][]*net.UDPConn // per listen address: the sockets sharing its port
 	tcp      []net.Listener
+	fast     *store         // packed replies for the fast path; nil when every query is logged
 	loops    sync.WaitGroup // reader and accept loops
 	queries  sync.WaitGroup // queries in flight
 	inflight atomic.Int64
@@ -85,9 +94,16 @@ func New(res Resolver, o Options) *Server {
 	if o.MaxTCPConns <= 0 {
 		o.MaxTCPConns = DefaultMaxTCPConns
 	}
+	if o.UDPSockets <= 0 {
+		o.UDPSockets = runtime.GOMAXPROCS(0)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel,
+	s := &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel,
 		acceptFails: ratelog.New(log, 10*time.Second, nil)}
+	if !o.LogQueries {
+		s.fast = newStore()
+	}
+	return s
 }
 
 // Start binds every listen address and starts serving. On error nothing stays bound.
@@ -98,9 +114,11 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
-	for _, c := range s.udp {
-		s.loops.Add(1)
-		go s.serveUDP(c)
+	for _, socks := range s.udp {
+		for _, c := range socks {
+			s.loops.Add(1)
+			go s.serveUDP(c)
+		}
 	}
 	for _, l := range s.tcp {
 		s.loops.Add(1)
@@ -109,40 +127,74 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// bind opens UDP and TCP on addr; with port 0 both get the same free port.
+// bind opens UDP and TCP on addr; with port 0 both get the same free port. The UDP sockets
+// share the port with SO_REUSEPORT, so the kernel spreads queries over their readers; the TCP
+// listener does not, so a second server on a port in use still fails to start.
 func (s *Server) bind(addr string) error {
 	for try := 0; ; try++ {
-		uc, err := net.ListenPacket("udp", addr)
+		socks, err := listenUDP(addr, s.opts.UDPSockets)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
-		tcpAddr := uc.LocalAddr().String()
-		tl, err := net.Listen("tcp", tcpAddr)
+		tl, err := net.Listen("tcp", socks[0].LocalAddr().String())
 		if err != nil {
-			uc.Close()
+			closeAll(socks)
 			if _, port, _ := net.SplitHostPort(addr); port == "0" && try < 10 {
 				continue
 			}
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
-		s.udp = append(s.udp, uc.(*net.UDPConn))
+		s.udp = append(s.udp, socks)
 		s.tcp = append(s.tcp, tl)
 		return nil
+	}
+}
+
+// listenUDP opens n UDP sockets on addr's port (the first one's, for port 0).
+func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
+	lc := net.ListenConfig{}
+	if n > 1 {
+		lc.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	var socks []*net.UDPConn
+	for range n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			closeAll(socks)
+			return nil, err
+		}
+		socks = append(socks, pc.(*net.UDPConn))
+		addr = pc.LocalAddr().String()
+	}
+	return socks, nil
+}
+
+func closeAll(socks []*net.UDPConn) {
+	for _, c := range socks {
+		c.Close()
 	}
 }
 
 // Addrs returns the bound addresses ("host:port", UDP and TCP share them), in Listen order.
 func (s *Server) Addrs() []string {
 	var out []string
-	for _, c := range s.udp {
-		out = append(out, c.LocalAddr().String())
+	for _, socks := range s.udp {
+		out = append(out, socks[0].LocalAddr().String())
 	}
 	return out
 }
 
 func (s *Server) closeListeners() {
-	for _, c := range s.udp {
-		c.Close()
+	for _, socks := range s.udp {
+		closeAll(socks)
 	}
 	for _, l := range s.tcp {
 		l.Close()
@@ -160,8 +212,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
-	for _, c := range s.udp {
-		c.SetReadDeadline(time.Now())
+	for _, socks := range s.udp {
+		for _, c := range socks {
+			c.SetReadDeadline(time.Now())
+		}
 	}
 	for _, l := range s.tcp {
 		l.Close()
@@ -192,15 +246,24 @@ func (s *Server) stopping() bool {
 	return s.closing
 }
 
+// serveUDP reads queries from one socket. Fast-path replies are written by the reader itself;
+// any other query gets a goroutine, since answering it may wait for upstream.
 func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.loops.Done()
 	buf := make([]byte, 65535)
+	key := make([]byte, 0, 260)
+	out := make([]byte, 0, maxUDPSize)
+	var q wireQuery
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.stopping() {
 				return
 			}
+			continue
+		}
+		if reply := s.fastReply(buf[:n], key, out, &q); reply != nil {
+			c.WriteToUDPAddrPort(reply, addr)
 			continue
 		}
 		if !s.acquire() {

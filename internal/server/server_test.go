@@ -27,7 +27,9 @@ type stubResolver struct {
 	started chan struct{}
 }
 
-func (s *stubResolver) Resolve(ctx context.Context, req *dns.Msg, _ resolver.Client) (*dns.Msg, resolver.Result) {
+func (s *stubResolver) Epoch() uint64 { return 0 }
+
+func (s *stubResolver) Query(ctx context.Context, req *dns.Msg, _ resolver.Client) resolver.Reply {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	q := req.Question[0]
@@ -46,7 +48,7 @@ func (s *stubResolver) Resolve(ctx context.Context, req *dns.Msg, _ resolver.Cli
 		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30},
 			A: net.IPv4(10, 0, byte(i/256), byte(i%256))})
 	}
-	return m, resolver.ResultTable
+	return resolver.Reply{Msg: m, Result: resolver.ResultTable}
 }
 
 func start(t *testing.T, res Resolver) (*Server, string) {

@@ -1,0 +1,357 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The fast path answers a UDP query without unpacking it, from a reply packed earlier for
+// the same question: a table answer (hit, autopath, NXDOMAIN, NODATA) depends on nothing but
+// the question, the client and the table, so it is packed once per table and then copied,
+// with the query's ID, RD and CD bits, question spelling and EDNS patched in. Only plain
+// queries take it (one question of letters, digits, '-' and '_'; no or a plain OPT record);
+// everything else, and every first query of a name, takes the general path, which fills the
+// store.
+
+// Header bits (RFC 1035 §4.1.1).
+const (
+	headerLen  = 12
+	bitQR      = 1 << 15
+	maskOpcode = 0xf << 11
+	bitTC      = 1 << 9
+	bitRD      = 1 << 8
+	bitAD      = 1 << 5
+	bitCD      = 1 << 4
+	// optLen is an OPT record without options: root name, type, class, TTL, RDLENGTH.
+	optLen = 11
+)
+
+// fastReply answers pkt from the store into out, or returns nil for the general path. key and
+// q are the caller's, reused from query to query: the fast path allocates nothing.
+func (s *Server) fastReply(pkt, key, out []byte, q *wireQuery) []byte {
+	if s.fast == nil || !parseQuery(pkt, key, q) {
+		return nil
+	}
+	p := s.fast.get(q, s.res.Epoch())
+	if p == nil {
+		return nil
+	}
+	reply := p.reply(q, out)
+	if reply != nil {
+		p.served()
+	}
+	return reply
+}
+
+// wireQuery is what the fast path reads from a packet.
+type wireQuery struct {
+	id    uint16
+	flags uint16 // the query's RD and CD bits, echoed in the reply
+	ad    bool
+	qname []byte // the question name as sent, to restore its spelling in the reply
+	// key is the question in wire form with the name lowercased: the store's key.
+	key     []byte
+	edns    bool
+	do      bool
+	udpSize uint16
+}
+
+// parseQuery reads header and question of pkt into q, the key into key's array. It returns
+// false for anything but a plain query, which then takes the general path: that path alone
+// decides on malformed, unusual or rejected packets.
+func parseQuery(pkt, key []byte, q *wireQuery) bool {
+	if len(pkt) < headerLen+5 {
+		return false
+	}
+	flags := binary.BigEndian.Uint16(pkt[2:])
+	if flags&(bitQR|maskOpcode|bitTC) != 0 || binary.BigEndian.Uint16(pkt[4:]) != 1 ||
+		binary.BigEndian.Uint16(pkt[6:]) != 0 || binary.BigEndian.Uint16(pkt[8:]) != 0 {
+		return false
+	}
+	arcount := binary.BigEndian.Uint16(pkt[10:])
+	if arcount > 1 {
+		return false
+	}
+	key = key[:0]
+	off := headerLen
+	for {
+		if off >= len(pkt) {
+			return false
+		}
+		l := int(pkt[off])
+		if l == 0 {
+			break
+		}
+		// l > 63 also rules out compression pointers, which no question needs.
+		if l > 63 || off+1+l >= len(pkt) {
+			return false
+		}
+		key = append(key, byte(l))
+		for _, c := range pkt[off+1 : off+1+l] {
+			switch {
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			default:
+				return false
+			}
+			key = append(key, c)
+		}
+		off += 1 + l
+	}
+	off++ // the root label
+	if len(key)+1 > 255 || off+4 > len(pkt) {
+		return false
+	}
+	key = append(key, 0)
+	key = append(key, pkt[off:off+4]...) // type and class
+	*q = wireQuery{id: binary.BigEndian.Uint16(pkt), flags: flags & (bitRD | bitCD), ad: flags&bitAD != 0,
+		qname: pkt[headerLen:off], key: key}
+	off += 4
+	if arcount == 0 {
+		return off == len(pkt)
+	}
+	return parseOPT(pkt[off:], q)
+}
+
+// parseOPT reads the OPT record that ends a query: version 0, and options (if any) only of
+// kinds whose content cannot be malformed (cookie, padding), since the general path drops a
+// query with a malformed option.
+func parseOPT(b []byte, q *wireQuery) bool {
+	if len(b) < optLen || b[0] != 0 || binary.BigEndian.Uint16(b[1:]) != dns.TypeOPT || b[6] != 0 {
+		return false
+	}
+	opts := b[optLen:]
+	if int(binary.BigEndian.Uint16(b[9:])) != len(opts) {
+		return false
+	}
+	for len(opts) > 0 {
+		if len(opts) < 4 {
+			return false
+		}
+		code, l := binary.BigEndian.Uint16(opts), int(binary.BigEndian.Uint16(opts[2:]))
+		if (code != dns.EDNS0COOKIE && code != dns.EDNS0PADDING) || 4+l > len(opts) {
+			return false
+		}
+		opts = opts[4+l:]
+	}
+	q.edns, q.do, q.udpSize = true, b[7]&0x80 != 0, binary.BigEndian.Uint16(b[3:])
+	return true
+}
+
+// limit is the largest reply the client accepts over UDP, as udpLimit computes it.
+func (q *wireQuery) limit() int {
+	if !q.edns {
+		return dns.MinMsgSize
+	}
+	return min(max(int(q.udpSize), dns.MinMsgSize), maxUDPSize)
+}
+
+// served counts one reply given from p.
+func (p *packed) served() {
+	if p.queries != nil {
+		p.queries.Inc()
+	}
+	if p.count != nil {
+		p.count()
+	}
+}
+
+// packed is a reply ready to be copied: ID 0, RD and CD clear, no OPT, names of the question
+// lowercased; the answer's owner names point at the question (compression), so restoring the
+// question's spelling restores theirs.
+type packed struct {
+	wire  []byte
+	epoch uint64
+	until time.Time // zero: valid for the whole epoch
+	// sameFlags: valid only for queries whose DO, CD and AD bits are these.
+	sameFlags  bool
+	do, cd, ad bool
+	queries    prometheus.Counter // the server's query counter for this reply's labels
+	count      func()             // the resolver's accounting, may be nil
+}
+
+// newPacked returns the stored form of rep, the reply to the query q (req unpacked), or nil
+// when rep cannot be stored.
+func newPacked(q *wireQuery, req *dns.Msg, rep resolver.Reply) *packed {
+	wire := canonical(req, rep.Msg)
+	if wire == nil {
+		return nil
+	}
+	return &packed{wire: wire, epoch: rep.Epoch, until: rep.Until, sameFlags: rep.SameFlags,
+		do: q.do, cd: q.flags&bitCD != 0, ad: q.ad, count: rep.Count}
+}
+
+// valid reports whether p answers q in epoch.
+func (p *packed) valid(q *wireQuery, epoch uint64) bool {
+	if p.epoch != epoch {
+		return false
+	}
+	if p.sameFlags && (p.do != q.do || p.cd != (q.flags&bitCD != 0) || p.ad != q.ad) {
+		return false
+	}
+	return p.until.IsZero() || time.Now().Before(p.until)
+}
+
+// reply appends to out the reply to q, or returns nil when it would not fit the client's
+// limit (the general path then truncates it).
+func (p *packed) reply(q *wireQuery, out []byte) []byte {
+	n := len(p.wire)
+	if q.edns {
+		n += optLen
+	}
+	if n > q.limit() {
+		return nil
+	}
+	out = append(out[:0], p.wire...)
+	binary.BigEndian.PutUint16(out, q.id)
+	binary.BigEndian.PutUint16(out[2:], binary.BigEndian.Uint16(out[2:])|q.flags)
+	copy(out[headerLen:], q.qname)
+	if q.edns {
+		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
+		var doBit byte
+		if q.do {
+			doBit = 0x80
+		}
+		out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(ednsSize>>8), byte(ednsSize&0xff),
+			0, 0, doBit, 0, 0, 0)
+	}
+	return out
+}
+
+// canonical packs resp (the answer to req) in the stored form, or returns nil when it cannot
+// be packed or is larger than any UDP client accepts.
+//
+// The question is packed under a stand-in name of the same shape whose labels no real name
+// has, and so are the records owned by it: their owners become pointers to the question, and
+// no other name can be compressed into a part of it. Then the lowercased name replaces the
+// stand-in. Each reply later writes the query's spelling there, and so only the question and
+// the records owned by it take that spelling, as in the general path: a CNAME target sharing
+// a suffix with the question keeps its own.
+func canonical(req, resp *dns.Msg) []byte {
+	if len(req.Question) != 1 || len(resp.Question) != 1 {
+		return nil
+	}
+	spelled := req.Question[0].Name
+	stand, err := standIn(spelled)
+	if err != nil {
+		return nil
+	}
+	m := resp.Copy()
+	m.Id, m.RecursionDesired, m.CheckingDisabled = 0, false, false
+	m.Question[0].Name = stand
+	m.Extra = withoutOPT(m.Extra)
+	for _, rrs := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range rrs {
+			if h := rr.Header(); h.Name == spelled {
+				h.Name = stand
+			}
+		}
+	}
+	m.Compress = true
+	wire, err := m.Pack()
+	if err != nil || len(wire) > maxUDPSize {
+		return nil
+	}
+	name := make([]byte, 256)
+	n, err := dns.PackDomainName(strings.ToLower(spelled), name, 0, nil, false)
+	if err != nil || headerLen+n > len(wire) {
+		return nil
+	}
+	copy(wire[headerLen:], name[:n])
+	return wire
+}
+
+// standIn returns a name with the labels of name, each byte replaced by 0x01.
+func standIn(name string) (string, error) {
+	labels, ok := dns.IsDomainName(name)
+	if !ok {
+		return "", errNotName
+	}
+	var b strings.Builder
+	for _, l := range dns.SplitDomainName(name)[:labels] {
+		n := len(l) // plain names only reach here: no escapes in the label
+		b.WriteString(strings.Repeat(``, n))
+		b.WriteByte('.')
+	}
+	if labels == 0 {
+		return ".", nil
+	}
+	return b.String(), nil
+}
+
+var errNotName = errors.New("not a domain name")
+
+// store holds packed replies by question, for one epoch (table) at a time. Its size is
+// bounded: a full shard evicts an arbitrary entry, so a flood of distinct names cannot grow
+// it, only make the fast path miss.
+type store struct {
+	seed   maphash.Seed
+	shards [storeShards]shard
+}
+
+const (
+	storeShards   = 16
+	shardCapacity = 4096
+)
+
+type shard struct {
+	mu    sync.RWMutex
+	epoch uint64
+	m     map[string]*packed
+	_     [32]byte // keeps neighbouring shards' locks off one cache line
+}
+
+func newStore() *store {
+	s := &store{seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].m = map[string]*packed{}
+	}
+	return s
+}
+
+func (s *store) shard(key []byte) *shard {
+	return &s.shards[maphash.Bytes(s.seed, key)%storeShards]
+}
+
+// get returns the reply stored for q in epoch, or nil.
+func (s *store) get(q *wireQuery, epoch uint64) *packed {
+	sh := s.shard(q.key)
+	sh.mu.RLock()
+	p := sh.m[string(q.key)]
+	sh.mu.RUnlock()
+	if p == nil || !p.valid(q, epoch) {
+		return nil
+	}
+	return p
+}
+
+// put stores p for key. Entries of older epochs are dropped on the way; p itself is dropped
+// when a newer epoch has been stored already (it was resolved against an old table).
+func (s *store) put(key []byte, p *packed) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	switch {
+	case p.epoch < sh.epoch:
+		return
+	case p.epoch > sh.epoch:
+		clear(sh.m)
+		sh.epoch = p.epoch
+	}
+	if len(sh.m) >= shardCapacity {
+		for k := range sh.m {
+			delete(sh.m, k)
+			break
+		}
+	}
+	sh.m[string(key)] = p
+}

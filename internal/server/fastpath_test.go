@@ -1,0 +1,512 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/source/file"
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// countingUpstream answers A questions below example.org. with one record of TTL 60, anything
+// else NXDOMAIN, and counts questions.
+type countingUpstream struct{ asked atomic.Int64 }
+
+func (u *countingUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Msg, error) {
+	u.asked.Add(1)
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.RecursionAvailable = true
+	q := req.Question[0]
+	if !dns.IsSubDomain("example.org.", q.Name) {
+		m.Rcode = dns.RcodeNameError
+		soa, _ := dns.NewRR(". 60 IN SOA a.root-servers.net. nstld.verisign-grs.com. 1 1800 900 604800 60")
+		m.Ns = []dns.RR{soa}
+		return m, nil
+	}
+	rr, _ := dns.NewRR(q.Name + " 60 IN A 192.0.2.99")
+	m.Answer = []dns.RR{rr}
+	return m, nil
+}
+
+func buildTable(t testing.TB, manifests string, generation uint64) *table.Table {
+	t.Helper()
+	snap, err := file.ParseFile("registry.yaml", []byte(manifests), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := table.Build(snap, table.Options{Zone: "cluster.local", TTL: 30 * time.Second, Generation: generation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// testResolver is a real resolver over the resolver package's test registry, with a cache in
+// front of a counting upstream.
+func testResolver(t testing.TB, reg prometheus.Registerer) (*resolver.Resolver, *countingUpstream) {
+	t.Helper()
+	data, err := os.ReadFile("../resolver/testdata/registry.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &countingUpstream{}
+	o := resolver.Options{Zone: "cluster.local", Forwarder: up, Cache: cache.New(cache.Options{})}
+	if reg != nil {
+		o.Metrics = resolver.NewMetrics(reg)
+		o.Cache = cache.New(cache.Options{Metrics: cache.NewMetrics(reg)})
+	}
+	res := resolver.New(o)
+	res.SetTable(buildTable(t, string(data), 1))
+	return res, up
+}
+
+var prodClient = resolver.Client{Namespace: "prod",
+	Search: []string{"prod.svc.cluster.local.", "svc.cluster.local.", "cluster.local."}}
+
+func startWith(t *testing.T, res Resolver, o Options) string {
+	t.Helper()
+	o.Listen = []string{"127.0.0.1:0"}
+	o.Client = prodClient
+	srv := New(res, o)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return srv.Addrs()[0]
+}
+
+// rawExchange sends pkt over UDP and returns the reply's bytes.
+func rawExchange(t *testing.T, addr string, pkt []byte) []byte {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(pkt); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no reply: %v", err)
+	}
+	return buf[:n]
+}
+
+func pack(t testing.TB, m *dns.Msg) []byte {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFastPathSameBytes asks a server with the fast path and one without it (every query
+// logged takes the general path) the same queries, each three times: the replies must be the
+// same bytes, and the fast path must actually have been taken.
+func TestFastPathSameBytes(t *testing.T) {
+	res, _ := testResolver(t, nil)
+	fastSrv := New(res, Options{Listen: []string{"127.0.0.1:0"}, Client: prodClient})
+	if err := fastSrv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fastSrv.Shutdown(context.Background()) })
+	fast := fastSrv.Addrs()[0]
+	general := startWith(t, res, Options{LogQueries: true, Logger: slog.New(slog.DiscardHandler)})
+
+	type variant struct {
+		name   string
+		modify func(*dns.Msg)
+	}
+	variants := []variant{
+		{"plain", func(*dns.Msg) {}},
+		{"no RD", func(m *dns.Msg) { m.RecursionDesired = false }},
+		{"CD", func(m *dns.Msg) { m.CheckingDisabled = true }},
+		{"EDNS", func(m *dns.Msg) { m.SetEdns0(1232, false) }},
+		{"EDNS DO", func(m *dns.Msg) { m.SetEdns0(4096, true) }},
+		{"EDNS cookie", func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			opt := m.IsEdns0()
+			opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+		}},
+	}
+	questions := []struct {
+		name  string
+		qtype uint16
+		fast  bool // whether the reply must be stored for the fast path
+	}{
+		{"reviews.prod.svc.cluster.local.", dns.TypeA, true},
+		{"ReViEwS.Prod.SVC.cluster.LOCAL.", dns.TypeA, true},
+		{"reviews.prod.svc.cluster.local.", dns.TypeAAAA, true},
+		{"reviews.prod.svc.cluster.local.", dns.TypeTXT, true},                      // NODATA with SOA
+		{"_http._tcp.reviews.prod.svc.cluster.local.", dns.TypeSRV, true},           // with additional records
+		{"12.0.96.10.in-addr.arpa.", dns.TypePTR, true},                             // PTR
+		{"reviews.", dns.TypeA, true},                                               // short name: CNAME + A
+		{"Ratings.Prod.Svc.Cluster.Local.Prod.Svc.Cluster.Local.", dns.TypeA, true}, // autopath
+		{"alias.prod.svc.cluster.local.", dns.TypeA, true},                          // CNAME within the table
+		{"nope.store.svc.cluster.local.", dns.TypeA, true},                          // NXDOMAIN
+		{"nope.prod.svc.cluster.local.", dns.TypeA, false},                          // the autopath walk asked upstream
+		{"api.example.com.", dns.TypeA, true},                                       // ServiceEntry
+		{"db.store.svc.cluster.local.", dns.TypeA, false},                           // shuffled: never stored
+		{"legacy.prod.svc.cluster.local.", dns.TypeA, false},                        // CNAME chased upstream
+		{"ext.example.org.", dns.TypeA, true},                                       // cached upstream answer
+	}
+	for _, q := range questions {
+		for _, v := range variants {
+			m := new(dns.Msg)
+			m.SetQuestion(q.name, q.qtype)
+			v.modify(m)
+			pkt := pack(t, m)
+			for i := range 3 {
+				got, want := rawExchange(t, fast, pkt), rawExchange(t, general, pkt)
+				if q.name == "db.store.svc.cluster.local." {
+					got, want = sortedAnswer(t, got), sortedAnswer(t, want)
+				}
+				// Compression may differ (the general path compresses into the question's
+				// spelling); what a client reads, spelling of every name included, may not.
+				if readable(t, got) != readable(t, want) {
+					t.Errorf("%s %s (%s), query %d: fast path reply differs\nfast:    %x\ngeneral: %x",
+						q.name, dns.TypeToString[q.qtype], v.name, i+1, got, want)
+				}
+			}
+			var wq wireQuery
+			if !parseQuery(pkt, make([]byte, 0, 260), &wq) {
+				t.Fatalf("%s (%s): not a plain query", q.name, v.name)
+			}
+			if stored := fastSrv.fast.get(&wq, res.Epoch()) != nil; stored != q.fast {
+				t.Errorf("%s %s (%s): stored for the fast path = %v, want %v", q.name, dns.TypeToString[q.qtype], v.name, stored, q.fast)
+			}
+		}
+	}
+}
+
+// readable is the presentation form of a reply, names spelled as sent.
+func readable(t *testing.T, b []byte) string {
+	t.Helper()
+	var m dns.Msg
+	if err := m.Unpack(b); err != nil {
+		t.Fatalf("reply does not parse: %v", err)
+	}
+	return m.String()
+}
+
+// sortedAnswer repacks a reply with its answer records in a fixed order.
+func sortedAnswer(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var m dns.Msg
+	if err := m.Unpack(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Answer {
+		for j := i + 1; j < len(m.Answer); j++ {
+			if m.Answer[j].String() < m.Answer[i].String() {
+				m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i]
+			}
+		}
+	}
+	return pack(t, &m)
+}
+
+// TestFastPathEchoesQuery checks what a client compares: ID, question spelling (0x20), RD and
+// CD as asked, EDNS echoed with DO.
+func TestFastPathEchoesQuery(t *testing.T) {
+	res, _ := testResolver(t, nil)
+	addr := startWith(t, res, Options{})
+	for i, name := range []string{"reviews.prod.svc.cluster.local.", "REVIEWS.prod.svc.cluster.local.", "rEvIeWs.PrOd.SvC.cLuStEr.LoCaL."} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		m.Id = uint16(1000 + i)
+		m.RecursionDesired = i%2 == 0
+		m.CheckingDisabled = i == 1
+		if i > 0 {
+			m.SetEdns0(1232, i == 2)
+		}
+		var r dns.Msg
+		if err := r.Unpack(rawExchange(t, addr, pack(t, m))); err != nil {
+			t.Fatal(err)
+		}
+		if r.Id != m.Id || r.Question[0].Name != name || r.Answer[0].Header().Name != name ||
+			r.RecursionDesired != m.RecursionDesired || r.CheckingDisabled != m.CheckingDisabled || !r.Authoritative {
+			t.Errorf("query %d: reply %v does not echo the query %v", i, &r, m)
+		}
+		opt := r.IsEdns0()
+		if (opt != nil) != (i > 0) || (opt != nil && (opt.Do() != (i == 2) || opt.UDPSize() != ednsSize)) {
+			t.Errorf("query %d: OPT in reply = %v", i, opt)
+		}
+	}
+}
+
+// TestFastPathFollowsTable: a stored reply is not served once a new table is published.
+func TestFastPathFollowsTable(t *testing.T) {
+	const manifest = `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: prod}
+spec: {clusterIP: %s, ports: [{port: 80}]}
+`
+	res := resolver.New(resolver.Options{Zone: "cluster.local"})
+	res.SetTable(buildTable(t, fmt.Sprintf(manifest, "10.96.0.1"), 1))
+	addr := startWith(t, res, Options{})
+	ask := func() string {
+		m := new(dns.Msg)
+		m.SetQuestion("web.prod.svc.cluster.local.", dns.TypeA)
+		var r dns.Msg
+		if err := r.Unpack(rawExchange(t, addr, pack(t, m))); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Answer) != 1 {
+			t.Fatalf("answer %v", r.Answer)
+		}
+		return r.Answer[0].(*dns.A).A.String()
+	}
+	for range 3 {
+		if got := ask(); got != "10.96.0.1" {
+			t.Fatalf("got %s, want 10.96.0.1", got)
+		}
+	}
+	// Same generation number on purpose: the resolver's epoch, not the table's, decides.
+	res.SetTable(buildTable(t, fmt.Sprintf(manifest, "10.96.0.2"), 1))
+	for range 3 {
+		if got := ask(); got != "10.96.0.2" {
+			t.Fatalf("after the update: got %s, want 10.96.0.2", got)
+		}
+	}
+}
+
+// TestFastPathCachedTTLCountsDown: a cached upstream answer served by the fast path has the
+// TTL the cache would give, counting down, and upstream is asked once.
+func TestFastPathCachedTTLCountsDown(t *testing.T) {
+	res, up := testResolver(t, nil)
+	addr := startWith(t, res, Options{})
+	ttl := func() uint32 {
+		m := new(dns.Msg)
+		m.SetQuestion("ext.example.org.", dns.TypeA)
+		var r dns.Msg
+		if err := r.Unpack(rawExchange(t, addr, pack(t, m))); err != nil {
+			t.Fatal(err)
+		}
+		return r.Answer[0].Header().Ttl
+	}
+	first := ttl()
+	for range 10 {
+		if got := ttl(); got > first || got+1 < first {
+			t.Fatalf("TTL %d right after %d", got, first)
+		}
+	}
+	time.Sleep(2100 * time.Millisecond)
+	if got := ttl(); got > first-2 || got+3 < first {
+		t.Errorf("TTL %d 2.1 s after %d: want it counted down by 2 or 3", got, first)
+	}
+	if n := up.asked.Load(); n != 1 {
+		t.Errorf("upstream asked %d times, want 1", n)
+	}
+}
+
+// TestFastPathCounts: queries answered by the fast path are counted as the general path
+// counts them.
+func TestFastPathCounts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	res, _ := testResolver(t, reg)
+	addr := startWith(t, res, Options{Metrics: NewMetrics(reg)})
+	const n = 5
+	for _, name := range []string{"reviews.prod.svc.cluster.local.", "ratings.prod.svc.cluster.local.prod.svc.cluster.local.", "ext.example.org."} {
+		for range n {
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeA)
+			rawExchange(t, addr, pack(t, m))
+		}
+	}
+	for _, c := range []struct {
+		metric string
+		labels string // name=value,... in name order
+		want   float64
+	}{
+		{"meshdns_queries_total", "protocol=udp,qtype=A,rcode=NOERROR,result=table", n},
+		{"meshdns_queries_total", "protocol=udp,qtype=A,rcode=NOERROR,result=autopath", n},
+		{"meshdns_queries_total", "protocol=udp,qtype=A,rcode=NOERROR,result=cache-hit", n - 1},
+		{"meshdns_queries_total", "protocol=udp,qtype=A,rcode=NOERROR,result=upstream", 1},
+		{"meshdns_autopath_answers_total", "kind=table", n},
+		{"meshdns_cache_hits_total", "", n - 1},
+	} {
+		if got := counterValue(t, reg, c.metric, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.metric, c.labels, got, c.want)
+		}
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name, labels string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var pairs []string
+			for _, l := range m.GetLabel() {
+				pairs = append(pairs, l.GetName()+"="+l.GetValue())
+			}
+			if strings.Join(pairs, ",") == labels {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestFastPathAllocations: a table hit and a cached upstream answer on the fast path allocate
+// nothing, metrics included.
+func TestFastPathAllocations(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	res, _ := testResolver(t, reg)
+	srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(reg)})
+	key, out := make([]byte, 0, 260), make([]byte, 0, maxUDPSize)
+	for _, name := range []string{"reviews.prod.svc.cluster.local.", "ext.example.org."} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		m.SetEdns0(1232, false)
+		pkt := pack(t, m)
+		for range 2 { // the second time, the upstream answer comes from the cache
+			if srv.handle(pkt, false) == nil {
+				t.Fatalf("%s: no reply", name)
+			}
+		}
+		var q wireQuery
+		if srv.fastReply(pkt, key, out, &q) == nil {
+			t.Fatalf("%s: not answered by the fast path", name)
+		}
+		if n := testing.AllocsPerRun(1000, func() { srv.fastReply(pkt, key, out, &q) }); n != 0 {
+			t.Errorf("%s: %.1f allocations per fast-path reply, want 0", name, n)
+		}
+	}
+}
+
+// TestParseQuery: what the fast path takes, and what it leaves to the general path.
+func TestParseQuery(t *testing.T) {
+	base := func() *dns.Msg {
+		m := new(dns.Msg)
+		m.SetQuestion("Web-1.prod.svc.cluster.local.", dns.TypeA)
+		m.Id = 0xbeef
+		return m
+	}
+	edit := func(f func(b []byte) []byte) []byte { return f(pack(t, base())) }
+	with := func(f func(m *dns.Msg)) []byte {
+		m := base()
+		f(m)
+		return pack(t, m)
+	}
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		ok   bool
+	}{
+		{"plain", pack(t, base()), true},
+		{"EDNS with cookie", with(func(m *dns.Msg) {
+			m.SetEdns0(1232, true)
+			m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}
+		}), true},
+		{"response", with(func(m *dns.Msg) { m.Response = true }), false},
+		{"NOTIFY", with(func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify }), false},
+		{"truncated", with(func(m *dns.Msg) { m.Truncated = true }), false},
+		{"two questions", with(func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) }), false},
+		{"an answer", with(func(m *dns.Msg) {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(1, 2, 3, 4)}}
+		}), false},
+		{"EDNS version 1", with(func(m *dns.Msg) { m.SetEdns0(1232, false); m.IsEdns0().SetVersion(1) }), false},
+		{"EDNS client subnet", with(func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IPv4(10, 0, 0, 0)}}
+		}), false},
+		{"two OPT", with(func(m *dns.Msg) { m.SetEdns0(1232, false); m.Extra = append(m.Extra, m.Extra[0]) }), false},
+		{"escaped dot in a label", with(func(m *dns.Msg) { m.Question[0].Name = `a\.b.cluster.local.` }), false},
+		{"space in a label", with(func(m *dns.Msg) { m.Question[0].Name = `a\032b.cluster.local.` }), false},
+		{"trailing byte", edit(func(b []byte) []byte { return append(b, 0) }), false},
+		{"cut short", edit(func(b []byte) []byte { return b[:len(b)-1] }), false},
+		{"compression pointer", []byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}, false},
+	} {
+		var q wireQuery
+		ok := parseQuery(c.pkt, make([]byte, 0, 260), &q)
+		if ok != c.ok {
+			t.Errorf("%s: parseQuery = %v, want %v", c.name, ok, c.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if q.id != 0xbeef || string(q.qname[1:6]) != "Web-1" {
+			t.Errorf("%s: id %x, qname %q", c.name, q.id, q.qname)
+		}
+		want := append([]byte("\x05web-1\x04prod\x03svc\x07cluster\x05local\x00"), 0, 1, 0, 1)
+		if !bytes.Equal(q.key, want) {
+			t.Errorf("%s: key %q, want %q", c.name, q.key, want)
+		}
+	}
+}
+
+// FuzzParseQuery: whatever parseQuery takes, miekg/dns reads the same way, so the fast path
+// never answers a packet the general path would drop or read differently.
+func FuzzParseQuery(f *testing.F) {
+	for _, m := range seedQueries() {
+		f.Add(pack(f, m))
+	}
+	m := query("a-b.Example.ORG.", 1232)
+	f.Add(pack(f, m))
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		var q wireQuery
+		if !parseQuery(pkt, make([]byte, 0, 260), &q) {
+			return
+		}
+		var m dns.Msg
+		if err := m.Unpack(pkt); err != nil {
+			t.Fatalf("parseQuery took a packet miekg/dns rejects: %v", err)
+		}
+		if m.Response || m.Opcode != dns.OpcodeQuery || len(m.Question) != 1 || m.Id != q.id ||
+			m.RecursionDesired != (q.flags&bitRD != 0) || m.CheckingDisabled != (q.flags&bitCD != 0) ||
+			m.AuthenticatedData != q.ad {
+			t.Fatalf("header read differently: %v", &m)
+		}
+		qq := m.Question[0]
+		wire := make([]byte, 256)
+		n, err := dns.PackDomainName(lowerASCII(qq.Name), wire, 0, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(wire[:n], qq.Qtype), qq.Qclass)
+		if !bytes.Equal(q.key, want) {
+			t.Fatalf("key %q for question %v, want %q", q.key, qq, want)
+		}
+		opt := m.IsEdns0()
+		if (opt != nil) != q.edns || (opt != nil && (opt.Do() != q.do || opt.UDPSize() != q.udpSize || opt.Version() != 0)) {
+			t.Fatalf("EDNS read differently: %v", opt)
+		}
+	})
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
