@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,10 +37,13 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	if o.TTL < time.Second {
 		return nil, errors.New("ttl: must be at least 1s")
 	}
+	// Sized for about what a service brings (its name, a named port, an endpoint, two PTR
+	// names and the structure above them): growing maps of this size costs more than the rest.
+	objects := len(s.Services) + len(s.EndpointSlices) + len(s.ServiceEntries)
 	t := &Table{
 		zone: zone, podZone: "pod." + zone,
 		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(),
-		names: map[string][]*Node{}, aliases: map[string]string{},
+		names: make(map[string][]*Node, 3*objects), aliases: make(map[string]string, 2*len(s.Services)),
 		short: map[string]map[string]string{}, wildcards: map[string][]*Node{},
 		namespaces: map[string]bool{},
 	}
@@ -52,23 +57,28 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 		b.addServiceEntry(&s.ServiceEntries[i])
 	}
 	b.addStructure()
-	b.addSRVExtras()
+	b.finish()
 	return t, nil
 }
 
 type builder struct {
-	t      *Table
+	t *Table
+	// endpointOrigin is the Origin of the endpoint names of the service being added.
+	endpointOrigin string
 	snap   model.Snapshot
 	pods   map[string]*model.Pod
 	slices map[string][]*model.EndpointSlice // "ns/service"
 	seHost map[string]*Node                  // "ns/host" -> merged ServiceEntry node
+	// srvOwners are the nodes with SRV records, for addSRVExtras.
+	srvOwners []*Node
 	ptr    map[string]*Node
 	vips   vip.Assignments
 }
 
 func newBuilder(t *Table, s model.Snapshot) *builder {
-	b := &builder{t: t, snap: s, pods: map[string]*model.Pod{},
-		slices: map[string][]*model.EndpointSlice{}, seHost: map[string]*Node{}, ptr: map[string]*Node{}}
+	b := &builder{t: t, snap: s, pods: make(map[string]*model.Pod, len(s.Pods)),
+		slices: make(map[string][]*model.EndpointSlice, len(s.EndpointSlices)), seHost: map[string]*Node{},
+		ptr: make(map[string]*Node, len(s.Services)+len(s.EndpointSlices))}
 	for i := range s.Pods {
 		p := &s.Pods[i]
 		b.pods[p.Key()] = p
@@ -91,23 +101,83 @@ func newBuilder(t *Table, s model.Snapshot) *builder {
 	return b
 }
 
-// newNode adds a new variant under name.
+// newNode adds a new variant under name. An empty non-terminal already there (added for a
+// name below) becomes the node instead.
 func (b *builder) newNode(name, origin, ns string) *Node {
-	n := &Node{Name: name, Origin: origin, Namespace: ns}
-	b.t.names[name] = append(b.t.names[name], n)
-	return n
+	nodes := b.t.names[name]
+	if len(nodes) == 1 && nodes[0].structural() {
+		n := nodes[0]
+		n.Origin, n.Namespace = origin, ns
+		return n
+	}
+	// Most names have one node: it and the one-element list holding it are one allocation
+	// (building a large table is mostly allocation and garbage collection).
+	c := &struct {
+		node Node
+		list [1]*Node
+	}{node: Node{Name: name, Origin: origin, Namespace: ns}}
+	c.list[0] = &c.node
+	if len(nodes) == 0 {
+		b.t.names[name] = c.list[:]
+	} else {
+		b.t.names[name] = append(nodes, &c.node)
+	}
+	b.addParents(name)
+	return &c.node
+}
+
+// addParents adds the empty non-terminals between a name of the zone and the apex, so that
+// e.g. "prod.svc.cluster.local." is NODATA rather than NXDOMAIN. Every name of the zone has
+// its ancestors, so the walk up ends at the first one that exists.
+func (b *builder) addParents(name string) {
+	t := b.t
+	if !t.InZone(name) {
+		return
+	}
+	for {
+		name = name[strings.IndexByte(name, '.')+1:]
+		if len(name) <= len(t.zone) || len(t.names[name]) > 0 {
+			return
+		}
+		t.names[name] = []*Node{{Name: name}}
+	}
 }
 
 func hdr(name string, rrtype uint16, ttl uint32) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
 }
 
+// addAddr appends an A or AAAA record of ip. The record, its address bytes and a one-element
+// list holding it are one allocation: most names have one address.
 func addAddr(n *Node, ip netip.Addr, ttl uint32) {
 	if ip.Is4() {
-		n.A = append(n.A, &dns.A{Hdr: hdr(n.Name, dns.TypeA, ttl), A: ip.AsSlice()})
-	} else {
-		n.AAAA = append(n.AAAA, &dns.AAAA{Hdr: hdr(n.Name, dns.TypeAAAA, ttl), AAAA: ip.AsSlice()})
+		c := &struct {
+			rr   dns.A
+			ip   [4]byte
+			list [1]dns.RR
+		}{ip: ip.As4()}
+		c.rr = dns.A{Hdr: hdr(n.Name, dns.TypeA, ttl), A: c.ip[:]}
+		c.list[0] = &c.rr
+		n.A = appendOne(n.A, c.list[:])
+		return
 	}
+	c := &struct {
+		rr   dns.AAAA
+		ip   [16]byte
+		list [1]dns.RR
+	}{ip: ip.As16()}
+	c.rr = dns.AAAA{Hdr: hdr(n.Name, dns.TypeAAAA, ttl), AAAA: c.ip[:]}
+	c.list[0] = &c.rr
+	n.AAAA = appendOne(n.AAAA, c.list[:])
+}
+
+// appendOne appends the record of the one-element list one to rrs, using one itself as the
+// list when rrs is empty.
+func appendOne(rrs, one []dns.RR) []dns.RR {
+	if len(rrs) == 0 {
+		return one
+	}
+	return append(rrs, one[0])
 }
 
 func addAddrs(n *Node, ips []netip.Addr, ttl uint32) {
@@ -145,10 +215,7 @@ func rrIP(rr dns.RR) netip.Addr {
 
 // addPTR makes the reverse name of ip point at target (once per target).
 func (b *builder) addPTR(ip netip.Addr, target, origin string) {
-	rev, err := dns.ReverseAddr(ip.String())
-	if err != nil {
-		return
-	}
+	rev := reverseName(ip)
 	n := b.ptr[rev]
 	if n == nil {
 		n = b.newNode(rev, origin, "")
@@ -159,7 +226,33 @@ func (b *builder) addPTR(ip netip.Addr, target, origin string) {
 			return
 		}
 	}
-	n.PTR = append(n.PTR, &dns.PTR{Hdr: hdr(rev, dns.TypePTR, b.t.ttl), Ptr: target})
+	c := &struct {
+		rr   dns.PTR
+		list [1]dns.RR
+	}{rr: dns.PTR{Hdr: hdr(rev, dns.TypePTR, b.t.ttl), Ptr: target}}
+	c.list[0] = &c.rr
+	n.PTR = appendOne(n.PTR, c.list[:])
+}
+
+// reverseName is the in-addr.arpa. or ip6.arpa. name of ip (RFC 1035 §3.5, RFC 3596 §2.5).
+func reverseName(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		a := ip.As4()
+		b := make([]byte, 0, len("255.255.255.255.in-addr.arpa."))
+		for i := 3; i >= 0; i-- {
+			b = strconv.AppendUint(b, uint64(a[i]), 10)
+			b = append(b, '.')
+		}
+		return string(append(b, "in-addr.arpa."...))
+	}
+	const hex = "0123456789abcdef"
+	a := ip.As16()
+	b := make([]byte, 0, 64+len("ip6.arpa."))
+	for i := 15; i >= 0; i-- {
+		b = append(b, hex[a[i]&0xf], '.', hex[a[i]>>4], '.')
+	}
+	return string(append(b, "ip6.arpa."...))
 }
 
 func srvRR(name string, ttl uint32, port uint16, weight uint16, target string) dns.RR {
@@ -178,20 +271,23 @@ func srvName(p model.Port, owner string) string {
 	return "_" + strings.ToLower(p.Name) + "._" + proto + "." + owner
 }
 
-// addStructure adds the zone apex with its SOA and every empty non-terminal in the zone, so
-// that e.g. "prod.svc.cluster.local." is NODATA rather than NXDOMAIN.
+// addStructure adds the zone apex with its SOA, and the namespaces' names (the empty
+// non-terminals above every other name are added with it, by newNode).
 func (b *builder) addStructure() {
 	t := b.t
 	apex := b.ensure(t.zone)
 	apex.SOA = []dns.RR{t.soa}
 	for ns := range t.namespaces {
-		b.ensureParents(ns + ".svc." + t.zone)
-		b.ensureParents(ns + "." + t.podZone)
+		b.ensure(ns + ".svc." + t.zone)
+		b.ensure(ns + "." + t.podZone)
 	}
-	for name := range t.names {
-		if t.InZone(name) {
-			b.ensureParents(name)
-		}
+}
+
+// finish fills the Additional section of SRV answers with the targets' addresses, once every
+// name is known (ServiceEntry hosts may be merged from several objects).
+func (b *builder) finish() {
+	for _, n := range b.srvOwners {
+		b.addSRVExtras(n)
 	}
 }
 
@@ -202,32 +298,15 @@ func (b *builder) ensure(name string) *Node {
 	return b.newNode(name, "", "")
 }
 
-// ensureParents adds name and its ancestors down to the zone apex, when missing.
-func (b *builder) ensureParents(name string) {
-	for name != b.t.zone && len(name) > len(b.t.zone) {
-		if len(b.t.names[name]) == 0 {
-			b.newNode(name, "", "")
+// addSRVExtras adds the addresses of n's SRV targets to n.Extra, once per target.
+func (b *builder) addSRVExtras(n *Node) {
+	for i, rr := range n.SRV {
+		target := rr.(*dns.SRV).Target
+		if slices.ContainsFunc(n.SRV[:i], func(prev dns.RR) bool { return prev.(*dns.SRV).Target == target }) {
+			continue
 		}
-		name = name[strings.IndexByte(name, '.')+1:]
-	}
-}
-
-// addSRVExtras fills the Additional section of SRV answers with the targets' addresses, after
-// every name is known (ServiceEntry hosts may be merged from several objects).
-func (b *builder) addSRVExtras() {
-	for _, nodes := range b.t.names {
-		for _, n := range nodes {
-			seen := map[string]bool{}
-			for _, rr := range n.SRV {
-				target := rr.(*dns.SRV).Target
-				if seen[target] {
-					continue
-				}
-				seen[target] = true
-				if tn := pick(b.t.names[target], n.Namespace); tn != nil {
-					n.Extra = append(append(n.Extra, tn.A...), tn.AAAA...)
-				}
-			}
+		if tn := pick(b.t.names[target], n.Namespace); tn != nil {
+			n.Extra = append(append(n.Extra, tn.A...), tn.AAAA...)
 		}
 	}
 }

@@ -64,6 +64,10 @@ func (n *Node) Empty() bool {
 	return len(n.A)+len(n.AAAA)+len(n.CNAME)+len(n.SRV)+len(n.PTR)+len(n.SOA) == 0
 }
 
+// structural reports whether n is an empty non-terminal the builder added: no records, no
+// object behind it.
+func (n *Node) structural() bool { return n.Origin == "" && n.Empty() }
+
 // Visible reports whether a client in namespace ns may see the name. A client whose namespace
 // is unknown sees only names exported to everyone.
 func (n *Node) Visible(ns string) bool {

@@ -11,6 +11,7 @@ import (
 func (b *builder) addService(svc *model.Service) {
 	fqdn := strings.ToLower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
 	n := b.newNode(fqdn, "Service "+svc.Key(), svc.Namespace)
+	b.endpointOrigin = n.Origin + " endpoint" // shared by the service's endpoint names
 	b.addAliases(svc, fqdn)
 	switch {
 	case svc.Type == model.ServiceTypeExternalName:
@@ -47,7 +48,7 @@ func (b *builder) addExternalName(svc *model.Service, n *Node) {
 func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 	addAddrs(n, svc.ClusterIPs, b.t.ttl)
 	for _, ip := range svc.ClusterIPs {
-		b.addPTR(ip, n.Name, "Service "+svc.Key())
+		b.addPTR(ip, n.Name, n.Origin)
 	}
 	b.addPortSRVs(svc.Ports, n, n.Name)
 	// Endpoints are addressable by name under a ClusterIP service too, as in CoreDNS.
@@ -59,12 +60,11 @@ func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 // addPortSRVs adds, for a service reached through one name, an SRV per port on the service
 // name (weights 100/N) and one per named port on _port._proto.<service>.
 func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
+	srv := n.SRV
 	for _, p := range ports {
-		n.SRV = append(n.SRV, srvRR(n.Name, b.t.ttl, p.Number, 0, target))
+		srv = append(srv, srvRR(n.Name, b.t.ttl, p.Number, 0, target))
 	}
-	if len(n.SRV) > 0 {
-		setWeights(n.SRV)
-	}
+	b.setSRV(n, srv)
 	b.addNamedPortSRVs(ports, n, target)
 }
 
@@ -73,7 +73,7 @@ func (b *builder) addNamedPortSRVs(ports []model.Port, n *Node, target string) {
 		if name := srvName(p, n.Name); name != "" {
 			sn := b.newNode(name, n.Origin, n.Namespace)
 			sn.ExportTo = n.ExportTo
-			sn.SRV = []dns.RR{srvRR(name, b.t.ttl, p.Number, 100, target)}
+			b.setSRV(sn, []dns.RR{srvRR(name, b.t.ttl, p.Number, 100, target)})
 		}
 	}
 }
@@ -125,15 +125,25 @@ func (b *builder) endpointHostname(svc *model.Service, ep model.Endpoint) string
 			return p.Hostname
 		}
 	}
-	s := ep.Addresses[0].String()
-	return strings.NewReplacer(".", "-", ":", "-").Replace(s)
+	return dashed(ep.Addresses[0])
+}
+
+// dashed writes ip with dashes for dots and colons: 10-1-2-3, fd00--1.
+func dashed(ip netip.Addr) string {
+	b := ip.AppendTo(make([]byte, 0, 45))
+	for i, c := range b {
+		if c == '.' || c == ':' {
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 func (b *builder) addTarget(svc *model.Service, tg *target) {
-	tn := b.newNode(tg.name, "Service "+svc.Key()+" endpoint", svc.Namespace)
+	tn := b.newNode(tg.name, b.endpointOrigin, svc.Namespace)
 	addAddrs(tn, tg.addrs, b.t.ttl)
 	for _, ip := range tg.addrs {
-		b.addPTR(ip, tg.name, "Service "+svc.Key()+" endpoint")
+		b.addPTR(ip, tg.name, b.endpointOrigin)
 	}
 }
 
@@ -142,11 +152,12 @@ func (b *builder) addHeadless(svc *model.Service, n *Node) {
 	targets := b.endpointTargets(svc, n.Name)
 	srvByName := map[string][]dns.RR{}
 	var order []string
+	var srv []dns.RR
 	for _, tg := range targets {
 		addAddrs(n, tg.addrs, b.t.ttl)
 		b.addTarget(svc, tg)
 		for _, p := range uniquePorts(tg.ports) {
-			n.SRV = append(n.SRV, srvRR(n.Name, b.t.ttl, p.Number, 0, tg.name))
+			srv = append(srv, srvRR(n.Name, b.t.ttl, p.Number, 0, tg.name))
 			if name := srvName(p, n.Name); name != "" {
 				if _, ok := srvByName[name]; !ok {
 					order = append(order, name)
@@ -155,13 +166,24 @@ func (b *builder) addHeadless(svc *model.Service, n *Node) {
 			}
 		}
 	}
-	setWeights(n.SRV)
+	b.setSRV(n, srv)
 	for _, name := range order {
 		sn := b.newNode(name, n.Origin, svc.Namespace)
-		sn.SRV = srvByName[name]
 		sn.Shuffle = true
-		setWeights(sn.SRV)
+		b.setSRV(sn, srvByName[name])
 	}
+}
+
+// setSRV sets the SRV records of n, with their weights, and notes n for addSRVExtras.
+func (b *builder) setSRV(n *Node, rrs []dns.RR) {
+	if len(rrs) == 0 {
+		return
+	}
+	if len(n.SRV) == 0 {
+		b.srvOwners = append(b.srvOwners, n)
+	}
+	setWeights(rrs)
+	n.SRV = rrs
 }
 
 // setWeights spreads a weight of 100 evenly over equal-priority SRV records.

@@ -102,8 +102,7 @@ func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []str
 			n.ExportTo = exportTo
 			b.seHost[se.Namespace+"/"+name] = n
 		}
-		n.SRV = append(n.SRV, srvRR(name, b.t.ttl, p.Number, 100, fqdn))
-		setWeights(n.SRV)
+		b.setSRV(n, append(n.SRV, srvRR(name, b.t.ttl, p.Number, 100, fqdn)))
 	}
 }
 

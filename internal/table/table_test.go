@@ -229,3 +229,24 @@ func TestVIPs(t *testing.T) {
 		}
 	}
 }
+
+func TestReverseName(t *testing.T) {
+	for _, s := range []string{"10.96.0.1", "0.0.0.0", "255.255.255.255", "192.0.2.5", "::ffff:10.1.2.3",
+		"fd00::12", "2001:db8::abcd:ef01", "::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
+		want, err := dns.ReverseAddr(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := reverseName(netip.MustParseAddr(s)); got != want {
+			t.Errorf("reverseName(%s) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func TestDashed(t *testing.T) {
+	for ip, want := range map[string]string{"10.1.2.3": "10-1-2-3", "fd00::1": "fd00--1", "::ffff:10.1.2.3": "--ffff-10-1-2-3"} {
+		if got := dashed(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("dashed(%s) = %q, want %q", ip, got, want)
+		}
+	}
+}
