@@ -65,14 +65,14 @@ type builder struct {
 	t *Table
 	// endpointOrigin is the Origin of the endpoint names of the service being added.
 	endpointOrigin string
-	snap   model.Snapshot
-	pods   map[string]*model.Pod
-	slices map[string][]*model.EndpointSlice // "ns/service"
-	seHost map[string]*Node                  // "ns/host" -> merged ServiceEntry node
+	snap           model.Snapshot
+	pods           map[string]*model.Pod
+	slices         map[string][]*model.EndpointSlice // "ns/service"
+	seHost         map[string]*Node                  // "ns/host" -> merged ServiceEntry node
 	// srvOwners are the nodes with SRV records, for addSRVExtras.
 	srvOwners []*Node
-	ptr    map[string]*Node
-	vips   vip.Assignments
+	ptr       map[string]*Node
+	vips      vip.Assignments
 }
 
 func newBuilder(t *Table, s model.Snapshot) *builder {
