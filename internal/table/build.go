@@ -43,8 +43,8 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	t := &Table{
 		zone: zone, podZone: "pod." + zone,
 		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(),
-		names: make(map[string][]*Node, 3*objects), aliases: make(map[string]string, 2*len(s.Services)),
-		short: map[string]map[string]string{}, wildcards: map[string][]*Node{},
+		names: make(map[string][]*Node, 3*objects), aliases: make(map[serviceKey]string, len(s.Services)),
+		wildcards:  map[string][]*Node{},
 		namespaces: map[string]bool{},
 	}
 	t.soa = newSOA(zone, t.ttl, uint32(o.Generation))
@@ -71,14 +71,12 @@ type builder struct {
 	seHost         map[string]*Node                  // "ns/host" -> merged ServiceEntry node
 	// srvOwners are the nodes with SRV records, for addSRVExtras.
 	srvOwners []*Node
-	ptr       map[string]*Node
 	vips      vip.Assignments
 }
 
 func newBuilder(t *Table, s model.Snapshot) *builder {
 	b := &builder{t: t, snap: s, pods: make(map[string]*model.Pod, len(s.Pods)),
-		slices: make(map[string][]*model.EndpointSlice, len(s.EndpointSlices)), seHost: map[string]*Node{},
-		ptr: make(map[string]*Node, len(s.Services)+len(s.EndpointSlices))}
+		slices: make(map[string][]*model.EndpointSlice, len(s.EndpointSlices)), seHost: map[string]*Node{}}
 	for i := range s.Pods {
 		p := &s.Pods[i]
 		b.pods[p.Key()] = p
@@ -110,20 +108,26 @@ func (b *builder) newNode(name, origin, ns string) *Node {
 		n.Origin, n.Namespace = origin, ns
 		return n
 	}
-	// Most names have one node: it and the one-element list holding it are one allocation
-	// (building a large table is mostly allocation and garbage collection).
+	n, list := allocNode(Node{Name: name, Origin: origin, Namespace: ns})
+	if len(nodes) == 0 {
+		b.t.names[name] = list
+	} else {
+		b.t.names[name] = append(nodes, n)
+	}
+	b.addParents(name)
+	return n
+}
+
+// allocNode returns a node with value v and a one-element list holding it, in one allocation:
+// most names have one node, and building a large table is mostly allocation and garbage
+// collection.
+func allocNode(v Node) (*Node, []*Node) {
 	c := &struct {
 		node Node
 		list [1]*Node
-	}{node: Node{Name: name, Origin: origin, Namespace: ns}}
+	}{node: v}
 	c.list[0] = &c.node
-	if len(nodes) == 0 {
-		b.t.names[name] = c.list[:]
-	} else {
-		b.t.names[name] = append(nodes, &c.node)
-	}
-	b.addParents(name)
-	return &c.node
+	return &c.node, c.list[:]
 }
 
 // addParents adds the empty non-terminals between a name of the zone and the apex, so that
@@ -139,7 +143,7 @@ func (b *builder) addParents(name string) {
 		if len(name) <= len(t.zone) || len(t.names[name]) > 0 {
 			return
 		}
-		t.names[name] = []*Node{{Name: name}}
+		_, t.names[name] = allocNode(Node{Name: name})
 	}
 }
 
@@ -216,10 +220,11 @@ func rrIP(rr dns.RR) netip.Addr {
 // addPTR makes the reverse name of ip point at target (once per target).
 func (b *builder) addPTR(ip netip.Addr, target, origin string) {
 	rev := reverseName(ip)
-	n := b.ptr[rev]
-	if n == nil {
+	var n *Node
+	if nodes := b.t.names[rev]; len(nodes) > 0 && len(nodes[0].PTR) > 0 {
+		n = nodes[0] // reverse names hold PTR records only, in one node
+	} else {
 		n = b.newNode(rev, origin, "")
-		b.ptr[rev] = n
 	}
 	for _, rr := range n.PTR {
 		if rr.(*dns.PTR).Ptr == target {

@@ -12,7 +12,7 @@ func (b *builder) addService(svc *model.Service) {
 	fqdn := strings.ToLower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
 	n := b.newNode(fqdn, "Service "+svc.Key(), svc.Namespace)
 	b.endpointOrigin = n.Origin + " endpoint" // shared by the service's endpoint names
-	b.addAliases(svc, fqdn)
+	b.addAliases(fqdn)
 	switch {
 	case svc.Type == model.ServiceTypeExternalName:
 		b.addExternalName(svc, n)
@@ -23,16 +23,11 @@ func (b *builder) addService(svc *model.Service) {
 	}
 }
 
-func (b *builder) addAliases(svc *model.Service, fqdn string) {
-	name, ns := strings.ToLower(svc.Name), strings.ToLower(svc.Namespace)
-	b.t.aliases[name+"."+ns+"."] = fqdn
-	b.t.aliases[name+"."+ns+".svc."] = fqdn
-	m := b.t.short[svc.Namespace]
-	if m == nil {
-		m = map[string]string{}
-		b.t.short[svc.Namespace] = m
-	}
-	m[name+"."] = fqdn
+func (b *builder) addAliases(fqdn string) {
+	// fqdn is name.namespace.svc.<zone>, lowercase: the key is made of parts of it.
+	name, rest, _ := strings.Cut(fqdn, ".")
+	ns, _, _ := strings.Cut(rest, ".")
+	b.t.aliases[serviceKey{name, ns}] = fqdn
 }
 
 func (b *builder) addExternalName(svc *model.Service, n *Node) {

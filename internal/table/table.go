@@ -40,9 +40,8 @@ type Table struct {
 	built      time.Time
 
 	names      map[string][]*Node
-	aliases    map[string]string            // "svc.ns." and "svc.ns.svc." -> FQDN
-	short      map[string]map[string]string // client namespace -> "svc." -> FQDN
-	wildcards  map[string][]*Node           // "example.com." for host "*.example.com"
+	aliases    map[serviceKey]string // cluster service -> its FQDN; see aliasKey
+	wildcards  map[string][]*Node    // "example.com." for host "*.example.com"
 	namespaces map[string]bool
 	soa        *dns.SOA
 }
@@ -76,20 +75,31 @@ func (t *Table) Lookup(qname, ns string) (Match, bool) {
 	if n := pick(t.names[qname], ns); n != nil {
 		return Match{Node: n, Kind: Exact}, true
 	}
-	if target, ok := t.aliases[qname]; ok {
-		if n := pick(t.names[target], ns); n != nil {
-			return Match{Node: n, Kind: Alias}, true
-		}
-	}
-	if target, ok := t.short[ns][qname]; ok && ns != "" {
-		if n := pick(t.names[target], ns); n != nil {
-			return Match{Node: n, Kind: Alias}, true
+	if k, ok := aliasKey(qname, ns); ok {
+		if target, ok := t.aliases[k]; ok {
+			if n := pick(t.names[target], ns); n != nil {
+				return Match{Node: n, Kind: Alias}, true
+			}
 		}
 	}
 	if n := t.podNode(qname); n != nil {
 		return Match{Node: n, Kind: Synthesized}, true
 	}
 	return t.lookupWildcard(qname, ns)
+}
+
+// serviceKey is a cluster service's lowercase name and namespace.
+type serviceKey struct{ name, ns string }
+
+// aliasKey returns the service a short name may stand for: "svc.ns.", "svc.ns.svc.", or, for
+// a client in namespace ns, "svc.".
+func aliasKey(qname, ns string) (serviceKey, bool) {
+	name, rest, _ := strings.Cut(qname, ".")
+	if rest == "" {
+		return serviceKey{name, ns}, ns != ""
+	}
+	svcNS, rest, _ := strings.Cut(rest, ".")
+	return serviceKey{name, svcNS}, rest == "" || rest == "svc."
 }
 
 func (t *Table) lookupWildcard(qname, ns string) (Match, bool) {
@@ -189,13 +199,9 @@ type Entry struct {
 // Dump lists every name with its records in presentation format, sorted by name.
 func (t *Table) Dump() []Entry {
 	aliases := map[string][]string{}
-	for a, target := range t.aliases {
-		aliases[target] = append(aliases[target], a)
-	}
-	for ns, m := range t.short {
-		for a, target := range m {
-			aliases[target] = append(aliases[target], a+" (namespace "+ns+")")
-		}
+	for k, target := range t.aliases {
+		aliases[target] = append(aliases[target], k.name+"."+k.ns+".", k.name+"."+k.ns+".svc.",
+			k.name+". (namespace "+k.ns+")")
 	}
 	var out []Entry
 	add := func(name string, nodes []*Node) {
