@@ -1,6 +1,7 @@
 // Package resolver decides every DNS answer meshdns gives, without knowing about sockets:
-// Resolve takes a request and the client's context and returns the response. The server owns
-// transports, EDNS sizes and truncation; sources and tables own what names exist.
+// Resolve (or Query, which also says whether the reply may be reused) takes a request and the
+// client's context and returns the response. The server owns transports, EDNS sizes and
+// truncation; sources and tables own what names exist.
 //
 // The decision order (SPEC §4.2) is, in one place, Resolve:
 //
@@ -16,5 +17,6 @@
 //	anything else                          -> forward upstream
 //
 // Invariants: the question's spelling (0x20 case) is kept in owner names; stored table records
-// are never modified, only copied.
+// are never modified, only copied; a Reply marked Reusable is what every query with the same
+// question from the same client would get while its Epoch is current (and before Until).
 package resolver

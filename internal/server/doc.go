@@ -2,6 +2,11 @@
 // panic recovery, per-query metrics and graceful shutdown. What to answer is the resolver's
 // business.
 //
+// Replies the resolver marks reusable are kept packed (fastpath.go) and served to later
+// queries for the same question by the socket's reader itself, with the query's ID, flags,
+// spelling and EDNS written in; the store is keyed by the question and void once the
+// resolver's epoch (its table) changes.
+//
 // Invariants: a packet that does not parse as a DNS query, or is itself a response, gets no
 // reply (no amplification, no reflection loops); a panic while answering one query costs that
 // query a SERVFAIL and nothing else; Shutdown stops reading first, then waits for queries in
