@@ -2,7 +2,7 @@
 # Runs the whole meshdns test suite on a Debian machine with Go, installing what the tests
 # need first: DNS clients (dig, kdig), real upstream resolvers (dnsmasq, unbound), and iproute2,
 # iptables and nftables for the network namespaces in which glibc's resolver and capture are
-# tested (those tests need root).
+# tested (those tests need root), and a kube-apiserver and etcd built from source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,3 +39,8 @@ fuzz FuzzParse ./internal/resolvconf
 fuzz FuzzParseReply ./internal/upstream
 
 go test -race -count=1 ./...
+
+# Kubernetes source against a real kube-apiserver and etcd (built once by
+# scripts/kube-tools.sh and cached; the first build takes several minutes). The tests live in
+# their own module so that the product's go.mod stays free of envtest and the API server.
+(cd test/kube && go vet ./... && go test -count=1 ./...)

@@ -19,7 +19,8 @@ const exitUsage = 2
 const usage = `meshdns: a DNS proxy for Kubernetes and service meshes
 
 Usage:
-  meshdns serve --registry DIR [flags]   answer mesh names, forward the rest
+  meshdns serve --registry DIR | --kubeconfig FILE [flags]
+                                         answer mesh names, forward the rest
   meshdns capture print|install|uninstall|verify [flags]
                                          send the host's DNS traffic to meshdns
   meshdns version                        print the version
@@ -76,6 +77,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
 
 // listFlag is a repeatable string flag.
+// listFlag collects a repeatable flag; a value may also hold several, comma-separated.
 type listFlag struct{ values *[]string }
 
 func (l listFlag) String() string {
@@ -86,6 +88,10 @@ func (l listFlag) String() string {
 }
 
 func (l listFlag) Set(s string) error {
-	*l.values = append(*l.values, s)
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l.values = append(*l.values, v)
+		}
+	}
 	return nil
 }

@@ -19,17 +19,27 @@ import (
 	"github.com/meshdns/meshdns/internal/resolvconf"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/server"
+	"github.com/meshdns/meshdns/internal/source"
 	"github.com/meshdns/meshdns/internal/source/file"
+	"github.com/meshdns/meshdns/internal/source/kube"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 )
 
 func serveFlags(c *config.Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Registry, "registry", c.Registry, "manifest `directory` (Services, EndpointSlices, Pods, ServiceEntries, ...); watched for changes")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `file` of the Kubernetes API server to watch (in a pod: its service account, without this flag)")
+	fs.Var(listFlag{&c.Namespaces}, "namespaces", "watch only these Kubernetes `namespaces` (comma-separated or repeated; default: all)")
+	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod records and pods selected by ServiceEntries")
+	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "requests per second to the API server")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "request burst to the API server")
 	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen+")")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP `address` for /metrics, /healthz, /readyz, /debug/table (empty: off)")
 	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolv.conf `file`: upstream nameservers, search list, namespace")
@@ -64,18 +74,43 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshdns serve: %s\n", oneLine(err.Error()))
 		return exitUsage
 	}
-	if fi, err := os.Stat(cfg.Registry); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(cfg.Registry); cfg.Registry != "" && (err != nil || !fi.IsDir()) {
 		fmt.Fprintf(stderr, "meshdns serve: --registry: %q is not a readable directory\n", cfg.Registry)
 		return exitUsage
 	}
+	var kcfg *rest.Config
+	if cfg.Kubernetes() {
+		var err error
+		if kcfg, err = kubeConfig(cfg); err != nil {
+			fmt.Fprintf(stderr, "meshdns serve: --kubeconfig: %s\n", oneLine(err.Error()))
+			return exitUsage
+		}
+	}
 	log := newLogger(cfg, stderr)
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, kcfg, log); err != nil {
 		log.Error("meshdns serve failed", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// kubeConfig loads --kubeconfig, or the pod's service account without it.
+func kubeConfig(cfg config.Config) (*rest.Config, error) {
+	var rc *rest.Config
+	var err error
+	if cfg.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst, rc.UserAgent = float32(cfg.KubeAPIQPS), cfg.KubeAPIBurst, "meshdns"
+	return rc, nil
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -171,6 +206,7 @@ func isLocalAddr(ip netip.Addr) bool {
 // reverse order.
 type daemon struct {
 	cfg      config.Config
+	kube     *rest.Config // nil without the Kubernetes source
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	bg       context.Context // background work: source watch, builder, resolv.conf watch
@@ -187,18 +223,18 @@ func (d *daemon) close() {
 	}
 }
 
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, kube *rest.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bg, cancelBg := context.WithCancel(context.Background())
-	d := &daemon{cfg: cfg, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
+	d := &daemon{cfg: cfg, kube: kube, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
 	defer d.close()
-	src, err := d.startSource()
+	src, synced, err := d.startSources()
 	if err != nil {
 		return err
 	}
 	res, client := d.newResolver()
-	if err := d.startBuilder(src, res); err != nil {
+	if err := d.startBuilder(src, synced, res); err != nil {
 		return err
 	}
 	srv, err := d.startServing(res, client)
@@ -214,18 +250,36 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-func (d *daemon) startSource() (*file.Source, error) {
-	parseErrors := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "meshdns_registry_parse_errors_total",
-		Help: "Manifest files that failed to parse (their last good content stays in effect).",
-	})
-	d.reg.MustRegister(parseErrors)
-	src := file.New(file.Options{Dir: d.cfg.Registry, Logger: d.log, ParseErrors: parseErrors})
-	if err := src.Start(d.bg); err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
+// startSources starts the manifest directory and the Kubernetes sources that are configured.
+// synced returns once every source has its first content: at once for the directory (read
+// before startSources returns), after the informers' first lists for Kubernetes.
+func (d *daemon) startSources() (src source.Source, synced func(context.Context) bool, err error) {
+	var srcs []source.Source
+	synced = func(context.Context) bool { return true }
+	if d.cfg.Registry != "" {
+		parseErrors := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshdns_registry_parse_errors_total",
+			Help: "Manifest files that failed to parse (their last good content stays in effect).",
+		})
+		d.reg.MustRegister(parseErrors)
+		f := file.New(file.Options{Dir: d.cfg.Registry, Logger: d.log, ParseErrors: parseErrors})
+		if err := f.Start(d.bg); err != nil {
+			return nil, nil, fmt.Errorf("registry: %w", err)
+		}
+		d.onStop(f.Wait)
+		srcs = append(srcs, f)
 	}
-	d.onStop(src.Wait)
-	return src, nil
+	if d.kube != nil {
+		k, err := kube.New(kube.Options{Config: d.kube, Namespaces: d.cfg.Namespaces,
+			WatchPods: d.cfg.WatchPods, Logger: d.log})
+		if err != nil {
+			return nil, nil, err
+		}
+		k.Start(d.bg)
+		srcs = append(srcs, k)
+		synced = k.WaitSynced
+	}
+	return source.Merge(d.bg, srcs...), synced, nil
 }
 
 // newResolver wires the forwarder, the cache and the resolver, and follows resolv.conf.
@@ -250,7 +304,9 @@ func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	return res, client
 }
 
-func (d *daemon) startBuilder(src *file.Source, res *resolver.Resolver) error {
+// startBuilder runs the table builder once synced says the sources have their first content;
+// until then the resolver has no table (not ready: SERVFAIL for cluster names).
+func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bool, res *resolver.Resolver) error {
 	vips, store, err := newVIPs(d.cfg, d.reg, d.log)
 	if err != nil {
 		return err
@@ -261,7 +317,13 @@ func (d *daemon) startBuilder(src *file.Source, res *resolver.Resolver) error {
 		Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
 	})
 	done := make(chan struct{})
-	go func() { defer close(done); b.Run(d.bg) }()
+	go func() {
+		defer close(done)
+		if !synced(d.bg) {
+			return
+		}
+		b.Run(d.bg)
+	}()
 	d.onStop(func() { <-done })
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +41,12 @@ const (
 	// DefaultProxyID is the uid and gid whose traffic capture leaves alone: meshdns's own
 	// upstream queries (Istio's proxy runs as 1337 too).
 	DefaultProxyID = 1337
+	// DefaultKubeAPIQPS and DefaultKubeAPIBurst limit requests to the API server (client-go's
+	// own defaults, 5 and 10, are for tools; informers need few requests, status writes more).
+	DefaultKubeAPIQPS   = 20
+	DefaultKubeAPIBurst = 40
+	// ServiceAccountToken is where a pod's service account token is mounted.
+	ServiceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 	// ShutdownTimeout bounds how long in-flight queries may take after SIGTERM.
 	ShutdownTimeout = 5 * time.Second
 )
@@ -49,7 +56,16 @@ var namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Config is the configuration of `meshdns serve`.
 type Config struct {
-	Registry                   string
+	Registry string
+	// Kubeconfig is the kubeconfig file of the Kubernetes source; in a pod, the service
+	// account is used without it (InCluster).
+	Kubeconfig string
+	// Namespaces limits the Kubernetes watch; empty watches every namespace.
+	Namespaces []string
+	// WatchPods watches pods (pod records, pods selected by ServiceEntries).
+	WatchPods                  bool
+	KubeAPIQPS                 float64
+	KubeAPIBurst               int
 	Listen                     []string
 	Admin                      string
 	ResolvConf                 string
@@ -80,7 +96,8 @@ func Default() Config {
 		TTL: DefaultTTL, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
 		CacheSize: DefaultCacheSize, CacheMaxTTL: DefaultCacheMaxTTL, ServeStale: DefaultServeStale,
 		UpstreamPolicy: DefaultUpstreamPolicy,
-		VIPCIDR:        DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: DefaultVIPQuarantine,
+		WatchPods:      true, KubeAPIQPS: DefaultKubeAPIQPS, KubeAPIBurst: DefaultKubeAPIBurst,
+		VIPCIDR: DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: DefaultVIPQuarantine,
 	}
 }
 
@@ -98,8 +115,11 @@ func flagErr(flag, format string, args ...any) error {
 
 // Validate checks c and fills derived defaults (the listen address).
 func (c *Config) Validate() error {
-	if c.Registry == "" {
-		return flagErr("registry", "required: the manifest directory to serve")
+	if c.Registry == "" && !c.Kubernetes() {
+		return flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, or run in a pod)")
+	}
+	if err := c.validateKube(); err != nil {
+		return err
 	}
 	if len(c.Listen) == 0 {
 		c.Listen = []string{DefaultListen}
@@ -126,6 +146,37 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.validateNames()
+}
+
+// Kubernetes reports whether the Kubernetes source is on: --kubeconfig, or a pod's service
+// account.
+func (c *Config) Kubernetes() bool { return c.Kubeconfig != "" || InCluster() }
+
+// InCluster reports whether meshdns runs in a pod with a service account token mounted, as
+// client-go's in-cluster configuration needs.
+func InCluster() bool {
+	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" || os.Getenv("KUBERNETES_SERVICE_PORT") == "" {
+		return false
+	}
+	_, err := os.Stat(ServiceAccountToken)
+	return err == nil
+}
+
+func (c *Config) validateKube() error {
+	for _, ns := range c.Namespaces {
+		if !namespaceName.MatchString(ns) {
+			return flagErr("namespaces", "%q is not a namespace name (lowercase letters, digits and '-', at most 63)", ns)
+		}
+	}
+	switch {
+	case len(c.Namespaces) > 0 && !c.Kubernetes():
+		return flagErr("namespaces", "needs --kubeconfig (or a pod's service account)")
+	case c.KubeAPIQPS <= 0:
+		return flagErr("kube-api-qps", "%v: must be above 0", c.KubeAPIQPS)
+	case c.KubeAPIBurst < 1:
+		return flagErr("kube-api-burst", "%d: must be at least 1", c.KubeAPIBurst)
+	}
+	return nil
 }
 
 func (c *Config) validateUpstream() error {

@@ -49,6 +49,12 @@ func TestValidate(t *testing.T) {
 		{"vip quarantine negative", func(c *Config) { c.VIPQuarantine = -time.Second }, "vip-quarantine"},
 		{"vip quarantine zero", func(c *Config) { c.VIPQuarantine = 0 }, "vip-quarantine"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log-format"},
+		{"kubeconfig alone", func(c *Config) { c.Registry, c.Kubeconfig = "", "/k" }, ""},
+		{"namespaces without kubernetes", func(c *Config) { c.Namespaces = []string{"a"} }, "namespaces"},
+		{"namespaces", func(c *Config) { c.Kubeconfig, c.Namespaces = "/k", []string{"a", "team-1"} }, ""},
+		{"namespaces bad name", func(c *Config) { c.Kubeconfig, c.Namespaces = "/k", []string{"a,b"} }, "namespaces"},
+		{"kube api qps zero", func(c *Config) { c.Kubeconfig, c.KubeAPIQPS = "/k", 0 }, "kube-api-qps"},
+		{"kube api burst zero", func(c *Config) { c.Kubeconfig, c.KubeAPIBurst = "/k", 0 }, "kube-api-burst"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()

@@ -1,0 +1,76 @@
+package kube_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// kubeconfigFor writes a kubeconfig authenticating as user (a client certificate: the API
+// server takes its name as the user name, with no groups beyond system:authenticated).
+func kubeconfigFor(t *testing.T, user string) string {
+	t.Helper()
+	u, err := env.ControlPlane.AddUser(envtest.User{Name: user}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := u.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestDeployManifests applies deploy/ (RBAC, Deployment, Service) and runs meshdns with the
+// identity of its service account: the ClusterRole must let it sync and answer. The same
+// meshdns as a user without the binding never becomes ready, so the test measures the
+// ClusterRole and not the test's own rights.
+func TestDeployManifests(t *testing.T) {
+	apply(t, readManifests(t, filepath.Join(repoRoot, "deploy")))
+	const ns = "deployed"
+	createNamespace(t, ns)
+	if _, err := clients.CoreV1().Services(ns).Create(ctx(t), service(ns, "api", corev1.ServiceSpec{ClusterIP: "10.96.5.1", Ports: httpPort()}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: deployed}
+spec:
+  hosts: [ext.deploy-test.example]
+  addresses: [203.0.113.80]
+  ports: [{number: 443, name: https, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 203.0.113.80}]
+`), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	m := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns"))
+	m.waitReady(t)
+	m.expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
+	m.expect(t, "ext.deploy-test.example", dns.TypeA, "NOERROR", "203.0.113.80")
+
+	stranger := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:default:stranger"))
+	eventually(t, "admin endpoint up", func() error {
+		if stranger.readyz() == 0 {
+			return errNoAnswer
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	if code := stranger.readyz(); code != http.StatusServiceUnavailable {
+		t.Errorf("meshdns without the ClusterRole: /readyz %d, want 503 (it cannot list anything)", code)
+	}
+}
