@@ -16,6 +16,7 @@ import (
 	"github.com/meshdns/meshdns/internal/builder"
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/config"
+	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolvconf"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/server"
@@ -40,6 +41,9 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod records and pods selected by ServiceEntries")
 	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "requests per second to the API server")
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "request burst to the API server")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one replica (with a Lease) to write VIPs to ServiceEntry status; off: this one writes")
+	fs.StringVar(&c.LeaderElectNamespace, "leader-elect-namespace", c.LeaderElectNamespace, "`namespace` of the Lease (default: the pod's, else "+config.DefaultLeaseNamespace+")")
+	fs.DurationVar(&c.LeaderElectLeaseDuration, "leader-elect-lease-duration", c.LeaderElectLeaseDuration, "how long the Lease of a writer that stopped renewing lasts")
 	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen+")")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP `address` for /metrics, /healthz, /readyz, /debug/table (empty: off)")
 	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolv.conf `file`: upstream nameservers, search list, namespace")
@@ -207,6 +211,7 @@ func isLocalAddr(ip netip.Addr) bool {
 type daemon struct {
 	cfg      config.Config
 	kube     *rest.Config // nil without the Kubernetes source
+	kubeSrc  *kube.Source
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	bg       context.Context // background work: source watch, builder, resolv.conf watch
@@ -276,6 +281,7 @@ func (d *daemon) startSources() (src source.Source, synced func(context.Context)
 			return nil, nil, err
 		}
 		k.Start(d.bg)
+		d.kubeSrc = k
 		srcs = append(srcs, k)
 		synced = k.WaitSynced
 	}
@@ -311,11 +317,15 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 	if err != nil {
 		return err
 	}
-	b := builder.New(builder.Options{
+	opts := builder.Options{
 		Table:    table.Options{Zone: d.cfg.ClusterDomain, TTL: d.cfg.TTL},
 		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
 		Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
-	})
+	}
+	if d.kubeSrc != nil && vips != nil {
+		opts.Assigned = d.startStatusWriter()
+	}
+	b := builder.New(opts)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -326,6 +336,23 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 	}()
 	d.onStop(func() { <-done })
 	return nil
+}
+
+// startStatusWriter runs the writer of VIPs to ServiceEntry status (while elected, with
+// --leader-elect) and returns what the builder hands it.
+func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
+	w := kube.NewStatusWriter(d.kubeSrc, kube.WriterOptions{LeaderElect: d.cfg.LeaderElect,
+		LeaseNamespace: d.cfg.LeaseNamespace(), LeaseDuration: d.cfg.LeaderElectLeaseDuration,
+		Logger: d.log, Metrics: kube.NewWriterMetrics(d.reg)})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(d.bg); err != nil {
+			d.log.Error("VIPs are not written to ServiceEntry status", "err", err)
+		}
+	}()
+	d.onStop(func() { <-done })
+	return w.Assigned
 }
 
 // startServing binds the DNS listeners and the admin endpoint; the admin server stops with

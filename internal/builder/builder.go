@@ -30,6 +30,9 @@ type Options struct {
 	VIPs *vip.Allocator
 	// VIPStore persists the allocator's state whenever it changes; nil: kept in memory only.
 	VIPStore vip.Store
+	// Assigned, when set, is given each snapshot and its VIP assignments before the table
+	// built from them is published (the Kubernetes status writer); it must not block.
+	Assigned func(model.Snapshot, vip.Assignments)
 }
 
 // Builder rebuilds and publishes tables.
@@ -136,6 +139,9 @@ func (b *Builder) allocate(snap model.Snapshot) vip.Assignments {
 		if err := b.o.VIPStore.Save(a.State()); err != nil {
 			b.log.Error("saving VIP state failed; the VIPs keep serving but may move at restart", "err", err)
 		}
+	}
+	if b.o.Assigned != nil {
+		b.o.Assigned(snap, assignments)
 	}
 	return assignments
 }

@@ -45,8 +45,14 @@ const (
 	// own defaults, 5 and 10, are for tools; informers need few requests, status writes more).
 	DefaultKubeAPIQPS   = 20
 	DefaultKubeAPIBurst = 40
-	// ServiceAccountToken is where a pod's service account token is mounted.
-	ServiceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	// ServiceAccountToken is where a pod's service account token is mounted, and
+	// ServiceAccountNamespace the file naming the pod's namespace.
+	ServiceAccountToken     = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	ServiceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+	// DefaultLeaseNamespace holds the VIP writer's Lease outside a pod (deploy/rbac.yaml's).
+	DefaultLeaseNamespace = "meshdns-system"
+	// DefaultLeaseDuration is how long a VIP writer that stopped renewing keeps the Lease.
+	DefaultLeaseDuration = 15 * time.Second
 	// ShutdownTimeout bounds how long in-flight queries may take after SIGTERM.
 	ShutdownTimeout = 5 * time.Second
 )
@@ -63,9 +69,14 @@ type Config struct {
 	// Namespaces limits the Kubernetes watch; empty watches every namespace.
 	Namespaces []string
 	// WatchPods watches pods (pod records, pods selected by ServiceEntries).
-	WatchPods                  bool
-	KubeAPIQPS                 float64
-	KubeAPIBurst               int
+	WatchPods    bool
+	KubeAPIQPS   float64
+	KubeAPIBurst int
+	// LeaderElect elects one replica to write VIPs to ServiceEntry status, with a Lease in
+	// LeaderElectNamespace (default: the pod's namespace, else DefaultLeaseNamespace).
+	LeaderElect                bool
+	LeaderElectNamespace       string
+	LeaderElectLeaseDuration   time.Duration
 	Listen                     []string
 	Admin                      string
 	ResolvConf                 string
@@ -97,6 +108,7 @@ func Default() Config {
 		CacheSize: DefaultCacheSize, CacheMaxTTL: DefaultCacheMaxTTL, ServeStale: DefaultServeStale,
 		UpstreamPolicy: DefaultUpstreamPolicy,
 		WatchPods:      true, KubeAPIQPS: DefaultKubeAPIQPS, KubeAPIBurst: DefaultKubeAPIBurst,
+		LeaderElect: true, LeaderElectLeaseDuration: DefaultLeaseDuration,
 		VIPCIDR: DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: DefaultVIPQuarantine,
 	}
 }
@@ -175,8 +187,24 @@ func (c *Config) validateKube() error {
 		return flagErr("kube-api-qps", "%v: must be above 0", c.KubeAPIQPS)
 	case c.KubeAPIBurst < 1:
 		return flagErr("kube-api-burst", "%d: must be at least 1", c.KubeAPIBurst)
+	case c.LeaderElectLeaseDuration < time.Second:
+		return flagErr("leader-elect-lease-duration", "%s: must be at least 1s", c.LeaderElectLeaseDuration)
+	case c.LeaderElectNamespace != "" && !namespaceName.MatchString(c.LeaderElectNamespace):
+		return flagErr("leader-elect-namespace", "%q is not a namespace name", c.LeaderElectNamespace)
 	}
 	return nil
+}
+
+// LeaseNamespace is where the VIP writer's Lease lives: --leader-elect-namespace, else the
+// pod's own namespace, else DefaultLeaseNamespace.
+func (c *Config) LeaseNamespace() string {
+	if c.LeaderElectNamespace != "" {
+		return c.LeaderElectNamespace
+	}
+	if b, err := os.ReadFile(ServiceAccountNamespace); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b))
+	}
+	return DefaultLeaseNamespace
 }
 
 func (c *Config) validateUpstream() error {

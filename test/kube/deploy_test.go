@@ -33,7 +33,8 @@ func kubeconfigFor(t *testing.T, user string) string {
 }
 
 // TestDeployManifests applies deploy/ (RBAC, Deployment, Service) and runs meshdns with the
-// identity of its service account: the ClusterRole must let it sync and answer. The same
+// identity of its service account: the roles must let it sync, answer, win the Lease and
+// write VIPs to ServiceEntry status. The same
 // meshdns as a user without the binding never becomes ready, so the test measures the
 // ClusterRole and not the test's own rights.
 func TestDeployManifests(t *testing.T) {
@@ -57,10 +58,17 @@ spec:
 		t.Fatal(err)
 	}
 
+	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, dnsServiceEntry(ns, "db", "db.deploy-test.example")), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The Lease is in meshdns-system, the default outside a pod, where the Role grants it.
 	m := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns"))
 	m.waitReady(t)
 	m.expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
 	m.expect(t, "ext.deploy-test.example", dns.TypeA, "NOERROR", "203.0.113.80")
+	v4, _ := waitStatus(t, ns, "db", "db.deploy-test.example")
+	m.expect(t, "db.deploy-test.example", dns.TypeA, "NOERROR", v4)
 
 	stranger := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:default:stranger"))
 	eventually(t, "admin endpoint up", func() error {

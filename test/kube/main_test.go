@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -132,6 +133,7 @@ func writeKubeconfig(dir string) (string, error) {
 type meshdns struct {
 	dns, admin string
 	log        *testutil.SyncBuffer
+	cmd        *exec.Cmd
 }
 
 // startMeshdns runs meshdns serve with args (plus a listen and admin address and a resolv.conf
@@ -154,6 +156,7 @@ func startMeshdns(t *testing.T, args ...string) *meshdns {
 	argv := append([]string{"serve", "--listen", m.dns, "--admin", m.admin, "--resolv-conf", rc, "--log-level", "debug"}, args...)
 	cmd := exec.Command(meshdnsBin, argv...)
 	cmd.Stdout, cmd.Stderr = m.log, m.log
+	m.cmd = cmd
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +174,43 @@ func startMeshdns(t *testing.T, args ...string) *meshdns {
 func startWithKube(t *testing.T, args ...string) *meshdns {
 	t.Helper()
 	return startMeshdns(t, append([]string{"--kubeconfig", kubeconfig}, args...)...)
+}
+
+// kill stops the process at once (SIGKILL: no lease released, no goodbye).
+func (m *meshdns) kill() {
+	m.cmd.Process.Kill()
+	m.cmd.Wait()
+}
+
+// metric returns the value of the first sample of name in /metrics whose line contains all of
+// labels, 0 when there is none.
+func (m *meshdns) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + m.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+lines:
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
+		}
+		var v float64
+		fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+		return v
+	}
+	return 0
 }
 
 // readyz returns the status code of /readyz, 0 when the admin endpoint does not answer.
