@@ -2,7 +2,6 @@ package kube_test
 
 import (
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,16 +16,8 @@ import (
 // server takes its name as the user name, with no groups beyond system:authenticated).
 func kubeconfigFor(t *testing.T, user string) string {
 	t.Helper()
-	u, err := env.ControlPlane.AddUser(envtest.User{Name: user}, nil)
+	path, err := cluster.WriteKubeconfig(t.TempDir(), envtest.User{Name: user})
 	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := u.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -64,21 +55,21 @@ spec:
 
 	// The Lease is in meshdns-system, the default outside a pod, where the Role grants it.
 	m := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns"))
-	m.waitReady(t)
-	m.expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
-	m.expect(t, "ext.deploy-test.example", dns.TypeA, "NOERROR", "203.0.113.80")
+	m.WaitReady(t)
+	m.Expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
+	m.Expect(t, "ext.deploy-test.example", dns.TypeA, "NOERROR", "203.0.113.80")
 	v4, _ := waitStatus(t, ns, "db", "db.deploy-test.example")
-	m.expect(t, "db.deploy-test.example", dns.TypeA, "NOERROR", v4)
+	m.Expect(t, "db.deploy-test.example", dns.TypeA, "NOERROR", v4)
 
 	stranger := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:default:stranger"))
 	eventually(t, "admin endpoint up", func() error {
-		if stranger.readyz() == 0 {
+		if stranger.Readyz() == 0 {
 			return errNoAnswer
 		}
 		return nil
 	})
 	time.Sleep(3 * time.Second)
-	if code := stranger.readyz(); code != http.StatusServiceUnavailable {
+	if code := stranger.Readyz(); code != http.StatusServiceUnavailable {
 		t.Errorf("meshdns without the ClusterRole: /readyz %d, want 503 (it cannot list anything)", code)
 	}
 }

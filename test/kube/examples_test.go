@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
 // resources maps the kinds of the example registry to their API resources.
@@ -112,7 +114,7 @@ func boolInt(b bool) int {
 
 // comparable is a table entry in a form that compares across sources: VIP allocation times and
 // the order of addresses differ, nothing else may.
-func comparable(entries []tableEntry) []string {
+func comparable(entries []harness.TableEntry) []string {
 	var out []string
 	for _, e := range entries {
 		recs := slices.Clone(e.Records)
@@ -139,20 +141,20 @@ func TestExamplesThroughAPIServer(t *testing.T) {
 	// Clients in bookinfo, as in the README's walk-through (billing is exported to them).
 	fromAPI := startWithKube(t, "--namespaces", "bookinfo,data,vms", "--namespace", "bookinfo")
 	fromFiles := startMeshdns(t, "--registry", dir, "--namespace", "bookinfo")
-	fromAPI.waitReady(t)
-	fromFiles.waitReady(t)
-	want := comparable(fromFiles.table(t))
+	fromAPI.WaitReady(t)
+	fromFiles.WaitReady(t)
+	want := comparable(fromFiles.Table(t))
 	eventually(t, "the same table from the API server as from the directory", func() error {
-		got := comparable(fromAPI.table(t))
+		got := comparable(fromAPI.Table(t))
 		if slices.Equal(got, want) {
 			return nil
 		}
 		return fmt.Errorf("from the API server:\n%s\n\nfrom the directory:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	})
 	// And a few answers, as a client sees them.
-	fromAPI.expect(t, "reviews.bookinfo.svc.cluster.local", dns.TypeAAAA, "NOERROR", "fd00:10:96::20")
-	fromAPI.expect(t, "mysql-2.mysql.data.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.3.23")
-	fromAPI.expect(t, "billing.vms.example.com", dns.TypeA, "NOERROR", "192.0.2.50", "192.0.2.51")
-	fromAPI.expect(t, "anything.internal.example.com", dns.TypeA, "NOERROR", "198.51.100.7")
-	fromAPI.expect(t, "reviews", dns.TypeA, "NOERROR", "reviews.bookinfo.svc.cluster.local.", "10.96.10.20")
+	fromAPI.Expect(t, "reviews.bookinfo.svc.cluster.local", dns.TypeAAAA, "NOERROR", "fd00:10:96::20")
+	fromAPI.Expect(t, "mysql-2.mysql.data.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.3.23")
+	fromAPI.Expect(t, "billing.vms.example.com", dns.TypeA, "NOERROR", "192.0.2.50", "192.0.2.51")
+	fromAPI.Expect(t, "anything.internal.example.com", dns.TypeA, "NOERROR", "198.51.100.7")
+	fromAPI.Expect(t, "reviews", dns.TypeA, "NOERROR", "reviews.bookinfo.svc.cluster.local.", "10.96.10.20")
 }

@@ -39,7 +39,7 @@ func TestIstioKinds(t *testing.T) {
 	createNamespace(t, ns)
 	// Without VIPs, a ServiceEntry without addresses answers with its workloads' addresses.
 	m := startWithKube(t, "--vip-cidr", "", "--vip-cidr6", "")
-	m.waitReady(t)
+	m.WaitReady(t)
 	ses := dyn.Resource(serviceEntriesV1).Namespace(ns)
 	wes := dyn.Resource(workloadEntriesV1).Namespace(ns)
 
@@ -58,14 +58,14 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "api.payments.istio-kinds.test", dns.TypeA, "NOERROR", "203.0.113.10")
+	m.Expect(t, "api.payments.istio-kinds.test", dns.TypeA, "NOERROR", "203.0.113.10")
 
 	// Update: another address.
 	unstructured.SetNestedStringSlice(se.Object, []string{"203.0.113.11"}, "spec", "addresses")
 	if _, err := ses.Update(ctx(t), se, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "api.payments.istio-kinds.test", dns.TypeA, "NOERROR", "203.0.113.11")
+	m.Expect(t, "api.payments.istio-kinds.test", dns.TypeA, "NOERROR", "203.0.113.11")
 
 	// Workload selection: a ServiceEntry without addresses, resolution STATIC, selecting
 	// WorkloadEntries: its host answers with their addresses as they come and go.
@@ -93,18 +93,18 @@ spec: {address: `+addr+`, labels: {app: billing}}
 			t.Fatal(err)
 		}
 	}
-	m.expect(t, "billing.istio-kinds.test", dns.TypeA, "NOERROR", "192.0.2.50", "192.0.2.51")
+	m.Expect(t, "billing.istio-kinds.test", dns.TypeA, "NOERROR", "192.0.2.50", "192.0.2.51")
 	if err := wes.Delete(ctx(t), "billing-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "billing.istio-kinds.test", dns.TypeA, "NOERROR", "192.0.2.51")
+	m.Expect(t, "billing.istio-kinds.test", dns.TypeA, "NOERROR", "192.0.2.51")
 
 	// Deletes.
 	if err := ses.Delete(ctx(t), "payments", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "api.payments.istio-kinds.test gone", func() error {
-		r, err := m.ask("api.payments.istio-kinds.test", dns.TypeA)
+		r, err := m.Ask("api.payments.istio-kinds.test", dns.TypeA)
 		if err != nil {
 			return err
 		}
@@ -238,8 +238,8 @@ func TestAPIServerGoneAndBack(t *testing.T) {
 	}
 	proxy := newAPIProxy(t)
 	m := startMeshdns(t, "--kubeconfig", kubeconfigVia(t, proxy.addr))
-	m.waitReady(t)
-	m.expect(t, "a.resilient.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.3.1")
+	m.WaitReady(t)
+	m.Expect(t, "a.resilient.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.3.1")
 
 	proxy.down()
 	if _, err := svcs.Create(ctx(t), service(ns, "b", corev1.ServiceSpec{ClusterIP: "10.96.3.2", Ports: httpPort()}), metav1.CreateOptions{}); err != nil {
@@ -250,17 +250,17 @@ func TestAPIServerGoneAndBack(t *testing.T) {
 	}
 	// Gone for 3 s: long enough for the informers' watches to break and their retries to fail.
 	for range 30 {
-		m.expect(t, "a.resilient.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.3.1")
-		if code := m.readyz(); code != http.StatusOK {
+		m.Expect(t, "a.resilient.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.3.1")
+		if code := m.Readyz(); code != http.StatusOK {
 			t.Fatalf("/readyz %d while the API server is away: the last table still serves", code)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	m.expect(t, "b.resilient.svc.cluster.local", dns.TypeA, "NXDOMAIN")
+	m.Expect(t, "b.resilient.svc.cluster.local", dns.TypeA, "NXDOMAIN")
 
 	proxy.up(t)
-	m.expect(t, "b.resilient.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.3.2")
-	m.expect(t, "a.resilient.svc.cluster.local", dns.TypeA, "NXDOMAIN")
+	m.Expect(t, "b.resilient.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.3.2")
+	m.Expect(t, "a.resilient.svc.cluster.local", dns.TypeA, "NXDOMAIN")
 }
 
 // TestNotReadyUntilSynced: while the API server has never been reached, meshdns has no table:
@@ -276,19 +276,19 @@ func TestNotReadyUntilSynced(t *testing.T) {
 	proxy.down()
 	m := startMeshdns(t, "--kubeconfig", kubeconfigVia(t, proxy.addr))
 	eventually(t, "admin endpoint up", func() error {
-		if m.readyz() == 0 {
+		if m.Readyz() == 0 {
 			return errNoAnswer
 		}
 		return nil
 	})
 	for range 10 {
-		if code := m.readyz(); code != http.StatusServiceUnavailable {
+		if code := m.Readyz(); code != http.StatusServiceUnavailable {
 			t.Fatalf("/readyz = %d before any informer synced, want 503", code)
 		}
-		m.expect(t, "c.latecomer.svc.cluster.local", dns.TypeA, "SERVFAIL")
+		m.Expect(t, "c.latecomer.svc.cluster.local", dns.TypeA, "SERVFAIL")
 		time.Sleep(100 * time.Millisecond)
 	}
 	proxy.up(t)
-	m.waitReady(t)
-	m.expect(t, "c.latecomer.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.4.1")
+	m.WaitReady(t)
+	m.Expect(t, "c.latecomer.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.4.1")
 }

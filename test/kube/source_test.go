@@ -51,7 +51,7 @@ func TestCoreKinds(t *testing.T) {
 	const ns = "shop"
 	createNamespace(t, ns)
 	m := startWithKube(t)
-	m.waitReady(t)
+	m.WaitReady(t)
 	svcs := clients.CoreV1().Services(ns)
 	slices := clients.DiscoveryV1().EndpointSlices(ns)
 
@@ -60,17 +60,17 @@ func TestCoreKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "web.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.1.10")
-	m.expect(t, "10.1.96.10.in-addr.arpa", dns.TypePTR, "NOERROR", "web.shop.svc.cluster.local.")
-	m.expect(t, "_http._tcp.web.shop.svc.cluster.local", dns.TypeSRV, "NOERROR", "web.shop.svc.cluster.local.")
+	m.Expect(t, "web.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.1.10")
+	m.Expect(t, "10.1.96.10.in-addr.arpa", dns.TypePTR, "NOERROR", "web.shop.svc.cluster.local.")
+	m.Expect(t, "_http._tcp.web.shop.svc.cluster.local", dns.TypeSRV, "NOERROR", "web.shop.svc.cluster.local.")
 
 	// Update: a port renamed moves the SRV name.
 	web.Spec.Ports[0].Name = "www"
 	if _, err := svcs.Update(ctx(t), web, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "_www._tcp.web.shop.svc.cluster.local", dns.TypeSRV, "NOERROR", "web.shop.svc.cluster.local.")
-	m.expect(t, "_http._tcp.web.shop.svc.cluster.local", dns.TypeSRV, "NXDOMAIN")
+	m.Expect(t, "_www._tcp.web.shop.svc.cluster.local", dns.TypeSRV, "NOERROR", "web.shop.svc.cluster.local.")
+	m.Expect(t, "_http._tcp.web.shop.svc.cluster.local", dns.TypeSRV, "NXDOMAIN")
 
 	// A headless service and its slice: ready endpoints only, by hostname or dashed address.
 	if _, err := svcs.Create(ctx(t), service(ns, "db", corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: httpPort()}), metav1.CreateOptions{}); err != nil {
@@ -81,24 +81,24 @@ func TestCoreKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.2", "10.244.1.3")
-	m.expect(t, "db-0.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.2")
-	m.expect(t, "10-244-1-3.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.3")
-	m.expect(t, "db-2.db.shop.svc.cluster.local", dns.TypeA, "NXDOMAIN")
+	m.Expect(t, "db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.2", "10.244.1.3")
+	m.Expect(t, "db-0.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.2")
+	m.Expect(t, "10-244-1-3.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.3")
+	m.Expect(t, "db-2.db.shop.svc.cluster.local", dns.TypeA, "NXDOMAIN")
 
 	// The slice updated: db-2 becomes ready.
 	es.Endpoints[2].Conditions.Ready = ptr.To(true)
 	if _, err := slices.Update(ctx(t), es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "db-2.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.4")
-	m.expect(t, "db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.2", "10.244.1.3", "10.244.1.4")
+	m.Expect(t, "db-2.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.4")
+	m.Expect(t, "db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.2", "10.244.1.3", "10.244.1.4")
 
 	// ExternalName: a CNAME.
 	if _, err := svcs.Create(ctx(t), service(ns, "legacy", corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "db.legacy.example.com"}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "legacy.shop.svc.cluster.local", dns.TypeCNAME, "NOERROR", "db.legacy.example.com.")
+	m.Expect(t, "legacy.shop.svc.cluster.local", dns.TypeCNAME, "NOERROR", "db.legacy.example.com.")
 
 	// A pod: its dashed name answers once its namespace exists, and a StatefulSet-style pod
 	// names its endpoint through hostname and subdomain.
@@ -120,18 +120,18 @@ func TestCoreKinds(t *testing.T) {
 	if _, err := slices.Update(ctx(t), es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "db-1.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.3")
-	m.expect(t, "10-244-1-3.shop.pod.cluster.local", dns.TypeA, "NOERROR", "10.244.1.3")
+	m.Expect(t, "db-1.db.shop.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.1.3")
+	m.Expect(t, "10-244-1-3.shop.pod.cluster.local", dns.TypeA, "NOERROR", "10.244.1.3")
 
 	// Deletes.
 	if err := svcs.Delete(ctx(t), "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "web.shop.svc.cluster.local", dns.TypeA, "NXDOMAIN")
+	m.Expect(t, "web.shop.svc.cluster.local", dns.TypeA, "NXDOMAIN")
 	// The reverse name is no longer meshdns's: it is forwarded, and these tests have no upstream.
-	m.expect(t, "10.1.96.10.in-addr.arpa", dns.TypePTR, "SERVFAIL")
+	m.Expect(t, "10.1.96.10.in-addr.arpa", dns.TypePTR, "SERVFAIL")
 	if err := slices.Delete(ctx(t), "db-x1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m.expect(t, "db-0.db.shop.svc.cluster.local", dns.TypeA, "NXDOMAIN")
+	m.Expect(t, "db-0.db.shop.svc.cluster.local", dns.TypeA, "NXDOMAIN")
 }

@@ -107,19 +107,19 @@ func TestVIPStatus(t *testing.T) {
 	}
 
 	m := vipWriter(t, ns)
-	m.waitReady(t)
+	m.WaitReady(t)
 	if _, err := ses.Create(ctx(t), istioObject(t, dnsServiceEntry(ns, "db", "db.vip-test.example")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	v4, v6 := waitStatus(t, ns, "db", "db.vip-test.example")
-	m.expect(t, "db.vip-test.example", dns.TypeA, "NOERROR", v4)
-	m.expect(t, "db.vip-test.example", dns.TypeAAAA, "NOERROR", v6)
+	m.Expect(t, "db.vip-test.example", dns.TypeA, "NOERROR", v4)
+	m.Expect(t, "db.vip-test.example", dns.TypeAAAA, "NOERROR", v6)
 
-	m.expect(t, "pre.vip-test.example", dns.TypeA, "NOERROR", "240.240.77.77")
+	m.Expect(t, "pre.vip-test.example", dns.TypeA, "NOERROR", "240.240.77.77")
 	if got := statusAddresses(t, ns, "pre"); !slices.Equal(got, []string{"pre.vip-test.example=240.240.77.77"}) {
 		t.Errorf("status written by Istio changed to %v", got)
 	}
-	if n := m.metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 1 {
+	if n := m.Metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 1 {
 		t.Errorf("%v status writes, want 1 (db's; pre's status is adopted as it is)", n)
 	}
 }
@@ -133,11 +133,11 @@ func TestVIPWriterHandover(t *testing.T) {
 	createNamespace(t, ns)
 	ses := dyn.Resource(serviceEntriesV1).Namespace(ns)
 	a, b := vipWriter(t, ns), vipWriter(t, ns)
-	a.waitReady(t)
-	b.waitReady(t)
+	a.WaitReady(t)
+	b.WaitReady(t)
 	var leader, other *meshdns
 	eventually(t, "one writer elected", func() error {
-		la, lb := a.metric(t, "meshdns_vip_status_writer_leader"), b.metric(t, "meshdns_vip_status_writer_leader")
+		la, lb := a.Metric(t, "meshdns_vip_status_writer_leader"), b.Metric(t, "meshdns_vip_status_writer_leader")
 		switch {
 		case la == 1 && lb == 0:
 			leader, other = a, b
@@ -159,19 +159,19 @@ func TestVIPWriterHandover(t *testing.T) {
 		name := fmt.Sprintf("svc%d", i)
 		v4, _ := waitStatus(t, ns, name, name+".handover.example")
 		vips[name] = v4
-		a.expect(t, name+".handover.example", dns.TypeA, "NOERROR", v4)
-		b.expect(t, name+".handover.example", dns.TypeA, "NOERROR", v4)
+		a.Expect(t, name+".handover.example", dns.TypeA, "NOERROR", v4)
+		b.Expect(t, name+".handover.example", dns.TypeA, "NOERROR", v4)
 	}
-	if n := other.metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 0 {
+	if n := other.Metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 0 {
 		t.Errorf("the replica not elected wrote %v statuses", n)
 	}
-	if n := leader.metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 3 {
+	if n := leader.Metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 3 {
 		t.Errorf("the elected replica wrote %v statuses, want 3", n)
 	}
 
-	leader.kill()
+	leader.Kill()
 	eventually(t, "the other replica elected", func() error {
-		if v := other.metric(t, "meshdns_vip_status_writer_leader"); v != 1 {
+		if v := other.Metric(t, "meshdns_vip_status_writer_leader"); v != 1 {
 			return fmt.Errorf("leader gauge %v", v)
 		}
 		return nil
@@ -180,14 +180,14 @@ func TestVIPWriterHandover(t *testing.T) {
 		t.Fatal(err)
 	}
 	v4, _ := waitStatus(t, ns, "svc3", "svc3.handover.example")
-	other.expect(t, "svc3.handover.example", dns.TypeA, "NOERROR", v4)
+	other.Expect(t, "svc3.handover.example", dns.TypeA, "NOERROR", v4)
 	for name, v := range vips {
-		other.expect(t, name+".handover.example", dns.TypeA, "NOERROR", v)
+		other.Expect(t, name+".handover.example", dns.TypeA, "NOERROR", v)
 		if got := statusAddresses(t, ns, name); !slices.Contains(got, name+".handover.example="+v) {
 			t.Errorf("%s: status %v after the handover, want it to keep %s", name, got, v)
 		}
 	}
-	if n := other.metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 1 {
+	if n := other.Metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 1 {
 		t.Errorf("the new writer wrote %v statuses, want 1 (svc3's)", n)
 	}
 }

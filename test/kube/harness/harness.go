@@ -1,0 +1,369 @@
+// Package harness starts what the Kubernetes tests run meshdns against: a real kube-apiserver
+// and etcd (built from k8s.io/kubernetes and go.etcd.io/etcd by scripts/kube-tools.sh) started
+// by envtest, optionally with the Istio CRDs of istio.io/api; and meshdns processes, with
+// helpers to ask them questions. There is no controller-manager: tests create EndpointSlices
+// themselves, as the EndpointSlice controller would.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/meshdns/meshdns/internal/testutil"
+)
+
+// Cluster is a running API server and what tests need to use it.
+type Cluster struct {
+	Env        *envtest.Environment
+	Config     *rest.Config
+	Kubeconfig string // a cluster-admin kubeconfig file, for meshdns
+	Clients    kubernetes.Interface
+	Dyn        dynamic.Interface
+	RepoRoot   string
+	meshdns    string // the binary
+}
+
+// Start starts etcd and kube-apiserver (with Istio's CRDs when istio is true) and builds
+// meshdns (with the race detector: informers and builder run concurrently for real here).
+// stop ends them and removes the temporary files.
+func Start(istio bool) (c *Cluster, stop func(), err error) {
+	c = &Cluster{}
+	if c.RepoRoot, err = repoRoot(); err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.MkdirTemp("", "meshdns-kube-test")
+	if err != nil {
+		return nil, nil, err
+	}
+	stops := []func(){func() { os.RemoveAll(tmp) }}
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	tools, err := kubeTools(c.RepoRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Env = &envtest.Environment{BinaryAssetsDirectory: tools}
+	if istio {
+		crds, err := IstioCRDs()
+		if err != nil {
+			return nil, nil, err
+		}
+		c.Env.CRDInstallOptions = envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true}
+	}
+	// The example registry's services are dual-stack, in the usual kubeadm ranges.
+	c.Env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16,fd00:10:96::/112")
+	if c.Config, err = c.Env.Start(); err != nil {
+		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
+	}
+	stops = append(stops, func() { c.Env.Stop() })
+	if c.Kubeconfig, err = c.WriteKubeconfig(tmp, envtest.User{Name: "meshdns", Groups: []string{"system:masters"}}); err != nil {
+		return nil, nil, err
+	}
+	c.meshdns = filepath.Join(tmp, "meshdns")
+	build := exec.Command("go", "build", "-race", "-o", c.meshdns, "./cmd/meshdns")
+	build.Dir, build.Stdout, build.Stderr = c.RepoRoot, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, nil, fmt.Errorf("building meshdns: %w", err)
+	}
+	c.Clients = kubernetes.NewForConfigOrDie(c.Config)
+	c.Dyn = dynamic.NewForConfigOrDie(c.Config)
+	return c, stop, nil
+}
+
+// repoRoot is the directory of meshdns's go.mod, above the test module.
+func repoRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(strings.TrimSpace(string(out))) // test/kube
+	for d := dir; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(string(b), "module github.com/meshdns/meshdns\n") {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no meshdns module above %s", dir)
+}
+
+// kubeTools returns the directory with kube-apiserver and etcd: $MESHDNS_KUBE_TOOLS if it has
+// them, else what scripts/kube-tools.sh builds (once; cached).
+func kubeTools(repoRoot string) (string, error) {
+	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "kube-tools.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("scripts/kube-tools.sh: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1], nil
+}
+
+// istioAPI is the istio.io/api module whose CRDs the tests install (no Go code of it is used,
+// so it is fetched by version rather than required in go.mod).
+const istioAPI = "istio.io/api@v1.31.1"
+
+// IstioCRDs is the file of Istio's CRDs in the istio.io/api module.
+func IstioCRDs() (string, error) {
+	out, err := exec.Command("go", "mod", "download", "-json", istioAPI).Output()
+	if err != nil {
+		return "", fmt.Errorf("downloading %s: %w", istioAPI, err)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		return "", fmt.Errorf("downloading %s: no directory in %q", istioAPI, out)
+	}
+	return filepath.Join(mod.Dir, "kubernetes", "customresourcedefinitions.gen.yaml"), nil
+}
+
+// WriteKubeconfig writes a kubeconfig authenticating as user (a client certificate) into dir.
+func (c *Cluster) WriteKubeconfig(dir string, user envtest.User) (string, error) {
+	u, err := c.Env.ControlPlane.AddUser(user, nil)
+	if err != nil {
+		return "", fmt.Errorf("adding user %s: %w", user.Name, err)
+	}
+	data, err := u.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig-"+strings.ReplaceAll(user.Name, ":", "-"))
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+// Meshdns is a running meshdns process.
+type Meshdns struct {
+	DNS, Admin string
+	Log        *testutil.SyncBuffer
+	cmd        *exec.Cmd
+}
+
+// Meshdns runs meshdns serve with args (plus a listen and admin address and a resolv.conf
+// without nameservers: these tests ask cluster names only) until the test ends.
+func (c *Cluster) Meshdns(t *testing.T, args ...string) *Meshdns {
+	t.Helper()
+	dnsAddr, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(rc, []byte("search default.svc.cluster.local svc.cluster.local cluster.local\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := &Meshdns{DNS: dnsAddr.String(), Admin: adminAddr.String(), Log: &testutil.SyncBuffer{}}
+	argv := append([]string{"serve", "--listen", m.DNS, "--admin", m.Admin, "--resolv-conf", rc, "--log-level", "debug"}, args...)
+	cmd := exec.Command(c.meshdns, argv...)
+	cmd.Stdout, cmd.Stderr = m.Log, m.Log
+	m.cmd = cmd
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("meshdns log:\n%s", m.Log)
+		}
+	})
+	return m
+}
+
+// MeshdnsWithKube runs meshdns against the API server, as a cluster admin.
+func (c *Cluster) MeshdnsWithKube(t *testing.T, args ...string) *Meshdns {
+	t.Helper()
+	return c.Meshdns(t, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+}
+
+// Kill stops the process at once (SIGKILL: no lease released, no goodbye).
+func (m *Meshdns) Kill() {
+	m.cmd.Process.Kill()
+	m.cmd.Wait()
+}
+
+// Metric returns the value of the first sample of name in /metrics whose line contains all of
+// labels, 0 when there is none.
+func (m *Meshdns) Metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + m.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+lines:
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
+		}
+		var v float64
+		fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+		return v
+	}
+	return 0
+}
+
+// Readyz returns the status code of /readyz, 0 when the admin endpoint does not answer.
+func (m *Meshdns) Readyz() int {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + m.Admin + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (m *Meshdns) WaitReady(t *testing.T) {
+	t.Helper()
+	Eventually(t, "meshdns ready", func() error {
+		if code := m.Readyz(); code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d", code)
+		}
+		return nil
+	})
+}
+
+// Table returns /debug/table.
+func (m *Meshdns) Table(t *testing.T) []TableEntry {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + m.Admin + "/debug/table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []TableEntry
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TableEntry is an entry of /debug/table.
+type TableEntry struct {
+	Name     string   `json:"name"`
+	Origin   string   `json:"origin"`
+	ExportTo []string `json:"exportTo"`
+	Aliases  []string `json:"aliases"`
+	Records  []string `json:"records"`
+	VIPs     []struct {
+		Address string `json:"address"`
+	} `json:"vips"`
+}
+
+// Ask sends one question over UDP.
+func (m *Meshdns) Ask(name string, qtype uint16) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), qtype)
+	c := dns.Client{Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(q, m.DNS)
+	return r, err
+}
+
+// Answers returns the rcode and the answer records of name/qtype in presentation form, TTLs
+// left out.
+func (m *Meshdns) Answers(name string, qtype uint16) (string, []string, error) {
+	r, err := m.Ask(name, qtype)
+	if err != nil {
+		return "", nil, err
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		rr.Header().Ttl = 0
+		out = append(out, rr.String())
+	}
+	return dns.RcodeToString[r.Rcode], out, nil
+}
+
+// Expect waits until name/qtype is answered with rcode and exactly the records whose data
+// (the last field) are want, in any order.
+func (m *Meshdns) Expect(t *testing.T, name string, qtype uint16, rcode string, want ...string) {
+	t.Helper()
+	Eventually(t, fmt.Sprintf("%s %s -> %s %v", name, dns.TypeToString[qtype], rcode, want), func() error {
+		got, rrs, err := m.Answers(name, qtype)
+		if err != nil {
+			return err
+		}
+		var data []string
+		for _, rr := range rrs {
+			f := strings.Fields(rr)
+			data = append(data, f[len(f)-1])
+		}
+		if got != rcode || !sameSet(data, want) {
+			return fmt.Errorf("got %s %v", got, rrs)
+		}
+		return nil
+	})
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, s := range a {
+		seen[s]++
+	}
+	for _, s := range b {
+		if seen[s]--; seen[s] < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Eventually retries f until it succeeds or 30 s pass (generous: informers, debounce and a
+// busy 2-CPU machine; the wait ends as soon as the answer is right).
+func Eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// Ctx is a context for one API call of a test.
+func Ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
