@@ -161,7 +161,26 @@ type Meshdns struct {
 
 // Meshdns runs meshdns serve with args (plus a listen and admin address and a resolv.conf
 // without nameservers: these tests ask cluster names only) until the test ends.
-func (c *Cluster) Meshdns(t *testing.T, args ...string) *Meshdns {
+func (c *Cluster) Meshdns(t testing.TB, args ...string) *Meshdns {
+	t.Helper()
+	return c.Run(t, c.meshdns, args...)
+}
+
+// PlainBinary builds meshdns without the race detector (for measurements: the detector
+// multiplies time and memory) and returns its path.
+func (c *Cluster) PlainBinary(t testing.TB) string {
+	t.Helper()
+	bin := c.meshdns + "-plain"
+	build := exec.Command("go", "build", "-o", bin, "./cmd/meshdns")
+	build.Dir = c.RepoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building meshdns: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Run runs the meshdns binary bin as Meshdns does.
+func (c *Cluster) Run(t testing.TB, bin string, args ...string) *Meshdns {
 	t.Helper()
 	dnsAddr, err := testutil.FreePort()
 	if err != nil {
@@ -177,7 +196,7 @@ func (c *Cluster) Meshdns(t *testing.T, args ...string) *Meshdns {
 	}
 	m := &Meshdns{DNS: dnsAddr.String(), Admin: adminAddr.String(), Log: &testutil.SyncBuffer{}}
 	argv := append([]string{"serve", "--listen", m.DNS, "--admin", m.Admin, "--resolv-conf", rc, "--log-level", "debug"}, args...)
-	cmd := exec.Command(c.meshdns, argv...)
+	cmd := exec.Command(bin, argv...)
 	cmd.Stdout, cmd.Stderr = m.Log, m.Log
 	m.cmd = cmd
 	if err := cmd.Start(); err != nil {
@@ -194,10 +213,13 @@ func (c *Cluster) Meshdns(t *testing.T, args ...string) *Meshdns {
 }
 
 // MeshdnsWithKube runs meshdns against the API server, as a cluster admin.
-func (c *Cluster) MeshdnsWithKube(t *testing.T, args ...string) *Meshdns {
+func (c *Cluster) MeshdnsWithKube(t testing.TB, args ...string) *Meshdns {
 	t.Helper()
 	return c.Meshdns(t, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 }
+
+// Pid is the process id.
+func (m *Meshdns) Pid() int { return m.cmd.Process.Pid }
 
 // Kill stops the process at once (SIGKILL: no lease released, no goodbye).
 func (m *Meshdns) Kill() {
@@ -207,7 +229,7 @@ func (m *Meshdns) Kill() {
 
 // Metric returns the value of the first sample of name in /metrics whose line contains all of
 // labels, 0 when there is none.
-func (m *Meshdns) Metric(t *testing.T, name string, labels ...string) float64 {
+func (m *Meshdns) Metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + m.Admin + "/metrics")
@@ -247,7 +269,7 @@ func (m *Meshdns) Readyz() int {
 	return resp.StatusCode
 }
 
-func (m *Meshdns) WaitReady(t *testing.T) {
+func (m *Meshdns) WaitReady(t testing.TB) {
 	t.Helper()
 	Eventually(t, "meshdns ready", func() error {
 		if code := m.Readyz(); code != http.StatusOK {
@@ -258,7 +280,7 @@ func (m *Meshdns) WaitReady(t *testing.T) {
 }
 
 // Table returns /debug/table.
-func (m *Meshdns) Table(t *testing.T) []TableEntry {
+func (m *Meshdns) Table(t testing.TB) []TableEntry {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + m.Admin + "/debug/table")
@@ -311,7 +333,7 @@ func (m *Meshdns) Answers(name string, qtype uint16) (string, []string, error) {
 
 // Expect waits until name/qtype is answered with rcode and exactly the records whose data
 // (the last field) are want, in any order.
-func (m *Meshdns) Expect(t *testing.T, name string, qtype uint16, rcode string, want ...string) {
+func (m *Meshdns) Expect(t testing.TB, name string, qtype uint16, rcode string, want ...string) {
 	t.Helper()
 	Eventually(t, fmt.Sprintf("%s %s -> %s %v", name, dns.TypeToString[qtype], rcode, want), func() error {
 		got, rrs, err := m.Answers(name, qtype)
@@ -348,7 +370,7 @@ func sameSet(a, b []string) bool {
 
 // Eventually retries f until it succeeds or 30 s pass (generous: informers, debounce and a
 // busy 2-CPU machine; the wait ends as soon as the answer is right).
-func Eventually(t *testing.T, what string, f func() error) {
+func Eventually(t testing.TB, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var err error
@@ -362,7 +384,7 @@ func Eventually(t *testing.T, what string, f func() error) {
 }
 
 // Ctx is a context for one API call of a test.
-func Ctx(t *testing.T) context.Context {
+func Ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
