@@ -38,7 +38,7 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.StringVar(&c.Registry, "registry", c.Registry, "manifest `directory` (Services, EndpointSlices, Pods, ServiceEntries, ...); watched for changes")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `file` of the Kubernetes API server to watch (in a pod: its service account, without this flag)")
 	fs.Var(listFlag{&c.Namespaces}, "namespaces", "watch only these Kubernetes `namespaces` (comma-separated or repeated; default: all)")
-	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod records and pods selected by ServiceEntries")
+	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod names (a-b-c-d.<ns>.pod.<domain>), StatefulSet names from pods, pods selected by ServiceEntries")
 	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "requests per second to the API server")
 	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "request burst to the API server")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one replica (with a Lease) to write VIPs to ServiceEntry status; off: this one writes")
@@ -318,7 +318,8 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 		return err
 	}
 	opts := builder.Options{
-		Table:    table.Options{Zone: d.cfg.ClusterDomain, TTL: d.cfg.TTL},
+		Table: table.Options{Zone: d.cfg.ClusterDomain, TTL: d.cfg.TTL,
+			NoPodRecords: d.kube != nil && !d.cfg.WatchPods},
 		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
 		Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
 	}

@@ -68,7 +68,8 @@ type Config struct {
 	Kubeconfig string
 	// Namespaces limits the Kubernetes watch; empty watches every namespace.
 	Namespaces []string
-	// WatchPods watches pods (pod records, pods selected by ServiceEntries).
+	// WatchPods watches pods; off, the Kubernetes source has no pod names, no StatefulSet
+	// names from pods and no pods selected by ServiceEntries.
 	WatchPods    bool
 	KubeAPIQPS   float64
 	KubeAPIBurst int

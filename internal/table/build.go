@@ -24,6 +24,8 @@ type Options struct {
 	Generation uint64
 	// VIPs are the addresses allocated to ServiceEntry hosts without spec.addresses.
 	VIPs vip.Assignments
+	// NoPodRecords turns off the a-b-c-d.<ns>.pod.<zone> names (meshdns watches no pods).
+	NoPodRecords bool
 }
 
 // Build computes the table for a snapshot. It fails only on invalid options; inconsistent
@@ -41,7 +43,7 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	// names and the structure above them): growing maps of this size costs more than the rest.
 	objects := len(s.Services) + len(s.EndpointSlices) + len(s.ServiceEntries)
 	t := &Table{
-		zone: zone, podZone: "pod." + zone,
+		zone: zone, podZone: "pod." + zone, noPodRecords: o.NoPodRecords,
 		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(),
 		names: make(map[string][]*Node, 3*objects), aliases: make(map[serviceKey]string, len(s.Services)),
 		wildcards:  map[string][]*Node{},

@@ -33,11 +33,13 @@ type Match struct {
 
 // Table is an immutable name table. Build creates it; nothing changes it afterwards.
 type Table struct {
-	zone       string // lowercase FQDN, e.g. "cluster.local."
-	podZone    string // "pod." + zone
-	ttl        uint32
-	generation uint64
-	built      time.Time
+	zone    string // lowercase FQDN, e.g. "cluster.local."
+	podZone string // "pod." + zone
+	// noPodRecords: no pod names are synthesized.
+	noPodRecords bool
+	ttl          uint32
+	generation   uint64
+	built        time.Time
 
 	names      map[string][]*Node
 	aliases    map[serviceKey]string // cluster service -> its FQDN; see aliasKey
@@ -135,7 +137,7 @@ func pick(nodes []*Node, ns string) *Node {
 // podNode synthesizes the record of a-b-c-d.ns.pod.<zone> (CoreDNS "pods insecure"): the
 // address is read from the name and answered when the namespace exists.
 func (t *Table) podNode(qname string) *Node {
-	if !strings.HasSuffix(qname, t.podZone) || len(qname) == len(t.podZone) {
+	if t.noPodRecords || !strings.HasSuffix(qname, t.podZone) || len(qname) == len(t.podZone) {
 		return nil
 	}
 	labels := strings.Split(strings.TrimSuffix(qname, "."+t.podZone), ".")

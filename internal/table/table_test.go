@@ -250,3 +250,20 @@ func TestDashed(t *testing.T) {
 		}
 	}
 }
+
+func TestNoPodRecords(t *testing.T) {
+	snap := model.Snapshot{Namespaces: []model.Namespace{{Name: "prod"}}}
+	const name = "10-1-2-3.prod.pod.cluster.local."
+	if got := addrsOf(build(t, snap).Lookup(name, "")); !slices.Equal(got, []string{"10.1.2.3"}) {
+		t.Errorf("pod name answered %v, want 10.1.2.3", got)
+	}
+	o := opts
+	o.NoPodRecords = true
+	tb, err := Build(snap, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := tb.Lookup(name, ""); ok {
+		t.Errorf("pod name answered %v with pod records off", m.Node)
+	}
+}

@@ -98,6 +98,15 @@ spec: {address: `+addr+`, labels: {app: billing}}
 		t.Fatal(err)
 	}
 	m.Expect(t, "billing.istio-kinds.test", dns.TypeA, "NOERROR", "192.0.2.51")
+	we, err := wes.Get(ctx(t), "billing-2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstructured.SetNestedField(we.Object, "192.0.2.52", "spec", "address")
+	if _, err := wes.Update(ctx(t), we, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m.Expect(t, "billing.istio-kinds.test", dns.TypeA, "NOERROR", "192.0.2.52")
 
 	// Deletes.
 	if err := ses.Delete(ctx(t), "payments", metav1.DeleteOptions{}); err != nil {

@@ -135,3 +135,48 @@ func TestCoreKinds(t *testing.T) {
 	}
 	m.Expect(t, "db-0.db.shop.svc.cluster.local", dns.TypeA, "NXDOMAIN")
 }
+
+// TestWatchPodsOff: with --watch-pods=false meshdns has no pod names and selects no pods for
+// ServiceEntries; with pods watched (the default) it has both.
+func TestWatchPodsOff(t *testing.T) {
+	const ns = "podsel"
+	createNamespace(t, ns)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "w1", Labels: map[string]string{"app": "worker"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "w", Image: "w"}}}}
+	pod, err := clients.CoreV1().Pods(ns).Create(ctx(t), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.PodIP, pod.Status.PodIPs = "10.244.9.9", []corev1.PodIP{{IP: "10.244.9.9"}}
+	if _, err := clients.CoreV1().Pods(ns).UpdateStatus(ctx(t), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: workers, namespace: podsel}
+spec:
+  hosts: [workers.podsel.test]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: worker}}
+`), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	noVIPs := []string{"--vip-cidr", "", "--vip-cidr6", ""}
+	with := startWithKube(t, noVIPs...)
+	without := startWithKube(t, append(noVIPs, "--watch-pods=false")...)
+	with.WaitReady(t)
+	without.WaitReady(t)
+	with.Expect(t, "workers.podsel.test", dns.TypeA, "NOERROR", "10.244.9.9")
+	with.Expect(t, "10-244-9-9.podsel.pod.cluster.local", dns.TypeA, "NOERROR", "10.244.9.9")
+	without.Expect(t, "10-244-9-9.podsel.pod.cluster.local", dns.TypeA, "NXDOMAIN")
+	// Without the pod the host has no address: not meshdns's, so forwarded (no upstream here).
+	without.Expect(t, "workers.podsel.test", dns.TypeA, "SERVFAIL")
+
+	// The pod deleted: the watching instance drops it from the ServiceEntry.
+	if err := clients.CoreV1().Pods(ns).Delete(ctx(t), "w1", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	with.Expect(t, "workers.podsel.test", dns.TypeA, "SERVFAIL")
+}

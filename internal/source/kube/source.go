@@ -39,7 +39,8 @@ type Options struct {
 	// Namespaces limits every watch to these namespaces; empty watches all of them (and then
 	// Namespace objects too, which pod records need).
 	Namespaces []string
-	// WatchPods watches pods, for pod records and for ServiceEntries selecting pods.
+	// WatchPods watches pods, for StatefulSet names taken from pods and for ServiceEntries
+	// selecting pods (the table's pod names are turned off separately).
 	WatchPods bool
 	Logger    *slog.Logger
 }
