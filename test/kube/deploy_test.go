@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
 // kubeconfigFor writes a kubeconfig authenticating as user (a client certificate: the API
@@ -35,17 +37,7 @@ func TestDeployManifests(t *testing.T) {
 	if _, err := clients.CoreV1().Services(ns).Create(ctx(t), service(ns, "api", corev1.ServiceSpec{ClusterIP: "10.96.5.1", Ports: httpPort()}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ext, namespace: deployed}
-spec:
-  hosts: [ext.deploy-test.example]
-  addresses: [203.0.113.80]
-  ports: [{number: 443, name: https, protocol: TLS}]
-  resolution: STATIC
-  endpoints: [{address: 203.0.113.80}]
-`), metav1.CreateOptions{}); err != nil {
+	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, harness.StaticServiceEntry(ns, "ext", "ext.deploy-test.example", "203.0.113.80")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -17,19 +17,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/yaml"
+
+	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
 var serviceEntriesV1 = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
 var workloadEntriesV1 = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadentries"}
 
 func istioObject(t *testing.T, manifest string) *unstructured.Unstructured {
-	t.Helper()
-	var u unstructured.Unstructured
-	if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
-		t.Fatal(err)
-	}
-	return &u
+	return harness.Object(t, manifest)
 }
 
 // TestIstioKinds: ServiceEntries and WorkloadEntries created, changed and deleted in the API
@@ -43,18 +39,7 @@ func TestIstioKinds(t *testing.T) {
 	ses := dyn.Resource(serviceEntriesV1).Namespace(ns)
 	wes := dyn.Resource(workloadEntriesV1).Namespace(ns)
 
-	se, err := ses.Create(ctx(t), istioObject(t, `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: payments, namespace: mesh}
-spec:
-  hosts: [api.payments.istio-kinds.test]
-  addresses: [203.0.113.10]
-  ports: [{number: 443, name: https, protocol: TLS}]
-  resolution: STATIC
-  location: MESH_EXTERNAL
-  endpoints: [{address: 203.0.113.10}]
-`), metav1.CreateOptions{})
+	se, err := ses.Create(ctx(t), istioObject(t, harness.StaticServiceEntry(ns, "payments", "api.payments.istio-kinds.test", "203.0.113.10")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

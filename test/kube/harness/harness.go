@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/meshdns/meshdns/internal/testutil"
 )
@@ -388,4 +390,31 @@ func Ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c
+}
+
+// Object decodes a YAML manifest of one object.
+func Object(t testing.TB, manifest string) *unstructured.Unstructured {
+	t.Helper()
+	var u unstructured.Unstructured
+	if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	return &u
+}
+
+// StaticServiceEntry is the manifest of a ServiceEntry with one host and one address, as
+// Istio's users write one for an external API.
+func StaticServiceEntry(ns, name, host, addr string) string {
+	return fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: %s, namespace: %s}
+spec:
+  hosts: [%s]
+  addresses: [%s]
+  ports: [{number: 443, name: https, protocol: TLS}]
+  resolution: STATIC
+  location: MESH_EXTERNAL
+  endpoints: [{address: %s}]
+`, name, ns, host, addr, addr)
 }

@@ -10,10 +10,8 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshdns/meshdns/test/kube/harness"
 )
@@ -58,21 +56,8 @@ func TestCRDsInstalledLater(t *testing.T) {
 	if _, err := envtest.InstallCRDs(cluster.Config, envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true}); err != nil {
 		t.Fatal(err)
 	}
-	var se unstructured.Unstructured
-	if err := yaml.Unmarshal([]byte(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: api, namespace: late}
-spec:
-  hosts: [api.late-crd.example]
-  addresses: [203.0.113.90]
-  ports: [{number: 443, name: https, protocol: TLS}]
-  resolution: STATIC
-  endpoints: [{address: 203.0.113.90}]
-`), &se.Object); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cluster.Dyn.Resource(serviceEntries).Namespace(ns).Create(harness.Ctx(t), &se, metav1.CreateOptions{}); err != nil {
+	se := harness.Object(t, harness.StaticServiceEntry(ns, "api", "api.late-crd.example", "203.0.113.90"))
+	if _, err := cluster.Dyn.Resource(serviceEntries).Namespace(ns).Create(harness.Ctx(t), se, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m.Expect(t, "api.late-crd.example", dns.TypeA, "NOERROR", "203.0.113.90")
