@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/klog/v2"
 )
 
@@ -114,6 +115,8 @@ func kubeConfig(cfg config.Config) (*rest.Config, error) {
 		return nil, err
 	}
 	rc.QPS, rc.Burst, rc.UserAgent = float32(cfg.KubeAPIQPS), cfg.KubeAPIBurst, "meshdns"
+	// One limiter for every client made from rc: the flags bound the process, not each client.
+	rc.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(rc.QPS, rc.Burst)
 	return rc, nil
 }
 

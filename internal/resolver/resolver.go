@@ -85,9 +85,6 @@ type Reply struct {
 	Epoch    uint64
 	// Until, when set, ends the reuse earlier: a cached upstream answer, whose TTLs count down.
 	Until time.Time
-	// SameFlags: the response also depends on the query's DO, CD and AD bits (a cached upstream
-	// answer does), so it may be reused only for queries with the same bits.
-	SameFlags bool
 	// Count, when set, repeats the resolver's own accounting of this answer (its metrics); a
 	// server reusing the response calls it for each reuse.
 	Count func()
@@ -240,7 +237,9 @@ func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client, epoch ui
 	}
 	rep := Reply{Msg: resp, Result: result}
 	if result == ResultCacheHit && !until.IsZero() {
-		rep.Reusable, rep.Epoch, rep.Until, rep.SameFlags, rep.Count = true, epoch, until, true, r.countCacheHit
+		// The answer also depends on the query's DO, CD and AD bits: a server reusing it must
+		// keep it apart per combination of them.
+		rep.Reusable, rep.Epoch, rep.Until, rep.Count = true, epoch, until, r.countCacheHit
 	}
 	return rep
 }

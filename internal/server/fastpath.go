@@ -57,7 +57,8 @@ type wireQuery struct {
 	flags uint16 // the query's RD and CD bits, echoed in the reply
 	ad    bool
 	qname []byte // the question name as sent, to restore its spelling in the reply
-	// key is the question in wire form with the name lowercased: the store's key.
+	// key is the question in wire form with the name lowercased, then the DO, CD and AD bits:
+	// the store's key.
 	key     []byte
 	edns    bool
 	do      bool
@@ -94,6 +95,9 @@ func parseQuery(pkt, key []byte, q *wireQuery) bool {
 		if l > 63 || off+1+l >= len(pkt) {
 			return false
 		}
+		if len(key)+1+l+1 > 255 { // the name, root label included, is at most 255 bytes
+			return false
+		}
 		key = append(key, byte(l))
 		for _, c := range pkt[off+1 : off+1+l] {
 			switch {
@@ -108,18 +112,31 @@ func parseQuery(pkt, key []byte, q *wireQuery) bool {
 		off += 1 + l
 	}
 	off++ // the root label
-	if len(key)+1 > 255 || off+4 > len(pkt) {
+	if off+4 > len(pkt) {
 		return false
 	}
 	key = append(key, 0)
 	key = append(key, pkt[off:off+4]...) // type and class
 	*q = wireQuery{id: binary.BigEndian.Uint16(pkt), flags: flags & (bitRD | bitCD), ad: flags&bitAD != 0,
-		qname: pkt[headerLen:off], key: key}
+		qname: pkt[headerLen:off]}
 	off += 4
-	if arcount == 0 {
-		return off == len(pkt)
+	if arcount == 0 && off != len(pkt) || arcount == 1 && !parseOPT(pkt[off:], q) {
+		return false
 	}
-	return parseOPT(pkt[off:], q)
+	// DO, CD and AD end the key: a cached upstream answer depends on them (DNSSEC records,
+	// validation, the AD bit), so each combination is stored apart.
+	var bits byte
+	if q.do {
+		bits |= 4
+	}
+	if q.flags&bitCD != 0 {
+		bits |= 2
+	}
+	if q.ad {
+		bits |= 1
+	}
+	q.key = append(key, bits)
+	return true
 }
 
 // parseOPT reads the OPT record that ends a query: version 0, and options (if any) only of
@@ -169,36 +186,28 @@ func (p *packed) served() {
 // lowercased; the answer's owner names point at the question (compression), so restoring the
 // question's spelling restores theirs.
 type packed struct {
-	wire  []byte
-	epoch uint64
-	until time.Time // zero: valid for the whole epoch
-	// sameFlags: valid only for queries whose DO, CD and AD bits are these.
-	sameFlags  bool
-	do, cd, ad bool
-	queries    prometheus.Counter // the server's query counter for this reply's labels
-	count      func()             // the resolver's accounting, may be nil
+	wire    []byte
+	epoch   uint64
+	until   time.Time          // zero: valid for the whole epoch
+	queries prometheus.Counter // the server's query counter for this reply's labels
+	count   func()             // the resolver's accounting, may be nil
 }
 
 // newPacked returns the stored form of rep, the reply to the query q (req unpacked), or nil
 // when rep cannot be stored.
-func newPacked(q *wireQuery, req *dns.Msg, rep resolver.Reply) *packed {
-	wire := canonical(req, rep.Msg)
+func newPacked(req *dns.Msg, rep resolver.Reply) *packed {
+	// The general path spells owners as the question in the answer section of table replies,
+	// and in every section of cached upstream replies (the cache serves them so).
+	wire := canonical(req, rep.Msg, rep.Result == resolver.ResultCacheHit)
 	if wire == nil {
 		return nil
 	}
-	return &packed{wire: wire, epoch: rep.Epoch, until: rep.Until, sameFlags: rep.SameFlags,
-		do: q.do, cd: q.flags&bitCD != 0, ad: q.ad, count: rep.Count}
+	return &packed{wire: wire, epoch: rep.Epoch, until: rep.Until, count: rep.Count}
 }
 
-// valid reports whether p answers q in epoch.
-func (p *packed) valid(q *wireQuery, epoch uint64) bool {
-	if p.epoch != epoch {
-		return false
-	}
-	if p.sameFlags && (p.do != q.do || p.cd != (q.flags&bitCD != 0) || p.ad != q.ad) {
-		return false
-	}
-	return p.until.IsZero() || time.Now().Before(p.until)
+// valid reports whether p still answers in epoch.
+func (p *packed) valid(epoch uint64) bool {
+	return p.epoch == epoch && (p.until.IsZero() || time.Now().Before(p.until))
 }
 
 // reply appends to out the reply to q, or returns nil when it would not fit the client's
@@ -236,7 +245,7 @@ func (p *packed) reply(q *wireQuery, out []byte) []byte {
 // stand-in. Each reply later writes the query's spelling there, and so only the question and
 // the records owned by it take that spelling, as in the general path: a CNAME target sharing
 // a suffix with the question keeps its own.
-func canonical(req, resp *dns.Msg) []byte {
+func canonical(req, resp *dns.Msg, allSections bool) []byte {
 	if len(req.Question) != 1 || len(resp.Question) != 1 {
 		return nil
 	}
@@ -249,7 +258,11 @@ func canonical(req, resp *dns.Msg) []byte {
 	m.Id, m.RecursionDesired, m.CheckingDisabled = 0, false, false
 	m.Question[0].Name = stand
 	m.Extra = withoutOPT(m.Extra)
-	for _, rrs := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+	sections := [][]dns.RR{m.Answer}
+	if allSections {
+		sections = append(sections, m.Ns, m.Extra)
+	}
+	for _, rrs := range sections {
 		for _, rr := range rrs {
 			if h := rr.Header(); h.Name == spelled {
 				h.Name = stand
@@ -299,14 +312,18 @@ type store struct {
 }
 
 const (
-	storeShards   = 16
+	storeShards = 16
+	// shardCapacity and shardBytes bound each shard: 64k replies and 64 MiB in all, of which a
+	// cluster's usual traffic (a few thousand names) uses a small part.
 	shardCapacity = 4096
+	shardBytes    = 4 << 20
 )
 
 type shard struct {
 	mu    sync.RWMutex
 	epoch uint64
 	m     map[string]*packed
+	bytes int      // of the replies in m
 	_     [32]byte // keeps neighbouring shards' locks off one cache line
 }
 
@@ -328,7 +345,7 @@ func (s *store) get(q *wireQuery, epoch uint64) *packed {
 	sh.mu.RLock()
 	p := sh.m[string(q.key)]
 	sh.mu.RUnlock()
-	if p == nil || !p.valid(q, epoch) {
+	if p == nil || !p.valid(epoch) {
 		return nil
 	}
 	return p
@@ -345,13 +362,19 @@ func (s *store) put(key []byte, p *packed) {
 		return
 	case p.epoch > sh.epoch:
 		clear(sh.m)
-		sh.epoch = p.epoch
+		sh.epoch, sh.bytes = p.epoch, 0
 	}
-	if len(sh.m) >= shardCapacity {
-		for k := range sh.m {
-			delete(sh.m, k)
+	if old := sh.m[string(key)]; old != nil {
+		sh.bytes -= len(old.wire)
+		delete(sh.m, string(key))
+	}
+	for k, e := range sh.m { // map order is random: an arbitrary entry goes
+		if len(sh.m) < shardCapacity && sh.bytes+len(p.wire) <= shardBytes {
 			break
 		}
+		sh.bytes -= len(e.wire)
+		delete(sh.m, k)
 	}
 	sh.m[string(key)] = p
+	sh.bytes += len(p.wire)
 }

@@ -163,10 +163,12 @@ func TestFastPathSameBytes(t *testing.T) {
 		{"alias.prod.svc.cluster.local.", dns.TypeA, true},                          // CNAME within the table
 		{"nope.store.svc.cluster.local.", dns.TypeA, true},                          // NXDOMAIN
 		{"nope.prod.svc.cluster.local.", dns.TypeA, false},                          // the autopath walk asked upstream
-		{"api.example.com.", dns.TypeA, true},                                       // ServiceEntry
-		{"db.store.svc.cluster.local.", dns.TypeA, false},                           // shuffled: never stored
-		{"legacy.prod.svc.cluster.local.", dns.TypeA, false},                        // CNAME chased upstream
-		{"ext.example.org.", dns.TypeA, true},                                       // cached upstream answer
+		{"api.example.com.", dns.TypeA, true},
+		{"api.example.com.", dns.TypeAAAA, true},             // NODATA: SOA owned by the host itself
+		{"API.Example.COM.", dns.TypeAAAA, true},             // served from the entry the line above made                                       // ServiceEntry
+		{"db.store.svc.cluster.local.", dns.TypeA, false},    // shuffled: never stored
+		{"legacy.prod.svc.cluster.local.", dns.TypeA, false}, // CNAME chased upstream
+		{"ext.example.org.", dns.TypeA, true},                // cached upstream answer
 	}
 	for _, q := range questions {
 		for _, v := range variants {
@@ -400,6 +402,36 @@ func TestFastPathAllocations(t *testing.T) {
 	}
 }
 
+// TestStoreBounds: the store keeps within its count and byte budget per shard, and replacing
+// an entry evicts nothing else.
+func TestStoreBounds(t *testing.T) {
+	s := newStore()
+	big := make([]byte, 3000)
+	for i := range 200_000 {
+		s.put([]byte(fmt.Sprintf("name-%d", i)), &packed{wire: big, epoch: 1})
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		if len(sh.m) > shardCapacity || sh.bytes > shardBytes {
+			t.Errorf("shard %d: %d entries, %d bytes; budget %d, %d", i, len(sh.m), sh.bytes, shardCapacity, shardBytes)
+		}
+		total := 0
+		for _, p := range sh.m {
+			total += len(p.wire)
+		}
+		if total != sh.bytes {
+			t.Errorf("shard %d counts %d bytes, holds %d", i, sh.bytes, total)
+		}
+	}
+	key := []byte("name-199999")
+	sh := s.shard(key)
+	before := len(sh.m)
+	s.put(key, &packed{wire: big, epoch: 1})
+	if len(sh.m) != before {
+		t.Errorf("replacing an entry changed the shard from %d to %d entries", before, len(sh.m))
+	}
+}
+
 // TestParseQuery: what the fast path takes, and what it leaves to the general path.
 func TestParseQuery(t *testing.T) {
 	base := func() *dns.Msg {
@@ -455,7 +487,7 @@ func TestParseQuery(t *testing.T) {
 		if q.id != 0xbeef || string(q.qname[1:6]) != "Web-1" {
 			t.Errorf("%s: id %x, qname %q", c.name, q.id, q.qname)
 		}
-		want := append([]byte("\x05web-1\x04prod\x03svc\x07cluster\x05local\x00"), 0, 1, 0, 1)
+		want := append([]byte("\x05web-1\x04prod\x03svc\x07cluster\x05local\x00"), 0, 1, 0, 1, flagBits(t, c.pkt))
 		if !bytes.Equal(q.key, want) {
 			t.Errorf("%s: key %q, want %q", c.name, q.key, want)
 		}
@@ -491,6 +523,7 @@ func FuzzParseQuery(f *testing.F) {
 			t.Fatal(err)
 		}
 		want := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(wire[:n], qq.Qtype), qq.Qclass)
+		want = append(want, flagBits(t, pkt))
 		if !bytes.Equal(q.key, want) {
 			t.Fatalf("key %q for question %v, want %q", q.key, qq, want)
 		}
@@ -499,6 +532,25 @@ func FuzzParseQuery(f *testing.F) {
 			t.Fatalf("EDNS read differently: %v", opt)
 		}
 	})
+}
+
+// flagBits is the last byte of a query's key: DO, CD and AD, as miekg/dns reads them.
+func flagBits(t testing.TB, pkt []byte) byte {
+	var m dns.Msg
+	if err := m.Unpack(pkt); err != nil {
+		t.Fatal(err)
+	}
+	var b byte
+	if opt := m.IsEdns0(); opt != nil && opt.Do() {
+		b |= 4
+	}
+	if m.CheckingDisabled {
+		b |= 2
+	}
+	if m.AuthenticatedData {
+		b |= 1
+	}
+	return b
 }
 
 func lowerASCII(s string) string {

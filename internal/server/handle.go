@@ -83,7 +83,7 @@ func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) [
 	if !parseQuery(pkt, make([]byte, 0, 260), &q) {
 		return nil
 	}
-	p := newPacked(&q, req, rep)
+	p := newPacked(req, rep)
 	if p == nil {
 		return nil
 	}
@@ -140,9 +140,8 @@ func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 		resp.SetEdns0(ednsSize, opt.Do())
 	}
 	resp.Truncate(limit)
-	// Truncate turns compression off when the message fits without; keep it on, so that
-	// replies are as small as the fast path's, which needs owner names to point at the
-	// question.
+	// Truncate turns compression off when the message fits without; keep it on: replies are
+	// smaller, and no larger than the fast path's (which compresses too).
 	resp.Compress = true
 	return resp.Pack()
 }

@@ -220,9 +220,10 @@ func kubeconfigVia(t *testing.T, addr string) string {
 	return path
 }
 
-// TestAPIServerGoneAndBack: while the API server is unreachable meshdns keeps answering from
-// its last table (and stays ready); changes made meanwhile show up once it is back, without a
-// restart.
+// TestAPIServerGoneAndBack: while the API server is unreachable (its address refuses
+// connections, through a proxy the test closes) meshdns keeps answering from its last table
+// and stays ready; changes made meanwhile, deletions included, show up once it is reachable
+// again, when the informers list anew.
 func TestAPIServerGoneAndBack(t *testing.T) {
 	const ns = "resilient"
 	createNamespace(t, ns)

@@ -106,6 +106,24 @@ func TestVIPStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Two hosts, one with an entry already (written before meshdns starts, so that nothing
+	// races it): only the other one's VIPs will be added, the existing entry stays as it was.
+	pair, err := ses.Create(ctx(t), istioObject(t, `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: pair, namespace: vips-a}
+spec:
+  hosts: [a.pair.example, b.pair.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+`), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstructured.SetNestedSlice(pair.Object, []any{map[string]any{"value": "240.240.88.88", "host": "a.pair.example"}}, "status", "addresses")
+	if _, err := ses.UpdateStatus(ctx(t), pair, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	m := vipWriter(t, ns)
 	m.WaitReady(t)
 	if _, err := ses.Create(ctx(t), istioObject(t, dnsServiceEntry(ns, "db", "db.vip-test.example")), metav1.CreateOptions{}); err != nil {
@@ -119,8 +137,17 @@ func TestVIPStatus(t *testing.T) {
 	if got := statusAddresses(t, ns, "pre"); !slices.Equal(got, []string{"pre.vip-test.example=240.240.77.77"}) {
 		t.Errorf("status written by Istio changed to %v", got)
 	}
-	if n := m.Metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 1 {
-		t.Errorf("%v status writes, want 1 (db's; pre's status is adopted as it is)", n)
+
+	eventually(t, "b.pair.example's VIPs added to the status", func() error {
+		got := statusAddresses(t, ns, "pair")
+		if len(got) != 3 || got[0] != "a.pair.example=240.240.88.88" || !strings.HasPrefix(got[1], "b.pair.example=") || !strings.HasPrefix(got[2], "b.pair.example=") {
+			return fmt.Errorf("status.addresses %v", got)
+		}
+		return nil
+	})
+	m.Expect(t, "a.pair.example", dns.TypeA, "NOERROR", "240.240.88.88")
+	if n := m.Metric(t, "meshdns_vip_status_writes_total", `result="ok"`); n != 2 {
+		t.Errorf("%v status writes, want 2 (db's and pair's; pre's status is adopted as it is)", n)
 	}
 }
 

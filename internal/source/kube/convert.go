@@ -121,6 +121,11 @@ func endpointSliceRecord(s *discoveryv1.EndpointSlice) (model.EndpointSlice, err
 
 func podRecord(p *corev1.Pod) model.Pod {
 	pod := model.Pod{Meta: objectMeta(p.ObjectMeta), Hostname: p.Spec.Hostname, Subdomain: p.Spec.Subdomain}
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
+		// A finished or terminating pod's address may already belong to another pod: it is
+		// nobody's workload any more (Istio leaves such pods out too).
+		return pod
+	}
 	add := func(s string) {
 		if a, ok := parseIP(s); ok && !containsAddr(pod.IPs, a) {
 			pod.IPs = append(pod.IPs, a)

@@ -186,14 +186,20 @@ func (s *Source) WaitSynced(ctx context.Context) bool {
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
 		return false
 	}
-	// The CRD handlers have run for the CRDs that exist: their informers are in s.istio.
-	s.mu.Lock()
-	var more []cache.InformerSynced
-	for _, w := range s.istio {
-		more = append(more, w.synced...)
-	}
-	s.mu.Unlock()
-	return cache.WaitForCacheSync(ctx.Done(), more...)
+	// The CRD handlers have run for the CRDs that exist: their informers are in s.istio. The
+	// set is read anew each time, since a CRD removed meanwhile takes its informers along.
+	return cache.WaitForCacheSync(ctx.Done(), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, w := range s.istio {
+			for _, synced := range w.synced {
+				if !synced() {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 func (s *Source) crdChanged(gvr schema.GroupVersionResource, obj any) {

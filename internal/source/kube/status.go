@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -21,14 +24,20 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/vip"
 )
 
 // LeaseName is the Lease that elects the one replica writing VIPs to ServiceEntry status.
 const LeaseName = "meshdns-vip-writer"
 
-// retryFailed is how soon a failed status write is tried again.
-const retryFailed = 5 * time.Second
+const (
+	// retryFailed is how soon a failed status write is tried again.
+	retryFailed = 5 * time.Second
+	// failureLogInterval spaces the log lines of writes that keep failing (a missing RBAC
+	// rule fails every retry).
+	failureLogInterval = time.Minute
+)
 
 // WriterOptions configure a StatusWriter.
 type WriterOptions struct {
@@ -51,8 +60,10 @@ type StatusWriter struct {
 	log  *slog.Logger
 	wake chan struct{}
 
+	fails *ratelog.Limiter // failed writes are logged at most every failureLogInterval
+
 	mu      sync.Mutex
-	pending map[seRef][]model.HostAddress // status.addresses to write, by object
+	pending map[seRef]map[string][]netip.Addr // by object: VIPs of hosts its status lacked
 }
 
 type seRef struct{ namespace, name string }
@@ -67,7 +78,8 @@ func NewStatusWriter(src *Source, o WriterOptions) *StatusWriter {
 		o.LeaseDuration = 15 * time.Second
 	}
 	return &StatusWriter{src: src, opts: o, log: log, wake: make(chan struct{}, 1),
-		pending: map[seRef][]model.HostAddress{}}
+		fails:   ratelog.New(log, failureLogInterval, nil),
+		pending: map[seRef]map[string][]netip.Addr{}}
 }
 
 // Assigned is given every snapshot the table is built from, with the VIP assignments of its
@@ -78,11 +90,11 @@ func (w *StatusWriter) Assigned(snap model.Snapshot, a vip.Assignments) {
 	clear(w.pending)
 	for i := range snap.ServiceEntries {
 		se := &snap.ServiceEntries[i]
-		want := wantedStatus(se, a)
-		if len(want) == 0 || sameAddresses(want, se.StatusAddresses) || !w.src.hasServiceEntry(se.Namespace, se.Name) {
+		missing := missingStatus(se, a)
+		if len(missing) == 0 || !w.src.hasServiceEntry(se.Namespace, se.Name) {
 			continue
 		}
-		w.pending[seRef{se.Namespace, se.Name}] = want
+		w.pending[seRef{se.Namespace, se.Name}] = missing
 	}
 	if len(w.pending) > 0 {
 		select {
@@ -92,34 +104,23 @@ func (w *StatusWriter) Assigned(snap model.Snapshot, a vip.Assignments) {
 	}
 }
 
-// wantedStatus is se's status.addresses with the VIPs of the hosts it has none for added. The
-// entries already there stay as they are, whoever wrote them: a host Istio gave only an IPv4
-// address keeps only that, so that two writers never undo each other's work.
-func wantedStatus(se *model.ServiceEntry, a vip.Assignments) []model.HostAddress {
-	out := slices.Clone(se.StatusAddresses)
+// missingStatus returns, by host, the VIPs of se's hosts that have no entry in its
+// status.addresses. Entries already there stay as they are, whoever wrote them: a host Istio
+// gave only an IPv4 address keeps only that, so that two writers never undo each other's work.
+func missingStatus(se *model.ServiceEntry, a vip.Assignments) map[string][]netip.Addr {
+	var out map[string][]netip.Addr
 	for _, h := range se.Hosts {
 		if slices.ContainsFunc(se.StatusAddresses, func(s model.HostAddress) bool { return s.Host == h }) {
 			continue
 		}
 		for _, l := range a[vip.Key{Namespace: se.Namespace, Host: h}] {
-			out = append(out, model.HostAddress{Host: h, Address: l.Addr})
+			if out == nil {
+				out = map[string][]netip.Addr{}
+			}
+			out[h] = append(out[h], l.Addr)
 		}
 	}
 	return out
-}
-
-func sameAddresses(a, b []model.HostAddress) bool {
-	key := func(h model.HostAddress) string { return h.Host + " " + h.Address.String() }
-	ka, kb := make([]string, len(a)), make([]string, len(b))
-	for i := range a {
-		ka[i] = key(a[i])
-	}
-	for i := range b {
-		kb[i] = key(b[i])
-	}
-	slices.Sort(ka)
-	slices.Sort(kb)
-	return slices.Equal(ka, kb)
 }
 
 // Run writes pending statuses until ctx ends: at once without leader election, else while
@@ -193,21 +194,18 @@ func (w *StatusWriter) write(ctx context.Context) {
 		case <-retryTimer.C:
 		}
 		w.mu.Lock()
-		todo := make(map[seRef][]model.HostAddress, len(w.pending))
-		for k, v := range w.pending {
-			todo[k] = v
-		}
+		todo := maps.Clone(w.pending)
 		w.mu.Unlock()
 		failed := false
-		for ref, want := range todo {
-			if err := w.update(ctx, ref, want); err != nil {
+		for ref, missing := range todo {
+			if err := w.update(ctx, ref, missing); err != nil {
 				failed = true
 				w.opts.Metrics.wrote("error")
-				w.log.Warn("writing ServiceEntry status failed; retrying", "namespace", ref.namespace, "name", ref.name, "err", err)
+				w.fails.Warn("writing ServiceEntry status failed; retrying", "namespace", ref.namespace, "name", ref.name, "err", err)
 				continue
 			}
 			w.mu.Lock()
-			if sameAddresses(w.pending[ref], want) {
+			if reflect.DeepEqual(w.pending[ref], missing) {
 				delete(w.pending, ref)
 			}
 			w.mu.Unlock()
@@ -218,9 +216,11 @@ func (w *StatusWriter) write(ctx context.Context) {
 	}
 }
 
-// update sets status.addresses of one ServiceEntry, keeping the rest of its status, with the
-// object's resourceVersion: a concurrent change makes it read and try again.
-func (w *StatusWriter) update(ctx context.Context, ref seRef, want []model.HostAddress) error {
+// update adds the VIPs of missing to one ServiceEntry's status.addresses, for the hosts that
+// its spec still names and its status (as read now, not as the snapshot had it) still lacks;
+// every entry already there is kept as it is. The write carries the object's resourceVersion:
+// a concurrent change makes it read and decide again.
+func (w *StatusWriter) update(ctx context.Context, ref seRef, missing map[string][]netip.Addr) error {
 	client := w.src.dyn.Resource(serviceEntries).Namespace(ref.namespace)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		u, err := client.Get(ctx, ref.name, metav1.GetOptions{})
@@ -230,11 +230,31 @@ func (w *StatusWriter) update(ctx context.Context, ref seRef, want []model.HostA
 		if err != nil {
 			return err
 		}
-		addrs := make([]any, len(want))
-		for i, h := range want {
-			addrs[i] = map[string]any{"value": h.Address.String(), "host": h.Host}
+		entries, _, _ := unstructured.NestedSlice(u.Object, "status", "addresses")
+		has := map[string]bool{}
+		for _, e := range entries {
+			if m, ok := e.(map[string]any); ok {
+				if h, ok := m["host"].(string); ok {
+					has[normalHost(h)] = true
+				}
+			}
 		}
-		if err := unstructured.SetNestedSlice(u.Object, addrs, "status", "addresses"); err != nil {
+		hosts, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "hosts")
+		var added []string
+		for _, h := range hosts {
+			h = normalHost(h)
+			if has[h] {
+				continue
+			}
+			for _, ip := range missing[h] {
+				entries = append(entries, map[string]any{"value": ip.String(), "host": h})
+				added = append(added, h+"="+ip.String())
+			}
+		}
+		if len(added) == 0 {
+			return nil
+		}
+		if err := unstructured.SetNestedSlice(u.Object, entries, "status", "addresses"); err != nil {
 			return err
 		}
 		if _, err := client.UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: "meshdns"}); err != nil {
@@ -242,10 +262,13 @@ func (w *StatusWriter) update(ctx context.Context, ref seRef, want []model.HostA
 		}
 		w.opts.Metrics.wrote("ok")
 		w.log.Info("wrote VIPs to ServiceEntry status", "namespace", ref.namespace, "name", ref.name,
-			"addresses", strings.Trim(fmt.Sprint(want), "[]"))
+			"added", strings.Join(added, " "))
 		return nil
 	})
 }
+
+// normalHost is a host as the model keeps it: lowercase, without a trailing dot.
+func normalHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
 
 // hasServiceEntry reports whether the API server has the ServiceEntry (a manifest directory's
 // ServiceEntries are in the snapshot too, but have no status to write).
