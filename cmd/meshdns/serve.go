@@ -322,7 +322,7 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 	}
 	opts := builder.Options{
 		Table: table.Options{Zone: d.cfg.ClusterDomain, TTL: d.cfg.TTL,
-			NoPodRecords: d.kube != nil && !d.cfg.WatchPods},
+			NoPodRecords: d.kube != nil && !d.cfg.WatchPods, StatusFirst: d.kube != nil},
 		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
 		Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
 	}

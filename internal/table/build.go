@@ -26,6 +26,9 @@ type Options struct {
 	VIPs vip.Assignments
 	// NoPodRecords turns off the a-b-c-d.<ns>.pod.<zone> names (meshdns watches no pods).
 	NoPodRecords bool
+	// StatusFirst answers a ServiceEntry host's status.addresses rather than a VIP of
+	// this process's that differs (see virtualAddrs).
+	StatusFirst bool
 }
 
 // Build computes the table for a snapshot. It fails only on invalid options; inconsistent
@@ -51,7 +54,7 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	}
 	t.soa = newSOA(zone, t.ttl, uint32(o.Generation))
 	b := newBuilder(t, s)
-	b.vips = o.VIPs
+	b.vips, b.statusFirst = o.VIPs, o.StatusFirst
 	for i := range s.Services {
 		b.addService(&s.Services[i])
 	}
@@ -73,7 +76,10 @@ type builder struct {
 	seHost         map[string]*Node                  // "ns/host" -> merged ServiceEntry node
 	// srvOwners are the nodes with SRV records, for addSRVExtras.
 	srvOwners []*Node
-	vips      vip.Assignments
+	// statusFirst and leased (VIP -> holder, made on first use) serve virtualAddrs.
+	statusFirst bool
+	leased      map[netip.Addr]vip.Key
+	vips        vip.Assignments
 }
 
 func newBuilder(t *Table, s model.Snapshot) *builder {

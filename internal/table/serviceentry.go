@@ -52,14 +52,31 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 // virtualAddrs returns the VIPs of a host without spec.addresses: those the allocator leases
 // it, else those recorded in status.addresses. VIPs belong to the host alone, so their reverse
 // names are ours to answer (spec addresses may be real external IPs with PTRs of their own).
+//
+// With StatusFirst (Kubernetes: status is what one elected writer, or Istio, recorded for the
+// whole cluster), an address in status wins over this process's own lease of the same family,
+// unless another host holds it here: replicas then answer alike even where their allocators,
+// started from different states, chose differently.
 func (b *builder) virtualAddrs(se *model.ServiceEntry, host string) ([]netip.Addr, []vip.Lease) {
-	leases := b.vips[vip.Key{Namespace: se.Namespace, Host: host}]
+	key := vip.Key{Namespace: se.Namespace, Host: host}
+	leases := b.vips[key]
 	var addrs []netip.Addr
 	for _, l := range leases {
 		addrs = append(addrs, l.Addr)
 	}
-	if len(addrs) == 0 {
-		addrs = statusAddrs(se, host)
+	status := statusAddrs(se, host)
+	switch {
+	case len(addrs) == 0:
+		addrs = status
+	case b.statusFirst:
+		for i, a := range addrs {
+			for _, s := range status {
+				if s.Is4() == a.Is4() && b.leasedTo(s, key) {
+					addrs[i] = s
+					break
+				}
+			}
+		}
 	}
 	if !strings.HasPrefix(host, "*.") {
 		for _, ip := range addrs {
@@ -67,6 +84,20 @@ func (b *builder) virtualAddrs(se *model.ServiceEntry, host string) ([]netip.Add
 		}
 	}
 	return addrs, leases
+}
+
+// leasedTo reports whether ip is held by no host but key in this process's allocator.
+func (b *builder) leasedTo(ip netip.Addr, key vip.Key) bool {
+	if b.leased == nil {
+		b.leased = map[netip.Addr]vip.Key{}
+		for k, ls := range b.vips {
+			for _, l := range ls {
+				b.leased[l.Addr] = k
+			}
+		}
+	}
+	owner, held := b.leased[ip]
+	return !held || owner == key
 }
 
 // seNode returns the node of host in se's namespace; ServiceEntries of one namespace naming

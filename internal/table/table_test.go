@@ -267,3 +267,44 @@ func TestNoPodRecords(t *testing.T) {
 		t.Errorf("pod name answered %v with pod records off", m.Node)
 	}
 }
+
+// TestStatusFirst: with StatusFirst a host answers its status address over a different lease
+// of the same family, unless another host holds that address here; families without a status
+// address keep the lease.
+func TestStatusFirst(t *testing.T) {
+	lease := func(a string) vip.Lease { return vip.Lease{Addr: netip.MustParseAddr(a)} }
+	withStatus := func(name, host, addr string) model.ServiceEntry {
+		e := se("db", name, []string{host}, "")
+		e.StatusAddresses = []model.HostAddress{{Host: host, Address: netip.MustParseAddr(addr)}}
+		return e
+	}
+	snap := model.Snapshot{ServiceEntries: []model.ServiceEntry{
+		withStatus("a", "a.example.com", "240.240.9.9"),  // status differs from the lease
+		withStatus("b", "b.example.com", "240.240.0.30"), // status points at c's lease
+		se("db", "c", []string{"c.example.com"}, ""),
+	}}
+	o := opts
+	o.VIPs = vip.Assignments{
+		{Namespace: "db", Host: "a.example.com"}: {lease("240.240.0.10"), lease("2001:2::10")},
+		{Namespace: "db", Host: "b.example.com"}: {lease("240.240.0.20")},
+		{Namespace: "db", Host: "c.example.com"}: {lease("240.240.0.30")},
+	}
+	for _, tc := range []struct {
+		statusFirst bool
+		want        map[string][]string
+	}{
+		{false, map[string][]string{"a.example.com.": {"2001:2::10", "240.240.0.10"}, "b.example.com.": {"240.240.0.20"}}},
+		{true, map[string][]string{"a.example.com.": {"2001:2::10", "240.240.9.9"}, "b.example.com.": {"240.240.0.20"}}},
+	} {
+		o.StatusFirst = tc.statusFirst
+		tb, err := Build(snap, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range tc.want {
+			if got := addrsOf(tb.Lookup(name, "db")); !slices.Equal(got, want) {
+				t.Errorf("StatusFirst=%v: %s answers %v, want %v", tc.statusFirst, name, got, want)
+			}
+		}
+	}
+}
