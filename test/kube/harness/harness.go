@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,7 +77,15 @@ func Start(istio bool) (c *Cluster, stop func(), err error) {
 		c.Env.CRDInstallOptions = envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true}
 	}
 	// The example registry's services are dual-stack, in the usual kubeadm ranges.
-	c.Env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16,fd00:10:96::/112")
+	apiFlags := c.Env.ControlPlane.GetAPIServer().Configure()
+	apiFlags.Set("service-cluster-ip-range", "10.96.0.0/16,fd00:10:96::/112")
+	// A bearer token, as a pod's service account presents one (the other users have client
+	// certificates).
+	tokens := filepath.Join(tmp, "tokens.csv")
+	if err := os.WriteFile(tokens, []byte(InClusterToken+",meshdns-in-cluster,1001,system:masters\n"), 0o600); err != nil {
+		return nil, nil, err
+	}
+	apiFlags.Set("token-auth-file", tokens)
 	if c.Config, err = c.Env.Start(); err != nil {
 		return nil, nil, fmt.Errorf("starting kube-apiserver and etcd: %w", err)
 	}
@@ -168,6 +177,9 @@ func (c *Cluster) Meshdns(t testing.TB, args ...string) *Meshdns {
 	return c.Run(t, c.meshdns, args...)
 }
 
+// Binary is the meshdns the tests run (built with the race detector).
+func (c *Cluster) Binary() string { return c.meshdns }
+
 // PlainBinary builds meshdns without the race detector (for measurements: the detector
 // multiplies time and memory) and returns its path.
 func (c *Cluster) PlainBinary(t testing.TB) string {
@@ -181,8 +193,18 @@ func (c *Cluster) PlainBinary(t testing.TB) string {
 	return bin
 }
 
+// InClusterToken is accepted by the API server as user meshdns-in-cluster, a cluster admin.
+const InClusterToken = "meshdns-test-token"
+
 // Run runs the meshdns binary bin as Meshdns does.
 func (c *Cluster) Run(t testing.TB, bin string, args ...string) *Meshdns {
+	t.Helper()
+	return c.RunWrapped(t, nil, nil, bin, args...)
+}
+
+// RunWrapped runs bin as Run does, started through the command prefix (which ends by running
+// its remaining arguments) with env added to the environment.
+func (c *Cluster) RunWrapped(t testing.TB, prefix, env []string, bin string, args ...string) *Meshdns {
 	t.Helper()
 	dnsAddr, err := testutil.FreePort()
 	if err != nil {
@@ -198,7 +220,9 @@ func (c *Cluster) Run(t testing.TB, bin string, args ...string) *Meshdns {
 	}
 	m := &Meshdns{DNS: dnsAddr.String(), Admin: adminAddr.String(), Log: &testutil.SyncBuffer{}}
 	argv := append([]string{"serve", "--listen", m.DNS, "--admin", m.Admin, "--resolv-conf", rc, "--log-level", "debug"}, args...)
-	cmd := exec.Command(bin, argv...)
+	argv = append(append(slices.Clone(prefix), bin), argv...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = m.Log, m.Log
 	m.cmd = cmd
 	if err := cmd.Start(); err != nil {
