@@ -37,11 +37,11 @@ func TestDeployManifests(t *testing.T) {
 	if _, err := clients.CoreV1().Services(ns).Create(ctx(t), service(ns, "api", corev1.ServiceSpec{ClusterIP: "10.96.5.1", Ports: httpPort()}), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, harness.StaticServiceEntry(ns, "ext", "ext.deploy-test.example", "203.0.113.80")), metav1.CreateOptions{}); err != nil {
+	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), harness.Object(t, harness.StaticServiceEntry(ns, "ext", "ext.deploy-test.example", "203.0.113.80")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, dnsServiceEntry(ns, "db", "db.deploy-test.example")), metav1.CreateOptions{}); err != nil {
+	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), harness.Object(t, dnsServiceEntry(ns, "db", "db.deploy-test.example")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 

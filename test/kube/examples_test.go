@@ -112,9 +112,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// comparable is a table entry in a form that compares across sources: VIP allocation times and
+// normalizedTable is the table in a form that compares across sources: VIP allocation times and
 // the order of addresses differ, nothing else may.
-func comparable(entries []harness.TableEntry) []string {
+func normalizedTable(entries []harness.TableEntry) []string {
 	var out []string
 	for _, e := range entries {
 		recs := slices.Clone(e.Records)
@@ -143,9 +143,9 @@ func TestExamplesThroughAPIServer(t *testing.T) {
 	fromFiles := startMeshdns(t, "--registry", dir, "--namespace", "bookinfo")
 	fromAPI.WaitReady(t)
 	fromFiles.WaitReady(t)
-	want := comparable(fromFiles.Table(t))
+	want := normalizedTable(fromFiles.Table(t))
 	eventually(t, "the same table from the API server as from the directory", func() error {
-		got := comparable(fromAPI.Table(t))
+		got := normalizedTable(fromAPI.Table(t))
 		if slices.Equal(got, want) {
 			return nil
 		}

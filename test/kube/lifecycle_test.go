@@ -24,10 +24,6 @@ import (
 var serviceEntriesV1 = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
 var workloadEntriesV1 = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "workloadentries"}
 
-func istioObject(t *testing.T, manifest string) *unstructured.Unstructured {
-	return harness.Object(t, manifest)
-}
-
 // TestIstioKinds: ServiceEntries and WorkloadEntries created, changed and deleted in the API
 // server change the answers.
 func TestIstioKinds(t *testing.T) {
@@ -39,7 +35,7 @@ func TestIstioKinds(t *testing.T) {
 	ses := dyn.Resource(serviceEntriesV1).Namespace(ns)
 	wes := dyn.Resource(workloadEntriesV1).Namespace(ns)
 
-	se, err := ses.Create(ctx(t), istioObject(t, harness.StaticServiceEntry(ns, "payments", "api.payments.istio-kinds.test", "203.0.113.10")), metav1.CreateOptions{})
+	se, err := ses.Create(ctx(t), harness.Object(t, harness.StaticServiceEntry(ns, "payments", "api.payments.istio-kinds.test", "203.0.113.10")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +50,7 @@ func TestIstioKinds(t *testing.T) {
 
 	// Workload selection: a ServiceEntry without addresses, resolution STATIC, selecting
 	// WorkloadEntries: its host answers with their addresses as they come and go.
-	if _, err := ses.Create(ctx(t), istioObject(t, `
+	if _, err := ses.Create(ctx(t), harness.Object(t, `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: billing, namespace: mesh}
@@ -69,7 +65,7 @@ spec:
 	}
 	for _, we := range []string{"billing-1 192.0.2.50", "billing-2 192.0.2.51"} {
 		name, addr, _ := strings.Cut(we, " ")
-		if _, err := wes.Create(ctx(t), istioObject(t, `
+		if _, err := wes.Create(ctx(t), harness.Object(t, `
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: `+name+`, namespace: mesh}

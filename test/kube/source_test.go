@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
 func createNamespace(t *testing.T, name string) {
@@ -151,7 +153,7 @@ func TestWatchPodsOff(t *testing.T) {
 	if _, err := clients.CoreV1().Pods(ns).UpdateStatus(ctx(t), pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), istioObject(t, `
+	if _, err := dyn.Resource(serviceEntriesV1).Namespace(ns).Create(ctx(t), harness.Object(t, `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: workers, namespace: podsel}

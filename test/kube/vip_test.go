@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
 // leaseNamespace holds the VIP writers' Lease in these tests.
@@ -96,7 +98,7 @@ func TestVIPStatus(t *testing.T) {
 	ensureNamespace(t, leaseNamespace)
 	createNamespace(t, ns)
 	ses := dyn.Resource(serviceEntriesV1).Namespace(ns)
-	pre, err := ses.Create(ctx(t), istioObject(t, dnsServiceEntry(ns, "pre", "pre.vip-test.example")), metav1.CreateOptions{})
+	pre, err := ses.Create(ctx(t), harness.Object(t, dnsServiceEntry(ns, "pre", "pre.vip-test.example")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +110,7 @@ func TestVIPStatus(t *testing.T) {
 
 	// Two hosts, one with an entry already (written before meshdns starts, so that nothing
 	// races it): only the other one's VIPs will be added, the existing entry stays as it was.
-	pair, err := ses.Create(ctx(t), istioObject(t, `
+	pair, err := ses.Create(ctx(t), harness.Object(t, `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: pair, namespace: vips-a}
@@ -126,7 +128,7 @@ spec:
 	}
 	m := vipWriter(t, ns)
 	m.WaitReady(t)
-	if _, err := ses.Create(ctx(t), istioObject(t, dnsServiceEntry(ns, "db", "db.vip-test.example")), metav1.CreateOptions{}); err != nil {
+	if _, err := ses.Create(ctx(t), harness.Object(t, dnsServiceEntry(ns, "db", "db.vip-test.example")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	v4, v6 := waitStatus(t, ns, "db", "db.vip-test.example")
@@ -177,7 +179,7 @@ func TestVIPWriterHandover(t *testing.T) {
 	})
 	for i := range 3 {
 		name := fmt.Sprintf("svc%d", i)
-		if _, err := ses.Create(ctx(t), istioObject(t, dnsServiceEntry(ns, name, name+".handover.example")), metav1.CreateOptions{}); err != nil {
+		if _, err := ses.Create(ctx(t), harness.Object(t, dnsServiceEntry(ns, name, name+".handover.example")), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,7 +205,7 @@ func TestVIPWriterHandover(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := ses.Create(ctx(t), istioObject(t, dnsServiceEntry(ns, "svc3", "svc3.handover.example")), metav1.CreateOptions{}); err != nil {
+	if _, err := ses.Create(ctx(t), harness.Object(t, dnsServiceEntry(ns, "svc3", "svc3.handover.example")), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	v4, _ := waitStatus(t, ns, "svc3", "svc3.handover.example")
