@@ -1,5 +1,5 @@
 // Package cache keeps the answers meshdns got from upstream resolvers, so repeated questions
-// for names outside the mesh are answered without a round trip (SPEC §6).
+// for names outside the mesh are answered without a round trip (docs/upstream.md, Cache).
 //
 // It owns storage, lifetimes and the shape of served copies; it does no networking and starts
 // no goroutines. The resolver calls Get before forwarding and Put after, and schedules the

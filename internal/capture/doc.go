@@ -1,5 +1,5 @@
 // Package capture owns the netfilter rules that send a workload's DNS to meshdns without the
-// application noticing (SPEC section 7): port-53 UDP and TCP to the resolv.conf nameservers (or
+// application noticing (docs/capture.md): port-53 UDP and TCP to the resolv.conf nameservers (or
 // to anywhere with Spec.All) is redirected to the proxy port, the proxy's own traffic is exempt
 // by uid and gid, and conntrack zones keep the application's flows apart from the proxy's.
 //

@@ -3,7 +3,7 @@
 // client's context and returns the response. The server owns transports, EDNS sizes and
 // truncation; sources and tables own what names exist.
 //
-// The decision order (SPEC §4.2) is, in one place, Resolve:
+// The decision order (docs/records.md, Answer rules) is, in one place, Resolve:
 //
 //	opcode not QUERY                      -> NOTIMP
 //	not exactly one question              -> FORMERR

@@ -40,7 +40,7 @@ type Options struct {
 }
 
 // Allocator leases addresses to keys. It is not safe for concurrent use: the single builder
-// goroutine calls it (SPEC §2); its metrics may be read from anywhere.
+// goroutine calls it (docs/architecture.md, Data flow); its metrics may be read from anywhere.
 type Allocator struct {
 	pools      []*pool // enabled families, IPv4 first
 	quarantine time.Duration

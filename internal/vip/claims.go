@@ -12,7 +12,7 @@ import (
 // OptOutLabel turns auto-allocation off for a ServiceEntry when its value is "false".
 const OptOutLabel = "networking.istio.io/enable-autoallocate-ip"
 
-// Claims returns the hosts of s that are eligible for a VIP (SPEC §5), one per (namespace,
+// Claims returns the hosts of s that are eligible for a VIP (docs/vips.md), one per (namespace,
 // host), sorted by key. A host is eligible in a ServiceEntry that has no spec.addresses,
 // a resolution other than NONE (unset means NONE, as in the API), is not opted out by
 // OptOutLabel, and names it without a wildcard unless the resolution is DYNAMIC_DNS.

@@ -1,5 +1,5 @@
 // Package vip leases stable virtual IPs to ServiceEntry hosts that have no address of their
-// own (SPEC §5), so a proxy can tell their traffic apart by destination.
+// own (docs/vips.md), so a proxy can tell their traffic apart by destination.
 //
 // It owns the pools (--vip-cidr, --vip-cidr6), the choice of address for each key
 // (namespace, host), quarantine of freed addresses (--vip-quarantine), the persisted State

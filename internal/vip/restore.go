@@ -43,7 +43,7 @@ func (a *Allocator) applyRestored(now time.Time) {
 	}
 }
 
-// compareRestored orders leases so that conflicts resolve as SPEC §5 says: claimed keys
+// compareRestored orders leases so that conflicts resolve as docs/vips.md says: claimed keys
 // first, older claims first, then key order; one key's oldest lease in a family first.
 func (a *Allocator) compareRestored(x, y LeaseRecord) int {
 	cx, cy := a.claimed(x.key()), a.claimed(y.key())

@@ -33,7 +33,7 @@ func runMeshdns(t *testing.T, args ...string) (int, string, string) {
 	return exitCode(err), stdout.String(), stderr.String()
 }
 
-// TestCommandLine checks the command-line contract of SPEC section 9: version, one-line
+// TestCommandLine checks the command-line contract of docs/cli.md: version, one-line
 // errors with exit status 2 for bad flags, and exit 0 on SIGTERM or SIGINT.
 func TestCommandLine(t *testing.T) {
 	t.Run("version", func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// changeBound bounds how long a registry change may take to show in answers (SPEC 3.2 says
+// changeBound bounds how long a registry change may take to show in answers (docs/inputs.md says
 // within a second; the bound leaves room for a loaded machine).
 const changeBound = 5 * time.Second
 

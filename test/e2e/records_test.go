@@ -21,8 +21,8 @@ var upstreamArgs = []string{
 }
 
 // TestExampleRecords serves examples/registry to a client in namespace bookinfo (from
-// examples/resolv.conf) and checks one case per kind of record of SPEC section 4.1, plus the
-// answer rules of 4.2 and autopath (4.3) and exportTo (4.4).
+// examples/resolv.conf) and checks one case per kind of record of docs/records.md (Records),
+// plus its Answer rules, autopath (Client context and autopath) and exportTo (Visibility).
 func TestExampleRecords(t *testing.T) {
 	need(t, "dig")
 	up := dnsmasq.Start(t, upstreamArgs...)

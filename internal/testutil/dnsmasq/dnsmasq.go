@@ -1,5 +1,5 @@
 // Package dnsmasq starts a real dnsmasq on loopback for tests that need a real upstream
-// resolver (SPEC section 11).
+// resolver (docs/testing.md).
 //
 // Start picks a free port, runs dnsmasq in the foreground with no configuration besides the
 // arguments it is given, waits until it answers, and stops it when the test ends. When the

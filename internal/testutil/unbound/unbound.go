@@ -1,5 +1,5 @@
 // Package unbound starts a real unbound on loopback for tests that need a real upstream
-// resolver (SPEC section 11).
+// resolver (docs/testing.md).
 //
 // Start picks a free port, writes a configuration to the test's temporary directory, runs
 // unbound in the foreground with it, waits until it answers, and stops it when the test ends.
