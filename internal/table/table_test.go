@@ -308,3 +308,63 @@ func TestStatusFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkloadSelection: a STATIC or NONE ServiceEntry without addresses answers its inline
+// endpoints, then the WorkloadEntries, then the pods of its namespace that its selector
+// matches, each in snapshot order (a WorkloadEntry's labels count from metadata and spec).
+func TestWorkloadSelection(t *testing.T) {
+	we := func(ns, name, addr string, meta, spec map[string]string) model.WorkloadEntry {
+		return model.WorkloadEntry{Meta: model.Meta{Namespace: ns, Name: name, Labels: meta},
+			WorkloadEndpoint: model.WorkloadEndpoint{Address: addr, Labels: spec}}
+	}
+	pod := func(ns, name string, labels map[string]string, addrs ...string) model.Pod {
+		return model.Pod{Meta: model.Meta{Namespace: ns, Name: name, Labels: labels}, IPs: ips(addrs...)}
+	}
+	app := map[string]string{"app": "db"}
+	both := map[string]string{"app": "db", "tier": "data"}
+	selected := se("vms", "db", []string{"db.example.com"}, "")
+	selected.Endpoints = []model.WorkloadEndpoint{{Address: "192.0.2.1"}, {Address: "db-0.example.com"}}
+	selected.WorkloadSelector = both
+	dnsResolved := se("vms", "dns", []string{"dns.example.com"}, "")
+	dnsResolved.Resolution = model.ResolutionDNS
+	dnsResolved.WorkloadSelector = app
+	none := se("vms", "none", []string{"none.example.com"}, "")
+	none.Resolution = model.ResolutionNone
+	none.WorkloadSelector = app
+	snap := model.Snapshot{
+		ServiceEntries: []model.ServiceEntry{selected, dnsResolved, none},
+		WorkloadEntries: []model.WorkloadEntry{
+			we("vms", "split", "192.0.2.13", map[string]string{"app": "db"}, map[string]string{"tier": "data"}),
+			we("vms", "other-ns-label", "192.0.2.99", map[string]string{"app": "web"}, app),
+			we("other", "elsewhere", "192.0.2.98", both, nil),
+			we("vms", "spec", "192.0.2.11", nil, both),
+			we("vms", "not-an-ip", "vm.example.com", both, nil),
+			we("vms", "partial", "192.0.2.97", app, nil),
+		},
+		Pods: []model.Pod{
+			pod("vms", "p2", both, "10.0.0.2", "fd00::2"),
+			pod("other", "p9", both, "10.0.0.9"),
+			pod("vms", "p1", both, "10.0.0.1"),
+			pod("vms", "p8", map[string]string{"app": "db", "tier": "web"}, "10.0.0.8"),
+		},
+	}
+	tb := build(t, snap)
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"db.example.com.", []string{"192.0.2.1", "192.0.2.13", "192.0.2.11", "10.0.0.2", "10.0.0.1", "fd00::2"}},
+		{"dns.example.com.", nil},
+		{"none.example.com.", []string{"192.0.2.13", "192.0.2.99", "192.0.2.11", "192.0.2.97", "10.0.0.2", "10.0.0.1", "10.0.0.8", "fd00::2"}},
+	} {
+		var got []string
+		if m, ok := tb.Lookup(tc.name, "vms"); ok {
+			for _, rr := range slices.Concat(m.Node.A, m.Node.AAAA) {
+				got = append(got, rrIP(rr).String())
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
