@@ -80,6 +80,8 @@ type builder struct {
 	statusFirst bool
 	leased      map[netip.Addr]vip.Key
 	vips        vip.Assignments
+	// workloads groups pods and WorkloadEntries by namespace; see workloadsIn.
+	workloads map[string]workloads
 }
 
 func newBuilder(t *Table, s model.Snapshot) *builder {

@@ -138,7 +138,8 @@ func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []str
 }
 
 // workloadAddrs lists the IP endpoints of a ServiceEntry: inline endpoints, and the
-// WorkloadEntries and pods of its namespace that its workloadSelector matches.
+// WorkloadEntries and pods of its namespace that its workloadSelector matches, in snapshot
+// order.
 func (b *builder) workloadAddrs(se *model.ServiceEntry) []netip.Addr {
 	var out []netip.Addr
 	for _, ep := range se.Endpoints {
@@ -149,19 +150,49 @@ func (b *builder) workloadAddrs(se *model.ServiceEntry) []netip.Addr {
 	if len(se.WorkloadSelector) == 0 {
 		return out
 	}
-	for _, we := range b.snap.WorkloadEntries {
-		if we.Namespace == se.Namespace && selects(se.WorkloadSelector, we.Meta.Labels, we.WorkloadEndpoint.Labels) {
+	w := b.workloadsIn(se.Namespace)
+	for _, we := range w.entries {
+		if selects(se.WorkloadSelector, we.Meta.Labels, we.WorkloadEndpoint.Labels) {
 			if ip, ok := we.IP(); ok {
 				out = append(out, ip)
 			}
 		}
 	}
-	for _, p := range b.snap.Pods {
-		if p.Namespace == se.Namespace && selects(se.WorkloadSelector, p.Labels, nil) {
+	for _, p := range w.pods {
+		if selects(se.WorkloadSelector, p.Labels, nil) {
 			out = append(out, p.IPs...)
 		}
 	}
 	return out
+}
+
+// workloads are the candidates of the workload selectors of one namespace's ServiceEntries,
+// in snapshot order.
+type workloads struct {
+	entries []*model.WorkloadEntry
+	pods    []*model.Pod
+}
+
+// workloadsIn returns the WorkloadEntries and pods of namespace ns. They are grouped by
+// namespace once per build, on first use, so that selection does not scan the whole snapshot
+// for every ServiceEntry.
+func (b *builder) workloadsIn(ns string) workloads {
+	if b.workloads == nil {
+		b.workloads = map[string]workloads{}
+		for i := range b.snap.WorkloadEntries {
+			we := &b.snap.WorkloadEntries[i]
+			w := b.workloads[we.Namespace]
+			w.entries = append(w.entries, we)
+			b.workloads[we.Namespace] = w
+		}
+		for i := range b.snap.Pods {
+			p := &b.snap.Pods[i]
+			w := b.workloads[p.Namespace]
+			w.pods = append(w.pods, p)
+			b.workloads[p.Namespace] = w
+		}
+	}
+	return b.workloads[ns]
 }
 
 // selects reports whether every selector label is present in one of the label sets (a
