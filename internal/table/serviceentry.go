@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/vip"
-	"github.com/miekg/dns"
 )
 
 func (b *builder) addServiceEntry(se *model.ServiceEntry) {
@@ -24,32 +24,33 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 		endpoints = b.workloadAddrs(se)
 	}
 	for _, h := range se.Hosts {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
-		if h == "" || h == "*" {
+		host := dnsname.Host(h) // the model's spelling, which keys leases and status addresses
+		if host == "" || host == "*" {
 			continue
 		}
-		wildcard := strings.HasPrefix(h, "*.")
+		name := dnsname.Canonical(host)
+		wildcard := strings.HasPrefix(host, "*.")
 		addrs, leases := specAddrs, []vip.Lease(nil)
 		if len(se.Addresses) == 0 {
-			addrs, leases = b.virtualAddrs(se, h)
+			addrs, leases = b.virtualAddrs(se, host, name)
 			if len(addrs) == 0 {
 				addrs = endpoints
 			}
 		}
 		if len(addrs) > 0 {
-			n := b.seNode(se, h, wildcard, exportTo)
+			n := b.seNode(se, host, name, exportTo)
 			addAddrs(n, addrs, b.t.ttl)
 			if len(n.VIPs) == 0 { // several ServiceEntries of a namespace may name the host
 				n.VIPs = leases
 			}
 		}
 		if !wildcard {
-			b.addSEPorts(se, dns.Fqdn(h), exportTo)
+			b.addSEPorts(se, name, exportTo)
 		}
 	}
 }
 
-// virtualAddrs returns the VIPs of a host without spec.addresses: those the allocator leases
+// virtualAddrs returns the VIPs of a host (named name in the table) without spec.addresses: those the allocator leases
 // it, else those recorded in status.addresses. VIPs belong to the host alone, so their reverse
 // names are ours to answer (spec addresses may be real external IPs with PTRs of their own).
 //
@@ -57,7 +58,7 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 // whole cluster), an address in status wins over this process's own lease of the same family,
 // unless another host holds it here: replicas then answer alike even where their allocators,
 // started from different states, chose differently.
-func (b *builder) virtualAddrs(se *model.ServiceEntry, host string) ([]netip.Addr, []vip.Lease) {
+func (b *builder) virtualAddrs(se *model.ServiceEntry, host, name string) ([]netip.Addr, []vip.Lease) {
 	key := vip.Key{Namespace: se.Namespace, Host: host}
 	leases := b.vips[key]
 	var addrs []netip.Addr
@@ -80,7 +81,7 @@ func (b *builder) virtualAddrs(se *model.ServiceEntry, host string) ([]netip.Add
 	}
 	if !strings.HasPrefix(host, "*.") {
 		for _, ip := range addrs {
-			b.addPTR(ip, dns.Fqdn(host), "ServiceEntry "+se.Key()+" VIP")
+			b.addPTR(ip, name, "ServiceEntry "+se.Key()+" VIP")
 		}
 	}
 	return addrs, leases
@@ -100,21 +101,21 @@ func (b *builder) leasedTo(ip netip.Addr, key vip.Key) bool {
 	return !held || owner == key
 }
 
-// seNode returns the node of host in se's namespace; ServiceEntries of one namespace naming
-// the same host share it (their addresses are merged, as Istio merges them).
-func (b *builder) seNode(se *model.ServiceEntry, host string, wildcard bool, exportTo []string) *Node {
+// seNode returns the node of host (named name in the table) in se's namespace; ServiceEntries
+// of one namespace naming the same host share it (their addresses are merged, as Istio merges
+// them).
+func (b *builder) seNode(se *model.ServiceEntry, host, name string, exportTo []string) *Node {
 	key := se.Namespace + "/" + host
 	if n := b.seHost[key]; n != nil {
 		return n
 	}
 	origin := "ServiceEntry " + se.Key()
 	var n *Node
-	if wildcard {
-		base := dns.Fqdn(host[2:])
-		n = &Node{Name: dns.Fqdn(host), Origin: origin, Namespace: se.Namespace}
+	if base, wildcard := strings.CutPrefix(name, "*."); wildcard {
+		n = &Node{Name: name, Origin: origin, Namespace: se.Namespace}
 		b.t.wildcards[base] = append(b.t.wildcards[base], n)
 	} else {
-		n = b.newNode(dns.Fqdn(host), origin, se.Namespace)
+		n = b.newNode(name, origin, se.Namespace)
 	}
 	n.ExportTo = exportTo
 	b.seHost[key] = n
@@ -215,7 +216,7 @@ func selects(selector map[string]string, labelSets ...map[string]string) bool {
 func statusAddrs(se *model.ServiceEntry, host string) []netip.Addr {
 	var out []netip.Addr
 	for _, ha := range se.StatusAddresses {
-		if strings.EqualFold(strings.TrimSuffix(ha.Host, "."), host) {
+		if dnsname.Host(ha.Host) == host {
 			out = append(out, ha.Address)
 		}
 	}

@@ -368,3 +368,31 @@ func TestWorkloadSelection(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesFoldASCIIOnly: names from the model are lower-cased as DNS does (RFC 4343), so a
+// non-ASCII letter is not folded into an ASCII one: the Kelvin sign is not 'k'.
+func TestNamesFoldASCIIOnly(t *testing.T) {
+	kelvin := se("b", "kelvin", []string{"\u212a8s.example.com"}, "192.0.2.1")
+	k8s := se("a", "k8s", []string{"K8S.Example.COM."}, "")
+	k8s.StatusAddresses = []model.HostAddress{
+		{Host: "k8s.example.com", Address: netip.MustParseAddr("240.240.0.2")},
+		{Host: "\u212a8s.example.com", Address: netip.MustParseAddr("240.240.0.3")},
+	}
+	k8s.Ports = []model.Port{{Name: "HTTP", Protocol: "TCP", Number: 80}}
+	ext := model.Service{Meta: model.Meta{Namespace: "a", Name: "Ext"}, Type: model.ServiceTypeExternalName,
+		ExternalName: "Mail.Example.COM"}
+	tb := build(t, model.Snapshot{ServiceEntries: []model.ServiceEntry{kelvin, k8s}, Services: []model.Service{ext}})
+	if m, ok := tb.Lookup("k8s.example.com.", "b"); !ok || m.Node.Origin != "ServiceEntry a/k8s" {
+		t.Errorf("k8s.example.com. for a client in b: %v, want ServiceEntry a/k8s, not the Kelvin sign's host", m.Node)
+	}
+	if got := addrsOf(tb.Lookup("k8s.example.com.", "a")); !slices.Equal(got, []string{"240.240.0.2"}) {
+		t.Errorf("k8s.example.com.: %v, want its own status address only", got)
+	}
+	if _, ok := tb.Lookup("_http._tcp.k8s.example.com.", "a"); !ok {
+		t.Error("the named port's SRV name is not lower-cased")
+	}
+	m, ok := tb.Lookup("ext.a.svc.cluster.local.", "a")
+	if target, _ := m.Node.Target(); !ok || target != "mail.example.com." {
+		t.Errorf("ExternalName target = %q, want mail.example.com.", target)
+	}
+}
