@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
@@ -61,15 +62,7 @@ func (t *Table) Generation() uint64 { return t.generation }
 func (t *Table) Len() int { return len(t.names) + len(t.wildcards) }
 
 // InZone reports whether the lowercase FQDN name is the cluster zone or below it.
-func (t *Table) InZone(name string) bool { return InDomain(name, t.zone) }
-
-// InDomain reports whether lowercase FQDN name equals domain or is below it.
-func InDomain(name, domain string) bool {
-	if domain == "." {
-		return true
-	}
-	return name == domain || (strings.HasSuffix(name, domain) && name[len(name)-len(domain)-1] == '.')
-}
+func (t *Table) InZone(name string) bool { return dnsname.InDomain(name, t.zone) }
 
 // Lookup finds the node answering the lowercase FQDN qname for a client in namespace ns
 // (empty when unknown). Exact names win over aliases, aliases over wildcards.
