@@ -130,7 +130,7 @@ func pick(nodes []*Node, ns string) *Node {
 // podNode synthesizes the record of a-b-c-d.ns.pod.<zone> (CoreDNS "pods insecure"): the
 // address is read from the name and answered when the namespace exists.
 func (t *Table) podNode(qname string) *Node {
-	if t.noPodRecords || !strings.HasSuffix(qname, t.podZone) || len(qname) == len(t.podZone) {
+	if t.noPodRecords || len(qname) == len(t.podZone) || !dnsname.InDomain(qname, t.podZone) {
 		return nil
 	}
 	labels := strings.Split(strings.TrimSuffix(qname, "."+t.podZone), ".")
