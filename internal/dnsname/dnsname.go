@@ -49,7 +49,15 @@ var errEmpty = errors.New("empty name")
 // Labels hold letters, digits, '-' and '_' (Istio allows '_'), do not start or end with '-',
 // and are 1 to 63 bytes; the name is at most 253 bytes. With wildcard, a leading "*." label
 // is allowed and kept.
-func ParseHost(s string, wildcard bool) (string, error) {
+func ParseHost(s string, wildcard bool) (string, error) { return parse(s, wildcard, true) }
+
+// ParseDomain validates s as ParseHost does, without wildcards, except that a label may start
+// or end with '-': that rule is for host names (RFC 952, RFC 1123 §2.1), and a domain that
+// only ends names, such as a resolv.conf search domain, need not be one.
+func ParseDomain(s string) (string, error) { return parse(s, false, false) }
+
+// parse is ParseHost; host applies the host-name rule on '-'.
+func parse(s string, wildcard, host bool) (string, error) {
 	h := Host(s)
 	rest := h
 	if wildcard {
@@ -62,20 +70,20 @@ func ParseHost(s string, wildcard bool) (string, error) {
 		return "", fmt.Errorf("name is %d bytes long, longer than %d", len(h), MaxNameLen)
 	}
 	for l := range strings.SplitSeq(rest, ".") {
-		if err := checkLabel(l); err != nil {
+		if err := checkLabel(l, host); err != nil {
 			return "", err
 		}
 	}
 	return h, nil
 }
 
-func checkLabel(l string) error {
+func checkLabel(l string, host bool) error {
 	switch {
 	case l == "":
 		return errors.New("empty label")
 	case len(l) > MaxLabelLen:
 		return fmt.Errorf("label %q is longer than %d bytes", l, MaxLabelLen)
-	case l[0] == '-' || l[len(l)-1] == '-':
+	case host && (l[0] == '-' || l[len(l)-1] == '-'):
 		return fmt.Errorf("label %q starts or ends with '-'", l)
 	}
 	for i := 0; i < len(l); i++ {

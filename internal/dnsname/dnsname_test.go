@@ -55,6 +55,25 @@ func TestParseHostWildcard(t *testing.T) {
 	}
 }
 
+func TestParseDomain(t *testing.T) {
+	for in, want := range map[string]string{
+		"Corp.Example.":                      "corp.example",
+		"-ok.example":                        "-ok.example", // no host-name rule on '-'
+		"a-.b_c.-":                           "a-.b_c.-",
+		".":                                  "",
+		"":                                   "",
+		"a..example":                         "",
+		"bad!.example":                       "",
+		"*.example":                          "",
+		strings.Repeat("x", 64) + ".example": "",
+	} {
+		got, err := ParseDomain(in)
+		if want == "" && err == nil || want != "" && (err != nil || got != want) {
+			t.Errorf("ParseDomain(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
 func TestLowerIsASCIIOnly(t *testing.T) {
 	for in, want := range map[string]string{
 		"ReViEwS.Prod.": "reviews.prod.",

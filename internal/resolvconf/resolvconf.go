@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/meshdns/meshdns/internal/dnsname"
 )
 
 const (
@@ -17,9 +19,6 @@ const (
 	MaxNdots = 15
 	// port is where resolv.conf nameservers listen; the file has no syntax for another.
 	port = 53
-	// maxNameLen is the longest presentation name without its trailing dot (RFC 1035).
-	maxNameLen  = 253
-	maxLabelLen = 63
 )
 
 // Config is what meshdns takes from resolv.conf.
@@ -116,30 +115,13 @@ func (c *Config) parseOption(opt string) {
 	c.Ndots = min(max(n, 0), MaxNdots)
 }
 
-// normalizeDomain lowercases d and adds the trailing dot. It accepts host-name style labels
-// (letters, digits, '-', '_') of 1 to 63 bytes and rejects the root.
+// normalizeDomain returns d lower-case with the trailing dot when dnsname.ParseDomain accepts
+// it (host-style labels, where a search domain may start or end a label with '-'). The root
+// is rejected: a search domain of "." would make every name a search-list candidate.
 func normalizeDomain(d string) (string, bool) {
-	d = strings.TrimSuffix(strings.ToLower(d), ".")
-	if d == "" || len(d) > maxNameLen {
+	h, err := dnsname.ParseDomain(d)
+	if err != nil {
 		return "", false
 	}
-	for label := range strings.SplitSeq(d, ".") {
-		if !validLabel(label) {
-			return "", false
-		}
-	}
-	return d + ".", true
-}
-
-func validLabel(label string) bool {
-	if label == "" || len(label) > maxLabelLen {
-		return false
-	}
-	for i := 0; i < len(label); i++ {
-		b := label[i]
-		if !('a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-' || b == '_') {
-			return false
-		}
-	}
-	return true
+	return dnsname.Canonical(h), true
 }

@@ -86,6 +86,12 @@ func TestParse(t *testing.T) {
 			want: Config{Search: []string{"-ok.example.", "b.example."}, Ndots: 1},
 		},
 		{
+			// RFC 4343 folds ASCII only: the Kelvin sign is not 'k', and not a valid letter.
+			name: "non-ascii letters are not folded",
+			in:   "search \u212a8s.example b.example\n",
+			want: Config{Search: []string{"b.example."}, Ndots: 1},
+		},
+		{
 			name: "later search with nothing valid clears",
 			in:   "search a.example\nsearch .\n",
 			want: Config{Ndots: 1},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
@@ -178,7 +179,7 @@ func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
 	}
 	qname := strings.ToLower(q.Name)
 	p := r.table.Load()
-	inZone := table.InDomain(qname, r.zone)
+	inZone := dnsname.InDomain(qname, r.zone)
 	if inZone && q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
 	}

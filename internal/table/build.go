@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
@@ -35,7 +36,7 @@ type Options struct {
 // objects (an EndpointSlice without its Service, a selector matching nothing) just add fewer
 // names.
 func Build(s model.Snapshot, o Options) (*Table, error) {
-	zone := strings.ToLower(dns.Fqdn(o.Zone))
+	zone := dnsname.Canonical(o.Zone)
 	if _, ok := dns.IsDomainName(zone); !ok || zone == "." {
 		return nil, fmt.Errorf("cluster domain %q: not a domain name", o.Zone)
 	}
@@ -80,6 +81,8 @@ type builder struct {
 	statusFirst bool
 	leased      map[netip.Addr]vip.Key
 	vips        vip.Assignments
+	// workloads groups pods and WorkloadEntries by namespace; see workloadsIn.
+	workloads map[string]workloads
 }
 
 func newBuilder(t *Table, s model.Snapshot) *builder {
@@ -282,7 +285,7 @@ func srvName(p model.Port, owner string) string {
 	if proto != "udp" && proto != "sctp" {
 		proto = "tcp"
 	}
-	return "_" + strings.ToLower(p.Name) + "._" + proto + "." + owner
+	return "_" + dnsname.Lower(p.Name) + "._" + proto + "." + owner
 }
 
 // addStructure adds the zone apex with its SOA, and the namespaces' names (the empty

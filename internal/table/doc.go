@@ -6,4 +6,9 @@
 // read it without locks; owner names in stored records are lowercase FQDNs (the resolver
 // rewrites them to the question's case); every name inside the cluster zone that has a
 // descendant is present (possibly without records) so that it answers NODATA, not NXDOMAIN.
+//
+// Names cross from the model (hosts without the trailing dot) and the options into the table
+// through dnsname.Canonical, and labels joined into a name (service, namespace, endpoint
+// hostname, port name) are lower-cased with dnsname.Lower: case folding is ASCII only
+// (RFC 4343), never strings.ToLower.
 package table

@@ -4,12 +4,13 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/miekg/dns"
 )
 
 func (b *builder) addService(svc *model.Service) {
-	fqdn := strings.ToLower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
+	fqdn := dnsname.Lower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
 	n := b.newNode(fqdn, "Service "+svc.Key(), svc.Namespace)
 	b.endpointOrigin = n.Origin + " endpoint" // shared by the service's endpoint names
 	b.addAliases(fqdn)
@@ -34,7 +35,7 @@ func (b *builder) addExternalName(svc *model.Service, n *Node) {
 	if svc.ExternalName == "" {
 		return
 	}
-	target := dns.Fqdn(svc.ExternalName)
+	target := dnsname.Canonical(svc.ExternalName)
 	n.CNAME = []dns.RR{&dns.CNAME{Hdr: hdr(n.Name, dns.TypeCNAME, b.t.ttl), Target: target}}
 	// No SRV on the name itself: a CNAME owns its name alone (RFC 2181 §10.1).
 	b.addNamedPortSRVs(svc.Ports, n, target)
@@ -91,7 +92,7 @@ func (b *builder) endpointTargets(svc *model.Service, fqdn string) []*target {
 				continue
 			}
 			host := b.endpointHostname(svc, ep)
-			name := strings.ToLower(host) + "." + fqdn
+			name := dnsname.Lower(host) + "." + fqdn
 			tg := byName[name]
 			if tg == nil {
 				tg = &target{name: name}

@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/vip"
-	"github.com/miekg/dns"
 )
 
 func (b *builder) addServiceEntry(se *model.ServiceEntry) {
@@ -24,32 +24,33 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 		endpoints = b.workloadAddrs(se)
 	}
 	for _, h := range se.Hosts {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
-		if h == "" || h == "*" {
+		host := dnsname.Host(h) // the model's spelling, which keys leases and status addresses
+		if host == "" || host == "*" {
 			continue
 		}
-		wildcard := strings.HasPrefix(h, "*.")
+		name := dnsname.Canonical(host)
+		wildcard := strings.HasPrefix(host, "*.")
 		addrs, leases := specAddrs, []vip.Lease(nil)
 		if len(se.Addresses) == 0 {
-			addrs, leases = b.virtualAddrs(se, h)
+			addrs, leases = b.virtualAddrs(se, host, name)
 			if len(addrs) == 0 {
 				addrs = endpoints
 			}
 		}
 		if len(addrs) > 0 {
-			n := b.seNode(se, h, wildcard, exportTo)
+			n := b.seNode(se, host, name, exportTo)
 			addAddrs(n, addrs, b.t.ttl)
 			if len(n.VIPs) == 0 { // several ServiceEntries of a namespace may name the host
 				n.VIPs = leases
 			}
 		}
 		if !wildcard {
-			b.addSEPorts(se, dns.Fqdn(h), exportTo)
+			b.addSEPorts(se, name, exportTo)
 		}
 	}
 }
 
-// virtualAddrs returns the VIPs of a host without spec.addresses: those the allocator leases
+// virtualAddrs returns the VIPs of a host (named name in the table) without spec.addresses: those the allocator leases
 // it, else those recorded in status.addresses. VIPs belong to the host alone, so their reverse
 // names are ours to answer (spec addresses may be real external IPs with PTRs of their own).
 //
@@ -57,7 +58,7 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 // whole cluster), an address in status wins over this process's own lease of the same family,
 // unless another host holds it here: replicas then answer alike even where their allocators,
 // started from different states, chose differently.
-func (b *builder) virtualAddrs(se *model.ServiceEntry, host string) ([]netip.Addr, []vip.Lease) {
+func (b *builder) virtualAddrs(se *model.ServiceEntry, host, name string) ([]netip.Addr, []vip.Lease) {
 	key := vip.Key{Namespace: se.Namespace, Host: host}
 	leases := b.vips[key]
 	var addrs []netip.Addr
@@ -80,7 +81,7 @@ func (b *builder) virtualAddrs(se *model.ServiceEntry, host string) ([]netip.Add
 	}
 	if !strings.HasPrefix(host, "*.") {
 		for _, ip := range addrs {
-			b.addPTR(ip, dns.Fqdn(host), "ServiceEntry "+se.Key()+" VIP")
+			b.addPTR(ip, name, "ServiceEntry "+se.Key()+" VIP")
 		}
 	}
 	return addrs, leases
@@ -100,21 +101,21 @@ func (b *builder) leasedTo(ip netip.Addr, key vip.Key) bool {
 	return !held || owner == key
 }
 
-// seNode returns the node of host in se's namespace; ServiceEntries of one namespace naming
-// the same host share it (their addresses are merged, as Istio merges them).
-func (b *builder) seNode(se *model.ServiceEntry, host string, wildcard bool, exportTo []string) *Node {
+// seNode returns the node of host (named name in the table) in se's namespace; ServiceEntries
+// of one namespace naming the same host share it (their addresses are merged, as Istio merges
+// them).
+func (b *builder) seNode(se *model.ServiceEntry, host, name string, exportTo []string) *Node {
 	key := se.Namespace + "/" + host
 	if n := b.seHost[key]; n != nil {
 		return n
 	}
 	origin := "ServiceEntry " + se.Key()
 	var n *Node
-	if wildcard {
-		base := dns.Fqdn(host[2:])
-		n = &Node{Name: dns.Fqdn(host), Origin: origin, Namespace: se.Namespace}
+	if base, wildcard := strings.CutPrefix(name, "*."); wildcard {
+		n = &Node{Name: name, Origin: origin, Namespace: se.Namespace}
 		b.t.wildcards[base] = append(b.t.wildcards[base], n)
 	} else {
-		n = b.newNode(dns.Fqdn(host), origin, se.Namespace)
+		n = b.newNode(name, origin, se.Namespace)
 	}
 	n.ExportTo = exportTo
 	b.seHost[key] = n
@@ -138,7 +139,8 @@ func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []str
 }
 
 // workloadAddrs lists the IP endpoints of a ServiceEntry: inline endpoints, and the
-// WorkloadEntries and pods of its namespace that its workloadSelector matches.
+// WorkloadEntries and pods of its namespace that its workloadSelector matches, in snapshot
+// order.
 func (b *builder) workloadAddrs(se *model.ServiceEntry) []netip.Addr {
 	var out []netip.Addr
 	for _, ep := range se.Endpoints {
@@ -149,19 +151,49 @@ func (b *builder) workloadAddrs(se *model.ServiceEntry) []netip.Addr {
 	if len(se.WorkloadSelector) == 0 {
 		return out
 	}
-	for _, we := range b.snap.WorkloadEntries {
-		if we.Namespace == se.Namespace && selects(se.WorkloadSelector, we.Meta.Labels, we.WorkloadEndpoint.Labels) {
+	w := b.workloadsIn(se.Namespace)
+	for _, we := range w.entries {
+		if selects(se.WorkloadSelector, we.Meta.Labels, we.WorkloadEndpoint.Labels) {
 			if ip, ok := we.IP(); ok {
 				out = append(out, ip)
 			}
 		}
 	}
-	for _, p := range b.snap.Pods {
-		if p.Namespace == se.Namespace && selects(se.WorkloadSelector, p.Labels, nil) {
+	for _, p := range w.pods {
+		if selects(se.WorkloadSelector, p.Labels, nil) {
 			out = append(out, p.IPs...)
 		}
 	}
 	return out
+}
+
+// workloads are the candidates of the workload selectors of one namespace's ServiceEntries,
+// in snapshot order.
+type workloads struct {
+	entries []*model.WorkloadEntry
+	pods    []*model.Pod
+}
+
+// workloadsIn returns the WorkloadEntries and pods of namespace ns. They are grouped by
+// namespace once per build, on first use, so that selection does not scan the whole snapshot
+// for every ServiceEntry.
+func (b *builder) workloadsIn(ns string) workloads {
+	if b.workloads == nil {
+		b.workloads = map[string]workloads{}
+		for i := range b.snap.WorkloadEntries {
+			we := &b.snap.WorkloadEntries[i]
+			w := b.workloads[we.Namespace]
+			w.entries = append(w.entries, we)
+			b.workloads[we.Namespace] = w
+		}
+		for i := range b.snap.Pods {
+			p := &b.snap.Pods[i]
+			w := b.workloads[p.Namespace]
+			w.pods = append(w.pods, p)
+			b.workloads[p.Namespace] = w
+		}
+	}
+	return b.workloads[ns]
 }
 
 // selects reports whether every selector label is present in one of the label sets (a
@@ -184,7 +216,7 @@ func selects(selector map[string]string, labelSets ...map[string]string) bool {
 func statusAddrs(se *model.ServiceEntry, host string) []netip.Addr {
 	var out []netip.Addr
 	for _, ha := range se.StatusAddresses {
-		if strings.EqualFold(strings.TrimSuffix(ha.Host, "."), host) {
+		if dnsname.Host(ha.Host) == host {
 			out = append(out, ha.Address)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
@@ -61,15 +62,7 @@ func (t *Table) Generation() uint64 { return t.generation }
 func (t *Table) Len() int { return len(t.names) + len(t.wildcards) }
 
 // InZone reports whether the lowercase FQDN name is the cluster zone or below it.
-func (t *Table) InZone(name string) bool { return InDomain(name, t.zone) }
-
-// InDomain reports whether lowercase FQDN name equals domain or is below it.
-func InDomain(name, domain string) bool {
-	if domain == "." {
-		return true
-	}
-	return name == domain || (strings.HasSuffix(name, domain) && name[len(name)-len(domain)-1] == '.')
-}
+func (t *Table) InZone(name string) bool { return dnsname.InDomain(name, t.zone) }
 
 // Lookup finds the node answering the lowercase FQDN qname for a client in namespace ns
 // (empty when unknown). Exact names win over aliases, aliases over wildcards.
@@ -137,7 +130,7 @@ func pick(nodes []*Node, ns string) *Node {
 // podNode synthesizes the record of a-b-c-d.ns.pod.<zone> (CoreDNS "pods insecure"): the
 // address is read from the name and answered when the namespace exists.
 func (t *Table) podNode(qname string) *Node {
-	if t.noPodRecords || !strings.HasSuffix(qname, t.podZone) || len(qname) == len(t.podZone) {
+	if t.noPodRecords || len(qname) == len(t.podZone) || !dnsname.InDomain(qname, t.podZone) {
 		return nil
 	}
 	labels := strings.Split(strings.TrimSuffix(qname, "."+t.podZone), ".")

@@ -308,3 +308,91 @@ func TestStatusFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkloadSelection: a STATIC or NONE ServiceEntry without addresses answers its inline
+// endpoints, then the WorkloadEntries, then the pods of its namespace that its selector
+// matches, each in snapshot order (a WorkloadEntry's labels count from metadata and spec).
+func TestWorkloadSelection(t *testing.T) {
+	we := func(ns, name, addr string, meta, spec map[string]string) model.WorkloadEntry {
+		return model.WorkloadEntry{Meta: model.Meta{Namespace: ns, Name: name, Labels: meta},
+			WorkloadEndpoint: model.WorkloadEndpoint{Address: addr, Labels: spec}}
+	}
+	pod := func(ns, name string, labels map[string]string, addrs ...string) model.Pod {
+		return model.Pod{Meta: model.Meta{Namespace: ns, Name: name, Labels: labels}, IPs: ips(addrs...)}
+	}
+	app := map[string]string{"app": "db"}
+	both := map[string]string{"app": "db", "tier": "data"}
+	selected := se("vms", "db", []string{"db.example.com"}, "")
+	selected.Endpoints = []model.WorkloadEndpoint{{Address: "192.0.2.1"}, {Address: "db-0.example.com"}}
+	selected.WorkloadSelector = both
+	dnsResolved := se("vms", "dns", []string{"dns.example.com"}, "")
+	dnsResolved.Resolution = model.ResolutionDNS
+	dnsResolved.WorkloadSelector = app
+	none := se("vms", "none", []string{"none.example.com"}, "")
+	none.Resolution = model.ResolutionNone
+	none.WorkloadSelector = app
+	snap := model.Snapshot{
+		ServiceEntries: []model.ServiceEntry{selected, dnsResolved, none},
+		WorkloadEntries: []model.WorkloadEntry{
+			we("vms", "split", "192.0.2.13", map[string]string{"app": "db"}, map[string]string{"tier": "data"}),
+			we("vms", "other-ns-label", "192.0.2.99", map[string]string{"app": "web"}, app),
+			we("other", "elsewhere", "192.0.2.98", both, nil),
+			we("vms", "spec", "192.0.2.11", nil, both),
+			we("vms", "not-an-ip", "vm.example.com", both, nil),
+			we("vms", "partial", "192.0.2.97", app, nil),
+		},
+		Pods: []model.Pod{
+			pod("vms", "p2", both, "10.0.0.2", "fd00::2"),
+			pod("other", "p9", both, "10.0.0.9"),
+			pod("vms", "p1", both, "10.0.0.1"),
+			pod("vms", "p8", map[string]string{"app": "db", "tier": "web"}, "10.0.0.8"),
+		},
+	}
+	tb := build(t, snap)
+	for _, tc := range []struct {
+		name string
+		want []string
+	}{
+		{"db.example.com.", []string{"192.0.2.1", "192.0.2.13", "192.0.2.11", "10.0.0.2", "10.0.0.1", "fd00::2"}},
+		{"dns.example.com.", nil},
+		{"none.example.com.", []string{"192.0.2.13", "192.0.2.99", "192.0.2.11", "192.0.2.97", "10.0.0.2", "10.0.0.1", "10.0.0.8", "fd00::2"}},
+	} {
+		var got []string
+		if m, ok := tb.Lookup(tc.name, "vms"); ok {
+			for _, rr := range slices.Concat(m.Node.A, m.Node.AAAA) {
+				got = append(got, rrIP(rr).String())
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestNamesFoldASCIIOnly: names from the model are lower-cased as DNS does (RFC 4343), so a
+// non-ASCII letter is not folded into an ASCII one: the Kelvin sign is not 'k'.
+func TestNamesFoldASCIIOnly(t *testing.T) {
+	kelvin := se("b", "kelvin", []string{"\u212a8s.example.com"}, "192.0.2.1")
+	k8s := se("a", "k8s", []string{"K8S.Example.COM."}, "")
+	k8s.StatusAddresses = []model.HostAddress{
+		{Host: "k8s.example.com", Address: netip.MustParseAddr("240.240.0.2")},
+		{Host: "\u212a8s.example.com", Address: netip.MustParseAddr("240.240.0.3")},
+	}
+	k8s.Ports = []model.Port{{Name: "HTTP", Protocol: "TCP", Number: 80}}
+	ext := model.Service{Meta: model.Meta{Namespace: "a", Name: "Ext"}, Type: model.ServiceTypeExternalName,
+		ExternalName: "Mail.Example.COM"}
+	tb := build(t, model.Snapshot{ServiceEntries: []model.ServiceEntry{kelvin, k8s}, Services: []model.Service{ext}})
+	if m, ok := tb.Lookup("k8s.example.com.", "b"); !ok || m.Node.Origin != "ServiceEntry a/k8s" {
+		t.Errorf("k8s.example.com. for a client in b: %v, want ServiceEntry a/k8s, not the Kelvin sign's host", m.Node)
+	}
+	if got := addrsOf(tb.Lookup("k8s.example.com.", "a")); !slices.Equal(got, []string{"240.240.0.2"}) {
+		t.Errorf("k8s.example.com.: %v, want its own status address only", got)
+	}
+	if _, ok := tb.Lookup("_http._tcp.k8s.example.com.", "a"); !ok {
+		t.Error("the named port's SRV name is not lower-cased")
+	}
+	m, ok := tb.Lookup("ext.a.svc.cluster.local.", "a")
+	if target, _ := m.Node.Target(); !ok || target != "mail.example.com." {
+		t.Errorf("ExternalName target = %q, want mail.example.com.", target)
+	}
+}
