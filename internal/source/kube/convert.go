@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/model"
-	"github.com/meshdns/meshdns/internal/source/file"
 )
 
 // The API server has validated core objects already, so these conversions only translate;
@@ -156,7 +156,7 @@ func istioRecord(u *unstructured.Unstructured) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := file.ParseFile(u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), data, nil)
+	snap, err := manifest.ParseFile(u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), data, nil)
 	if err != nil {
 		return nil, err
 	}

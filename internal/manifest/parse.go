@@ -1,4 +1,4 @@
-package file
+package manifest
 
 import (
 	"bytes"
@@ -295,7 +295,7 @@ func leadingLine(msg string) int {
 	return n
 }
 
-// friendlyType rewrites "cannot unmarshal !!str `x` into []file.servicePort" so users see
+// friendlyType rewrites "cannot unmarshal !!str `x` into []manifest.kubePort" so users see
 // manifest shapes rather than this package's private Go types.
 func friendlyType(msg string) string {
 	head, goType, ok := strings.Cut(msg, " into ")
