@@ -249,7 +249,8 @@ func yamlErr(err error) error {
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
 		for i, m := range te.Errors {
-			msgs[i] = friendlyType(m)
+			// Nodes built from generic data (ParseObject) have no line, which yaml.v3 prints as 0.
+			msgs[i] = friendlyType(strings.TrimPrefix(m, "line 0: "))
 		}
 		return &yamlError{line: leadingLine(msgs[0]), msg: strings.Join(msgs, "; ")}
 	}

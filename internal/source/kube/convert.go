@@ -149,16 +149,12 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
-// istioRecord converts a ServiceEntry or WorkloadEntry with the manifest parser, so that both
-// sources read Istio objects the same way.
+// istioRecord converts a ServiceEntry or WorkloadEntry with the manifest decoder, straight from
+// the dynamic client's data, so that both sources read Istio objects the same way.
 func istioRecord(u *unstructured.Unstructured) (any, error) {
-	data, err := u.MarshalJSON()
+	snap, err := manifest.ParseObject(u.Object)
 	if err != nil {
-		return nil, err
-	}
-	snap, err := manifest.ParseFile(u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), data, nil)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", u.GetKind(), err)
 	}
 	switch {
 	case len(snap.ServiceEntries) == 1:
