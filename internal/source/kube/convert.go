@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/model"
 )
@@ -69,7 +70,7 @@ func serviceRecord(s *corev1.Service) model.Service {
 		svc.Type = model.ServiceTypeClusterIP
 	}
 	if svc.Type == model.ServiceTypeExternalName {
-		svc.ExternalName = strings.TrimSuffix(strings.ToLower(s.Spec.ExternalName), ".")
+		svc.ExternalName = dnsname.Host(s.Spec.ExternalName)
 		return svc
 	}
 	ips := s.Spec.ClusterIPs

@@ -65,3 +65,18 @@ func TestIstioRecord(t *testing.T) {
 		t.Errorf("invalid ServiceEntry error %v, want %q", err, want)
 	}
 }
+
+// TestServiceRecordExternalName: the target is kept as the model spells hosts, lower-cased in
+// ASCII only (RFC 4343) and without the trailing dot.
+func TestServiceRecordExternalName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Search.Example.COM.": "search.example.com",
+		"\u212a.example.com":  "\u212a.example.com", // the Kelvin sign is not the letter k
+	} {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "search"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: in}}
+		if got := serviceRecord(s).ExternalName; got != want {
+			t.Errorf("ExternalName %q became %q, want %q", in, got, want)
+		}
+	}
+}
