@@ -34,7 +34,7 @@ go vet ./...
 fuzz() { go test -run='^$' -fuzz="^$1\$" -fuzztime="${FUZZTIME:-10s}" "$2"; }
 fuzz FuzzHandle ./internal/server
 fuzz FuzzParseQuery ./internal/server
-fuzz FuzzParseFile ./internal/source/file
+fuzz FuzzParseFile ./internal/manifest
 fuzz FuzzParse ./internal/resolvconf
 fuzz FuzzParseReply ./internal/upstream
 

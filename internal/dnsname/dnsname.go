@@ -86,8 +86,9 @@ func checkLabel(l string, host bool) error {
 	case host && (l[0] == '-' || l[len(l)-1] == '-'):
 		return fmt.Errorf("label %q starts or ends with '-'", l)
 	}
-	for i := 0; i < len(l); i++ {
-		if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+	// By rune, so that the error quotes the character the user wrote, not one of its bytes.
+	for _, c := range l {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return fmt.Errorf("label %q holds %q; only letters, digits, '-' and '_' are allowed", l, c)
 		}
 	}

@@ -25,6 +25,7 @@ func TestToFQDN(t *testing.T) {
 		{in: "a b.example", err: "only letters"},
 		// Unicode case mapping must not apply: 'K' (Kelvin sign) is not 'k'.
 		{in: "\u212a.example", err: "only letters"},
+		{in: "caf\u00e9.example", err: "label \"caf\u00e9\" holds '\u00e9'"},
 		{in: "*.example.com", err: "only letters"},
 	}
 	for _, tc := range tests {

@@ -3,6 +3,7 @@
 // everything DNS does not need. It imports neither Kubernetes nor a DNS library, so sources and
 // the table depend on it and not on each other.
 //
-// Invariants: names and namespaces are as written in the manifest; host names are lowercase
-// without a trailing dot; addresses are parsed (netip), never strings.
+// Invariants: names and namespaces are as written in the manifest; host names are in
+// dnsname's host spelling (lower-case in ASCII, without a trailing dot), which the sources
+// produce with dnsname.ParseHost or dnsname.Host; addresses are parsed (netip), never strings.
 package model

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/server"
-	"github.com/meshdns/meshdns/internal/source/file"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
@@ -89,7 +89,7 @@ func loadTable(t testing.TB, path string) *table.Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := file.ParseFile(path, data, nil)
+	snap, err := manifest.ParseFile(path, data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/resolver"
-	"github.com/meshdns/meshdns/internal/source/file"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +44,7 @@ func (u *countingUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dn
 
 func buildTable(t testing.TB, manifests string, generation uint64) *table.Table {
 	t.Helper()
-	snap, err := file.ParseFile("registry.yaml", []byte(manifests), nil)
+	snap, err := manifest.ParseFile("registry.yaml", []byte(manifests), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

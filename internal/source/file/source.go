@@ -13,6 +13,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/model"
 )
 
@@ -226,7 +227,7 @@ func (s *Source) load(p string) *fileState {
 	if prev != nil && prev.sum == sum {
 		return prev
 	}
-	snap, err := ParseFile(p, data, s.log)
+	snap, err := manifest.ParseFile(p, data, s.log)
 	if err != nil {
 		s.log.Warn("registry file rejected, keeping last good content", "err", err)
 		if s.parseErrors != nil {

@@ -11,8 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/model"
-	"github.com/meshdns/meshdns/internal/source/file"
 )
 
 // The API server has validated core objects already, so these conversions only translate;
@@ -69,7 +70,7 @@ func serviceRecord(s *corev1.Service) model.Service {
 		svc.Type = model.ServiceTypeClusterIP
 	}
 	if svc.Type == model.ServiceTypeExternalName {
-		svc.ExternalName = strings.TrimSuffix(strings.ToLower(s.Spec.ExternalName), ".")
+		svc.ExternalName = dnsname.Host(s.Spec.ExternalName)
 		return svc
 	}
 	ips := s.Spec.ClusterIPs
@@ -149,16 +150,12 @@ func containsAddr(as []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
-// istioRecord converts a ServiceEntry or WorkloadEntry with the manifest parser, so that both
-// sources read Istio objects the same way.
+// istioRecord converts a ServiceEntry or WorkloadEntry with the manifest decoder, straight from
+// the dynamic client's data, so that both sources read Istio objects the same way.
 func istioRecord(u *unstructured.Unstructured) (any, error) {
-	data, err := u.MarshalJSON()
+	snap, err := manifest.ParseObject(u.Object)
 	if err != nil {
-		return nil, err
-	}
-	snap, err := file.ParseFile(u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName(), data, nil)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", u.GetKind(), err)
 	}
 	switch {
 	case len(snap.ServiceEntries) == 1:

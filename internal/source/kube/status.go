@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/vip"
@@ -235,14 +236,14 @@ func (w *StatusWriter) update(ctx context.Context, ref seRef, missing map[string
 		for _, e := range entries {
 			if m, ok := e.(map[string]any); ok {
 				if h, ok := m["host"].(string); ok {
-					has[normalHost(h)] = true
+					has[dnsname.Host(h)] = true
 				}
 			}
 		}
 		hosts, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "hosts")
 		var added []string
 		for _, h := range hosts {
-			h = normalHost(h)
+			h = dnsname.Host(h)
 			if has[h] {
 				continue
 			}
@@ -266,9 +267,6 @@ func (w *StatusWriter) update(ctx context.Context, ref seRef, missing map[string
 		return nil
 	})
 }
-
-// normalHost is a host as the model keeps it: lowercase, without a trailing dot.
-func normalHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
 
 // hasServiceEntry reports whether the API server has the ServiceEntry (a manifest directory's
 // ServiceEntries are in the snapshot too, but have no status to write).

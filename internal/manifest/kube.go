@@ -1,10 +1,11 @@
-package file
+package manifest
 
 import (
 	"fmt"
 	"net/netip"
 	"strings"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 )
 
@@ -83,9 +84,9 @@ func (o *serviceObj) externalName() (string, error) {
 	if o.Spec.ExternalName == "" {
 		return "", required(p)
 	}
-	name, ok := normalizeHost(o.Spec.ExternalName, false)
-	if !ok {
-		return "", invalid(p, o.Spec.ExternalName, "not a valid DNS name")
+	name, err := dnsname.ParseHost(o.Spec.ExternalName, false)
+	if err != nil {
+		return "", invalid(p, o.Spec.ExternalName, "not a valid DNS name: "+err.Error())
 	}
 	return name, nil
 }

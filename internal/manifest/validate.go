@@ -1,4 +1,4 @@
-package file
+package manifest
 
 import (
 	"fmt"
@@ -156,38 +156,6 @@ func isDNSSubdomain(s string) bool {
 	}
 	for _, l := range strings.Split(s, ".") {
 		if !isDNSLabel(l) {
-			return false
-		}
-	}
-	return true
-}
-
-// normalizeHost lowercases h and trims one trailing dot. A wildcard "*." prefix is kept when
-// wildcard is true. Labels may hold letters, digits, '-' and '_' (Istio allows '_').
-func normalizeHost(h string, wildcard bool) (string, bool) {
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	rest := h
-	if wildcard {
-		rest = strings.TrimPrefix(h, "*.")
-	}
-	if len(rest) == 0 || len(h) > 253 {
-		return "", false
-	}
-	for _, l := range strings.Split(rest, ".") {
-		if !isHostLabel(l) {
-			return "", false
-		}
-	}
-	return h, true
-}
-
-func isHostLabel(l string) bool {
-	if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}
 	}

@@ -1,4 +1,4 @@
-package file
+package manifest
 
 import (
 	"bytes"
@@ -249,7 +249,8 @@ func yamlErr(err error) error {
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
 		for i, m := range te.Errors {
-			msgs[i] = friendlyType(m)
+			// Nodes built from generic data (ParseObject) have no line, which yaml.v3 prints as 0.
+			msgs[i] = friendlyType(strings.TrimPrefix(m, "line 0: "))
 		}
 		return &yamlError{line: leadingLine(msgs[0]), msg: strings.Join(msgs, "; ")}
 	}
@@ -295,7 +296,7 @@ func leadingLine(msg string) int {
 	return n
 }
 
-// friendlyType rewrites "cannot unmarshal !!str `x` into []file.servicePort" so users see
+// friendlyType rewrites "cannot unmarshal !!str `x` into []manifest.kubePort" so users see
 // manifest shapes rather than this package's private Go types.
 func friendlyType(msg string) string {
 	head, goType, ok := strings.Cut(msg, " into ")

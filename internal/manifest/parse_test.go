@@ -1,4 +1,4 @@
-package file
+package manifest
 
 import (
 	"encoding/json"
@@ -333,6 +333,29 @@ spec:
 				Ports: map[string]uint32{"mongo": 27017}, Network: "vm-net"},
 		}}},
 	},
+	{
+		name: "ServiceEntry status hosts folded in ASCII only",
+		file: "se4.yaml",
+		data: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: prod}
+spec:
+  hosts: [API.Example.com.]
+status:
+  addresses:
+  - {host: API.Example.com., value: 240.240.0.6}
+  - {host: "\u212a.example.com", value: 240.240.0.7}
+`,
+		want: model.Snapshot{ServiceEntries: []model.ServiceEntry{{
+			Meta: meta("prod", "a", nil), Hosts: []string{"api.example.com"},
+			Location: model.LocationExternal, Resolution: model.ResolutionNone,
+			StatusAddresses: []model.HostAddress{
+				{Host: "api.example.com", Address: netip.MustParseAddr("240.240.0.6")},
+				// RFC 4343: the Kelvin sign is not the letter k, so it is kept as written.
+				{Host: "\u212a.example.com", Address: netip.MustParseAddr("240.240.0.7")},
+			},
+		}}},
+	},
 	{name: "empty file", file: "empty.yaml", data: ""},
 	{name: "comments only", file: "comment.yaml", data: "# nothing here\n"},
 	{name: "mapping without kind", file: "values.yaml", data: "replicas: 3\nimage: x\n"},
@@ -480,6 +503,19 @@ spec:
 	{name: "ServiceEntry without hosts", file: "se.yaml",
 		data: "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\nspec:\n  ports: []\n",
 		want: `se.yaml: document 1 (line 4): spec.hosts: required`, line: 4, doc: 1},
+	{name: "ExternalName not a host name", file: "ext.yaml",
+		data: "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  type: ExternalName\n  externalName: a..example.com\n",
+		want: `ext.yaml: document 1 (line 6): spec.externalName "a..example.com": not a valid DNS name: empty label`,
+		line: 6, doc: 1},
+	{name: "ServiceEntry host with a label too long", file: "se.yaml",
+		data: "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\nspec:\n  hosts:\n  - a.com\n  - " +
+			strings.Repeat("x", 64) + ".com\n",
+		want: `spec.hosts[1] "` + strings.Repeat("x", 64) + `.com": not a valid host name: label "` + strings.Repeat("x", 64) +
+			`" is longer than 63 bytes`, sub: true, line: 7, doc: 1},
+	// Unicode case mapping would turn the Kelvin sign into 'k'; DNS names fold ASCII only.
+	{name: "ServiceEntry host with a non-ASCII letter", file: "se.yaml",
+		data: "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\nspec:\n  hosts: [\"\u212a.example.com\"]\n",
+		want: "spec.hosts[0] \"\u212a.example.com\": not a valid host name: label \"\u212a\" holds '\u212a'", sub: true, line: 5, doc: 1},
 	{name: "ServiceEntry bare wildcard host", file: "se.yaml",
 		data: "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: a}\nspec:\n  hosts: [\"*\"]\n",
 		want: `spec.hosts[0] "*": not a valid host name`, sub: true, doc: 1},

@@ -1,4 +1,4 @@
-package file
+package manifest
 
 import (
 	"maps"
@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 )
 
@@ -90,9 +91,9 @@ func (o *serviceEntryObj) hosts(se *model.ServiceEntry) error {
 		return required(fieldPath{"spec", "hosts"})
 	}
 	for i, h := range o.Spec.Hosts {
-		host, ok := normalizeHost(h, true)
-		if !ok || host == "*" {
-			return invalid(fieldPath{"spec", "hosts", i}, h, "not a valid host name")
+		host, err := dnsname.ParseHost(h, true)
+		if err != nil {
+			return invalid(fieldPath{"spec", "hosts", i}, h, "not a valid host name: "+err.Error())
 		}
 		se.Hosts = append(se.Hosts, host)
 	}
@@ -165,8 +166,7 @@ func (o *serviceEntryObj) statusAddresses() []model.HostAddress {
 		if err != nil || a.Zone() != "" {
 			continue
 		}
-		host := strings.TrimSuffix(strings.ToLower(sa.Host), ".")
-		out = append(out, model.HostAddress{Host: host, Address: a.Unmap()})
+		out = append(out, model.HostAddress{Host: dnsname.Host(sa.Host), Address: a.Unmap()})
 	}
 	return out
 }

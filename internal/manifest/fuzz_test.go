@@ -1,4 +1,4 @@
-package file
+package manifest
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 )
 
@@ -162,6 +163,10 @@ func checkHost(h string, wildcard bool) error {
 	if h == "" || h != strings.ToLower(h) || strings.HasSuffix(h, ".") || h == "*" ||
 		!wildcard && strings.Contains(h, "*") || strings.Contains(strings.TrimPrefix(h, "*."), "*") {
 		return fmt.Errorf("host %q", h)
+	}
+	// The one rule for host names: an accepted host is already in dnsname's form.
+	if again, err := dnsname.ParseHost(h, wildcard); err != nil || again != h {
+		return fmt.Errorf("host %q is not a normalised host name (%q, %v)", h, again, err)
 	}
 	return nil
 }
