@@ -54,27 +54,36 @@ func captureCmd(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args[1:], stdout, stderr); code >= 0 {
 		return code
 	}
-	rules, err := c.rules()
+	backend, rules, err := c.parse()
 	if err != nil {
 		fmt.Fprintf(stderr, "meshdns capture %s: %s\n", action, oneLine(err.Error()))
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runCapture(ctx, action, c.backend, rules, stdout); err != nil {
+	if err := runCapture(ctx, action, backend, rules, stdout); err != nil {
 		fmt.Fprintf(stderr, "meshdns capture %s: %s\n", action, oneLine(err.Error()))
 		return 1
 	}
 	return 0
 }
 
-// rules builds the rules from the flags; errors name the flag.
-func (c *captureFlags) rules() (capture.Rules, error) {
+// parse returns the backend ("" to detect it) and the rules the flags ask for; errors name
+// the flag.
+func (c *captureFlags) parse() (capture.Backend, capture.Rules, error) {
+	var backend capture.Backend
 	if c.backend != "" {
-		if _, err := capture.ParseBackend(c.backend); err != nil {
-			return capture.Rules{}, fmt.Errorf("--backend: %w", err)
+		var err error
+		if backend, err = capture.ParseBackend(c.backend); err != nil {
+			return "", capture.Rules{}, fmt.Errorf("--backend: %w", err)
 		}
 	}
+	rules, err := c.rules()
+	return backend, rules, err
+}
+
+// rules builds the rules from the flags; errors name the flag.
+func (c *captureFlags) rules() (capture.Rules, error) {
 	switch {
 	case c.port == 0 || c.port > 65535:
 		return capture.Rules{}, fmt.Errorf("--proxy-port %d: want 1 to 65535", c.port)
@@ -97,14 +106,14 @@ func (c *captureFlags) rules() (capture.Rules, error) {
 		ProxyGID: uint32(c.gid), Nameservers: nameservers, All: c.all})
 }
 
-func runCapture(ctx context.Context, action, backendFlag string, rules capture.Rules, stdout io.Writer) error {
+func runCapture(ctx context.Context, action string, backend capture.Backend, rules capture.Rules, stdout io.Writer) error {
 	run := capture.ExecRunner
 	if action != "print" {
 		if err := capture.CheckPrivileges(); err != nil {
 			return err
 		}
 	}
-	b, err := chooseBackend(ctx, backendFlag, run)
+	b, err := chooseBackend(ctx, backend, run)
 	if err != nil {
 		return err
 	}
@@ -139,13 +148,10 @@ func runCapture(ctx context.Context, action, backendFlag string, rules capture.R
 	return nil
 }
 
-func chooseBackend(ctx context.Context, flagValue string, run capture.Runner) (capture.Backend, error) {
-	if flagValue != "" {
-		b, err := capture.ParseBackend(flagValue)
-		if err != nil {
-			return "", fmt.Errorf("--backend: %w", err)
-		}
-		return b, nil
+// chooseBackend returns the backend of --backend, or the one the host uses without it.
+func chooseBackend(ctx context.Context, backend capture.Backend, run capture.Runner) (capture.Backend, error) {
+	if backend != "" {
+		return backend, nil
 	}
 	return capture.Detect(ctx, run)
 }

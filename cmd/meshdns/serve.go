@@ -45,7 +45,7 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one replica (with a Lease) to write VIPs to ServiceEntry status; off: this one writes")
 	fs.StringVar(&c.LeaderElectNamespace, "leader-elect-namespace", c.LeaderElectNamespace, "`namespace` of the Lease (default: the pod's, else "+config.DefaultLeaseNamespace+")")
 	fs.DurationVar(&c.LeaderElectLeaseDuration, "leader-elect-lease-duration", c.LeaderElectLeaseDuration, "how long the Lease of a writer that stopped renewing lasts")
-	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen+")")
+	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen.String()+")")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP `address` for /metrics, /healthz, /readyz, /debug/table (empty: off)")
 	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolv.conf `file`: upstream nameservers, search list, namespace")
 	fs.Var(listFlag{&c.Upstreams}, "upstream", "upstream resolver `IP[:port]` (repeatable; default: nameservers of --resolv-conf)")
@@ -75,27 +75,27 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
-	if err := cfg.Validate(); err != nil {
+	settings, err := cfg.Validate(config.DetectPod())
+	if err != nil {
 		fmt.Fprintf(stderr, "meshdns serve: %s\n", oneLine(err.Error()))
 		return exitUsage
 	}
-	if fi, err := os.Stat(cfg.Registry); cfg.Registry != "" && (err != nil || !fi.IsDir()) {
-		fmt.Fprintf(stderr, "meshdns serve: --registry: %q is not a readable directory\n", cfg.Registry)
+	if fi, err := os.Stat(settings.Registry); settings.Registry != "" && (err != nil || !fi.IsDir()) {
+		fmt.Fprintf(stderr, "meshdns serve: --registry: %q is not a readable directory\n", settings.Registry)
 		return exitUsage
 	}
 	var kcfg *rest.Config
-	if cfg.Kubernetes() {
-		var err error
-		if kcfg, err = kubeConfig(cfg); err != nil {
+	if settings.Kubernetes() {
+		if kcfg, err = kubeConfig(settings); err != nil {
 			fmt.Fprintf(stderr, "meshdns serve: --kubeconfig: %s\n", oneLine(err.Error()))
 			return exitUsage
 		}
 	}
-	log := newLogger(cfg, stderr)
+	log := newLogger(settings, stderr)
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, kcfg, log); err != nil {
+	if err := serve(ctx, settings, kcfg, log); err != nil {
 		log.Error("meshdns serve failed", "err", err)
 		return 1
 	}
@@ -103,7 +103,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // kubeConfig loads --kubeconfig, or the pod's service account without it.
-func kubeConfig(cfg config.Config) (*rest.Config, error) {
+func kubeConfig(cfg config.Settings) (*rest.Config, error) {
 	var rc *rest.Config
 	var err error
 	if cfg.Kubeconfig != "" {
@@ -120,11 +120,9 @@ func kubeConfig(cfg config.Config) (*rest.Config, error) {
 	return rc, nil
 }
 
-func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
+func newLogger(cfg config.Settings, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -132,18 +130,14 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // clientSetup returns the upstream servers, the client context (namespace, search list) and
 // the resolv.conf they came from.
-func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolver.Client, resolvconf.Config) {
+func clientSetup(cfg config.Settings, log *slog.Logger) ([]netip.AddrPort, resolver.Client, resolvconf.Config) {
 	rc, err := resolvconf.ParseFile(cfg.ResolvConf)
 	if err != nil {
 		log.Warn("cannot read resolv.conf; no search list or nameservers from it", "err", err)
 	}
 	servers := rc.Nameservers
 	if len(cfg.Upstreams) > 0 {
-		servers = nil
-		for _, u := range cfg.Upstreams {
-			ap, _ := config.ParseUpstream(u) // validated
-			servers = append(servers, ap)
-		}
+		servers = cfg.Upstreams
 	}
 	ns, search := cfg.ClientContext(rc.Search)
 	return withoutSelf(servers, cfg.Listen, log), resolver.Client{Namespace: ns, Search: search}, rc
@@ -153,7 +147,7 @@ func clientSetup(cfg config.Config, log *slog.Logger) ([]netip.AddrPort, resolve
 // it): they replace the forwarder's servers, and the cache is flushed since the new servers may
 // answer differently (a VPN's split horizon). A file without nameservers is taken for one
 // being rewritten and changes nothing. The search list is read once at start.
-func watchResolvConf(ctx context.Context, cfg config.Config, rc resolvconf.Config, fwd *upstream.Forwarder, c *cache.Cache, log *slog.Logger) (stop func()) {
+func watchResolvConf(ctx context.Context, cfg config.Settings, rc resolvconf.Config, fwd *upstream.Forwarder, c *cache.Cache, log *slog.Logger) (stop func()) {
 	current := fmt.Sprint(withoutSelf(rc.Nameservers, cfg.Listen, log))
 	w, err := resolvconf.Watch(ctx, cfg.ResolvConf, rc, func(rc resolvconf.Config) {
 		servers := withoutSelf(rc.Nameservers, cfg.Listen, log)
@@ -180,7 +174,7 @@ func watchResolvConf(ctx context.Context, cfg config.Config, rc resolvconf.Confi
 
 // withoutSelf drops upstreams that are meshdns's own listen addresses: forwarding there would
 // send every unknown name around in a loop.
-func withoutSelf(servers []netip.AddrPort, listen []string, log *slog.Logger) []netip.AddrPort {
+func withoutSelf(servers []netip.AddrPort, listen []netip.AddrPort, log *slog.Logger) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, s := range servers {
 		if config.IsSelf(s, listen, isLocalAddr) {
@@ -212,7 +206,7 @@ func isLocalAddr(ip netip.Addr) bool {
 // returns, background work is cancelled, then the functions registered with onStop run in
 // reverse order.
 type daemon struct {
-	cfg      config.Config
+	cfg      config.Settings
 	kube     *rest.Config // nil without the Kubernetes source
 	kubeSrc  *kube.Source
 	log      *slog.Logger
@@ -231,7 +225,7 @@ func (d *daemon) close() {
 	}
 }
 
-func serve(ctx context.Context, cfg config.Config, kube *rest.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	bg, cancelBg := context.WithCancel(context.Background())
@@ -295,8 +289,7 @@ func (d *daemon) startSources() (src source.Source, synced func(context.Context)
 func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	cfg, log := d.cfg, d.log
 	servers, client, rc := clientSetup(cfg, log)
-	policy, _ := upstream.ParsePolicy(cfg.UpstreamPolicy) // validated
-	fwd := upstream.New(servers, upstream.Options{Policy: policy, Logger: log, Metrics: upstream.NewMetrics(d.reg)})
+	fwd := upstream.New(servers, upstream.Options{Policy: cfg.UpstreamPolicy, Logger: log, Metrics: upstream.NewMetrics(d.reg)})
 	d.onStop(fwd.Close)
 	if len(servers) == 0 {
 		log.Warn("no upstream nameservers: names meshdns does not own will get SERVFAIL")
@@ -305,7 +298,7 @@ func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	if len(cfg.Upstreams) == 0 {
 		d.onStop(watchResolvConf(d.bg, cfg, rc, fwd, answers, log))
 	}
-	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
+	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain.String(), Forwarder: fwd,
 		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
 		Metrics: resolver.NewMetrics(d.reg), Cache: answers})
 	d.onStop(res.Close) // Close is idempotent
@@ -321,7 +314,7 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 		return err
 	}
 	opts := builder.Options{
-		Table: table.Options{Zone: d.cfg.ClusterDomain, TTL: d.cfg.TTL,
+		Table: table.Options{Zone: d.cfg.ClusterDomain.String(), TTL: d.cfg.TTL,
 			NoPodRecords: d.kube != nil && !d.cfg.WatchPods, StatusFirst: d.kube != nil},
 		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
 		Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
@@ -346,7 +339,7 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 // --leader-elect) and returns what the builder hands it.
 func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
 	w := kube.NewStatusWriter(d.kubeSrc, kube.WriterOptions{LeaderElect: d.cfg.LeaderElect,
-		LeaseNamespace: d.cfg.LeaseNamespace(), LeaseDuration: d.cfg.LeaderElectLeaseDuration,
+		LeaseNamespace: d.cfg.LeaseNamespace, LeaseDuration: d.cfg.LeaseDuration,
 		Logger: d.log, Metrics: kube.NewWriterMetrics(d.reg)})
 	done := make(chan struct{})
 	go func() {
@@ -362,7 +355,7 @@ func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
 // startServing binds the DNS listeners and the admin endpoint; the admin server stops with
 // serve, the DNS server is shut down by serve itself (first, and within a deadline).
 func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*server.Server, error) {
-	srv := server.New(res, server.Options{Listen: d.cfg.Listen, Client: client, Logger: d.log,
+	srv := server.New(res, server.Options{Listen: addrStrings(d.cfg.Listen), Client: client, Logger: d.log,
 		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries})
 	if err := srv.Start(); err != nil {
 		return nil, err
@@ -379,20 +372,18 @@ func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*
 			adm.Shutdown(ctx)
 		})
 	}
-	d.log.Info("meshdns serving", "dns", srv.Addrs(), "admin", d.cfg.Admin, "registry", d.cfg.Registry)
+	d.log.Info("meshdns serving", "dns", srv.Addrs(), "admin", adminAddr(d.cfg), "registry", d.cfg.Registry)
 	return srv, nil
 }
 
 // newVIPs returns the VIP allocator, restored from --state-dir, and the store that keeps its
 // state there; nil when both pools are off. An unreadable state file is reported and
 // replaced: the first choices are deterministic, so most VIPs come back the same anyway.
-func newVIPs(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*vip.Allocator, vip.Store, error) {
-	v4, _ := config.VIPPool(cfg.VIPCIDR, false) // validated
-	v6, _ := config.VIPPool(cfg.VIPCIDR6, true)
-	if !v4.IsValid() && !v6.IsValid() {
+func newVIPs(cfg config.Settings, reg prometheus.Registerer, log *slog.Logger) (*vip.Allocator, vip.Store, error) {
+	if !cfg.VIPv4.IsValid() && !cfg.VIPv6.IsValid() {
 		return nil, nil, nil
 	}
-	a, err := vip.New(vip.Options{V4: v4, V6: v6, Quarantine: cfg.VIPQuarantine,
+	a, err := vip.New(vip.Options{V4: cfg.VIPv4, V6: cfg.VIPv6, Quarantine: cfg.VIPQuarantine,
 		Metrics: vip.NewMetrics(reg), Logger: log})
 	if err != nil {
 		return nil, nil, err
@@ -414,7 +405,7 @@ func newVIPs(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*v
 }
 
 // newCache returns the cache of upstream answers, nil when --cache-size is 0.
-func newCache(cfg config.Config, reg prometheus.Registerer) *cache.Cache {
+func newCache(cfg config.Settings, reg prometheus.Registerer) *cache.Cache {
 	if cfg.CacheSize == 0 {
 		return nil
 	}
@@ -422,12 +413,12 @@ func newCache(cfg config.Config, reg prometheus.Registerer) *cache.Cache {
 		ServeStale: cfg.ServeStale, Metrics: cache.NewMetrics(reg)})
 }
 
-func startAdmin(cfg config.Config, reg *prometheus.Registry, res *resolver.Resolver, log *slog.Logger) (*admin.Server, error) {
-	if cfg.Admin == "" {
+func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, log *slog.Logger) (*admin.Server, error) {
+	if !cfg.Admin.IsValid() {
 		return nil, nil
 	}
 	adm := admin.New(admin.Options{
-		Addr: cfg.Admin, Gatherer: reg, Logger: log,
+		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log,
 		Ready: func() bool { return res.Table() != nil },
 		Table: func() any {
 			t := res.Table()
@@ -438,4 +429,21 @@ func startAdmin(cfg config.Config, reg *prometheus.Registry, res *resolver.Resol
 		},
 	})
 	return adm, adm.Start()
+}
+
+// addrStrings spells addresses as the server's listen options take them.
+func addrStrings(addrs []netip.AddrPort) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// adminAddr is the admin address for the log: "" when there is none.
+func adminAddr(cfg config.Settings) string {
+	if !cfg.Admin.IsValid() {
+		return ""
+	}
+	return cfg.Admin.String()
 }

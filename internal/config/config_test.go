@@ -2,81 +2,207 @@ package config
 
 import (
 	"errors"
+	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/upstream"
+	"github.com/meshdns/meshdns/internal/vip"
 )
 
 func TestValidate(t *testing.T) {
+	inPod := Pod{InCluster: true, Namespace: "mesh"}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
+		pod  Pod
 		flag string // "" when valid
 	}{
-		{"defaults with a registry", func(c *Config) {}, ""},
-		{"no registry", func(c *Config) { c.Registry = "" }, "registry"},
-		{"listen without port", func(c *Config) { c.Listen = []string{"127.0.0.1"} }, "listen"},
-		{"listen with a name", func(c *Config) { c.Listen = []string{"dns.example:53"} }, "listen"},
-		{"listen port too big", func(c *Config) { c.Listen = []string{"127.0.0.1:70000"} }, "listen"},
-		{"listen on all addresses", func(c *Config) { c.Listen = []string{":53", "[::1]:53"} }, ""},
-		{"admin garbage", func(c *Config) { c.Admin = "nope" }, "admin"},
-		{"admin off", func(c *Config) { c.Admin = "" }, ""},
-		{"upstream name", func(c *Config) { c.Upstreams = []string{"dns.google"} }, "upstream"},
-		{"upstream forms", func(c *Config) { c.Upstreams = []string{"10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1"} }, ""},
-		{"cluster domain", func(c *Config) { c.ClusterDomain = "a..b" }, "cluster-domain"},
-		{"search", func(c *Config) { c.Search = []string{"ok.example", "bad..example"} }, "search"},
-		{"namespace with a dot", func(c *Config) { c.Namespace = "a.b" }, "namespace"},
-		{"namespace in upper case", func(c *Config) { c.Namespace = "Bookinfo" }, "namespace"},
-		{"namespace with an underscore", func(c *Config) { c.Namespace = "foo_bar" }, "namespace"},
-		{"namespace ok", func(c *Config) { c.Namespace = "team-1" }, ""},
-		{"ttl zero", func(c *Config) { c.TTL = 0 }, "ttl"},
-		{"ttl huge", func(c *Config) { c.TTL = 48 * time.Hour }, "ttl"},
-		{"log level", func(c *Config) { c.LogLevel = "loud" }, "log-level"},
-		{"cache size negative", func(c *Config) { c.CacheSize = -1 }, "cache-size"},
-		{"cache off", func(c *Config) { c.CacheSize = 0 }, ""},
-		{"cache min above max", func(c *Config) { c.CacheMinTTL = 2 * time.Hour }, "cache-min-ttl"},
-		{"cache max zero", func(c *Config) { c.CacheMaxTTL = 0 }, "cache-max-ttl"},
-		{"serve stale negative", func(c *Config) { c.ServeStale = -time.Second }, "serve-stale"},
-		{"serve stale off", func(c *Config) { c.ServeStale = 0 }, ""},
-		{"upstream policy", func(c *Config) { c.UpstreamPolicy = "fastest" }, "upstream-policy"},
-		{"upstream policy parallel", func(c *Config) { c.UpstreamPolicy = "parallel" }, ""},
-		{"vip pool garbage", func(c *Config) { c.VIPCIDR = "240.240.0.0" }, "vip-cidr"},
-		{"vip pool of the wrong family", func(c *Config) { c.VIPCIDR = "2001:2::/48" }, "vip-cidr"},
-		{"vip6 pool of the wrong family", func(c *Config) { c.VIPCIDR6 = "10.0.0.0/8" }, "vip-cidr6"},
-		{"vip pool too small", func(c *Config) { c.VIPCIDR = "10.0.0.0/31" }, "vip-cidr"},
-		{"vip pools off", func(c *Config) { c.VIPCIDR, c.VIPCIDR6 = "", "" }, ""},
-		{"vip quarantine negative", func(c *Config) { c.VIPQuarantine = -time.Second }, "vip-quarantine"},
-		{"vip quarantine zero", func(c *Config) { c.VIPQuarantine = 0 }, "vip-quarantine"},
-		{"log format", func(c *Config) { c.LogFormat = "xml" }, "log-format"},
-		{"kubeconfig alone", func(c *Config) { c.Registry, c.Kubeconfig = "", "/k" }, ""},
-		{"namespaces without kubernetes", func(c *Config) { c.Namespaces = []string{"a"} }, "namespaces"},
-		{"namespaces", func(c *Config) { c.Kubeconfig, c.Namespaces = "/k", []string{"a", "team-1"} }, ""},
-		{"namespaces bad name", func(c *Config) { c.Kubeconfig, c.Namespaces = "/k", []string{"a,b"} }, "namespaces"},
-		{"kube api qps zero", func(c *Config) { c.Kubeconfig, c.KubeAPIQPS = "/k", 0 }, "kube-api-qps"},
-		{"kube api burst zero", func(c *Config) { c.Kubeconfig, c.KubeAPIBurst = "/k", 0 }, "kube-api-burst"},
+		{"defaults with a registry", func(c *Config) {}, Pod{}, ""},
+		{"no registry", func(c *Config) { c.Registry = "" }, Pod{}, "registry"},
+		{"no registry in a pod", func(c *Config) { c.Registry = "" }, inPod, ""},
+		{"listen without port", func(c *Config) { c.Listen = []string{"127.0.0.1"} }, Pod{}, "listen"},
+		{"listen with a name", func(c *Config) { c.Listen = []string{"dns.example:53"} }, Pod{}, "listen"},
+		{"listen port too big", func(c *Config) { c.Listen = []string{"127.0.0.1:70000"} }, Pod{}, "listen"},
+		{"listen on all addresses", func(c *Config) { c.Listen = []string{":53", "[::1]:53"} }, Pod{}, ""},
+		{"admin garbage", func(c *Config) { c.Admin = "nope" }, Pod{}, "admin"},
+		{"admin off", func(c *Config) { c.Admin = "" }, Pod{}, ""},
+		{"upstream name", func(c *Config) { c.Upstreams = []string{"dns.google"} }, Pod{}, "upstream"},
+		{"upstream forms", func(c *Config) { c.Upstreams = []string{"10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1"} }, Pod{}, ""},
+		{"cluster domain", func(c *Config) { c.ClusterDomain = "a..b" }, Pod{}, "cluster-domain"},
+		{"cluster domain root", func(c *Config) { c.ClusterDomain = "." }, Pod{}, "cluster-domain"},
+		{"search", func(c *Config) { c.Search = []string{"ok.example", "bad..example"} }, Pod{}, "search"},
+		{"namespace with a dot", func(c *Config) { c.Namespace = "a.b" }, Pod{}, "namespace"},
+		{"namespace in upper case", func(c *Config) { c.Namespace = "Bookinfo" }, Pod{}, "namespace"},
+		{"namespace with an underscore", func(c *Config) { c.Namespace = "foo_bar" }, Pod{}, "namespace"},
+		{"namespace ok", func(c *Config) { c.Namespace = "team-1" }, Pod{}, ""},
+		{"ttl zero", func(c *Config) { c.TTL = 0 }, Pod{}, "ttl"},
+		{"ttl huge", func(c *Config) { c.TTL = 48 * time.Hour }, Pod{}, "ttl"},
+		{"log level", func(c *Config) { c.LogLevel = "loud" }, Pod{}, "log-level"},
+		{"log level in slog's spelling", func(c *Config) { c.LogLevel = "INFO" }, Pod{}, "log-level"},
+		{"cache size negative", func(c *Config) { c.CacheSize = -1 }, Pod{}, "cache-size"},
+		{"cache off", func(c *Config) { c.CacheSize = 0 }, Pod{}, ""},
+		{"cache min above max", func(c *Config) { c.CacheMinTTL = 2 * time.Hour }, Pod{}, "cache-min-ttl"},
+		{"cache max zero", func(c *Config) { c.CacheMaxTTL = 0 }, Pod{}, "cache-max-ttl"},
+		{"serve stale negative", func(c *Config) { c.ServeStale = -time.Second }, Pod{}, "serve-stale"},
+		{"serve stale off", func(c *Config) { c.ServeStale = 0 }, Pod{}, ""},
+		{"upstream policy", func(c *Config) { c.UpstreamPolicy = "fastest" }, Pod{}, "upstream-policy"},
+		{"upstream policy parallel", func(c *Config) { c.UpstreamPolicy = "parallel" }, Pod{}, ""},
+		{"vip pool garbage", func(c *Config) { c.VIPCIDR = "240.240.0.0" }, Pod{}, "vip-cidr"},
+		{"vip pool of the wrong family", func(c *Config) { c.VIPCIDR = "2001:2::/48" }, Pod{}, "vip-cidr"},
+		{"vip6 pool of the wrong family", func(c *Config) { c.VIPCIDR6 = "10.0.0.0/8" }, Pod{}, "vip-cidr6"},
+		{"vip6 pool IPv4-mapped", func(c *Config) { c.VIPCIDR6 = "::ffff:10.0.0.0/104" }, Pod{}, "vip-cidr6"},
+		{"vip pool too small", func(c *Config) { c.VIPCIDR = "10.0.0.0/31" }, Pod{}, "vip-cidr"},
+		{"vip6 pool too small", func(c *Config) { c.VIPCIDR6 = "fd00::/127" }, Pod{}, "vip-cidr6"},
+		{"vip pools off", func(c *Config) { c.VIPCIDR, c.VIPCIDR6 = "", "" }, Pod{}, ""},
+		{"vip quarantine negative", func(c *Config) { c.VIPQuarantine = -time.Second }, Pod{}, "vip-quarantine"},
+		{"vip quarantine zero", func(c *Config) { c.VIPQuarantine = 0 }, Pod{}, "vip-quarantine"},
+		{"log format", func(c *Config) { c.LogFormat = "xml" }, Pod{}, "log-format"},
+		{"kubeconfig alone", func(c *Config) { c.Registry, c.Kubeconfig = "", "/k" }, Pod{}, ""},
+		{"namespaces without kubernetes", func(c *Config) { c.Namespaces = []string{"a"} }, Pod{}, "namespaces"},
+		{"namespaces in a pod", func(c *Config) { c.Namespaces = []string{"a"} }, inPod, ""},
+		{"namespaces", func(c *Config) { c.Kubeconfig, c.Namespaces = "/k", []string{"a", "team-1"} }, Pod{}, ""},
+		{"namespaces bad name", func(c *Config) { c.Kubeconfig, c.Namespaces = "/k", []string{"a,b"} }, Pod{}, "namespaces"},
+		{"kube api qps zero", func(c *Config) { c.Kubeconfig, c.KubeAPIQPS = "/k", 0 }, Pod{}, "kube-api-qps"},
+		{"kube api burst zero", func(c *Config) { c.Kubeconfig, c.KubeAPIBurst = "/k", 0 }, Pod{}, "kube-api-burst"},
+		{"lease duration short", func(c *Config) { c.LeaderElectLeaseDuration = time.Second / 2 }, Pod{}, "leader-elect-lease-duration"},
+		{"lease namespace bad name", func(c *Config) { c.LeaderElectNamespace = "A" }, Pod{}, "leader-elect-namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
 			c.Registry = "examples/registry"
 			tc.edit(&c)
-			err := c.Validate()
+			_, err := c.Validate(tc.pod)
 			var fe *FlagError
 			switch {
 			case tc.flag == "" && err != nil:
 				t.Errorf("unexpected error: %v", err)
 			case tc.flag != "" && (!errors.As(err, &fe) || fe.Flag != tc.flag):
 				t.Errorf("err = %v, want one naming --%s", err, tc.flag)
+			case tc.flag != "" && !strings.HasPrefix(err.Error(), "--"+tc.flag+": "):
+				t.Errorf("err = %q, want it to start with the flag", err)
 			}
 		})
 	}
 }
 
-func TestValidateFillsListen(t *testing.T) {
+// TestValidateSettings checks the typed values Validate hands the daemon, defaults first.
+func TestValidateSettings(t *testing.T) {
 	c := Default()
 	c.Registry = "x"
-	if err := c.Validate(); err != nil || !slices.Equal(c.Listen, []string{DefaultListen}) {
-		t.Errorf("listen = %v, err %v", c.Listen, err)
+	s, err := c.Validate(Pod{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Settings{
+		Registry: "x", WatchPods: true, KubeAPIQPS: DefaultKubeAPIQPS, KubeAPIBurst: DefaultKubeAPIBurst,
+		LeaderElect: true, LeaseNamespace: DefaultLeaseNamespace, LeaseDuration: DefaultLeaseDuration,
+		Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15053")},
+		Admin:  netip.MustParseAddrPort(DefaultAdmin), ResolvConf: DefaultResolvConf,
+		ClusterDomain: "cluster.local.", TTL: DefaultTTL, LogLevel: slog.LevelInfo,
+		CacheSize: cache.DefaultSize, CacheMaxTTL: cache.DefaultMaxTTL, ServeStale: DefaultServeStale,
+		UpstreamPolicy: upstream.Sequential,
+		VIPv4:          netip.MustParsePrefix(DefaultVIPCIDR), VIPv6: netip.MustParsePrefix(DefaultVIPCIDR6),
+		VIPQuarantine: vip.DefaultQuarantine,
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)
+	}
+
+	c.Listen = []string{":53", "localhost:5353", "[::1]:53", "[::]:53"}
+	c.Admin, c.Upstreams = "", []string{"10.0.0.1", "[fd00::1]:5353", "fd00::2"}
+	c.ClusterDomain, c.Search = "Corp.Example.", []string{"Team.svc.Corp.Example", "svc.corp.example."}
+	c.LogLevel, c.LogFormat, c.UpstreamPolicy = "debug", "json", "parallel"
+	c.VIPCIDR, c.VIPCIDR6 = "10.1.2.3/16", ""
+	if s, err = c.Validate(Pod{}); err != nil {
+		t.Fatal(err)
+	}
+	got := []any{s.Listen, s.Admin, s.Upstreams, s.ClusterDomain, s.Search, s.LogLevel, s.LogJSON,
+		s.UpstreamPolicy, s.VIPv4, s.VIPv6}
+	wantTyped := []any{
+		[]netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:53"), netip.MustParseAddrPort("127.0.0.1:5353"),
+			netip.MustParseAddrPort("[::1]:53"), netip.MustParseAddrPort("[::]:53")},
+		netip.AddrPort{},
+		[]netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:53"), netip.MustParseAddrPort("[fd00::1]:5353"),
+			netip.MustParseAddrPort("[fd00::2]:53")},
+		dnsname.FQDN("corp.example."), []dnsname.FQDN{"team.svc.corp.example.", "svc.corp.example."},
+		slog.LevelDebug, true, upstream.Parallel, netip.MustParsePrefix("10.1.0.0/16"), netip.Prefix{},
+	}
+	for i := range got {
+		if !reflect.DeepEqual(got[i], wantTyped[i]) {
+			t.Errorf("value %d = %v, want %v", i, got[i], wantTyped[i])
+		}
+	}
+}
+
+// TestValidateVIPErrorsNameTheFlag: vip names the pool, Validate adds the flag.
+func TestValidateVIPErrorsNameTheFlag(t *testing.T) {
+	c := Default()
+	c.Registry, c.VIPCIDR6 = "x", "fd00::/127"
+	_, err := c.Validate(Pod{})
+	if want := "--vip-cidr6: pool fd00::/127: too small"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %v, want one starting %q", err, want)
+	}
+}
+
+func TestLeaseNamespace(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag string
+		pod        Pod
+		want       string
+	}{
+		{"flag first", "team", Pod{Namespace: "mesh"}, "team"},
+		{"then the pod's", "", Pod{InCluster: true, Namespace: "mesh"}, "mesh"},
+		{"outside a pod", "", Pod{}, DefaultLeaseNamespace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Registry, c.LeaderElectNamespace = "x", tc.flag
+			s, err := c.Validate(tc.pod)
+			if err != nil || s.LeaseNamespace != tc.want {
+				t.Errorf("lease namespace %q (%v), want %q", s.LeaseNamespace, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDetectPod(t *testing.T) {
+	withToken, withNamespace, empty := t.TempDir(), t.TempDir(), t.TempDir()
+	for path, data := range map[string]string{
+		filepath.Join(withToken, "token"):         "t",
+		filepath.Join(withToken, "namespace"):     "mesh\n",
+		filepath.Join(withNamespace, "namespace"): "other",
+	} {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	podEnv := map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		dir  string
+		want Pod
+	}{
+		{"in a pod", podEnv, withToken, Pod{InCluster: true, Namespace: "mesh"}},
+		{"token but no API server", map[string]string{"KUBERNETES_SERVICE_HOST": "10.96.0.1"}, withToken, Pod{Namespace: "mesh"}},
+		{"API server but no token", podEnv, withNamespace, Pod{Namespace: "other"}},
+		{"outside a pod", nil, empty, Pod{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := func(k string) string { return tc.env[k] }
+			if got := detectPod(getenv, tc.dir); got != tc.want {
+				t.Errorf("detectPod = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -100,8 +226,12 @@ func TestClientContext(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
-			c.Namespace, c.Search = tc.ns, tc.search
-			ns, search := c.ClientContext(tc.resolv)
+			c.Registry, c.Namespace, c.Search = "x", tc.ns, tc.search
+			s, err := c.Validate(Pod{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns, search := s.ClientContext(tc.resolv)
 			if ns != tc.wantNS || !slices.Equal(search, tc.wantSearch) {
 				t.Errorf("got %q %v, want %q %v", ns, search, tc.wantNS, tc.wantSearch)
 			}
@@ -127,9 +257,18 @@ func TestIsSelf(t *testing.T) {
 		{"[::1]:53", []string{"[::]:53"}, true},
 		{"192.0.2.8:53", []string{":53"}, false},
 		{"127.0.0.1:53", []string{"localhost:53"}, true},
+		{"[::ffff:127.0.0.1]:53", []string{"127.0.0.1:53"}, true},
 	} {
 		up := netip.MustParseAddrPort(tc.upstream)
-		if got := IsSelf(up, tc.listen, local); got != tc.self {
+		var listen []netip.AddrPort
+		for _, l := range tc.listen {
+			ap, err := parseListen(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			listen = append(listen, ap)
+		}
+		if got := IsSelf(up, listen, local); got != tc.self {
 			t.Errorf("IsSelf(%s, %v) = %v, want %v", tc.upstream, tc.listen, got, tc.self)
 		}
 	}

@@ -77,11 +77,11 @@ func New(o Options) (*Allocator, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	v4, err := newPool(IPv4, "--vip-cidr", o.V4)
+	v4, err := newPool(IPv4, o.V4)
 	if err != nil {
 		return nil, err
 	}
-	v6, err := newPool(IPv6, "--vip-cidr6", o.V6)
+	v6, err := newPool(IPv6, o.V6)
 	if err != nil {
 		return nil, err
 	}
@@ -264,8 +264,8 @@ func (a *Allocator) exhausted(p *pool, k Key) {
 	p.failing[k] = struct{}{}
 	a.metrics.failed(p.family)
 	a.log.Warn("VIP pool exhausted: the host gets no address in this family until one frees up "+
-		"(a freed address waits out --vip-quarantine first); widen the pool or delete entries",
-		"key", k.String(), "family", p.family.String(), "pool", p.prefix.String(), "flag", p.flag,
+		"(a freed address waits out the quarantine first); widen the pool or delete entries",
+		"key", k.String(), "family", p.family.String(), "pool", p.prefix.String(),
 		"held", len(p.owner), "quarantined", len(p.quar))
 }
 

@@ -2,6 +2,7 @@ package vip
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -11,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestNewValidatesPools(t *testing.T) {
@@ -26,19 +28,19 @@ func TestNewValidatesPools(t *testing.T) {
 		{name: "v4 /30 has two usable", v4: netip.MustParsePrefix("10.0.0.0/30")},
 		{name: "v6 /126 has two usable", v6: netip.MustParsePrefix("fd00::/126")},
 		{name: "v4 /31 too small", v4: netip.MustParsePrefix("10.0.0.0/31"),
-			err: "--vip-cidr 10.0.0.0/31: too small"},
+			err: "pool 10.0.0.0/31: too small"},
 		{name: "v4 /32 too small", v4: netip.MustParsePrefix("10.0.0.1/32"),
-			err: "--vip-cidr 10.0.0.1/32: too small"},
+			err: "pool 10.0.0.1/32: too small"},
 		{name: "v6 /127 too small", v6: netip.MustParsePrefix("fd00::/127"),
-			err: "--vip-cidr6 fd00::/127: too small"},
+			err: "pool fd00::/127: too small"},
 		{name: "v6 prefix as v4", v4: netip.MustParsePrefix("fd00::/64"),
-			err: "--vip-cidr fd00::/64: not an IPv4 CIDR"},
+			err: "pool fd00::/64: not an IPv4 CIDR"},
 		{name: "v4 prefix as v6", v6: netip.MustParsePrefix("10.0.0.0/8"),
-			err: "--vip-cidr6 10.0.0.0/8: not an IPv6 CIDR"},
+			err: "pool 10.0.0.0/8: not an IPv6 CIDR"},
 		{name: "v4-mapped as v6", v6: netip.MustParsePrefix("::ffff:10.0.0.0/104"),
-			err: "--vip-cidr6 ::ffff:10.0.0.0/104: not an IPv6 CIDR"},
+			err: "pool ::ffff:10.0.0.0/104: not an IPv6 CIDR"},
 		{name: "invalid prefix", v4: netip.PrefixFrom(addr("10.0.0.0"), 33),
-			err: "--vip-cidr invalid Prefix: not a valid CIDR"},
+			err: "pool invalid Prefix: not a valid CIDR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,6 +50,15 @@ func TestNewValidatesPools(t *testing.T) {
 				t.Fatalf("New: %v", err)
 			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 				t.Fatalf("New: error %v, want one containing %q", err, tc.err)
+			}
+			// The rule has one home: CheckPool says what New says, and the caller, not vip,
+			// knows which flag set the pool.
+			check := errors.Join(CheckPool(IPv4, tc.v4), CheckPool(IPv6, tc.v6))
+			if fmt.Sprint(check) != fmt.Sprint(err) {
+				t.Errorf("CheckPool: %v, New: %v", check, err)
+			}
+			if err != nil && strings.Contains(err.Error(), "--") {
+				t.Errorf("New: %v names a flag", err)
 			}
 		})
 	}
@@ -76,7 +87,7 @@ func TestPoolRange(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := newPool(tc.family, "--flag", netip.MustParsePrefix(tc.prefix))
+			p, err := newPool(tc.family, netip.MustParsePrefix(tc.prefix))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +115,7 @@ func TestPoolRange(t *testing.T) {
 }
 
 func TestFirstChoiceIsHashOfKey(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "240.240.0.0/16", "2001:2::/48", clk)
 	as, _ := a.Allocate(claims("shop/db.example.com"))
 	v4, v6 := a.pool(IPv4), a.pool(IPv6)
@@ -133,14 +144,14 @@ func TestClaimOrderDoesNotMatter(t *testing.T) {
 	for i := range cs {
 		cs[i].Created = t0.Add(time.Duration(i%5) * time.Minute) // many ties, settled by key
 	}
-	a := newTest(t, "10.0.0.0/23", "", newClock())
+	a := newTest(t, "10.0.0.0/23", "", testutil.NewClock())
 	want, _ := a.Allocate(cs)
 	for seed := range uint64(5) {
 		shuffled := append([]Claim(nil), cs...)
 		rand.New(rand.NewPCG(seed, 1)).Shuffle(len(shuffled), func(i, j int) {
 			shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
 		})
-		b := newTest(t, "10.0.0.0/23", "", newClock())
+		b := newTest(t, "10.0.0.0/23", "", testutil.NewClock())
 		if got, _ := b.Allocate(shuffled); !reflect.DeepEqual(got, want) {
 			t.Fatalf("seed %d: another claim order gave other assignments", seed)
 		}
@@ -149,10 +160,10 @@ func TestClaimOrderDoesNotMatter(t *testing.T) {
 
 func TestOlderClaimsAreServedFirst(t *testing.T) {
 	// Two keys whose first choice is the same address: the older one gets it.
-	p, _ := newPool(IPv4, "", netip.MustParsePrefix("10.0.0.0/24"))
+	p, _ := newPool(IPv4, netip.MustParsePrefix("10.0.0.0/24"))
 	x, y := collidingKeys(p, "ns")
 	cs := []Claim{{Key: x, Created: t0.Add(time.Minute)}, {Key: y, Created: t0}}
-	a := newTest(t, "10.0.0.0/24", "", newClock())
+	a := newTest(t, "10.0.0.0/24", "", testutil.NewClock())
 	as, _ := a.Allocate(cs)
 	if got, want := as[y][0].Addr, p.addr(p.firstChoice(y)); got != want {
 		t.Errorf("older %v got %v, want its first choice %v", y, got, want)
@@ -241,7 +252,7 @@ func TestConflicts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			clk.Advance(time.Minute) // quarantines restored at t0 are still on
 			a := newTest(t, "10.0.0.0/24", "", clk)
 			a.Restore(tc.state)
@@ -261,7 +272,7 @@ func TestConflicts(t *testing.T) {
 }
 
 func TestRestore(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	cs := claims("a/one.example", "a/two.example", "b/three.example")
 	a := newTest(t, "10.0.0.0/24", "fd00::/120", clk)
 	want, _ := a.Allocate(cs)
@@ -346,7 +357,7 @@ func roundTrip(t *testing.T, s State) State {
 }
 
 func TestChangedReportsStateChanges(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "10.0.0.0/24", "", clk, func(o *Options) { o.Quarantine = time.Hour })
 	steps := []struct {
 		name    string
@@ -377,9 +388,9 @@ func TestExhaustionAndRecovery(t *testing.T) {
 	var logs bytes.Buffer
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "10.0.0.0/30", "fd00::/120", clk, logTo(&logs), func(o *Options) { o.Metrics = m })
-	failures := func() float64 { return testutil.ToFloat64(m.failures.WithLabelValues("ipv4")) }
+	failures := func() float64 { return promtest.ToFloat64(m.failures.WithLabelValues("ipv4")) }
 	warns := func() int { return strings.Count(logs.String(), "VIP pool exhausted") }
 
 	cs := claims("a/one", "a/two", "a/three")
@@ -401,8 +412,8 @@ func TestExhaustionAndRecovery(t *testing.T) {
 		t.Fatalf("%d warnings and %v failures counted over 4 allocations, want 1 and 1:\n%s",
 			warns(), failures(), logs.String())
 	}
-	if !strings.Contains(logs.String(), "key=a/three") || !strings.Contains(logs.String(), "flag=--vip-cidr") {
-		t.Errorf("the warning names neither the host nor the flag:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "key=a/three") || !strings.Contains(logs.String(), "pool=10.0.0.0/30") {
+		t.Errorf("the warning names neither the host nor the pool:\n%s", logs.String())
 	}
 
 	freed := v4of(first, "a/one")
@@ -436,7 +447,7 @@ func TestExhaustionAndRecovery(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "10.0.0.0/24", "fd00::/120", clk, func(o *Options) { o.Metrics = NewMetrics(reg) })
 	a.Allocate(claims("a/one", "a/two", "a/three"))
 	a.Allocate(claims("a/one", "a/two"))
@@ -453,18 +464,18 @@ meshdns_vip_allocation_failures_total{family="ipv6"} 0
 # TYPE meshdns_vip_pool_size gauge
 meshdns_vip_pool_size{family="ipv4"} 254
 meshdns_vip_pool_size{family="ipv6"} 254
-# HELP meshdns_vip_quarantined Freed VIPs still reserved for their last host (--vip-quarantine).
+# HELP meshdns_vip_quarantined Freed VIPs still reserved for their last host until their quarantine ends.
 # TYPE meshdns_vip_quarantined gauge
 meshdns_vip_quarantined{family="ipv4"} 1
 meshdns_vip_quarantined{family="ipv6"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+	if err := promtest.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
 }
 
 func TestAssignmentsShape(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "10.0.0.0/30", "fd00::/126", clk)
 	// Duplicate claims of one key merge, with the oldest Created: a/three becomes the oldest
 	// and a/two, the newest, finds both pools full.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 const benchKeys = 60000 // 92% of a /16
@@ -20,7 +22,7 @@ func benchClaims(n int, prefix string) []Claim {
 	return cs
 }
 
-func benchAllocator(b *testing.B, clk *fakeClock) *Allocator {
+func benchAllocator(b *testing.B, clk *testutil.Clock) *Allocator {
 	a, err := New(Options{V4: defaultV4, V6: defaultV6, Now: clk.Now})
 	if err != nil {
 		b.Fatal(err)
@@ -39,14 +41,14 @@ func BenchmarkAllocate(b *testing.B) {
 	b.Run("60000 keys into a /16 from empty", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			a := benchAllocator(b, newClock())
+			a := benchAllocator(b, testutil.NewClock())
 			if as, _ := a.Allocate(base); len(as) != benchKeys {
 				b.Fatalf("%d keys hold addresses", len(as))
 			}
 		}
 	})
 	b.Run("60000 keys unchanged", func(b *testing.B) {
-		a := benchAllocator(b, newClock())
+		a := benchAllocator(b, testutil.NewClock())
 		a.Allocate(base)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -56,7 +58,7 @@ func BenchmarkAllocate(b *testing.B) {
 		}
 	})
 	b.Run("60000 keys after 1% churn", func(b *testing.B) {
-		clk := newClock()
+		clk := testutil.NewClock()
 		a := benchAllocator(b, clk)
 		a.Allocate(base)
 		sets := [2][]Claim{churned, base}
@@ -75,7 +77,7 @@ func BenchmarkAllocate(b *testing.B) {
 
 // BenchmarkState measures what persisting costs at 60,000 keys: State and its JSON.
 func BenchmarkState(b *testing.B) {
-	a := benchAllocator(b, newClock())
+	a := benchAllocator(b, testutil.NewClock())
 	a.Allocate(benchClaims(benchKeys, "h"))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 )
 
@@ -60,7 +61,7 @@ func seEligible(se *model.ServiceEntry) bool {
 
 // eligibleHost normalises h as the table does and reports whether it may hold a VIP.
 func eligibleHost(h string, r model.Resolution) (string, bool) {
-	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	h = dnsname.Host(h)
 	if h == "" || h == "*" {
 		return "", false
 	}
@@ -72,7 +73,7 @@ func eligibleHost(h string, r model.Resolution) (string, bool) {
 
 func appendStatus(dst []netip.Addr, status []model.HostAddress, host string) []netip.Addr {
 	for _, ha := range status {
-		if !strings.EqualFold(strings.TrimSuffix(ha.Host, "."), host) || !ha.Address.IsValid() {
+		if dnsname.Host(ha.Host) != host || !ha.Address.IsValid() {
 			continue
 		}
 		if a := ha.Address.Unmap(); !slices.Contains(dst, a) {

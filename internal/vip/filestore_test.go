@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 func sampleState(t *testing.T) State {
 	t.Helper()
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "240.240.0.0/16", "2001:2::/48", clk)
 	a.Allocate(claims("shop/db.example.com", "shop/cache.example.com", "dev/db.example.com"))
 	clk.Advance(time.Minute)
@@ -105,13 +107,13 @@ func TestFileStoreIsHumanReadable(t *testing.T) {
       "host": "db.example.com",
       "family": "ipv4",
       "address": "240.240.40.169",
-      "since": "2025-03-01T12:00:00Z"
+      "since": "2026-01-02T03:04:05Z"
     },
 `
 	if !strings.HasPrefix(string(b), want) {
 		t.Errorf("state file starts\n%s\nwant\n%s", b[:min(len(b), 400)], want)
 	}
-	for _, field := range []string{`"released": [`, `"releasedAt": "2025-03-01T12:01:00Z"`, `"family": "ipv6"`} {
+	for _, field := range []string{`"released": [`, `"releasedAt": "2026-01-02T03:05:05Z"`, `"family": "ipv6"`} {
 		if !strings.Contains(string(b), field) {
 			t.Errorf("state file lacks %s", field)
 		}

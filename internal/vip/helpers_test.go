@@ -7,16 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
-var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// fakeClock is the injected clock of the tests.
-type fakeClock struct{ t time.Time }
-
-func newClock() *fakeClock                   { return &fakeClock{t: t0} }
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+// t0 is where every test clock (testutil.NewClock) starts.
+var t0 = testutil.ClockStart
 
 // key parses "namespace/host".
 func key(s string) Key {
@@ -50,7 +46,7 @@ next:
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // newTest returns an allocator over the pools v4 and v6 ("" turns one off) on clk.
-func newTest(t testing.TB, v4, v6 string, clk *fakeClock, mod ...func(*Options)) *Allocator {
+func newTest(t testing.TB, v4, v6 string, clk *testutil.Clock, mod ...func(*Options)) *Allocator {
 	t.Helper()
 	o := Options{Now: clk.Now}
 	if v4 != "" {

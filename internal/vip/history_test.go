@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 // The tests below each replay a bug that shipped in another mesh's VIP allocator.
@@ -34,7 +36,7 @@ func TestIstio44837AddOrRemoveRenumbersNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			a := newTest(t, "240.240.0.0/24", "2001:2::/120", clk)
 			before, _ := a.Allocate(claims(keys...))
 			clk.Advance(time.Minute)
@@ -51,7 +53,7 @@ func TestIstio44837AddOrRemoveRenumbersNothing(t *testing.T) {
 // istio#49809: with hashing plus collision handling recomputed on every change, renaming one
 // host moved another host that had collided with it.
 func TestIstio49809RenameMovesNoOtherHost(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "240.240.0.0/24", "", clk)
 	p := a.pool(IPv4)
 	x, y := collidingKeys(p, "shop") // x takes the shared first choice, y the next address
@@ -82,7 +84,7 @@ func TestIstio49809RenameMovesNoOtherHost(t *testing.T) {
 
 // istio#61493: addresses were never freed, so a pool filled up with deleted entries.
 func TestIstio61493DeletedEntriesFreeTheirAddresses(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "10.0.0.0/30", "", clk)
 	old := claims("a/one", "a/two")
 	first, _ := a.Allocate(old)
@@ -104,7 +106,7 @@ func TestIstio61493DeletedEntriesFreeTheirAddresses(t *testing.T) {
 // kuma#13463: a freed VIP went straight to the next service while clients still cached the
 // old answer, so their connections reached the wrong service.
 func TestKuma13463NoReuseWithinClientCacheTTL(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "240.240.0.0/24", "", clk)
 	p := a.pool(IPv4)
 	gone := key("shop/payments.example.com")
@@ -113,7 +115,7 @@ func TestKuma13463NoReuseWithinClientCacheTTL(t *testing.T) {
 	off, _ := p.offset(freed)
 	// Each newcomer would take the freed address were it free: it is their first choice.
 	for i, d := range []time.Duration{0, 30 * time.Second, DefaultQuarantine - time.Nanosecond} {
-		clk.t = t0.Add(d)
+		clk.Set(t0.Add(d))
 		next := keyChoosing(p, fmt.Sprintf("ns%d", i), off, gone)
 		as, _ = a.Allocate([]Claim{{Key: next, Created: clk.Now()}})
 		if got := as[next][0].Addr; got == freed {
@@ -121,7 +123,7 @@ func TestKuma13463NoReuseWithinClientCacheTTL(t *testing.T) {
 		}
 	}
 	// Past the quarantine, the next newcomer with that first choice may have it.
-	clk.t = t0.Add(DefaultQuarantine)
+	clk.Set(t0.Add(DefaultQuarantine))
 	later := keyChoosing(p, "later", off, gone)
 	as, _ = a.Allocate([]Claim{{Key: later, Created: clk.Now()}})
 	if got := as[later][0].Addr; got != freed {
@@ -132,7 +134,7 @@ func TestKuma13463NoReuseWithinClientCacheTTL(t *testing.T) {
 // The same key coming back within the quarantine gets its address back, even when another
 // key asked first for it.
 func TestRecreatedKeyGetsItsAddressBack(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	a := newTest(t, "240.240.0.0/24", "2001:2::/120", clk)
 	k := key("shop/db.example.com")
 	first, _ := a.Allocate([]Claim{{Key: k, Created: t0}})

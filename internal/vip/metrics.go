@@ -18,7 +18,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "meshdns_vip_allocated", Help: "VIPs held by live ServiceEntry hosts."}, family),
 		quarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meshdns_vip_quarantined",
-			Help: "Freed VIPs still reserved for their last host (--vip-quarantine)."}, family),
+			Help: "Freed VIPs still reserved for their last host until their quarantine ends."}, family),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshdns_vip_allocation_failures_total",
 			Help: "Hosts left without a VIP because the pool was full, once per host and episode."}, family),

@@ -66,8 +66,7 @@ const maxOffsets = 1<<63 - 1
 // k's entry holds off in slot idx.
 type pool struct {
 	family Family
-	flag   string // the command-line flag that sets the pool, for messages
-	idx    int    // the slot of this pool in entry.leases
+	idx    int // the slot of this pool in entry.leases
 	prefix netip.Prefix
 	hi, lo uint64 // network address as a 128-bit number (IPv4 in lo)
 	n      uint64 // usable offsets: 1..n
@@ -90,27 +89,40 @@ type freed struct {
 	at  time.Time
 }
 
-// newPool validates p for family f; the zero Prefix turns the family off (nil pool).
-func newPool(f Family, flag string, p netip.Prefix) (*pool, error) {
+// CheckPool reports whether p can be the pool of family f: a valid CIDR of that family
+// (not IPv4-mapped for IPv6) with at least two usable addresses. The zero Prefix, a family
+// turned off, passes. Errors name the pool; the caller adds where it came from.
+func CheckPool(f Family, p netip.Prefix) error {
 	if p == (netip.Prefix{}) {
-		return nil, nil
+		return nil
 	}
 	if !p.IsValid() {
-		return nil, fmt.Errorf("%s %v: not a valid CIDR", flag, p)
+		return fmt.Errorf("pool %v: not a valid CIDR", p)
 	}
 	a := p.Addr()
 	switch {
 	case f == IPv4 && !a.Is4():
-		return nil, fmt.Errorf("%s %v: not an IPv4 CIDR", flag, p)
+		return fmt.Errorf("pool %v: not an IPv4 CIDR", p)
 	case f == IPv6 && (!a.Is6() || a.Is4In6()):
-		return nil, fmt.Errorf("%s %v: not an IPv6 CIDR", flag, p)
+		return fmt.Errorf("pool %v: not an IPv6 CIDR", p)
 	}
-	bits := a.BitLen() - p.Bits()
-	if bits < 2 {
-		return nil, fmt.Errorf("%s %v: too small: the network and last addresses are never "+
-			"handed out, so at least /%d is needed", flag, p, a.BitLen()-2)
+	if a.BitLen()-p.Bits() < 2 {
+		return fmt.Errorf("pool %v: too small: the network and last addresses are never "+
+			"handed out, so at least /%d is needed", p, a.BitLen()-2)
 	}
-	pl := &pool{family: f, flag: flag, prefix: p.Masked(), n: maxOffsets}
+	return nil
+}
+
+// newPool validates p for family f; the zero Prefix turns the family off (nil pool).
+func newPool(f Family, p netip.Prefix) (*pool, error) {
+	if err := CheckPool(f, p); err != nil {
+		return nil, err
+	}
+	if p == (netip.Prefix{}) {
+		return nil, nil
+	}
+	bits := p.Addr().BitLen() - p.Bits()
+	pl := &pool{family: f, prefix: p.Masked(), n: maxOffsets}
 	if bits <= 63 {
 		pl.n = 1<<bits - 2
 	}

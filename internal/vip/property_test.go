@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 var (
@@ -229,7 +230,7 @@ func offsetAddr(p netip.Prefix, off int) netip.Addr {
 // harness runs a sequence against an allocator, a twin fed the same claims in another
 // order, and a model of what the allocator must guarantee.
 type harness struct {
-	clk        *fakeClock
+	clk        *testutil.Clock
 	a, twin    *Allocator
 	metrics    *Metrics
 	live       map[Key]Claim
@@ -259,7 +260,7 @@ func (s propStats) requireCoverage(t *testing.T) {
 func newHarness() *harness { return newHarnessQ(propQuarantine) }
 
 func newHarnessQ(quarantine time.Duration) *harness {
-	h := &harness{clk: newClock(), quarantine: quarantine, live: map[Key]Claim{}, released: map[netip.Addr]freed{},
+	h := &harness{clk: testutil.NewClock(), quarantine: quarantine, live: map[Key]Claim{}, released: map[netip.Addr]freed{},
 		lastHolder: map[netip.Addr]Key{}, shuffle: rand.New(rand.NewPCG(1, 2)),
 		metrics: NewMetrics(prometheus.NewRegistry())}
 	h.a = h.newAllocator(h.metrics)
@@ -551,8 +552,8 @@ func (h *harness) checkMetrics(held map[netip.Addr]Key) error {
 				nQuar++
 			}
 		}
-		gotHeld := testutil.ToFloat64(h.metrics.allocated.WithLabelValues(f.String()))
-		gotQuar := testutil.ToFloat64(h.metrics.quarantined.WithLabelValues(f.String()))
+		gotHeld := promtest.ToFloat64(h.metrics.allocated.WithLabelValues(f.String()))
+		gotQuar := promtest.ToFloat64(h.metrics.quarantined.WithLabelValues(f.String()))
 		if gotHeld != nHeld || gotQuar != nQuar {
 			return fmt.Errorf("%v metrics: allocated %v quarantined %v, want %v and %v", f, gotHeld, gotQuar, nHeld, nQuar)
 		}
