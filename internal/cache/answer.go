@@ -3,6 +3,7 @@ package cache
 import (
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -20,7 +21,7 @@ func keyOf(req *dns.Msg) key {
 	if opt := req.IsEdns0(); opt != nil {
 		do = opt.Do()
 	}
-	return key{qname: lower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: req.CheckingDisabled}
+	return key{qname: dnsname.Lower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: req.CheckingDisabled}
 }
 
 // kind says which store an answer belongs to and how it ages.
@@ -174,7 +175,7 @@ func serveRRs(rrs []dns.RR, qname string, ttl func(uint32) uint32) []dns.RR {
 		cp := dns.Copy(rr)
 		h := cp.Header()
 		h.Ttl = ttl(h.Ttl)
-		if h.Name != qname && equalFold(h.Name, qname) {
+		if h.Name != qname && dnsname.EqualFold(h.Name, qname) {
 			h.Name = qname
 		}
 		out[i] = cp
@@ -193,39 +194,5 @@ func sameQuestion(resp, req *dns.Msg) bool {
 		return false
 	}
 	got, want := resp.Question[0], req.Question[0]
-	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && equalFold(got.Name, want.Name)
-}
-
-// equalFold compares DNS names case-insensitively in ASCII only (RFC 4343).
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		if lowerByte(a[i]) != lowerByte(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// lower lowercases s in ASCII, returning s itself (no allocation) when it has no upper case.
-func lower(s string) string {
-	for i := range len(s) {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				b[j] = lowerByte(b[j])
-			}
-			return string(b)
-		}
-	}
-	return s
-}
-
-func lowerByte(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
+	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && dnsname.EqualFold(got.Name, want.Name)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -172,7 +173,7 @@ func (w *world) request() *dns.Msg {
 func keyOf(req *dns.Msg) modelKey {
 	q := req.Question[0]
 	opt := req.IsEdns0()
-	return modelKey{strings.ToLower(q.Name), q.Qtype, opt != nil && opt.Do(), req.CheckingDisabled}
+	return modelKey{dnsname.Lower(q.Name), q.Qtype, opt != nil && opt.Do(), req.CheckingDisabled}
 }
 
 func (w *world) ttl() uint32 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
 )
@@ -24,7 +25,7 @@ import (
 // When it answers, it sets rep.Msg and returns true; rep stays reusable only for a walk decided
 // by the table alone.
 func (r *Resolver) autopath(ctx context.Context, rep *Reply, req *dns.Msg, t *table.Table, qname string, c Client) bool {
-	if len(c.Search) == 0 || len(qname) <= len(c.Search[0]) || !table.InDomain(qname, c.Search[0]) {
+	if len(c.Search) == 0 || len(qname) <= len(c.Search[0]) || !dnsname.InDomain(qname, c.Search[0]) {
 		return false
 	}
 	// The upstream steps are an optimisation: they must never make the client wait long for

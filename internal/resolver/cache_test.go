@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
 )
@@ -49,7 +50,7 @@ func (u *switchUpstream) Forward(ctx context.Context, req *dns.Msg, _ bool) (*dn
 	m.SetReply(req)
 	m.RecursionAvailable = true
 	q := req.Question[0]
-	switch strings.ToLower(q.Name) {
+	switch dnsname.Lower(q.Name) {
 	case "www.example.org.":
 		rr, _ := dns.NewRR("www.example.org. 60 IN A " + addr)
 		rr.Header().Name = q.Name

@@ -3,12 +3,12 @@ package resolver
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
@@ -122,7 +122,7 @@ func New(o Options) *Resolver {
 	if o.StaleAnswerTimer <= 0 {
 		o.StaleAnswerTimer = DefaultStaleAnswerTimer
 	}
-	r := &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
+	r := &Resolver{zone: dnsname.Canonical(o.Zone), opts: o, log: log,
 		fails: ratelog.New(log, failureLogInterval, nil), metrics: o.Metrics}
 	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
 	if o.Cache != nil {
@@ -176,9 +176,9 @@ func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
 		// meshdns serves no zone transfers, and forwarding one would only proxy a stream.
 		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
 	}
-	qname := strings.ToLower(q.Name)
+	qname := dnsname.Lower(q.Name)
 	p := r.table.Load()
-	inZone := table.InDomain(qname, r.zone)
+	inZone := dnsname.InDomain(qname, r.zone)
 	if inZone && q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/server"
@@ -37,7 +38,7 @@ type fakeUpstream struct {
 
 func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Msg, error) {
 	q := req.Question[0]
-	key := strings.ToLower(q.Name) + " " + dns.TypeToString[q.Qtype]
+	key := dnsname.Lower(q.Name) + " " + dns.TypeToString[q.Qtype]
 	f.mu.Lock()
 	f.asked = append(f.asked, key)
 	f.mu.Unlock()
@@ -51,7 +52,7 @@ func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Ms
 	if !ok {
 		m.Rcode = dns.RcodeNameError
 		for k := range f.records {
-			if strings.HasPrefix(k, strings.ToLower(q.Name)+" ") {
+			if strings.HasPrefix(k, dnsname.Lower(q.Name)+" ") {
 				m.Rcode = dns.RcodeSuccess // the name exists: NODATA
 			}
 		}
@@ -515,6 +516,29 @@ func TestCNAMEChainCap(t *testing.T) {
 		resp, _ := res.Resolve(context.Background(), req, resolver.Client{})
 		if resp.Rcode != rcode || (rcode == dns.RcodeSuccess && len(resp.Answer) != n+1) {
 			t.Errorf("chain of %d CNAMEs: %s with %d records, want %s", n, dns.RcodeToString[resp.Rcode], len(resp.Answer), dns.RcodeToString[rcode])
+		}
+	}
+}
+
+// TestNameCaseIsASCIIOnly: a qname matches a table name without ASCII case only (RFC 4343);
+// the Kelvin sign, which Unicode lower-cases to 'k', is another name.
+func TestNameCaseIsASCIIOnly(t *testing.T) {
+	snap := model.Snapshot{Services: []model.Service{{Meta: model.Meta{Namespace: "c", Name: "kube"},
+		ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.7.8")}}}}
+	tb, err := table.Build(snap, table.Options{Zone: "cluster.local", TTL: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resolver.New(resolver.Options{Zone: "cluster.local"})
+	res.SetTable(tb)
+	for qname, rcode := range map[string]int{
+		"KUBE.c.svc.Cluster.Local.":      dns.RcodeSuccess,
+		"\u212aube.c.svc.cluster.local.": dns.RcodeNameError,
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion(qname, dns.TypeA)
+		if resp, _ := res.Resolve(context.Background(), req, resolver.Client{}); resp.Rcode != rcode {
+			t.Errorf("%q: %s, want %s", qname, dns.RcodeToString[resp.Rcode], dns.RcodeToString[rcode])
 		}
 	}
 }
