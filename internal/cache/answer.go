@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -69,21 +70,21 @@ func (c *Cache) newAnswer(resp *dns.Msg, now time.Time) *answer {
 	}
 }
 
-// lifetime classifies resp and returns how many seconds it stays fresh.
+// lifetime says which store resp belongs to and how many seconds it stays fresh, from its
+// classification; uncacheable for any reason response.Cacheability gives.
 func (c *Cache) lifetime(resp *dns.Msg) (kind, uint32) {
-	switch resp.Rcode {
-	case dns.RcodeSuccess, dns.RcodeNameError:
-		if resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0 {
-			ttl := min(minTTL(resp.Answer), minTTL(resp.Ns))
-			return positive, min(max(ttl, c.minTTL), c.maxTTL)
-		}
-		// RFC 2308 §5: without an SOA there is no negative TTL, so nothing to cache.
-		soa := findSOA(resp.Ns)
-		if soa == nil {
-			return uncacheable, 0
-		}
+	t := response.Typify(resp)
+	if response.Cacheability(resp, t) != response.Cacheable {
+		return uncacheable, 0
+	}
+	switch {
+	case t == response.NoError:
+		ttl := min(minTTL(resp.Answer), minTTL(resp.Ns))
+		return positive, min(max(ttl, c.minTTL), c.maxTTL)
+	case t.Negative():
+		soa := response.SOA(resp) // present: Cacheability checked
 		return negative, min(ttlOf(&soa.Hdr), soa.Minttl, c.maxTTL)
-	case dns.RcodeServerFailure:
+	case t == response.ServFail:
 		return servfail, seconds(ServfailTTL)
 	}
 	return uncacheable, 0
@@ -109,15 +110,6 @@ func ttlOf(h *dns.RR_Header) uint32 {
 		return 0
 	}
 	return h.Ttl
-}
-
-func findSOA(rrs []dns.RR) *dns.SOA {
-	for _, rr := range rrs {
-		if soa, ok := rr.(*dns.SOA); ok {
-			return soa
-		}
-	}
-	return nil
 }
 
 // copyRRs deep-copies rrs with each TTL raised to floor and capped at ceil, leaving out the

@@ -171,11 +171,13 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 // CountHit counts a Hit served again by a caller within its Until (metrics only).
 func (c *Cache) CountHit() { c.metrics.got(Hit) }
 
-// Put stores upstream's response to req if it is cacheable: a single-question QUERY answered
-// with the same question, not truncated, and a positive, negative (with SOA) or SERVFAIL
-// answer with a TTL above 0.
+// Put stores upstream's response to req unless there is a reason not to: req is not a
+// single-question QUERY; resp answers another question (RFC 5452 §3); resp is larger than
+// MaxEntryBytes (meshdns's own bound on memory); the reply itself is not cacheable
+// (response.Cacheability: truncated, negative without SOA, an error other than SERVFAIL); or
+// its lifetime is 0 (RFC 1035 §3.2.1: a TTL of 0 is for the transaction in progress only).
 func (c *Cache) Put(req, resp *dns.Msg) {
-	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Truncated || resp.Len() > MaxEntryBytes {
+	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Len() > MaxEntryBytes {
 		return
 	}
 	now := c.now()

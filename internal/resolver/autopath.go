@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
 )
@@ -84,13 +85,15 @@ func (r *Resolver) autopathUpstream(ctx context.Context, req *dns.Msg, t *table.
 	sub.SetQuestion(name, q.Qtype)
 	sub.CheckingDisabled = req.CheckingDisabled
 	up, _, _, err := r.upstream(ctx, sub, c.TCP)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, false, false
-	case up.Rcode == dns.RcodeNameError:
+	}
+	switch response.Typify(up) {
+	case response.NXDomain:
 		return nil, false, true
-	case up.Rcode != dns.RcodeSuccess:
-		return nil, false, false
+	case response.NoError, response.NoData:
+	default:
+		return nil, false, false // a failure or an error: the walk stays undecided
 	}
 	resp = r.authoritative(req)
 	resp.Answer = append([]dns.RR{cname(q.Name, name, t.TTL())}, up.Answer...)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -72,7 +73,7 @@ func (r *Resolver) staleOrFresh(ctx context.Context, req, stale *dns.Msg, tcp bo
 	defer timer.Stop()
 	select {
 	case resp := <-done:
-		if resp != nil && !failure(resp) {
+		if resp != nil && !response.Typify(resp).Failure() {
 			resp.Id, resp.Question = req.Id, req.Question
 			return resp, ResultUpstream, nil
 		}
@@ -80,11 +81,6 @@ func (r *Resolver) staleOrFresh(ctx context.Context, req, stale *dns.Msg, tcp bo
 	case <-ctx.Done():
 	}
 	return stale, ResultCacheStale, nil
-}
-
-// failure reports whether an upstream reply says resolution failed.
-func failure(resp *dns.Msg) bool {
-	return resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused
 }
 
 // refresh asks upstream again for req in the background and caches the answer; done, when
@@ -109,7 +105,7 @@ func (r *Resolver) refresh(req *dns.Msg, tcp bool, done chan<- *dns.Msg) {
 		if err == nil {
 			r.opts.Cache.Put(req, resp)
 		}
-		if err != nil || failure(resp) {
+		if err != nil || response.Typify(resp).Failure() {
 			r.opts.Cache.RefreshFailed(req)
 		}
 		if done != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -81,7 +82,7 @@ func TestHealthAllDown(t *testing.T) {
 				Options{Policy: policy, FailThreshold: 1, Now: newClock().Now}, 0)
 			for i := range 3 {
 				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false)
-				if err != nil || !failover(resp.Rcode) {
+				if err != nil || !response.Typify(resp).Failure() {
 					t.Fatalf("query %d: Forward = %v, %v; want a failed reply", i, resp, err)
 				}
 				if na, nb := len(a.Queries()), len(b.Queries()); na != i+1 || nb != i+1 {
