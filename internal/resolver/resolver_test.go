@@ -542,3 +542,54 @@ func TestNameCaseIsASCIIOnly(t *testing.T) {
 		}
 	}
 }
+
+// recordingUpstream is fakeUpstream that keeps every request it is sent.
+type recordingUpstream struct {
+	*fakeUpstream
+	mu   sync.Mutex
+	reqs []*dns.Msg
+}
+
+func (u *recordingUpstream) Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error) {
+	u.mu.Lock()
+	u.reqs = append(u.reqs, req.Copy())
+	u.mu.Unlock()
+	return u.fakeUpstream.Forward(ctx, req, tcp)
+}
+
+// TestSubQueriesInheritCDAndDO: the queries meshdns sends upstream on a client's behalf (a
+// CNAME chain leaving the table, an autopath step) carry the client's CD and DO bits, as its
+// own forwarded query would.
+func TestSubQueriesInheritCDAndDO(t *testing.T) {
+	tb := loadTable(t, "testdata/registry.yaml")
+	for _, tc := range []struct{ name, qname, sub string }{
+		{name: "CNAME chase", qname: "legacy.prod.svc.cluster.local.", sub: "db.legacy.example.com."},
+		{name: "autopath step", qname: "example.org.prod.svc.cluster.local.", sub: "example.org."},
+	} {
+		for _, bits := range []struct{ cd, do bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+			t.Run(fmt.Sprintf("%s/cd=%v,do=%v", tc.name, bits.cd, bits.do), func(t *testing.T) {
+				up := &recordingUpstream{fakeUpstream: newUpstream()}
+				res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up})
+				res.SetTable(tb)
+				req := new(dns.Msg)
+				req.SetQuestion(tc.qname, dns.TypeA)
+				req.CheckingDisabled = bits.cd
+				req.SetEdns0(1232, bits.do)
+				resp, _ := res.Resolve(context.Background(), req, resolver.Client{Namespace: "prod", Search: search("prod")})
+				if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 2 {
+					t.Fatalf("answer %s with %d records, want NOERROR with CNAME and A", dns.RcodeToString[resp.Rcode], len(resp.Answer))
+				}
+				up.mu.Lock()
+				defer up.mu.Unlock()
+				if len(up.reqs) != 1 || up.reqs[0].Question[0].Name != tc.sub {
+					t.Fatalf("upstream asked %v, want %s once", up.reqs, tc.sub)
+				}
+				sub := up.reqs[0]
+				do := sub.IsEdns0() != nil && sub.IsEdns0().Do()
+				if sub.CheckingDisabled != bits.cd || do != bits.do {
+					t.Errorf("sub-query CD=%v DO=%v, want CD=%v DO=%v", sub.CheckingDisabled, do, bits.cd, bits.do)
+				}
+			})
+		}
+	}
+}
