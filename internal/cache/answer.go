@@ -35,7 +35,7 @@ const (
 	servfail // kept in the negative store; never served stale
 )
 
-// answer is a stored response. It is never modified after Put, so Get may copy it without
+// answer is a stored response. It is never modified after Put, so Lookup may copy it without
 // the lock.
 type answer struct {
 	kind   kind

@@ -157,13 +157,8 @@ func (r *Resolver) Epoch() uint64 {
 	return 0
 }
 
-// Resolve answers req for client c. The response has no OPT record; the transport adds EDNS.
-func (r *Resolver) Resolve(ctx context.Context, req *dns.Msg, c Client) (*dns.Msg, Result) {
-	rep := r.Query(ctx, req, c)
-	return rep.Msg, rep.Result
-}
-
-// Query answers req for client c, like Resolve, and says whether the answer may be reused.
+// Query answers req for client c and says whether the answer may be reused. The response
+// has no OPT record; the transport adds EDNS.
 func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
 	if rcode := triage(req); rcode != dns.RcodeSuccess {
 		return Reply{Msg: reply(req, rcode), Result: ResultRejected}

@@ -130,6 +130,3 @@ func (r *Resolver) Close() {
 	r.bgCancel()
 	r.bg.Wait()
 }
-
-// Wait blocks until the background refreshes started so far have finished.
-func (r *Resolver) Wait() { r.bg.Wait() }
