@@ -3,6 +3,8 @@ package cache
 import (
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -20,7 +22,7 @@ func keyOf(req *dns.Msg) key {
 	if opt := req.IsEdns0(); opt != nil {
 		do = opt.Do()
 	}
-	return key{qname: lower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: req.CheckingDisabled}
+	return key{qname: dnsname.Lower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: req.CheckingDisabled}
 }
 
 // kind says which store an answer belongs to and how it ages.
@@ -33,7 +35,7 @@ const (
 	servfail // kept in the negative store; never served stale
 )
 
-// answer is a stored response. It is never modified after Put, so Get may copy it without
+// answer is a stored response. It is never modified after Put, so Lookup may copy it without
 // the lock.
 type answer struct {
 	kind   kind
@@ -68,21 +70,21 @@ func (c *Cache) newAnswer(resp *dns.Msg, now time.Time) *answer {
 	}
 }
 
-// lifetime classifies resp and returns how many seconds it stays fresh.
+// lifetime says which store resp belongs to and how many seconds it stays fresh, from its
+// classification; uncacheable for any reason response.Cacheability gives.
 func (c *Cache) lifetime(resp *dns.Msg) (kind, uint32) {
-	switch resp.Rcode {
-	case dns.RcodeSuccess, dns.RcodeNameError:
-		if resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0 {
-			ttl := min(minTTL(resp.Answer), minTTL(resp.Ns))
-			return positive, min(max(ttl, c.minTTL), c.maxTTL)
-		}
-		// RFC 2308 §5: without an SOA there is no negative TTL, so nothing to cache.
-		soa := findSOA(resp.Ns)
-		if soa == nil {
-			return uncacheable, 0
-		}
+	t := response.Typify(resp)
+	if response.Cacheability(resp, t) != response.Cacheable {
+		return uncacheable, 0
+	}
+	switch {
+	case t == response.NoError:
+		ttl := min(minTTL(resp.Answer), minTTL(resp.Ns))
+		return positive, min(max(ttl, c.minTTL), c.maxTTL)
+	case t.Negative():
+		soa := response.SOA(resp) // present: Cacheability checked
 		return negative, min(ttlOf(&soa.Hdr), soa.Minttl, c.maxTTL)
-	case dns.RcodeServerFailure:
+	case t == response.ServFail:
 		return servfail, seconds(ServfailTTL)
 	}
 	return uncacheable, 0
@@ -108,15 +110,6 @@ func ttlOf(h *dns.RR_Header) uint32 {
 		return 0
 	}
 	return h.Ttl
-}
-
-func findSOA(rrs []dns.RR) *dns.SOA {
-	for _, rr := range rrs {
-		if soa, ok := rr.(*dns.SOA); ok {
-			return soa
-		}
-	}
-	return nil
 }
 
 // copyRRs deep-copies rrs with each TTL raised to floor and capped at ceil, leaving out the
@@ -174,7 +167,7 @@ func serveRRs(rrs []dns.RR, qname string, ttl func(uint32) uint32) []dns.RR {
 		cp := dns.Copy(rr)
 		h := cp.Header()
 		h.Ttl = ttl(h.Ttl)
-		if h.Name != qname && equalFold(h.Name, qname) {
+		if h.Name != qname && dnsname.EqualFold(h.Name, qname) {
 			h.Name = qname
 		}
 		out[i] = cp
@@ -193,39 +186,5 @@ func sameQuestion(resp, req *dns.Msg) bool {
 		return false
 	}
 	got, want := resp.Question[0], req.Question[0]
-	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && equalFold(got.Name, want.Name)
-}
-
-// equalFold compares DNS names case-insensitively in ASCII only (RFC 4343).
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		if lowerByte(a[i]) != lowerByte(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// lower lowercases s in ASCII, returning s itself (no allocation) when it has no upper case.
-func lower(s string) string {
-	for i := range len(s) {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				b[j] = lowerByte(b[j])
-			}
-			return string(b)
-		}
-	}
-	return s
-}
-
-func lowerByte(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
+	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && dnsname.EqualFold(got.Name, want.Name)
 }

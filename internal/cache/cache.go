@@ -17,7 +17,7 @@ const (
 	// ServfailTTL is how long a SERVFAIL is cached, to spare a failing upstream a retry storm
 	// (RFC 2308 §7.1 allows up to 5 minutes; a short time keeps recovery quick).
 	ServfailTTL = 5 * time.Second
-	// PrefetchHits is how many times an entry must have been served before Get asks for a
+	// PrefetchHits is how many times an entry must have been served before Lookup asks for a
 	// refresh: names asked once are not worth an upstream query.
 	PrefetchHits = 3
 	// FailureRecheck is how long a stale entry whose refresh failed is served without asking
@@ -42,7 +42,7 @@ type Options struct {
 	Metrics    *Metrics         // may be nil
 }
 
-// Status says what Get found.
+// Status says what Lookup found.
 type Status uint8
 
 const (
@@ -110,30 +110,26 @@ func seconds(d time.Duration) uint32 {
 	return uint32(min(d/time.Second, ttlLimit))
 }
 
-// Get returns a response to req from the cache. Hit: a fresh entry, TTLs counted down. Stale:
-// the entry expired less than ServeStale ago; every TTL is StaleTTL and the caller serves it
-// only when upstream fails. Miss: nil.
-//
-// prefetch is true at most once per entry life: on a Hit once the entry has been served
-// PrefetchHits times and no more than 10% of a TTL of at least 10s is left, so the caller can
-// refresh it in the background. The next Put that stores an entry for the key re-arms it.
-func (c *Cache) Get(req *dns.Msg) (resp *dns.Msg, st Status, prefetch bool) {
-	f := c.Lookup(req)
-	return f.Msg, f.Status, f.Prefetch
-}
-
-// Found is what Lookup found: Get's results, and how long a Hit stays valid as it is.
+// Found is what Lookup found.
 type Found struct {
-	Msg      *dns.Msg
-	Status   Status
+	// Msg is the response to serve; nil on a Miss.
+	Msg *dns.Msg
+	// Status: Hit, a fresh entry with its TTLs counted down; Stale, an entry that expired less
+	// than ServeStale ago, every TTL StaleTTL, to be served only when upstream fails; Miss.
+	Status Status
+	// Prefetch is true at most once per entry life: on a Hit once the entry has been served
+	// PrefetchHits times and no more than 10% of a TTL of at least 10s is left, so the caller
+	// can refresh it in the background. The next Put that stores an entry for the key re-arms
+	// it.
 	Prefetch bool
-	// Until, for a Hit, is the instant up to which Get would return the same response again:
-	// the end of the current second of the entry's countdown, so the TTLs are still exact. It
-	// is zero while a prefetch is due, so that the Gets that trigger it keep coming.
+	// Until, for a Hit, is the instant up to which Lookup would return the same response
+	// again: the end of the current second of the entry's countdown, so the TTLs are still
+	// exact. It is zero while a prefetch is due, so that the Lookups that trigger it keep
+	// coming.
 	Until time.Time
 }
 
-// Lookup is Get, with the time the response stays valid.
+// Lookup returns what the cache holds for req, as a response to req.
 func (c *Cache) Lookup(req *dns.Msg) Found {
 	if c.pos == nil || !isQuery(req) {
 		c.metrics.got(Miss)
@@ -171,11 +167,13 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 // CountHit counts a Hit served again by a caller within its Until (metrics only).
 func (c *Cache) CountHit() { c.metrics.got(Hit) }
 
-// Put stores upstream's response to req if it is cacheable: a single-question QUERY answered
-// with the same question, not truncated, and a positive, negative (with SOA) or SERVFAIL
-// answer with a TTL above 0.
+// Put stores upstream's response to req unless there is a reason not to: req is not a
+// single-question QUERY; resp answers another question (RFC 5452 §3); resp is larger than
+// MaxEntryBytes (meshdns's own bound on memory); the reply itself is not cacheable
+// (response.Cacheability: truncated, negative without SOA, an error other than SERVFAIL); or
+// its lifetime is 0 (RFC 1035 §3.2.1: a TTL of 0 is for the transaction in progress only).
 func (c *Cache) Put(req, resp *dns.Msg) {
-	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Truncated || resp.Len() > MaxEntryBytes {
+	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Len() > MaxEntryBytes {
 		return
 	}
 	now := c.now()
@@ -221,7 +219,7 @@ func (c *Cache) status(a *answer, now time.Time) (Status, time.Duration) {
 	return Miss, elapsed
 }
 
-// needed reports whether a SERVFAIL must leave a alone: a is a real answer that Get could still
+// needed reports whether a SERVFAIL must leave a alone: a is a real answer that Lookup could still
 // return, fresh or stale.
 func (c *Cache) needed(a *answer, now time.Time) bool {
 	st, _ := c.status(a, now)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -138,7 +139,7 @@ func TestPositiveTTL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			tc.opts.Now = clk.Now
 			c := cache.New(tc.opts)
 			req := query("www.example.com.", A)
@@ -153,7 +154,7 @@ func TestPositiveTTL(t *testing.T) {
 
 // checkLifetime asserts the entry for req lives exactly want seconds in store (positive,
 // negative), serving TTLs served right after Put; ServeStale must be 0.
-func checkLifetime(t *testing.T, c *cache.Cache, clk *clock, req *dns.Msg, want uint32, served []uint32, store [2]int) {
+func checkLifetime(t *testing.T, c *cache.Cache, clk *testutil.Clock, req *dns.Msg, want uint32, served []uint32, store [2]int) {
 	t.Helper()
 	resp, st, _ := c.Get(req)
 	if want == 0 {
@@ -207,7 +208,7 @@ func TestNegativeTTL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			tc.opts.Now = clk.Now
 			c := cache.New(tc.opts)
 			req := query("www.example.com.", A)
@@ -260,7 +261,7 @@ func TestServfail(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			tc.opts.Now = clk.Now
 			if tc.opts.ServeStale == 0 {
 				tc.opts.ServeStale = time.Hour

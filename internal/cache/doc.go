@@ -2,14 +2,14 @@
 // for names outside the mesh are answered without a round trip (docs/upstream.md, Cache).
 //
 // It owns storage, lifetimes and the shape of served copies; it does no networking and starts
-// no goroutines. The resolver calls Get before forwarding and Put after, and schedules the
-// refreshes that Get asks for (prefetch) or that serving stale implies.
+// no goroutines. The resolver calls Lookup before forwarding and Put after, and schedules the
+// refreshes that Lookup asks for (prefetch) or that serving stale implies.
 //
 // Invariants:
 //   - An entry is keyed by the lowercased qname, qtype, qclass, and the request's DO and CD
 //     bits; a key lives in at most one of the two stores (positive, negative).
 //   - Each store holds at most Options.Size entries; the least recently used one is evicted.
-//   - Stored messages are deep copies and are never modified after Put, so Get builds its
+//   - Stored messages are deep copies and are never modified after Put, so Lookup builds its
 //     copy outside the lock. Every served message is new: the request's ID, question (exact
 //     case), RD and CD; QR and RA set, AA clear, no OPT record.
 //   - A Hit is served only before the entry's TTL has passed, with every record TTL counted

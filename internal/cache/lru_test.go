@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // run applies ops to c: "+a" stores a positive answer for a.example.com., "-a" a negative
 // one, "!a" a SERVFAIL, "?a" looks a up, ">90s" moves the clock.
-func run(t *testing.T, c *cache.Cache, clk *clock, ops []string) {
+func run(t *testing.T, c *cache.Cache, clk *testutil.Clock, ops []string) {
 	t.Helper()
 	for _, op := range ops {
 		if op[0] == '>' {
@@ -80,7 +81,7 @@ func TestEviction(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			reg := prometheus.NewRegistry()
 			c := cache.New(cache.Options{Size: tc.size, ServeStale: time.Minute, Now: clk.Now,
 				Metrics: cache.NewMetrics(reg)})
@@ -134,7 +135,7 @@ func TestPrefetch(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			start := clk.Now()
 			c := cache.New(cache.Options{ServeStale: time.Hour, Now: clk.Now})
 			req := query("www.example.com.", A)
@@ -155,7 +156,7 @@ func TestPrefetch(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	reg := prometheus.NewRegistry()
 	c := cache.New(cache.Options{Size: 1, ServeStale: time.Hour, Now: clk.Now, Metrics: cache.NewMetrics(reg)})
 	run(t, c, clk, []string{"+a", "-b", "?a", "?a", "?b", "?c", ">2m", "?a", "+c"})
@@ -179,7 +180,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	c := cache.New(cache.Options{Size: 8, ServeStale: time.Minute, Now: clk.Now,
 		Metrics: cache.NewMetrics(prometheus.NewRegistry())})
 	names := []string{"a.example.com.", "B.example.com.", "c.example.com.", "d.example.com.", "e.example.com."}

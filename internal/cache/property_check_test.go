@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -81,7 +82,7 @@ func (w *world) checkAnswer(req, resp *dns.Msg, p *stored, st cache.Status, elap
 			w.fail("Hit TTL %d above the entry's %v", h.Ttl, p.ttl)
 		case st == cache.Stale && h.Ttl != cache.StaleTTL:
 			w.fail("Stale TTL %d, want %d", h.Ttl, cache.StaleTTL)
-		case h.Name != qname && dns.CanonicalName(h.Name) == dns.CanonicalName(qname):
+		case h.Name != qname && dnsname.EqualFold(h.Name, qname):
 			w.fail("owner %q, request spelled %q", h.Name, qname)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -71,7 +73,7 @@ type stored struct {
 type world struct {
 	t     *testing.T
 	rng   *rand.Rand
-	clk   *clock
+	clk   *testutil.Clock
 	c     *cache.Cache
 	opts  cache.Options
 	exact bool
@@ -93,7 +95,7 @@ func (w *world) checkCoverage() {
 }
 
 func newWorld(t *testing.T, seed uint64, opts cache.Options, exact bool) *world {
-	clk := newClock()
+	clk := testutil.NewClock()
 	opts.Now = clk.Now
 	return &world{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), clk: clk,
 		c: cache.New(opts), opts: opts, exact: exact,
@@ -172,7 +174,7 @@ func (w *world) request() *dns.Msg {
 func keyOf(req *dns.Msg) modelKey {
 	q := req.Question[0]
 	opt := req.IsEdns0()
-	return modelKey{strings.ToLower(q.Name), q.Qtype, opt != nil && opt.Do(), req.CheckingDisabled}
+	return modelKey{dnsname.Lower(q.Name), q.Qtype, opt != nil && opt.Do(), req.CheckingDisabled}
 }
 
 func (w *world) ttl() uint32 {

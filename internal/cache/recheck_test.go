@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 )
 
 func TestFailureRecheck(t *testing.T) {
-	clk := newClock()
+	clk := testutil.NewClock()
 	c := cache.New(cache.Options{ServeStale: time.Hour, Now: clk.Now})
 	req := query("www.example.org.", dns.TypeA)
 	c.Put(req, reply(t, req, dns.RcodeSuccess, []string{"www.example.org. 60 IN A 192.0.2.1"}, nil))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -94,7 +95,7 @@ func TestCountdown(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			tc.opts.Now = clk.Now
 			c := cache.New(tc.opts)
 			req := query("www.example.com.", A)
@@ -216,7 +217,7 @@ func TestStale(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testutil.NewClock()
 			c := cache.New(cache.Options{ServeStale: tc.serveStale, Now: clk.Now})
 			req := query("www.example.com.", A)
 			if tc.rcode == NXDOMAIN {

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"math/rand/v2"
 	"strings"
 
@@ -9,11 +8,11 @@ import (
 	"github.com/miekg/dns"
 )
 
-// answer appends to rep.Msg the records of m for qtype, owned by owner (the question's
+// answer appends to q's reply the records of m for q's type, owned by owner (the question's
 // spelling for the first name), following CNAMEs through the table and, when a chain leaves
 // it, upstream.
-func (r *Resolver) answer(ctx context.Context, rep *Reply, t *table.Table, owner string, m table.Match, qtype uint16, c Client) {
-	resp := rep.Msg
+func (r *Resolver) answer(q *query, owner string, m table.Match) {
+	resp, t := q.rep.Msg, q.t
 	for hop := 0; ; hop++ {
 		n := m.Node
 		if m.Kind == table.Alias {
@@ -21,8 +20,8 @@ func (r *Resolver) answer(ctx context.Context, rep *Reply, t *table.Table, owner
 			owner = n.Name
 		}
 		target, isAlias := n.Target()
-		if !isAlias || qtype == dns.TypeCNAME || qtype == dns.TypeANY {
-			r.records(rep, t, owner, m, qtype)
+		if !isAlias || q.qtype == dns.TypeCNAME || q.qtype == dns.TypeANY {
+			r.records(q, owner, m)
 			return
 		}
 		resp.Answer = append(resp.Answer, withOwner(n.CNAME[0], owner))
@@ -31,9 +30,9 @@ func (r *Resolver) answer(ctx context.Context, rep *Reply, t *table.Table, owner
 			resp.Rcode, resp.Answer = dns.RcodeServerFailure, nil
 			return
 		}
-		next, ok := t.Lookup(target, c.Namespace)
+		next, ok := t.Lookup(target, q.client.Namespace)
 		if !ok {
-			r.chaseUpstream(ctx, rep, t, target, qtype, c)
+			r.chaseUpstream(q, target)
 			return
 		}
 		owner, m = target, next
@@ -43,12 +42,12 @@ func (r *Resolver) answer(ctx context.Context, rep *Reply, t *table.Table, owner
 	}
 }
 
-// records appends the node's records of qtype, or the SOA for NODATA.
-func (r *Resolver) records(rep *Reply, t *table.Table, owner string, m table.Match, qtype uint16) {
-	resp, n := rep.Msg, m.Node
-	rrs := n.Records(qtype)
+// records appends the node's records of q's type, or the SOA for NODATA.
+func (r *Resolver) records(q *query, owner string, m table.Match) {
+	resp, n := q.rep.Msg, m.Node
+	rrs := n.Records(q.qtype)
 	if len(rrs) == 0 {
-		resp.Ns = append(resp.Ns, t.SOA(apex(t, n)))
+		resp.Ns = append(resp.Ns, q.t.SOA(apex(q.t, n)))
 		return
 	}
 	start := len(resp.Answer)
@@ -56,11 +55,11 @@ func (r *Resolver) records(rep *Reply, t *table.Table, owner string, m table.Mat
 		resp.Answer = append(resp.Answer, withOwner(rr, owner))
 	}
 	if n.Shuffle && len(rrs) > 1 {
-		rep.Reusable = false // each query gets its own order
+		q.rep.Reusable = false // each query gets its own order
 		added := resp.Answer[start:]
 		rand.Shuffle(len(added), func(i, j int) { added[i], added[j] = added[j], added[i] })
 	}
-	if qtype == dns.TypeSRV {
+	if q.qtype == dns.TypeSRV {
 		resp.Extra = append(resp.Extra, n.Extra...)
 	}
 }
@@ -76,26 +75,25 @@ func apex(t *table.Table, n *table.Node) string {
 
 // chaseUpstream completes a CNAME chain whose target the table does not know: a target in the
 // cluster zone does not exist (NXDOMAIN, RFC 6604: the rcode speaks of the last name) unless
-// unknown cluster names are forwarded; any other is asked upstream.
-func (r *Resolver) chaseUpstream(ctx context.Context, rep *Reply, t *table.Table, target string, qtype uint16, c Client) {
-	resp := rep.Msg
-	if t.InZone(target) && !r.opts.ForwardUnknownClusterNames {
+// unknown cluster names are forwarded; any other is asked upstream, as a sub-query of q.
+func (r *Resolver) chaseUpstream(q *query, target string) {
+	resp := q.rep.Msg
+	if q.t.InZone(target) && !r.opts.ForwardUnknownClusterNames {
 		resp.Rcode = dns.RcodeNameError
-		resp.Ns = append(resp.Ns, t.SOA(t.Zone()))
+		resp.Ns = append(resp.Ns, q.t.SOA(q.t.Zone()))
 		return
 	}
-	rep.Reusable = false
-	sub := new(dns.Msg)
-	sub.SetQuestion(target, qtype)
-	up, _, _, err := r.upstream(ctx, sub, c.TCP)
+	q.rep.Reusable = false
+	sub := q.sub(target)
+	up, err := r.upstream(&sub)
 	if err != nil {
 		resp.Rcode = dns.RcodeServerFailure
 		return
 	}
-	resp.Rcode = up.Rcode
-	resp.Answer = append(resp.Answer, up.Answer...)
-	if len(up.Answer) == 0 {
-		resp.Ns = append(resp.Ns, up.Ns...)
+	resp.Rcode = up.msg.Rcode
+	resp.Answer = append(resp.Answer, up.msg.Answer...)
+	if len(up.msg.Answer) == 0 {
+		resp.Ns = append(resp.Ns, up.msg.Ns...)
 	}
 }
 

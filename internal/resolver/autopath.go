@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/miekg/dns"
 )
@@ -22,43 +23,53 @@ import (
 // decided (upstream failure, or unknown cluster names forwarded), the query gets the answer
 // it would have had without autopath.
 //
-// When it answers, it sets rep.Msg and returns true; rep stays reusable only for a walk decided
-// by the table alone.
-func (r *Resolver) autopath(ctx context.Context, rep *Reply, req *dns.Msg, t *table.Table, qname string, c Client) bool {
-	if len(c.Search) == 0 || len(qname) <= len(c.Search[0]) || !dnsname.InDomain(qname, c.Search[0]) {
+// When it answers, it sets q's reply and returns true; the reply stays reusable only for a
+// walk decided by the table alone.
+func (r *Resolver) autopath(q *query) bool {
+	search := q.client.Search
+	if len(search) == 0 || len(q.qname) <= len(search[0]) || !dnsname.InDomain(q.qname, search[0]) {
 		return false
 	}
 	// The upstream steps are an optimisation: they must never make the client wait long for
 	// an answer it would have had at once without them.
-	ctx, cancel := context.WithTimeout(ctx, autopathUpstreamBudget)
+	ctx, cancel := context.WithTimeout(q.ctx, autopathUpstreamBudget)
 	defer cancel()
-	stem := qname[:len(qname)-len(c.Search[0])]
-	for i := 1; i <= len(c.Search); i++ {
+	walk := *q // the same query, its upstream steps under the walk's budget
+	walk.ctx = ctx
+	answered := r.walkSearch(&walk, q.qname[:len(q.qname)-len(search[0])])
+	q.rep = walk.rep // even unanswered: a walk that asked upstream leaves it not reusable
+	return answered
+}
+
+// walkSearch tries stem below each later search domain, then stem itself, for autopath.
+func (r *Resolver) walkSearch(q *query, stem string) bool {
+	search := q.client.Search
+	for i := 1; i <= len(search); i++ {
 		name := stem
-		if i < len(c.Search) {
-			name += c.Search[i]
+		if i < len(search) {
+			name += search[i]
 		}
-		m, ok := t.Lookup(name, c.Namespace)
+		m, ok := q.t.Lookup(name, q.client.Namespace)
 		switch {
 		case ok && !m.Node.Empty():
-			rep.Count = r.metrics.autopathFromTable()
-			rep.Count()
-			r.autopathAnswer(ctx, rep, req, t, name, m, c)
+			q.rep.Count = r.metrics.autopathFromTable()
+			q.rep.Count()
+			r.autopathAnswer(q, name, m)
 			return true
-		case ok || t.InZone(name):
+		case ok || q.t.InZone(name):
 			if !ok && r.opts.ForwardUnknownClusterNames {
 				return false
 			}
 			continue
 		}
-		rep.Reusable = false // the walk depends on upstream answers from here on
-		resp, exists, decided := r.autopathUpstream(ctx, req, t, name, c)
+		q.rep.Reusable = false // the walk depends on upstream answers from here on
+		resp, exists, decided := r.autopathUpstream(q, name)
 		if !decided {
 			return false
 		}
 		if exists {
 			r.metrics.autopathFromUpstream()
-			rep.Msg = resp
+			q.rep.Msg = resp
 			return true
 		}
 	}
@@ -73,41 +84,39 @@ const autopathUpstreamBudget = time.Second
 type availability interface{ Available() bool }
 
 // autopathUpstream asks upstream about name (a step of the walk outside the table's
-// authority). It returns the autopath answer when the name exists, and whether the upstream
-// decided the question at all.
-func (r *Resolver) autopathUpstream(ctx context.Context, req *dns.Msg, t *table.Table, name string, c Client) (resp *dns.Msg, exists, decided bool) {
+// authority), as a sub-query of q. It returns the autopath answer when the name exists, and
+// whether the upstream decided the question at all.
+func (r *Resolver) autopathUpstream(q *query, name string) (resp *dns.Msg, exists, decided bool) {
 	if a, ok := r.opts.Forwarder.(availability); ok && !a.Available() {
 		return nil, false, false // every upstream is down: do not wait for one
 	}
-	q := req.Question[0]
-	sub := new(dns.Msg)
-	sub.SetQuestion(name, q.Qtype)
-	sub.CheckingDisabled = req.CheckingDisabled
-	up, _, _, err := r.upstream(ctx, sub, c.TCP)
-	switch {
-	case err != nil:
-		return nil, false, false
-	case up.Rcode == dns.RcodeNameError:
-		return nil, false, true
-	case up.Rcode != dns.RcodeSuccess:
+	sub := q.sub(name)
+	up, err := r.upstream(&sub)
+	if err != nil {
 		return nil, false, false
 	}
-	resp = r.authoritative(req)
-	resp.Answer = append([]dns.RR{cname(q.Name, name, t.TTL())}, up.Answer...)
-	if len(up.Answer) == 0 {
-		resp.Ns = up.Ns
+	switch response.Typify(up.msg) {
+	case response.NXDomain:
+		return nil, false, true
+	case response.NoError, response.NoData:
+	default:
+		return nil, false, false // a failure or an error: the walk stays undecided
+	}
+	resp = r.authoritative(q.req)
+	resp.Answer = append([]dns.RR{cname(q.name(), name, q.t.TTL())}, up.msg.Answer...)
+	if len(up.msg.Answer) == 0 {
+		resp.Ns = up.msg.Ns
 	}
 	return resp, true, true
 }
 
-func (r *Resolver) autopathAnswer(ctx context.Context, rep *Reply, req *dns.Msg, t *table.Table, name string, m table.Match, c Client) {
-	q := req.Question[0]
+func (r *Resolver) autopathAnswer(q *query, name string, m table.Match) {
 	target := name
 	if m.Kind == table.Alias {
 		// The CNAME always points at the FQDN, never at a short alias.
 		target, m.Kind = m.Node.Name, table.Exact
 	}
-	rep.Msg = r.authoritative(req)
-	rep.Msg.Answer = append(rep.Msg.Answer, cname(q.Name, target, t.TTL()))
-	r.answer(ctx, rep, t, target, m, q.Qtype, c)
+	q.rep.Msg = r.authoritative(q.req)
+	q.rep.Msg.Answer = append(q.rep.Msg.Answer, cname(q.name(), target, q.t.TTL()))
+	r.answer(q, target, m)
 }

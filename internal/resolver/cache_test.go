@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 )
 
@@ -49,7 +51,7 @@ func (u *switchUpstream) Forward(ctx context.Context, req *dns.Msg, _ bool) (*dn
 	m.SetReply(req)
 	m.RecursionAvailable = true
 	q := req.Question[0]
-	switch strings.ToLower(q.Name) {
+	switch dnsname.Lower(q.Name) {
 	case "www.example.org.":
 		rr, _ := dns.NewRR("www.example.org. 60 IN A " + addr)
 		rr.Header().Name = q.Name
@@ -62,21 +64,9 @@ func (u *switchUpstream) Forward(ctx context.Context, req *dns.Msg, _ bool) (*dn
 	return m, nil
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newCached(t *testing.T) (*resolver.Resolver, *switchUpstream, *clock) {
+func newCached(t *testing.T) (*resolver.Resolver, *switchUpstream, *testutil.Clock) {
 	up := &switchUpstream{addr: "192.0.2.80"}
-	clk := &clock{now: time.Unix(1_000_000, 0)}
+	clk := testutil.NewClock()
 	c := cache.New(cache.Options{ServeStale: time.Hour, Now: clk.Now})
 	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up, Cache: c,
 		StaleAnswerTimer: 50 * time.Millisecond})
@@ -104,7 +94,7 @@ func TestCacheHitCountsDown(t *testing.T) {
 	if m, r := ask(t, res, "www.example.org."); r != resolver.ResultUpstream || answerOf(m) != "www.example.org. 60 IN A 192.0.2.80" {
 		t.Fatalf("first: %v %q", r, answerOf(m))
 	}
-	clk.advance(25 * time.Second)
+	clk.Advance(25 * time.Second)
 	m, r := ask(t, res, "WWW.Example.org.")
 	if r != resolver.ResultCacheHit || answerOf(m) != "WWW.Example.org. 35 IN A 192.0.2.80" {
 		t.Errorf("second: %v %q, want a cache hit in the question's case with TTL 35", r, answerOf(m))
@@ -117,11 +107,11 @@ func TestCacheHitCountsDown(t *testing.T) {
 func TestNegativeCaching(t *testing.T) {
 	res, up, clk := newCached(t)
 	ask(t, res, "nx.example.org.")
-	clk.advance(100 * time.Second) // SOA minimum 120
+	clk.Advance(100 * time.Second) // SOA minimum 120
 	if m, r := ask(t, res, "nx.example.org."); r != resolver.ResultCacheHit || m.Rcode != dns.RcodeNameError {
 		t.Errorf("second NXDOMAIN: %v %s, want a cache hit", r, dns.RcodeToString[m.Rcode])
 	}
-	clk.advance(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	ask(t, res, "nx.example.org.")
 	if n := up.asked.Load(); n != 2 {
 		t.Errorf("upstream asked %d times, want 2 (once more after the negative TTL)", n)
@@ -131,7 +121,7 @@ func TestNegativeCaching(t *testing.T) {
 func TestServeStale(t *testing.T) {
 	res, up, clk := newCached(t)
 	ask(t, res, "www.example.org.")
-	clk.advance(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	up.set(true, nil, "192.0.2.80")
 	if m, r := ask(t, res, "www.example.org."); r != resolver.ResultCacheStale || answerOf(m) != "www.example.org. 30 IN A 192.0.2.80" {
 		t.Errorf("all upstreams failing: %v %q, want the stale answer with TTL 30", r, answerOf(m))
@@ -139,7 +129,7 @@ func TestServeStale(t *testing.T) {
 	if m, r := ask(t, res, "uncached.example.org."); r != resolver.ResultError || m.Rcode != dns.RcodeServerFailure {
 		t.Errorf("uncached name with upstreams failing: %v %s, want SERVFAIL", r, dns.RcodeToString[m.Rcode])
 	}
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	if m, _ := ask(t, res, "www.example.org."); m.Rcode != dns.RcodeServerFailure {
 		t.Errorf("past the serve-stale window: %q, want SERVFAIL", answerOf(m))
 	}
@@ -154,7 +144,7 @@ func TestServeStale(t *testing.T) {
 func TestStaleWhileSlow(t *testing.T) {
 	res, up, clk := newCached(t)
 	ask(t, res, "www.example.org.")
-	clk.advance(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	hold := make(chan struct{})
 	up.set(false, hold, "192.0.2.82")
 	if m, r := ask(t, res, "www.example.org."); r != resolver.ResultCacheStale || answerOf(m) != "www.example.org. 30 IN A 192.0.2.80" {
@@ -172,7 +162,7 @@ func TestPrefetch(t *testing.T) {
 	res, up, clk := newCached(t)
 	ask(t, res, "www.example.org.")
 	up.set(false, nil, "192.0.2.83")
-	clk.advance(55 * time.Second) // 5 of 60 seconds left: under 10%
+	clk.Advance(55 * time.Second) // 5 of 60 seconds left: under 10%
 	for range 5 {
 		if _, r := ask(t, res, "www.example.org."); r != resolver.ResultCacheHit {
 			t.Fatalf("result %v, want cache hits", r)
@@ -182,7 +172,7 @@ func TestPrefetch(t *testing.T) {
 	if n := up.asked.Load(); n != 2 {
 		t.Errorf("upstream asked %d times, want 2 (one prefetch)", n)
 	}
-	clk.advance(10 * time.Second) // the original entry would have expired
+	clk.Advance(10 * time.Second) // the original entry would have expired
 	if m, r := ask(t, res, "www.example.org."); r != resolver.ResultCacheHit || answerOf(m) != "www.example.org. 50 IN A 192.0.2.83" {
 		t.Errorf("after expiry of the original: %v %q, want the prefetched entry", r, answerOf(m))
 	}
@@ -207,7 +197,7 @@ func TestNoCache(t *testing.T) {
 func TestStaleRecheck(t *testing.T) {
 	res, up, clk := newCached(t)
 	ask(t, res, "www.example.org.")
-	clk.advance(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	up.set(true, nil, "192.0.2.80")
 	ask(t, res, "www.example.org.") // fails upstream, served stale
 	res.Wait()
@@ -220,7 +210,7 @@ func TestStaleRecheck(t *testing.T) {
 	if n := up.asked.Load() - before; n != 0 {
 		t.Errorf("upstream asked %d more times within the recheck window, want 0", n)
 	}
-	clk.advance(cache.FailureRecheck)
+	clk.Advance(cache.FailureRecheck)
 	up.set(false, nil, "192.0.2.84")
 	if m, r := ask(t, res, "www.example.org."); r != resolver.ResultUpstream || answerOf(m) != "www.example.org. 60 IN A 192.0.2.84" {
 		t.Errorf("after the recheck window with upstream back: %v %q", r, answerOf(m))

@@ -1,9 +1,9 @@
 // Package resolver decides every DNS answer meshdns gives, without knowing about sockets:
-// Resolve (or Query, which also says whether the reply may be reused) takes a request and the
-// client's context and returns the response. The server owns transports, EDNS sizes and
-// truncation; sources and tables own what names exist.
+// Query takes a request and the client's context and returns the response and whether it may
+// be reused. The server owns transports, EDNS sizes and truncation; sources and tables own
+// what names exist.
 //
-// The decision order (docs/records.md, Answer rules) is, in one place, Resolve:
+// The decision order (docs/records.md, Answer rules) is, in one place, Query:
 //
 //	opcode not QUERY                      -> NOTIMP
 //	not exactly one question              -> FORMERR

@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,7 +122,7 @@ func New(o Options) *Resolver {
 	if o.StaleAnswerTimer <= 0 {
 		o.StaleAnswerTimer = DefaultStaleAnswerTimer
 	}
-	r := &Resolver{zone: strings.ToLower(dns.Fqdn(o.Zone)), opts: o, log: log,
+	r := &Resolver{zone: dnsname.Canonical(o.Zone), opts: o, log: log,
 		fails: ratelog.New(log, failureLogInterval, nil), metrics: o.Metrics}
 	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
 	if o.Cache != nil {
@@ -158,59 +157,66 @@ func (r *Resolver) Epoch() uint64 {
 	return 0
 }
 
-// Resolve answers req for client c. The response has no OPT record; the transport adds EDNS.
-func (r *Resolver) Resolve(ctx context.Context, req *dns.Msg, c Client) (*dns.Msg, Result) {
-	rep := r.Query(ctx, req, c)
-	return rep.Msg, rep.Result
-}
-
-// Query answers req for client c, like Resolve, and says whether the answer may be reused.
+// Query answers req for client c and says whether the answer may be reused. The response
+// has no OPT record; the transport adds EDNS.
 func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
-	if req.Opcode != dns.OpcodeQuery {
-		return Reply{Msg: reply(req, dns.RcodeNotImplemented), Result: ResultRejected}
+	if rcode := triage(req); rcode != dns.RcodeSuccess {
+		return Reply{Msg: reply(req, rcode), Result: ResultRejected}
 	}
-	if len(req.Question) != 1 {
-		return Reply{Msg: reply(req, dns.RcodeFormatError), Result: ResultRejected}
-	}
-	q := req.Question[0]
-	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
-		// meshdns serves no zone transfers, and forwarding one would only proxy a stream.
+	question := req.Question[0]
+	q := query{ctx: ctx, req: req, qname: dnsname.Lower(question.Name), qtype: question.Qtype, client: c}
+	inZone := dnsname.InDomain(q.qname, r.zone)
+	if inZone && question.Qclass != dns.ClassINET && question.Qclass != dns.ClassANY {
 		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
 	}
-	qname := strings.ToLower(q.Name)
 	p := r.table.Load()
-	inZone := dnsname.InDomain(qname, r.zone)
-	if inZone && q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
-		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
-	}
 	if p == nil {
 		if inZone {
 			return Reply{Msg: reply(req, dns.RcodeServerFailure), Result: ResultNotReady}
 		}
-		return r.forward(ctx, req, c, 0)
+		return r.forward(&q)
 	}
-	t := p.t
+	q.t, q.epoch = p.t, p.epoch
+	return r.fromTable(&q, inZone)
+}
+
+// triage returns the rcode refusing a request that no rule below answers, or NOERROR.
+func triage(req *dns.Msg) int {
+	switch {
+	case req.Opcode != dns.OpcodeQuery:
+		return dns.RcodeNotImplemented
+	case len(req.Question) != 1:
+		return dns.RcodeFormatError
+	case req.Question[0].Qtype == dns.TypeAXFR || req.Question[0].Qtype == dns.TypeIXFR:
+		// meshdns serves no zone transfers, and forwarding one would only proxy a stream.
+		return dns.RcodeRefused
+	}
+	return dns.RcodeSuccess
+}
+
+// fromTable answers q once a table is published: from the table, by autopath, or upstream.
+func (r *Resolver) fromTable(q *query, inZone bool) Reply {
 	// Table answers are reusable unless a step below asks upstream or shuffles.
-	rep := Reply{Result: ResultTable, Reusable: true, Epoch: p.epoch}
-	if m, ok := t.Lookup(qname, c.Namespace); ok {
-		rep.Msg = r.authoritative(req)
-		r.answer(ctx, &rep, t, q.Name, m, q.Qtype, c)
-		return rep
+	q.rep = Reply{Result: ResultTable, Reusable: true, Epoch: q.epoch}
+	if m, ok := q.t.Lookup(q.qname, q.client.Namespace); ok {
+		q.rep.Msg = r.authoritative(q.req)
+		r.answer(q, q.name(), m)
+		return q.rep
 	}
 	if !inZone {
-		return r.forward(ctx, req, c, p.epoch)
+		return r.forward(q)
 	}
-	if r.autopath(ctx, &rep, req, t, qname, c) {
-		rep.Result = ResultAutopath
-		return rep
+	if r.autopath(q) {
+		q.rep.Result = ResultAutopath
+		return q.rep
 	}
 	if r.opts.ForwardUnknownClusterNames {
-		return r.forward(ctx, req, c, p.epoch)
+		return r.forward(q)
 	}
-	rep.Msg = r.authoritative(req)
-	rep.Msg.Rcode = dns.RcodeNameError
-	rep.Msg.Ns = []dns.RR{t.SOA(t.Zone())}
-	return rep
+	q.rep.Msg = r.authoritative(q.req)
+	q.rep.Msg.Rcode = dns.RcodeNameError
+	q.rep.Msg.Ns = []dns.RR{q.t.SOA(q.t.Zone())}
+	return q.rep
 }
 
 func reply(req *dns.Msg, rcode int) *dns.Msg {
@@ -227,20 +233,20 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 	return m
 }
 
-// forward answers req from upstream (through the cache); epoch is the table that left req to
-// upstream. A cache hit is reusable within the time the cache gives.
-func (r *Resolver) forward(ctx context.Context, req *dns.Msg, c Client, epoch uint64) Reply {
-	resp, result, until, err := r.upstream(ctx, req, c.TCP)
+// forward answers q from upstream (through the cache); q's epoch is the table that left it to
+// upstream (0 before the first). A cache hit is reusable within the time the cache gives.
+func (r *Resolver) forward(q *query) Reply {
+	up, err := r.upstream(q)
 	if err != nil {
-		m := reply(req, dns.RcodeServerFailure)
+		m := reply(q.req, dns.RcodeServerFailure)
 		m.RecursionAvailable = r.opts.Forwarder != nil
 		return Reply{Msg: m, Result: ResultError}
 	}
-	rep := Reply{Msg: resp, Result: result}
-	if result == ResultCacheHit && !until.IsZero() {
+	rep := Reply{Msg: up.msg, Result: up.result}
+	if up.result == ResultCacheHit && !up.until.IsZero() {
 		// The answer also depends on the query's DO, CD and AD bits: a server reusing it must
 		// keep it apart per combination of them.
-		rep.Reusable, rep.Epoch, rep.Until, rep.Count = true, epoch, until, r.countCacheHit
+		rep.Reusable, rep.Epoch, rep.Until, rep.Count = true, q.epoch, up.until, r.countCacheHit
 	}
 	return rep
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolver"
@@ -37,7 +38,7 @@ type fakeUpstream struct {
 
 func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Msg, error) {
 	q := req.Question[0]
-	key := strings.ToLower(q.Name) + " " + dns.TypeToString[q.Qtype]
+	key := dnsname.Lower(q.Name) + " " + dns.TypeToString[q.Qtype]
 	f.mu.Lock()
 	f.asked = append(f.asked, key)
 	f.mu.Unlock()
@@ -51,7 +52,7 @@ func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Ms
 	if !ok {
 		m.Rcode = dns.RcodeNameError
 		for k := range f.records {
-			if strings.HasPrefix(k, strings.ToLower(q.Name)+" ") {
+			if strings.HasPrefix(k, dnsname.Lower(q.Name)+" ") {
 				m.Rcode = dns.RcodeSuccess // the name exists: NODATA
 			}
 		}
@@ -515,6 +516,80 @@ func TestCNAMEChainCap(t *testing.T) {
 		resp, _ := res.Resolve(context.Background(), req, resolver.Client{})
 		if resp.Rcode != rcode || (rcode == dns.RcodeSuccess && len(resp.Answer) != n+1) {
 			t.Errorf("chain of %d CNAMEs: %s with %d records, want %s", n, dns.RcodeToString[resp.Rcode], len(resp.Answer), dns.RcodeToString[rcode])
+		}
+	}
+}
+
+// TestNameCaseIsASCIIOnly: a qname matches a table name without ASCII case only (RFC 4343);
+// the Kelvin sign, which Unicode lower-cases to 'k', is another name.
+func TestNameCaseIsASCIIOnly(t *testing.T) {
+	snap := model.Snapshot{Services: []model.Service{{Meta: model.Meta{Namespace: "c", Name: "kube"},
+		ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.7.8")}}}}
+	tb, err := table.Build(snap, table.Options{Zone: "cluster.local", TTL: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resolver.New(resolver.Options{Zone: "cluster.local"})
+	res.SetTable(tb)
+	for qname, rcode := range map[string]int{
+		"KUBE.c.svc.Cluster.Local.":      dns.RcodeSuccess,
+		"\u212aube.c.svc.cluster.local.": dns.RcodeNameError,
+	} {
+		req := new(dns.Msg)
+		req.SetQuestion(qname, dns.TypeA)
+		if resp, _ := res.Resolve(context.Background(), req, resolver.Client{}); resp.Rcode != rcode {
+			t.Errorf("%q: %s, want %s", qname, dns.RcodeToString[resp.Rcode], dns.RcodeToString[rcode])
+		}
+	}
+}
+
+// recordingUpstream is fakeUpstream that keeps every request it is sent.
+type recordingUpstream struct {
+	*fakeUpstream
+	mu   sync.Mutex
+	reqs []*dns.Msg
+}
+
+func (u *recordingUpstream) Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error) {
+	u.mu.Lock()
+	u.reqs = append(u.reqs, req.Copy())
+	u.mu.Unlock()
+	return u.fakeUpstream.Forward(ctx, req, tcp)
+}
+
+// TestSubQueriesInheritCDAndDO: the queries meshdns sends upstream on a client's behalf (a
+// CNAME chain leaving the table, an autopath step) carry the client's CD and DO bits, as its
+// own forwarded query would.
+func TestSubQueriesInheritCDAndDO(t *testing.T) {
+	tb := loadTable(t, "testdata/registry.yaml")
+	for _, tc := range []struct{ name, qname, sub string }{
+		{name: "CNAME chase", qname: "legacy.prod.svc.cluster.local.", sub: "db.legacy.example.com."},
+		{name: "autopath step", qname: "example.org.prod.svc.cluster.local.", sub: "example.org."},
+	} {
+		for _, bits := range []struct{ cd, do bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+			t.Run(fmt.Sprintf("%s/cd=%v,do=%v", tc.name, bits.cd, bits.do), func(t *testing.T) {
+				up := &recordingUpstream{fakeUpstream: newUpstream()}
+				res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up})
+				res.SetTable(tb)
+				req := new(dns.Msg)
+				req.SetQuestion(tc.qname, dns.TypeA)
+				req.CheckingDisabled = bits.cd
+				req.SetEdns0(1232, bits.do)
+				resp, _ := res.Resolve(context.Background(), req, resolver.Client{Namespace: "prod", Search: search("prod")})
+				if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 2 {
+					t.Fatalf("answer %s with %d records, want NOERROR with CNAME and A", dns.RcodeToString[resp.Rcode], len(resp.Answer))
+				}
+				up.mu.Lock()
+				defer up.mu.Unlock()
+				if len(up.reqs) != 1 || up.reqs[0].Question[0].Name != tc.sub {
+					t.Fatalf("upstream asked %v, want %s once", up.reqs, tc.sub)
+				}
+				sub := up.reqs[0]
+				do := sub.IsEdns0() != nil && sub.IsEdns0().Do()
+				if sub.CheckingDisabled != bits.cd || do != bits.do {
+					t.Errorf("sub-query CD=%v DO=%v, want CD=%v DO=%v", sub.CheckingDisabled, do, bits.cd, bits.do)
+				}
+			})
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -20,71 +21,74 @@ const (
 // errNoUpstream is the failure of forwarding without any upstream configured.
 var errNoUpstream = errors.New("no upstream nameservers")
 
-// upstream answers req from the cache or the upstream resolvers. Every name meshdns does not
+// fetched is what upstream gave for a question: the response, where it came from
+// (ResultUpstream, ResultCacheHit or ResultCacheStale) and, for a cache hit, the cache's
+// Found.Until.
+type fetched struct {
+	msg    *dns.Msg
+	result Result
+	until  time.Time
+}
+
+// upstream answers q from the cache or the upstream resolvers. Every name meshdns does not
 // own goes through here: direct queries, CNAME chains leaving the table, and autopath steps.
-// For a cache hit, until is the cache's Found.Until.
-func (r *Resolver) upstream(ctx context.Context, req *dns.Msg, tcp bool) (resp *dns.Msg, result Result, until time.Time, err error) {
+func (r *Resolver) upstream(q *query) (fetched, error) {
 	if r.opts.Forwarder == nil {
-		return nil, ResultError, until, errNoUpstream
+		return fetched{result: ResultError}, errNoUpstream
 	}
 	c := r.opts.Cache
 	if c == nil {
-		resp, result, err = r.exchange(ctx, req, tcp)
-		return resp, result, until, err
+		return r.exchange(q.ctx, q.req, q.client.TCP)
 	}
-	f := c.Lookup(req)
+	f := c.Lookup(q.req)
 	switch f.Status {
 	case cache.Hit:
 		if f.Prefetch {
-			r.refresh(req, tcp, nil)
+			r.refresh(q.req, q.client.TCP, nil)
 		}
-		return f.Msg, ResultCacheHit, f.Until, nil
+		return fetched{msg: f.Msg, result: ResultCacheHit, until: f.Until}, nil
 	case cache.Stale:
-		resp, result, err = r.staleOrFresh(ctx, req, f.Msg, tcp)
-		return resp, result, until, err
+		return r.staleOrFresh(q, f.Msg), nil
 	}
-	resp, result, err = r.exchange(ctx, req, tcp)
+	up, err := r.exchange(q.ctx, q.req, q.client.TCP)
 	if err == nil {
-		c.Put(req, resp)
+		c.Put(q.req, up.msg)
 	}
-	return resp, result, until, err
+	return up, err
 }
 
-func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, tcp bool) (fetched, error) {
 	resp, err := r.opts.Forwarder.Forward(ctx, req, tcp)
 	if err != nil {
 		r.fails.Warn("forwarding failed", "err", err)
-		return nil, ResultError, err
+		return fetched{result: ResultError}, err
 	}
-	return resp, ResultUpstream, nil
+	return fetched{msg: resp, result: ResultUpstream}, nil
 }
 
 // staleOrFresh serves an expired entry (RFC 8767): upstream is asked in the background; its
 // answer is used if it comes within the stale answer timer and is not a failure, otherwise the stale
 // answer goes out and the refresh updates the cache when it completes.
-func (r *Resolver) staleOrFresh(ctx context.Context, req, stale *dns.Msg, tcp bool) (*dns.Msg, Result, error) {
+func (r *Resolver) staleOrFresh(q *query, stale *dns.Msg) fetched {
+	req := q.req
 	if !r.opts.Cache.ShouldRefresh(req) {
-		return stale, ResultCacheStale, nil // upstream failed moments ago: do not wait on it again
+		// Upstream failed moments ago: do not wait on it again.
+		return fetched{msg: stale, result: ResultCacheStale}
 	}
 	done := make(chan *dns.Msg, 1)
-	r.refresh(req, tcp, done)
+	r.refresh(req, q.client.TCP, done)
 	timer := time.NewTimer(r.opts.StaleAnswerTimer)
 	defer timer.Stop()
 	select {
 	case resp := <-done:
-		if resp != nil && !failure(resp) {
+		if resp != nil && !response.Typify(resp).Failure() {
 			resp.Id, resp.Question = req.Id, req.Question
-			return resp, ResultUpstream, nil
+			return fetched{msg: resp, result: ResultUpstream}
 		}
 	case <-timer.C:
-	case <-ctx.Done():
+	case <-q.ctx.Done():
 	}
-	return stale, ResultCacheStale, nil
-}
-
-// failure reports whether an upstream reply says resolution failed.
-func failure(resp *dns.Msg) bool {
-	return resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused
+	return fetched{msg: stale, result: ResultCacheStale}
 }
 
 // refresh asks upstream again for req in the background and caches the answer; done, when
@@ -105,15 +109,15 @@ func (r *Resolver) refresh(req *dns.Msg, tcp bool, done chan<- *dns.Msg) {
 		defer r.bg.Done()
 		ctx, cancel := context.WithTimeout(r.bgCtx, backgroundTimeout)
 		defer cancel()
-		resp, _, err := r.exchange(ctx, req, tcp)
+		up, err := r.exchange(ctx, req, tcp)
 		if err == nil {
-			r.opts.Cache.Put(req, resp)
+			r.opts.Cache.Put(req, up.msg)
 		}
-		if err != nil || failure(resp) {
+		if err != nil || response.Typify(up.msg).Failure() {
 			r.opts.Cache.RefreshFailed(req)
 		}
 		if done != nil {
-			done <- resp
+			done <- up.msg
 		}
 	}()
 }
@@ -126,6 +130,3 @@ func (r *Resolver) Close() {
 	r.bgCancel()
 	r.bg.Wait()
 }
-
-// Wait blocks until the background refreshes started so far have finished.
-func (r *Resolver) Wait() { r.bg.Wait() }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -23,22 +24,8 @@ type flightKey struct {
 
 func keyOf(req *dns.Msg, tcp bool) flightKey {
 	q := req.Question[0]
-	return flightKey{name: lowerName(q.Name), qtype: q.Qtype, qclass: q.Qclass,
+	return flightKey{name: dnsname.Lower(q.Name), qtype: q.Qtype, qclass: q.Qclass,
 		do: doBit(req), cd: req.CheckingDisabled, rd: req.RecursionDesired, tcp: tcp}
-}
-
-// lowerName lowercases ASCII letters only (RFC 4343) and allocates only when it must.
-func lowerName(s string) string {
-	for i := range len(s) {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				b[j] = lowerASCII(b[j])
-			}
-			return string(b)
-		}
-	}
-	return s
 }
 
 // flight is one upstream exchange and the callers waiting for it. resp and err are written

@@ -240,26 +240,6 @@ func replyA(q *dns.Msg, rcode int, ip string) *dns.Msg {
 	return m
 }
 
-// fakeClock is an injected clock that tests advance by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // hangGuard bounds tests whose options would otherwise let them wait for minutes. It is no
 // timing assertion: a correct forwarder finishes orders of magnitude sooner.
 const hangGuard = 10 * time.Second

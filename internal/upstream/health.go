@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -154,8 +155,9 @@ func (p plan) done() {
 // observe records the outcome of one try in the server's health, metrics and log. A try cut
 // short by ctx (the overall deadline, the caller, or a parallel winner) says nothing about
 // the server and is not counted.
-func (f *Forwarder) observe(ctx context.Context, s *server, resp *dns.Msg, err error) {
-	reason, ok := failureReason(resp, err)
+func (f *Forwarder) observe(ctx context.Context, a attempt) {
+	s := a.s
+	reason, ok := failureReason(a)
 	if !ok {
 		if s.health.succeeded() {
 			s.m.setHealthy(true)
@@ -167,7 +169,7 @@ func (f *Forwarder) observe(ctx context.Context, s *server, resp *dns.Msg, err e
 		return
 	}
 	s.m.fail(reason)
-	f.fails.Warn("upstream query failed", "upstream", s.addr.String(), "reason", reason.String(), "err", errString(err, resp))
+	f.fails.Warn("upstream query failed", "upstream", s.addr.String(), "reason", reason.String(), "err", errString(a.err, a.resp))
 	if markedDown, backoff := s.health.failed(f.opts.Now(), f.opts.FailThreshold); markedDown {
 		s.m.setHealthy(false)
 		f.opts.Logger.Warn("upstream marked down", "upstream", s.addr.String(),
@@ -175,17 +177,18 @@ func (f *Forwarder) observe(ctx context.Context, s *server, resp *dns.Msg, err e
 	}
 }
 
-// failureReason classifies a try; ok is false for a usable reply.
-func failureReason(resp *dns.Msg, err error) (reason failReason, ok bool) {
+// failureReason says why a try failed; ok is false for a usable reply (one that is not a
+// response.Type Failure).
+func failureReason(a attempt) (reason failReason, ok bool) {
 	var ne net.Error
 	switch {
-	case err != nil && errors.As(err, &ne) && ne.Timeout():
+	case a.err != nil && errors.As(a.err, &ne) && ne.Timeout():
 		return reasonTimeout, true
-	case err != nil:
+	case a.err != nil:
 		return reasonNetwork, true
-	case resp.Rcode == dns.RcodeServerFailure:
+	case a.typ == response.ServFail:
 		return reasonServfail, true
-	case resp.Rcode == dns.RcodeRefused:
+	case a.typ == response.Refused:
 		return reasonRefused, true
 	}
 	return 0, false

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/response"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // switchable answers SERVFAIL until up is set, then an A record.
@@ -48,7 +50,7 @@ func TestHealth(t *testing.T) {
 			var up atomic.Bool
 			bad := startFake(t, switchable(&up))
 			good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.2"))
-			clock := newClock()
+			clock := testutil.NewClock()
 			m := NewMetrics(prometheus.NewRegistry())
 			f := newForwarder(t, []netip.AddrPort{bad.addr, good.addr},
 				Options{TryTimeout: hangGuard, Now: clock.Now, Metrics: m}, 0)
@@ -62,7 +64,7 @@ func TestHealth(t *testing.T) {
 				if n := len(bad.Queries()); n != step.asked {
 					t.Errorf("%s: failing server asked %d times, want %d", step.name, n, step.asked)
 				}
-				healthy := testutil.ToFloat64(m.healthy.WithLabelValues(bad.addr.String())) == 1
+				healthy := promtest.ToFloat64(m.healthy.WithLabelValues(bad.addr.String())) == 1
 				if healthy != step.healthy {
 					t.Errorf("%s: healthy gauge %v, want %v", step.name, healthy, step.healthy)
 				}
@@ -78,10 +80,10 @@ func TestHealthAllDown(t *testing.T) {
 			a := startFake(t, answerWith(dns.RcodeServerFailure, ""))
 			b := startFake(t, answerWith(dns.RcodeRefused, ""))
 			f := newForwarder(t, []netip.AddrPort{a.addr, b.addr},
-				Options{Policy: policy, FailThreshold: 1, Now: newClock().Now}, 0)
+				Options{Policy: policy, FailThreshold: 1, Now: testutil.NewClock().Now}, 0)
 			for i := range 3 {
 				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false)
-				if err != nil || !failover(resp.Rcode) {
+				if err != nil || !response.Typify(resp).Failure() {
 					t.Fatalf("query %d: Forward = %v, %v; want a failed reply", i, resp, err)
 				}
 				if na, nb := len(a.Queries()), len(b.Queries()); na != i+1 || nb != i+1 {
@@ -101,7 +103,7 @@ func TestAvailable(t *testing.T) {
 	}
 	a := startFake(t, answerWith(dns.RcodeServerFailure, ""))
 	b := startFake(t, answerWith(dns.RcodeServerFailure, ""))
-	clock := newClock()
+	clock := testutil.NewClock()
 	f := newForwarder(t, []netip.AddrPort{a.addr, b.addr}, Options{TryTimeout: hangGuard, Now: clock.Now}, 0)
 	check := func(when string, want bool) {
 		t.Helper()
@@ -170,7 +172,7 @@ func TestHealthUnreachedProbe(t *testing.T) {
 	var up atomic.Bool
 	bad := startFake(t, switchable(&up))
 	good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.2"))
-	clock := newClock()
+	clock := testutil.NewClock()
 	f := newForwarder(t, []netip.AddrPort{good.addr, bad.addr}, Options{FailThreshold: 1, Now: clock.Now}, 0)
 	f.SetServers([]netip.AddrPort{bad.addr, good.addr})
 	ask := func() {

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -48,27 +49,7 @@ func answers(resp, q *dns.Msg) bool {
 		return false
 	}
 	got, want := resp.Question[0], q.Question[0]
-	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && equalFoldASCII(got.Name, want.Name)
-}
-
-// equalFoldASCII compares DNS names case-insensitively in ASCII only (RFC 4343).
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
+	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && dnsname.EqualFold(got.Name, want.Name)
 }
 
 // reply turns the upstream's response into a response to req. Rcode may exceed 15 when the
@@ -109,7 +90,7 @@ func copyRRs(rrs []dns.RR, qname string) []dns.RR {
 			continue
 		}
 		rr = dns.Copy(rr)
-		if h := rr.Header(); equalFoldASCII(h.Name, qname) {
+		if h := rr.Header(); dnsname.EqualFold(h.Name, qname) {
 			h.Name = qname
 		}
 		out = append(out, rr)

@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/miekg/dns"
 )
 
@@ -174,7 +174,7 @@ func TestForwardReplyFields(t *testing.T) {
 // query's case, still yields records owned by the client's spelling; other owners are kept.
 func TestForwardOwnerSpelling(t *testing.T) {
 	fake := startFake(t, func(_ string, q *dns.Msg) []packet {
-		name := strings.ToLower(q.Question[0].Name)
+		name := dnsname.Lower(q.Question[0].Name)
 		m := replyA(q, dns.RcodeSuccess, "192.0.2.99")
 		m.Question[0].Name = name
 		m.Answer[0].Header().Name = name
@@ -340,7 +340,9 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestEqualFoldASCII(t *testing.T) {
+// TestAnswersFoldsASCIIOnly: a reply's question matches the query's name without ASCII case
+// (RFC 4343) and nothing more.
+func TestAnswersFoldsASCIIOnly(t *testing.T) {
 	tests := []struct {
 		a, b string
 		want bool
@@ -353,8 +355,11 @@ func TestEqualFoldASCII(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.a+"~"+tc.b, func(t *testing.T) {
-			if got := equalFoldASCII(tc.a, tc.b); got != tc.want {
-				t.Errorf("equalFoldASCII(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+			q := &dns.Msg{Question: []dns.Question{{Name: tc.a, Qtype: dns.TypeA, Qclass: dns.ClassINET}}}
+			resp := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true},
+				Question: []dns.Question{{Name: tc.b, Qtype: dns.TypeA, Qclass: dns.ClassINET}}}
+			if got := answers(resp, q); got != tc.want {
+				t.Errorf("answers(reply for %q, query for %q) = %v, want %v", tc.b, tc.a, got, tc.want)
 			}
 		})
 	}

@@ -43,7 +43,7 @@ func TestMetricsAndLog(t *testing.T) {
 				good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.99")).addr
 				var logs testutil.SyncBuffer
 				m := NewMetrics(prometheus.NewRegistry())
-				opts := Options{TryTimeout: 100 * time.Millisecond, FailThreshold: 100, Now: newClock().Now,
+				opts := Options{TryTimeout: 100 * time.Millisecond, FailThreshold: 100, Now: testutil.NewClock().Now,
 					Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 				f := newForwarder(t, []netip.AddrPort{first, good}, opts, 0)
 				for range queries {
@@ -98,7 +98,7 @@ func TestMarkedDownLogged(t *testing.T) {
 	good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.99"))
 	var logs testutil.SyncBuffer
 	f := newForwarder(t, []netip.AddrPort{bad.addr, good.addr},
-		Options{Now: newClock().Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 0)
+		Options{Now: testutil.NewClock().Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 0)
 	for range 10 {
 		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
 			t.Fatalf("Forward: %v", err)

@@ -69,8 +69,7 @@ func (f *Forwarder) resolve(ctx context.Context, proto *dns.Msg, tcp bool) (*dns
 func (f *Forwarder) walk(ctx context.Context, servers []*server, proto *dns.Msg, tcp bool) (*dns.Msg, error) {
 	var out outcome
 	for _, s := range servers {
-		resp, err := f.try(ctx, s, proto, tcp)
-		if out.add(s, resp, err) {
+		if out.add(f.try(ctx, s, proto, tcp)) {
 			break
 		}
 		if ctxErr(ctx) != nil {
@@ -88,22 +87,13 @@ func (f *Forwarder) parallel(ctx context.Context, servers []*server, proto *dns.
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type answer struct {
-		s    *server
-		resp *dns.Msg
-		err  error
-	}
-	answers := make(chan answer, len(servers)) // buffered: losers never block
+	attempts := make(chan attempt, len(servers)) // buffered: losers never block
 	for _, s := range servers {
-		wg.Go(func() {
-			resp, err := f.try(ctx, s, proto, tcp)
-			answers <- answer{s, resp, err}
-		})
+		wg.Go(func() { attempts <- f.try(ctx, s, proto, tcp) })
 	}
 	var out outcome
 	for range servers {
-		a := <-answers
-		if out.add(a.s, a.resp, a.err) {
+		if out.add(<-attempts) {
 			break
 		}
 	}
@@ -118,14 +108,14 @@ type outcome struct {
 }
 
 // add records one try and reports whether it settles the query.
-func (o *outcome) add(s *server, resp *dns.Msg, err error) bool {
+func (o *outcome) add(a attempt) bool {
 	switch {
-	case err != nil:
-		o.lastErr = fmt.Errorf("upstream %s: %w", s.addr, err)
-	case failover(resp.Rcode):
-		o.failed = resp
+	case a.err != nil:
+		o.lastErr = fmt.Errorf("upstream %s: %w", a.s.addr, a.err)
+	case a.typ.Failure():
+		o.failed = a.resp
 	default:
-		o.good = resp
+		o.good = a.resp
 		return true
 	}
 	return false
@@ -139,9 +129,4 @@ func (o *outcome) result() (*dns.Msg, error) {
 		return o.failed, nil
 	}
 	return nil, o.lastErr
-}
-
-// failover reports whether an rcode means "this server cannot answer now, ask the next one".
-func failover(rcode int) bool {
-	return rcode == dns.RcodeServerFailure || rcode == dns.RcodeRefused
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -75,7 +76,7 @@ func TestSetServersKeepsState(t *testing.T) {
 	other := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.3"))
 	m := NewMetrics(prometheus.NewRegistry())
 	f := newForwarder(t, []netip.AddrPort{bad.addr, good.addr},
-		Options{FailThreshold: 1, Now: newClock().Now, Metrics: m}, 0)
+		Options{FailThreshold: 1, Now: testutil.NewClock().Now, Metrics: m}, 0)
 	ask := func() {
 		t.Helper()
 		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {

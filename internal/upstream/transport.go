@@ -11,23 +11,37 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
 // transport performs one exchange of q with s, bounded by ctx.
 type transport func(ctx context.Context, s *server, q *dns.Msg) (*dns.Msg, error)
 
+// attempt is the outcome of one try of one server: the reply, classified once for failover,
+// health and metrics, or the error.
+type attempt struct {
+	s    *server
+	resp *dns.Msg
+	typ  response.Type // of resp; meaningless with err
+	err  error
+}
+
 // try asks one server with a fresh query built from proto. A truncated UDP reply is retried
 // over TCP; if TCP fails, the truncated reply is still an answer (the client will retry over
 // TCP itself).
-func (f *Forwarder) try(ctx context.Context, s *server, proto *dns.Msg, tcp bool) (*dns.Msg, error) {
+func (f *Forwarder) try(ctx context.Context, s *server, proto *dns.Msg, tcp bool) attempt {
 	if err := ctxErr(ctx); err != nil {
-		return nil, err
+		return attempt{s: s, err: err}
 	}
 	q := f.query(proto)
-	resp, err := f.tryTransports(ctx, s, q, tcp)
-	f.observe(ctx, s, resp, err)
-	return resp, err
+	a := attempt{s: s}
+	a.resp, a.err = f.tryTransports(ctx, s, q, tcp)
+	if a.err == nil {
+		a.typ = response.Typify(a.resp)
+	}
+	f.observe(ctx, a)
+	return a
 }
 
 func (f *Forwarder) tryTransports(ctx context.Context, s *server, q *dns.Msg, tcp bool) (*dns.Msg, error) {
