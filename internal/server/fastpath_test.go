@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/source/file"
 	"github.com/meshdns/meshdns/internal/table"
@@ -494,6 +495,38 @@ func TestParseQuery(t *testing.T) {
 	}
 }
 
+// TestTriage: each rule of the header triage, on an otherwise plain query.
+func TestTriage(t *testing.T) {
+	plain := pack(t, query("web.", 0))
+	header := func(off int, v uint16) []byte {
+		b := append([]byte(nil), plain...)
+		binary.BigEndian.PutUint16(b[off:], v)
+		return b
+	}
+	flags := binary.BigEndian.Uint16(plain[2:])
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		ok   bool
+	}{
+		{"plain", plain, true},
+		{"shorter than header and root question", plain[:headerLen+4], false},
+		{"response", header(2, flags|bitQR), false},
+		{"opcode NOTIFY", header(2, flags|dns.OpcodeNotify<<11), false},
+		{"truncated", header(2, flags|bitTC), false},
+		{"no question", header(4, 0), false},
+		{"two questions", header(4, 2), false},
+		{"an answer record", header(6, 1), false},
+		{"an authority record", header(8, 1), false},
+		{"one additional record", header(10, 1), true},
+		{"two additional records", header(10, 2), false},
+	} {
+		if _, ok := triage(c.pkt); ok != c.ok {
+			t.Errorf("%s: triage = %v, want %v", c.name, ok, c.ok)
+		}
+	}
+}
+
 // FuzzParseQuery: whatever parseQuery takes, miekg/dns reads the same way, so the fast path
 // never answers a packet the general path would drop or read differently.
 func FuzzParseQuery(f *testing.F) {
@@ -518,7 +551,7 @@ func FuzzParseQuery(f *testing.F) {
 		}
 		qq := m.Question[0]
 		wire := make([]byte, 256)
-		n, err := dns.PackDomainName(lowerASCII(qq.Name), wire, 0, nil, false)
+		n, err := dns.PackDomainName(dnsname.Lower(qq.Name), wire, 0, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -551,16 +584,6 @@ func flagBits(t testing.TB, pkt []byte) byte {
 		b |= 1
 	}
 	return b
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // BenchmarkReply measures one reply without sockets: the general path (unpack, resolve,

@@ -73,31 +73,6 @@ func rejection(req *dns.Msg, rcode int) *dns.Msg {
 	return m
 }
 
-// reuse stores a reusable reply for the fast path and answers the query from it as the fast
-// path would. It returns nil when the query or reply is not for the fast path.
-func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) []byte {
-	if s.fast == nil || tcp || !rep.Reusable {
-		return nil
-	}
-	var q wireQuery
-	if !parseQuery(pkt, make([]byte, 0, 260), &q) {
-		return nil
-	}
-	p := newPacked(req, rep)
-	if p == nil {
-		return nil
-	}
-	if m := s.opts.Metrics; m != nil {
-		p.queries = m.queries.WithLabelValues(qtypeLabel(req.Question[0].Qtype), rcodeLabel(rep.Msg.Rcode), "udp", rep.Result.String())
-	}
-	s.fast.put(q.key, p)
-	out := p.reply(&q, nil)
-	if out != nil && p.queries != nil {
-		p.queries.Inc() // the resolver has counted this query itself
-	}
-	return out
-}
-
 // resolve runs the resolver, turning a panic into SERVFAIL for this query only.
 func (s *Server) resolve(req *dns.Msg, tcp bool) (rep resolver.Reply) {
 	defer func() {
