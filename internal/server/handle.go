@@ -34,7 +34,8 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 	}
 	out, err := finish(req, resp, limit)
 	if err != nil {
-		s.log.Error("packing response", "qname", req.Question, "err", err)
+		// A reply that does not pack fails the same way for every query asking for it.
+		s.packFails.Error("packing response", "qname", req.Question, "err", err)
 		resp, result = servfail(req), resolver.ResultError
 		if out, err = finish(req, resp, limit); err != nil {
 			return nil
@@ -80,7 +81,8 @@ func (s *Server) resolve(req *dns.Msg, tcp bool) (rep resolver.Reply) {
 			if m := s.opts.Metrics; m != nil {
 				m.panics.Inc()
 			}
-			s.log.Error("panic answering query", "question", fmt.Sprint(req.Question), "panic", p, "stack", string(debug.Stack()))
+			// A packet that panics once may come again and again: one stack per interval.
+			s.panicLog.Error("panic answering query", "question", fmt.Sprint(req.Question), "panic", p, "stack", string(debug.Stack()))
 			rep = resolver.Reply{Msg: servfail(req), Result: resolver.ResultError}
 		}
 	}()
