@@ -313,7 +313,7 @@ func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	}
 	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain, Forwarder: fwd,
 		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
-		Metrics: resolver.NewMetrics(d.reg), Cache: answers})
+		Cache: answers})
 	d.onStop(res.Close) // Close is idempotent
 	log.Info("upstreams", "servers", fmt.Sprint(servers), "namespace", client.Namespace, "search", client.Search)
 	return res, client

@@ -168,9 +168,6 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 	return f
 }
 
-// CountHit counts a Hit served again by a caller within its Until (metrics only).
-func (c *Cache) CountHit() { c.metrics.got(Hit) }
-
 // Put stores upstream's response to req if it is cacheable: a single-question QUERY answered
 // with the same question, not truncated, and a positive, negative (with SOA) or SERVFAIL
 // answer with a TTL above 0.

@@ -40,8 +40,6 @@ func (r *Resolver) autopath(ctx context.Context, rep *Reply, req *dns.Msg, t *ta
 		m, ok := t.Lookup(name, c.Namespace)
 		switch {
 		case ok && !m.Node.Empty():
-			rep.Count = r.metrics.autopathFromTable()
-			rep.Count()
 			r.autopathAnswer(ctx, rep, req, t, name, m, c)
 			return true
 		case ok || t.InZone(name):
@@ -56,8 +54,7 @@ func (r *Resolver) autopath(ctx context.Context, rep *Reply, req *dns.Msg, t *ta
 			return false
 		}
 		if exists {
-			r.metrics.autopathFromUpstream()
-			rep.Msg = resp
+			rep.Msg, rep.AutopathUpstream = resp, true
 			return true
 		}
 	}

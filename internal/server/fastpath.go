@@ -11,7 +11,6 @@ import (
 	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The fast path answers a UDP query without unpacking it, from a reply packed earlier for
@@ -51,13 +50,13 @@ func (s *Server) fastReply(pkt, key, out []byte, q *wireQuery) []byte {
 	}
 	reply := p.reply(q, out)
 	if reply != nil {
-		p.served()
+		p.counts.inc()
 	}
 	return reply
 }
 
 // reuse stores a reusable reply for the fast path and answers the query from it as the fast
-// path would. It returns nil when the query or reply is not for the fast path.
+// path would, counting it. It returns nil when the query or reply is not for the fast path.
 func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) []byte {
 	if s.fast == nil || tcp || !rep.Reusable {
 		return nil
@@ -70,13 +69,11 @@ func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) [
 	if p == nil {
 		return nil
 	}
-	if m := s.opts.Metrics; m != nil {
-		p.queries = m.queries.WithLabelValues(qtypeLabel(req.Question[0].Qtype), rcodeLabel(rep.Msg.Rcode), "udp", rep.Result.String())
-	}
+	p.counts = s.opts.Metrics.counters(qtypeLabel(req.Question[0].Qtype), rep, "udp")
 	s.fast.put(q.key, p)
 	out := p.reply(&q, nil)
-	if out != nil && p.queries != nil {
-		p.queries.Inc() // the resolver has counted this query itself
+	if out != nil {
+		p.counts.inc()
 	}
 	return out
 }
@@ -231,25 +228,14 @@ func (q *wireQuery) limit() int {
 	return min(max(int(q.udpSize), dns.MinMsgSize), maxUDPSize)
 }
 
-// served counts one reply given from p.
-func (p *packed) served() {
-	if p.queries != nil {
-		p.queries.Inc()
-	}
-	if p.count != nil {
-		p.count()
-	}
-}
-
 // packed is a reply ready to be copied: ID 0, RD and CD clear, no OPT, names of the question
 // lowercased; the answer's owner names point at the question (compression), so restoring the
 // question's spelling restores theirs.
 type packed struct {
-	wire    []byte
-	epoch   uint64
-	until   time.Time          // zero: valid for the whole epoch
-	queries prometheus.Counter // the server's query counter for this reply's labels
-	count   func()             // the resolver's accounting, may be nil
+	wire   []byte
+	epoch  uint64
+	until  time.Time // zero: valid for the whole epoch
+	counts counters  // what each reply given from it counts
 }
 
 // newPacked returns the stored form of rep, the reply to the query q (req unpacked), or nil
@@ -261,7 +247,7 @@ func newPacked(req *dns.Msg, rep resolver.Reply) *packed {
 	if wire == nil {
 		return nil
 	}
-	return &packed{wire: wire, epoch: rep.Epoch, until: rep.Until, count: rep.Count}
+	return &packed{wire: wire, epoch: rep.Epoch, until: rep.Until}
 }
 
 // valid reports whether p still answers in epoch.

@@ -20,10 +20,9 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 		s.drop("response")
 		return nil
 	}
-	resp, result := s.checkEDNS(req)
-	if resp == nil {
-		rep := s.resolve(req, tcp)
-		resp, result = rep.Msg, rep.Result
+	rep := s.checkEDNS(req)
+	if rep.Msg == nil {
+		rep = s.resolve(req, tcp)
 		if out := s.reuse(pkt, req, rep, tcp); out != nil {
 			return out
 		}
@@ -32,26 +31,27 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 	if !tcp {
 		limit = udpLimit(req)
 	}
-	out, err := finish(req, resp, limit)
+	out, err := finish(req, rep.Msg, limit)
 	if err != nil {
 		// A reply that does not pack fails the same way for every query asking for it.
 		s.packFails.Error("packing response", "qname", req.Question, "err", err)
-		resp, result = servfail(req), resolver.ResultError
-		if out, err = finish(req, resp, limit); err != nil {
+		rep = resolver.Reply{Msg: servfail(req), Result: resolver.ResultError}
+		if out, err = finish(req, rep.Msg, limit); err != nil {
 			return nil
 		}
 	}
-	s.count(req, resp, tcp, result)
+	s.count(req, rep, tcp)
 	if s.opts.LogQueries {
 		s.log.Info("query", "question", fmt.Sprint(req.Question), "tcp", tcp,
-			"rcode", rcodeLabel(resp.Rcode), "answers", len(resp.Answer), "result", result.String())
+			"rcode", rcodeLabel(rep.Msg.Rcode), "answers", len(rep.Msg.Answer), "result", rep.Result.String())
 	}
 	return out
 }
 
 // checkEDNS rejects EDNS the server cannot honour before anything is resolved or forwarded:
-// several OPT records (FORMERR, RFC 6891 §6.1.1) or an unknown version (BADVERS).
-func (s *Server) checkEDNS(req *dns.Msg) (*dns.Msg, resolver.Result) {
+// several OPT records (FORMERR, RFC 6891 §6.1.1) or an unknown version (BADVERS). It returns
+// a Reply without Msg for a query to resolve.
+func (s *Server) checkEDNS(req *dns.Msg) resolver.Reply {
 	opts := 0
 	for _, rr := range req.Extra {
 		if rr.Header().Rrtype == dns.TypeOPT {
@@ -60,11 +60,11 @@ func (s *Server) checkEDNS(req *dns.Msg) (*dns.Msg, resolver.Result) {
 	}
 	switch {
 	case opts > 1:
-		return rejection(req, dns.RcodeFormatError), resolver.ResultRejected
+		return resolver.Reply{Msg: rejection(req, dns.RcodeFormatError), Result: resolver.ResultRejected}
 	case opts == 1 && req.IsEdns0().Version() != 0:
-		return rejection(req, dns.RcodeBadVers), resolver.ResultRejected
+		return resolver.Reply{Msg: rejection(req, dns.RcodeBadVers), Result: resolver.ResultRejected}
 	}
-	return nil, 0
+	return resolver.Reply{}
 }
 
 func rejection(req *dns.Msg, rcode int) *dns.Msg {
@@ -138,11 +138,9 @@ func (s *Server) drop(reason string) {
 	}
 }
 
-func (s *Server) count(req, resp *dns.Msg, tcp bool, result resolver.Result) {
-	m := s.opts.Metrics
-	if m == nil {
-		return
-	}
+// count counts a query answered by the general path; the fast path counts with counters kept
+// with the stored reply.
+func (s *Server) count(req *dns.Msg, rep resolver.Reply, tcp bool) {
 	qtype, proto := "none", "udp"
 	if len(req.Question) > 0 {
 		qtype = qtypeLabel(req.Question[0].Qtype)
@@ -150,5 +148,5 @@ func (s *Server) count(req, resp *dns.Msg, tcp bool, result resolver.Result) {
 	if tcp {
 		proto = "tcp"
 	}
-	m.queries.WithLabelValues(qtype, rcodeLabel(resp.Rcode), proto, result.String()).Inc()
+	s.opts.Metrics.counters(qtype, rep, proto).inc()
 }
