@@ -95,7 +95,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, settings, kcfg, log); err != nil {
+	if err := serve(ctx, settings, kcfg, log, newRegistry()); err != nil {
 		log.Error("meshdns serve failed", "err", err)
 		return 1
 	}
@@ -225,9 +225,15 @@ func (d *daemon) close() {
 	}
 }
 
-func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slog.Logger) error {
+// newRegistry returns the registry /metrics serves, with the Go runtime's and the process's
+// metrics; serve's components add theirs.
+func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slog.Logger, reg *prometheus.Registry) error {
 	bg, cancelBg := context.WithCancel(context.Background())
 	d := &daemon{cfg: cfg, kube: kube, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
 	defer d.close()
@@ -300,7 +306,7 @@ func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	}
 	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain.String(), Forwarder: fwd,
 		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
-		Metrics: resolver.NewMetrics(d.reg), Cache: answers})
+		Cache: answers})
 	d.onStop(res.Close) // Close is idempotent
 	log.Info("upstreams", "servers", fmt.Sprint(servers), "namespace", client.Namespace, "search", client.Search)
 	return res, client

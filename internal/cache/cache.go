@@ -164,9 +164,6 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 	return f
 }
 
-// CountHit counts a Hit served again by a caller within its Until (metrics only).
-func (c *Cache) CountHit() { c.metrics.got(Hit) }
-
 // Put stores upstream's response to req unless there is a reason not to: req is not a
 // single-question QUERY; resp answers another question (RFC 5452 §3); resp is larger than
 // MaxEntryBytes (meshdns's own bound on memory); the reply itself is not cacheable

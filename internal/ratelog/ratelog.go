@@ -4,6 +4,7 @@
 package ratelog
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,7 +31,12 @@ func New(log *slog.Logger, interval time.Duration, now func() time.Time) *Limite
 
 // Warn logs msg at warning level unless a line was logged less than an interval ago, in which
 // case it only counts it.
-func (l *Limiter) Warn(msg string, args ...any) {
+func (l *Limiter) Warn(msg string, args ...any) { l.logAt(slog.LevelWarn, msg, args) }
+
+// Error is Warn at error level.
+func (l *Limiter) Error(msg string, args ...any) { l.logAt(slog.LevelError, msg, args) }
+
+func (l *Limiter) logAt(level slog.Level, msg string, args []any) {
 	l.mu.Lock()
 	now := l.now()
 	if !l.last.IsZero() && now.Sub(l.last) < l.interval {
@@ -44,5 +50,5 @@ func (l *Limiter) Warn(msg string, args ...any) {
 	if suppressed > 0 {
 		args = append(args, "suppressed", suppressed)
 	}
-	l.log.Warn(msg, args...)
+	l.log.Log(context.Background(), level, msg, args...)
 }

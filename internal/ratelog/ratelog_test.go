@@ -25,3 +25,13 @@ func TestLimiter(t *testing.T) {
 		t.Errorf("lines = %q", lines)
 	}
 }
+
+func TestLimiterLevels(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(slog.New(slog.NewTextHandler(&buf, nil)), 10*time.Second, nil)
+	l.Error("query panicked")
+	l.Warn("query panicked")
+	if got := buf.String(); !strings.Contains(got, "level=ERROR") || strings.Count(got, "\n") != 1 {
+		t.Errorf("logged %q, want one line at level ERROR", got)
+	}
+}

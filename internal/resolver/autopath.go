@@ -52,8 +52,6 @@ func (r *Resolver) walkSearch(q *query, stem string) bool {
 		m, ok := q.t.Lookup(name, q.client.Namespace)
 		switch {
 		case ok && !m.Node.Empty():
-			q.rep.Count = r.metrics.autopathFromTable()
-			q.rep.Count()
 			r.autopathAnswer(q, name, m)
 			return true
 		case ok || q.t.InZone(name):
@@ -68,8 +66,7 @@ func (r *Resolver) walkSearch(q *query, stem string) bool {
 			return false
 		}
 		if exists {
-			r.metrics.autopathFromUpstream()
-			q.rep.Msg = resp
+			q.rep.Msg, q.rep.AutopathUpstream = resp, true
 			return true
 		}
 	}

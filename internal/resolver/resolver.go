@@ -70,7 +70,6 @@ type Options struct {
 	// stale answer goes out; 0 means DefaultStaleAnswerTimer.
 	StaleAnswerTimer time.Duration
 	Logger           *slog.Logger
-	Metrics          *Metrics
 }
 
 // Reply is a response and what the server may do with it.
@@ -85,9 +84,9 @@ type Reply struct {
 	Epoch    uint64
 	// Until, when set, ends the reuse earlier: a cached upstream answer, whose TTLs count down.
 	Until time.Time
-	// Count, when set, repeats the resolver's own accounting of this answer (its metrics); a
-	// server reusing the response calls it for each reuse.
-	Count func()
+	// AutopathUpstream, with ResultAutopath, says the walk found the name upstream rather than
+	// in the table.
+	AutopathUpstream bool
 }
 
 // published is a table and the epoch that numbers it among the tables this resolver was given.
@@ -103,14 +102,11 @@ type Resolver struct {
 	opts     Options
 	log      *slog.Logger
 	fails    *ratelog.Limiter
-	metrics  *Metrics
 	bg       sync.WaitGroup // background refreshes
 	bgMu     sync.Mutex     // guards closed and bg.Add against Close
 	closed   bool
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
-	// countCacheHit is Cache.CountHit, bound once.
-	countCacheHit func()
 }
 
 // New returns a resolver with no table: zone names answer SERVFAIL until SetTable.
@@ -123,11 +119,8 @@ func New(o Options) *Resolver {
 		o.StaleAnswerTimer = DefaultStaleAnswerTimer
 	}
 	r := &Resolver{zone: dnsname.Canonical(o.Zone), opts: o, log: log,
-		fails: ratelog.New(log, failureLogInterval, nil), metrics: o.Metrics}
+		fails: ratelog.New(log, failureLogInterval, nil)}
 	r.bgCtx, r.bgCancel = context.WithCancel(context.Background())
-	if o.Cache != nil {
-		r.countCacheHit = o.Cache.CountHit
-	}
 	return r
 }
 
@@ -246,7 +239,7 @@ func (r *Resolver) forward(q *query) Reply {
 	if up.result == ResultCacheHit && !up.until.IsZero() {
 		// The answer also depends on the query's DO, CD and AD bits: a server reusing it must
 		// keep it apart per combination of them.
-		rep.Reusable, rep.Epoch, rep.Until, rep.Count = true, q.epoch, up.until, r.countCacheHit
+		rep.Reusable, rep.Epoch, rep.Until = true, q.epoch, up.until
 	}
 	return rep
 }

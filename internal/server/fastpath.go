@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The fast path answers a UDP query without unpacking it, from a reply packed earlier for
@@ -20,6 +20,10 @@ import (
 // queries take it (one question of letters, digits, '-' and '_'; no or a plain OPT record);
 // everything else, and every first query of a name, takes the general path, which fills the
 // store.
+//
+// This file holds the whole of it: the socket reader's side (fastReply, parseQuery), the
+// general path's side that stores a reply and answers from it (reuse, packed, canonical), and
+// the store between them.
 
 // Header bits (RFC 1035 §4.1.1).
 const (
@@ -46,9 +50,32 @@ func (s *Server) fastReply(pkt, key, out []byte, q *wireQuery) []byte {
 	}
 	reply := p.reply(q, out)
 	if reply != nil {
-		p.served()
+		p.counts.inc()
 	}
 	return reply
+}
+
+// reuse stores a reusable reply for the fast path and answers the query from it as the fast
+// path would, counting it. It returns nil when the query or reply is not for the fast path.
+func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) []byte {
+	if s.fast == nil || tcp || !rep.Reusable {
+		return nil
+	}
+	var q wireQuery
+	if !parseQuery(pkt, make([]byte, 0, 260), &q) {
+		return nil
+	}
+	p := newPacked(req, rep)
+	if p == nil {
+		return nil
+	}
+	p.counts = s.opts.Metrics.counters(qtypeLabel(req.Question[0].Qtype), rep, "udp")
+	s.fast.put(q.key, p)
+	out := p.reply(&q, nil)
+	if out != nil {
+		p.counts.inc()
+	}
+	return out
 }
 
 // wireQuery is what the fast path reads from a packet.
@@ -65,78 +92,91 @@ type wireQuery struct {
 	udpSize uint16
 }
 
-// parseQuery reads header and question of pkt into q, the key into key's array. It returns
-// false for anything but a plain query, which then takes the general path: that path alone
-// decides on malformed, unusual or rejected packets.
+// parseQuery reads a plain query from pkt into q, its key into key's array, and reports
+// whether the fast path may answer it. Anything else takes the general path, which alone
+// decides on malformed, unusual or rejected packets (FORMERR, NOTIMP, BADVERS or no reply).
 func parseQuery(pkt, key []byte, q *wireQuery) bool {
-	if len(pkt) < headerLen+5 {
+	arcount, ok := triage(pkt)
+	if !ok {
 		return false
+	}
+	key, off, ok := readQuestion(pkt, key[:0])
+	if !ok {
+		return false
+	}
+	flags := binary.BigEndian.Uint16(pkt[2:])
+	*q = wireQuery{id: binary.BigEndian.Uint16(pkt), flags: flags & (bitRD | bitCD), ad: flags&bitAD != 0,
+		qname: pkt[headerLen : off-4]}
+	if rest := pkt[off:]; arcount == 0 && len(rest) != 0 || arcount == 1 && !parseOPT(rest, q) {
+		return false
+	}
+	q.key = append(key, q.keyBits())
+	return true
+}
+
+// triage decides from the 12-byte header alone, before anything is read, whether pkt can be a
+// plain query. It leaves to the general path a packet that
+//   - is shorter than a header and the shortest question (root name, type, class);
+//   - is a response (QR), not a QUERY (opcode) or truncated (TC);
+//   - has other than one question;
+//   - has answer or authority records;
+//   - has more than one additional record (room for one OPT record; the general path answers
+//     several with FORMERR).
+//
+// It returns the number of additional records.
+func triage(pkt []byte) (arcount uint16, ok bool) {
+	if len(pkt) < headerLen+5 {
+		return 0, false
 	}
 	flags := binary.BigEndian.Uint16(pkt[2:])
 	if flags&(bitQR|maskOpcode|bitTC) != 0 || binary.BigEndian.Uint16(pkt[4:]) != 1 ||
 		binary.BigEndian.Uint16(pkt[6:]) != 0 || binary.BigEndian.Uint16(pkt[8:]) != 0 {
-		return false
+		return 0, false
 	}
-	arcount := binary.BigEndian.Uint16(pkt[10:])
-	if arcount > 1 {
-		return false
-	}
-	key = key[:0]
+	arcount = binary.BigEndian.Uint16(pkt[10:])
+	return arcount, arcount <= 1
+}
+
+// readQuestion walks the question after the header: a name whose labels hold letters, digits,
+// '-' and '_' only (no compression pointer, nothing the general path would spell escaped),
+// then type and class. It appends the name lowercased, type and class to key, and returns key
+// and the offset past the question.
+func readQuestion(pkt, key []byte) ([]byte, int, bool) {
 	off := headerLen
-	for {
-		if off >= len(pkt) {
-			return false
-		}
+	for off < len(pkt) && pkt[off] != 0 {
 		l := int(pkt[off])
-		if l == 0 {
-			break
+		// l > 63 also rules out compression pointers, which no question needs; the name, root
+		// label included, is at most 255 bytes.
+		if l > dnsname.MaxLabelLen || off+1+l >= len(pkt) || len(key)+1+l+1 > 255 {
+			return nil, 0, false
 		}
-		// l > 63 also rules out compression pointers, which no question needs.
-		if l > 63 || off+1+l >= len(pkt) {
-			return false
-		}
-		if len(key)+1+l+1 > 255 { // the name, root label included, is at most 255 bytes
-			return false
-		}
-		key = append(key, byte(l))
-		for _, c := range pkt[off+1 : off+1+l] {
-			switch {
-			case 'A' <= c && c <= 'Z':
-				c += 'a' - 'A'
-			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-			default:
-				return false
-			}
-			key = append(key, c)
+		var ok bool
+		if key, ok = appendLabel(key, pkt[off+1:off+1+l]); !ok {
+			return nil, 0, false
 		}
 		off += 1 + l
 	}
 	off++ // the root label
 	if off+4 > len(pkt) {
-		return false
+		return nil, 0, false
 	}
 	key = append(key, 0)
 	key = append(key, pkt[off:off+4]...) // type and class
-	*q = wireQuery{id: binary.BigEndian.Uint16(pkt), flags: flags & (bitRD | bitCD), ad: flags&bitAD != 0,
-		qname: pkt[headerLen:off]}
-	off += 4
-	if arcount == 0 && off != len(pkt) || arcount == 1 && !parseOPT(pkt[off:], q) {
-		return false
+	return key, off + 4, true
+}
+
+// appendLabel appends label, length first, lowercased (RFC 4343), to key; false when it holds
+// a byte other than a letter, digit, '-' or '_'.
+func appendLabel(key, label []byte) ([]byte, bool) {
+	key = append(key, byte(len(label)))
+	for _, c := range label {
+		c = dnsname.LowerByte(c)
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil, false
+		}
+		key = append(key, c)
 	}
-	// DO, CD and AD end the key: a cached upstream answer depends on them (DNSSEC records,
-	// validation, the AD bit), so each combination is stored apart.
-	var bits byte
-	if q.do {
-		bits |= 4
-	}
-	if q.flags&bitCD != 0 {
-		bits |= 2
-	}
-	if q.ad {
-		bits |= 1
-	}
-	q.key = append(key, bits)
-	return true
+	return key, true
 }
 
 // parseOPT reads the OPT record that ends a query: version 0, and options (if any) only of
@@ -164,6 +204,22 @@ func parseOPT(b []byte, q *wireQuery) bool {
 	return true
 }
 
+// keyBits are the DO, CD and AD bits that end the key: a cached upstream answer depends on
+// them (DNSSEC records, validation, the AD bit), so each combination is stored apart.
+func (q *wireQuery) keyBits() byte {
+	var bits byte
+	if q.do {
+		bits |= 4
+	}
+	if q.flags&bitCD != 0 {
+		bits |= 2
+	}
+	if q.ad {
+		bits |= 1
+	}
+	return bits
+}
+
 // limit is the largest reply the client accepts over UDP, as udpLimit computes it.
 func (q *wireQuery) limit() int {
 	if !q.edns {
@@ -172,25 +228,14 @@ func (q *wireQuery) limit() int {
 	return min(max(int(q.udpSize), dns.MinMsgSize), maxUDPSize)
 }
 
-// served counts one reply given from p.
-func (p *packed) served() {
-	if p.queries != nil {
-		p.queries.Inc()
-	}
-	if p.count != nil {
-		p.count()
-	}
-}
-
 // packed is a reply ready to be copied: ID 0, RD and CD clear, no OPT, names of the question
 // lowercased; the answer's owner names point at the question (compression), so restoring the
 // question's spelling restores theirs.
 type packed struct {
-	wire    []byte
-	epoch   uint64
-	until   time.Time          // zero: valid for the whole epoch
-	queries prometheus.Counter // the server's query counter for this reply's labels
-	count   func()             // the resolver's accounting, may be nil
+	wire   []byte
+	epoch  uint64
+	until  time.Time // zero: valid for the whole epoch
+	counts counters  // what each reply given from it counts
 }
 
 // newPacked returns the stored form of rep, the reply to the query q (req unpacked), or nil
@@ -202,7 +247,7 @@ func newPacked(req *dns.Msg, rep resolver.Reply) *packed {
 	if wire == nil {
 		return nil
 	}
-	return &packed{wire: wire, epoch: rep.Epoch, until: rep.Until, count: rep.Count}
+	return &packed{wire: wire, epoch: rep.Epoch, until: rep.Until}
 }
 
 // valid reports whether p still answers in epoch.
@@ -275,7 +320,7 @@ func canonical(req, resp *dns.Msg, allSections bool) []byte {
 		return nil
 	}
 	name := make([]byte, 256)
-	n, err := dns.PackDomainName(strings.ToLower(spelled), name, 0, nil, false)
+	n, err := dns.PackDomainName(dnsname.Lower(spelled), name, 0, nil, false)
 	if err != nil || headerLen+n > len(wire) {
 		return nil
 	}
@@ -292,7 +337,7 @@ func standIn(name string) (string, error) {
 	var b strings.Builder
 	for _, l := range dns.SplitDomainName(name)[:labels] {
 		n := len(l) // plain names only reach here: no escapes in the label
-		b.WriteString(strings.Repeat(``, n))
+		b.WriteString(strings.Repeat("\x01", n))
 		b.WriteByte('.')
 	}
 	if labels == 0 {

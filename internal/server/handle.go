@@ -20,10 +20,9 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 		s.drop("response")
 		return nil
 	}
-	resp, result := s.checkEDNS(req)
-	if resp == nil {
-		rep := s.resolve(req, tcp)
-		resp, result = rep.Msg, rep.Result
+	rep := s.checkEDNS(req)
+	if rep.Msg == nil {
+		rep = s.resolve(req, tcp)
 		if out := s.reuse(pkt, req, rep, tcp); out != nil {
 			return out
 		}
@@ -32,25 +31,27 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 	if !tcp {
 		limit = udpLimit(req)
 	}
-	out, err := finish(req, resp, limit)
+	out, err := finish(req, rep.Msg, limit)
 	if err != nil {
-		s.log.Error("packing response", "qname", req.Question, "err", err)
-		resp, result = servfail(req), resolver.ResultError
-		if out, err = finish(req, resp, limit); err != nil {
+		// A reply that does not pack fails the same way for every query asking for it.
+		s.packFails.Error("packing response", "qname", req.Question, "err", err)
+		rep = resolver.Reply{Msg: servfail(req), Result: resolver.ResultError}
+		if out, err = finish(req, rep.Msg, limit); err != nil {
 			return nil
 		}
 	}
-	s.count(req, resp, tcp, result)
+	s.count(req, rep, tcp)
 	if s.opts.LogQueries {
 		s.log.Info("query", "question", fmt.Sprint(req.Question), "tcp", tcp,
-			"rcode", rcodeLabel(resp.Rcode), "answers", len(resp.Answer), "result", result.String())
+			"rcode", rcodeLabel(rep.Msg.Rcode), "answers", len(rep.Msg.Answer), "result", rep.Result.String())
 	}
 	return out
 }
 
 // checkEDNS rejects EDNS the server cannot honour before anything is resolved or forwarded:
-// several OPT records (FORMERR, RFC 6891 §6.1.1) or an unknown version (BADVERS).
-func (s *Server) checkEDNS(req *dns.Msg) (*dns.Msg, resolver.Result) {
+// several OPT records (FORMERR, RFC 6891 §6.1.1) or an unknown version (BADVERS). It returns
+// a Reply without Msg for a query to resolve.
+func (s *Server) checkEDNS(req *dns.Msg) resolver.Reply {
 	opts := 0
 	for _, rr := range req.Extra {
 		if rr.Header().Rrtype == dns.TypeOPT {
@@ -59,11 +60,11 @@ func (s *Server) checkEDNS(req *dns.Msg) (*dns.Msg, resolver.Result) {
 	}
 	switch {
 	case opts > 1:
-		return rejection(req, dns.RcodeFormatError), resolver.ResultRejected
+		return resolver.Reply{Msg: rejection(req, dns.RcodeFormatError), Result: resolver.ResultRejected}
 	case opts == 1 && req.IsEdns0().Version() != 0:
-		return rejection(req, dns.RcodeBadVers), resolver.ResultRejected
+		return resolver.Reply{Msg: rejection(req, dns.RcodeBadVers), Result: resolver.ResultRejected}
 	}
-	return nil, 0
+	return resolver.Reply{}
 }
 
 func rejection(req *dns.Msg, rcode int) *dns.Msg {
@@ -73,31 +74,6 @@ func rejection(req *dns.Msg, rcode int) *dns.Msg {
 	return m
 }
 
-// reuse stores a reusable reply for the fast path and answers the query from it as the fast
-// path would. It returns nil when the query or reply is not for the fast path.
-func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) []byte {
-	if s.fast == nil || tcp || !rep.Reusable {
-		return nil
-	}
-	var q wireQuery
-	if !parseQuery(pkt, make([]byte, 0, 260), &q) {
-		return nil
-	}
-	p := newPacked(req, rep)
-	if p == nil {
-		return nil
-	}
-	if m := s.opts.Metrics; m != nil {
-		p.queries = m.queries.WithLabelValues(qtypeLabel(req.Question[0].Qtype), rcodeLabel(rep.Msg.Rcode), "udp", rep.Result.String())
-	}
-	s.fast.put(q.key, p)
-	out := p.reply(&q, nil)
-	if out != nil && p.queries != nil {
-		p.queries.Inc() // the resolver has counted this query itself
-	}
-	return out
-}
-
 // resolve runs the resolver, turning a panic into SERVFAIL for this query only.
 func (s *Server) resolve(req *dns.Msg, tcp bool) (rep resolver.Reply) {
 	defer func() {
@@ -105,7 +81,8 @@ func (s *Server) resolve(req *dns.Msg, tcp bool) (rep resolver.Reply) {
 			if m := s.opts.Metrics; m != nil {
 				m.panics.Inc()
 			}
-			s.log.Error("panic answering query", "question", fmt.Sprint(req.Question), "panic", p, "stack", string(debug.Stack()))
+			// A packet that panics once may come again and again: one stack per interval.
+			s.panicLog.Error("panic answering query", "question", fmt.Sprint(req.Question), "panic", p, "stack", string(debug.Stack()))
 			rep = resolver.Reply{Msg: servfail(req), Result: resolver.ResultError}
 		}
 	}()
@@ -161,11 +138,9 @@ func (s *Server) drop(reason string) {
 	}
 }
 
-func (s *Server) count(req, resp *dns.Msg, tcp bool, result resolver.Result) {
-	m := s.opts.Metrics
-	if m == nil {
-		return
-	}
+// count counts a query answered by the general path; the fast path counts with counters kept
+// with the stored reply.
+func (s *Server) count(req *dns.Msg, rep resolver.Reply, tcp bool) {
 	qtype, proto := "none", "udp"
 	if len(req.Question) > 0 {
 		qtype = qtypeLabel(req.Question[0].Qtype)
@@ -173,5 +148,5 @@ func (s *Server) count(req, resp *dns.Msg, tcp bool, result resolver.Result) {
 	if tcp {
 		proto = "tcp"
 	}
-	m.queries.WithLabelValues(qtype, rcodeLabel(resp.Rcode), proto, result.String()).Inc()
+	s.opts.Metrics.counters(qtype, rep, proto).inc()
 }

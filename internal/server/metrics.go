@@ -1,19 +1,28 @@
 package server
 
 import (
+	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the per-query counters of the server.
+// Metrics are the per-query counters of meshdns: every query is counted here, once, whichever
+// path answered it (the fast path included), so no other package counts per query.
 type Metrics struct {
 	queries *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	panics  prometheus.Counter
+	// autopathTable and autopathUpstream count autopath answers by where the walk found the
+	// name.
+	autopathTable, autopathUpstream prometheus.Counter
 }
 
 // NewMetrics registers the server's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	autopaths := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meshdns_autopath_answers_total",
+		Help: "Search-list queries answered with the walk's result, by where the name was found (table or upstream).",
+	}, []string{"kind"})
 	m := &Metrics{
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshdns_queries_total",
@@ -27,9 +36,43 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "meshdns_query_panics_total",
 			Help: "Queries whose handling panicked (answered SERVFAIL).",
 		}),
+		autopathTable:    autopaths.WithLabelValues("table"),
+		autopathUpstream: autopaths.WithLabelValues("upstream"),
 	}
-	reg.MustRegister(m.queries, m.dropped, m.panics)
+	reg.MustRegister(m.queries, m.dropped, m.panics, autopaths)
 	return m
+}
+
+// counters are the metrics one answered query bumps; the zero value counts nothing.
+type counters struct {
+	queries  prometheus.Counter
+	autopath prometheus.Counter // nil unless the answer is autopath's
+}
+
+// counters returns what a query of type qtype answered with rep over proto counts. The fast
+// path keeps them with a stored reply, so that each reuse counts without a label lookup.
+func (m *Metrics) counters(qtype string, rep resolver.Reply, proto string) counters {
+	if m == nil {
+		return counters{}
+	}
+	c := counters{queries: m.queries.WithLabelValues(qtype, rcodeLabel(rep.Msg.Rcode), proto, rep.Result.String())}
+	switch {
+	case rep.Result != resolver.ResultAutopath:
+	case rep.AutopathUpstream:
+		c.autopath = m.autopathUpstream
+	default:
+		c.autopath = m.autopathTable
+	}
+	return c
+}
+
+func (c counters) inc() {
+	if c.queries != nil {
+		c.queries.Inc()
+	}
+	if c.autopath != nil {
+		c.autopath.Inc()
+	}
 }
 
 // qtypeLabels bounds the qtype label to common types; the rest count as "other".

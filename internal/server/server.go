@@ -35,6 +35,8 @@ const (
 	DefaultMaxInflight = 20000
 	// DefaultMaxTCPConns caps open TCP connections; further ones are closed at once.
 	DefaultMaxTCPConns = 1000
+	// logInterval is the least time between two log lines about one kind of failure.
+	logInterval = 10 * time.Second
 )
 
 // Resolver answers one query; *resolver.Resolver implements it.
@@ -60,6 +62,8 @@ type Options struct {
 	// UDPSockets is the number of UDP sockets per listen address (SO_REUSEPORT), each with
 	// its own reader; GOMAXPROCS when 0.
 	UDPSockets int
+	// Now is the clock of the rate-limited logs; time.Now when nil.
+	Now func() time.Time
 }
 
 // Server serves DNS over UDP and TCP.
@@ -79,7 +83,8 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	acceptFails *ratelog.Limiter
+	// Failures that can recur with every packet are logged at most once per logInterval.
+	acceptFails, packFails, panicLog *ratelog.Limiter
 }
 
 // New returns a server; Start binds it.
@@ -99,7 +104,8 @@ func New(res Resolver, o Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel,
-		acceptFails: ratelog.New(log, 10*time.Second, nil)}
+		acceptFails: ratelog.New(log, logInterval, o.Now), packFails: ratelog.New(log, logInterval, o.Now),
+		panicLog: ratelog.New(log, logInterval, o.Now)}
 	if !o.LogQueries {
 		s.fast = newStore()
 	}

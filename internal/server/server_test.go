@@ -19,8 +19,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// stubResolver answers "big." with n A records, "panic." by panicking, "slow." after release
-// is closed, anything else with one A record.
+// stubResolver answers "big." with n A records, "panic." by panicking, "unpackable." with a
+// record that does not pack, "slow." after release is closed, anything else with one A record.
 type stubResolver struct {
 	big     int
 	release chan struct{}
@@ -39,6 +39,10 @@ func (s *stubResolver) Query(ctx context.Context, req *dns.Msg, _ resolver.Clien
 	case "slow.":
 		s.started <- struct{}{}
 		<-s.release
+	case "unpackable.":
+		m.Answer = []dns.RR{&dns.CNAME{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET},
+			Target: "empty..label."}}
+		return resolver.Reply{Msg: m, Result: resolver.ResultTable}
 	}
 	n := 1
 	if q.Name == "big." {
