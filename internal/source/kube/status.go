@@ -46,9 +46,11 @@ type WriterOptions struct {
 	// it this process always writes.
 	LeaderElect    bool
 	LeaseNamespace string
-	LeaseDuration  time.Duration
-	Logger         *slog.Logger
-	Metrics        *WriterMetrics
+	// LeaseDuration is required with LeaderElect; its default is config's, the one place it
+	// is defined.
+	LeaseDuration time.Duration
+	Logger        *slog.Logger
+	Metrics       *WriterMetrics
 }
 
 // StatusWriter keeps ServiceEntry status.addresses equal to the VIPs allocated to their hosts,
@@ -74,9 +76,6 @@ func NewStatusWriter(src *Source, o WriterOptions) *StatusWriter {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if o.LeaseDuration <= 0 {
-		o.LeaseDuration = 15 * time.Second
 	}
 	return &StatusWriter{src: src, opts: o, log: log, wake: make(chan struct{}, 1),
 		fails:   ratelog.New(log, failureLogInterval, nil),
