@@ -15,7 +15,7 @@ type Node struct {
 	// Origin names the object the records come from, e.g. "Service prod/reviews".
 	Origin string
 	// Namespace of the originating object; a ServiceEntry in the client's own namespace wins
-	// over one exported from elsewhere.
+	// over one exported from elsewhere (else the oldest wins: see byAge).
 	Namespace string
 	// ExportTo restricts which client namespaces see the name; nil means all.
 	ExportTo []string

@@ -110,7 +110,8 @@ func (t *Table) lookupWildcard(qname, ns string) (Match, bool) {
 	return Match{}, false
 }
 
-// pick returns the variant visible to ns, preferring one from ns itself.
+// pick returns the variant visible to ns, preferring one from ns itself, else the first
+// visible: variants are stored oldest first (byAge), so that is Istio's choice too.
 func pick(nodes []*Node, ns string) *Node {
 	var found *Node
 	for _, n := range nodes {
