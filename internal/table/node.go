@@ -21,6 +21,9 @@ type Node struct {
 	ExportTo []string
 	// Shuffle asks the resolver to randomise address order per answer (headless services).
 	Shuffle bool
+	// Endpoint marks an endpoint name of a service (ep.svc.ns.svc.<zone>), which its short
+	// names reach through the service's alias (Table.alias). Next to Shuffle it costs no space.
+	Endpoint bool
 
 	A, AAAA, CNAME, SRV, PTR, SOA []dns.RR
 	// Extra holds address records of SRV targets, for the Additional section.
