@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"net/netip"
 	"time"
 )
@@ -15,6 +16,13 @@ type Meta struct {
 
 // Key returns "namespace/name", the form used in logs and debug output.
 func (m Meta) Key() string { return m.Namespace + "/" + m.Name }
+
+// CompareAge orders objects oldest first (creationTimestamp), then by namespace and name, so
+// that the order is total: when several objects name one host, the first in this order wins,
+// as in Istio. Input order (file, document, or the API's namespace order) never decides.
+func CompareAge(x, y *Meta) int {
+	return cmp.Or(x.Created.Compare(y.Created), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+}
 
 // Port is a named service port. Protocol is upper case as in the API ("TCP", "UDP", "HTTP").
 type Port struct {

@@ -59,12 +59,25 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	for i := range s.Services {
 		b.addService(&s.Services[i])
 	}
-	for i := range s.ServiceEntries {
-		b.addServiceEntry(&s.ServiceEntries[i])
+	for _, se := range byAge(s.ServiceEntries) {
+		b.addServiceEntry(se)
 	}
 	b.addStructure()
 	b.finish()
 	return t, nil
+}
+
+// byAge returns the ServiceEntries oldest first (model.CompareAge). Added in this order, the
+// variants of a host shared by several namespaces, the targets of a shared reverse name and
+// the merged records of one namespace come in precedence order, and pick's "first visible" is
+// Istio's "oldest visible", however the sources listed the objects.
+func byAge(entries []model.ServiceEntry) []*model.ServiceEntry {
+	out := make([]*model.ServiceEntry, len(entries))
+	for i := range entries {
+		out[i] = &entries[i]
+	}
+	slices.SortStableFunc(out, func(x, y *model.ServiceEntry) int { return model.CompareAge(&x.Meta, &y.Meta) })
+	return out
 }
 
 type builder struct {

@@ -15,12 +15,15 @@ type Node struct {
 	// Origin names the object the records come from, e.g. "Service prod/reviews".
 	Origin string
 	// Namespace of the originating object; a ServiceEntry in the client's own namespace wins
-	// over one exported from elsewhere.
+	// over one exported from elsewhere (else the oldest wins: see byAge).
 	Namespace string
 	// ExportTo restricts which client namespaces see the name; nil means all.
 	ExportTo []string
 	// Shuffle asks the resolver to randomise address order per answer (headless services).
 	Shuffle bool
+	// Endpoint marks an endpoint name of a service (ep.svc.ns.svc.<zone>), which its short
+	// names reach through the service's alias (Table.alias). Next to Shuffle it costs no space.
+	Endpoint bool
 
 	A, AAAA, CNAME, SRV, PTR, SOA []dns.RR
 	// Extra holds address records of SRV targets, for the Additional section.

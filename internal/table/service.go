@@ -137,6 +137,7 @@ func dashed(ip netip.Addr) string {
 
 func (b *builder) addTarget(svc *model.Service, tg *target) {
 	tn := b.newNode(tg.name, b.endpointOrigin, svc.Namespace)
+	tn.Endpoint = true
 	addAddrs(tn, tg.addrs, b.t.ttl)
 	for _, ip := range tg.addrs {
 		b.addPTR(ip, tg.name, b.endpointOrigin)

@@ -17,8 +17,8 @@ type MatchKind uint8
 const (
 	// Exact: the query name is the node's name.
 	Exact MatchKind = iota
-	// Alias: a short name (svc, svc.ns, svc.ns.svc) of a cluster service; answered with a
-	// CNAME to the node's FQDN.
+	// Alias: a short name (svc, svc.ns, svc.ns.svc) of a cluster service or of an endpoint
+	// (ep.svc, ep.svc.ns, ep.svc.ns.svc); answered with a CNAME to the node's FQDN.
 	Alias
 	// Wildcard: a ServiceEntry host *.domain matched; records take the query name as owner.
 	Wildcard
@@ -70,12 +70,8 @@ func (t *Table) Lookup(qname, ns string) (Match, bool) {
 	if n := pick(t.names[qname], ns); n != nil {
 		return Match{Node: n, Kind: Exact}, true
 	}
-	if k, ok := aliasKey(qname, ns); ok {
-		if target, ok := t.aliases[k]; ok {
-			if n := pick(t.names[target], ns); n != nil {
-				return Match{Node: n, Kind: Alias}, true
-			}
-		}
+	if n := t.alias(qname, ns); n != nil {
+		return Match{Node: n, Kind: Alias}, true
 	}
 	if n := t.podNode(qname); n != nil {
 		return Match{Node: n, Kind: Synthesized}, true
@@ -97,6 +93,52 @@ func aliasKey(qname, ns string) (serviceKey, bool) {
 	return serviceKey{name, svcNS}, rest == "" || rest == "svc."
 }
 
+// alias returns the node a short name stands for: a service's, else an endpoint's. A name of
+// both shapes ("a.b." for a client in namespace ns: service a of namespace b, or endpoint a of
+// service b in ns) is the service's, as ztunnel tries the service form first.
+func (t *Table) alias(qname, ns string) *Node {
+	if k, ok := aliasKey(qname, ns); ok {
+		if target, ok := t.aliases[k]; ok {
+			if n := pick(t.names[target], ns); n != nil {
+				return n
+			}
+		}
+	}
+	ep, k, ok := endpointAliasKey(qname, ns)
+	if !ok {
+		return nil
+	}
+	service, ok := t.aliases[k]
+	if !ok {
+		return nil
+	}
+	// Endpoint names are not indexed a second time: "ep." + the service's FQDN is looked up
+	// in a stack buffer (a map index by string(bytes) does not allocate).
+	var buf [256]byte
+	name := append(append(append(buf[:0], ep...), '.'), service...)
+	for _, n := range t.names[string(name)] {
+		if n.Endpoint {
+			return n
+		}
+	}
+	return nil
+}
+
+// endpointAliasKey splits a short name of an endpoint into the endpoint's label and its
+// service: "ep.svc.ns.", "ep.svc.ns.svc.", or, for a client in namespace ns, "ep.svc.".
+func endpointAliasKey(qname, ns string) (string, serviceKey, bool) {
+	ep, rest, _ := strings.Cut(qname, ".")
+	name, rest, _ := strings.Cut(rest, ".")
+	if ep == "" || name == "" {
+		return "", serviceKey{}, false
+	}
+	if rest == "" {
+		return ep, serviceKey{name, ns}, ns != ""
+	}
+	svcNS, rest, _ := strings.Cut(rest, ".")
+	return ep, serviceKey{name, svcNS}, rest == "" || rest == "svc."
+}
+
 func (t *Table) lookupWildcard(qname, ns string) (Match, bool) {
 	if len(t.wildcards) == 0 {
 		return Match{}, false
@@ -110,7 +152,8 @@ func (t *Table) lookupWildcard(qname, ns string) (Match, bool) {
 	return Match{}, false
 }
 
-// pick returns the variant visible to ns, preferring one from ns itself.
+// pick returns the variant visible to ns, preferring one from ns itself, else the first
+// visible: variants are stored oldest first (byAge), so that is Istio's choice too.
 func pick(nodes []*Node, ns string) *Node {
 	var found *Node
 	for _, n := range nodes {
@@ -207,7 +250,7 @@ func (t *Table) Dump() []Entry {
 					e.Records = append(e.Records, rr.String())
 				}
 			}
-			e.Aliases = aliases[n.Name]
+			e.Aliases = append(aliases[n.Name], endpointAliases(n)...)
 			sort.Strings(e.Aliases)
 			out = append(out, e)
 		}
@@ -220,4 +263,16 @@ func (t *Table) Dump() []Entry {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// endpointAliases lists the short names of an endpoint's node, for Dump.
+func endpointAliases(n *Node) []string {
+	if !n.Endpoint {
+		return nil
+	}
+	ep, rest, _ := strings.Cut(n.Name, ".")
+	svc, rest, _ := strings.Cut(rest, ".")
+	ns, _, _ := strings.Cut(rest, ".")
+	short := ep + "." + svc + "."
+	return []string{short + ns + ".", short + ns + ".svc.", short + " (namespace " + ns + ")"}
 }

@@ -1,7 +1,6 @@
 package vip
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -27,10 +26,7 @@ func Claims(s model.Snapshot) []Claim {
 		}
 	}
 	// Oldest first, so Created is the first seen and Existing lists the oldest record first.
-	slices.SortStableFunc(ses, func(x, y *model.ServiceEntry) int {
-		return cmp.Or(x.Created.Compare(y.Created), cmp.Compare(x.Namespace, y.Namespace),
-			cmp.Compare(x.Name, y.Name))
-	})
+	slices.SortStableFunc(ses, func(x, y *model.ServiceEntry) int { return model.CompareAge(&x.Meta, &y.Meta) })
 	idx := map[Key]int{}
 	var out []Claim
 	for _, se := range ses {

@@ -165,6 +165,8 @@ func TestGlibcLookups(t *testing.T) {
 		{"billing.vms.example.com", []string{"192.0.2.50", "192.0.2.51"}},
 		{"anything.internal.example.com", []string{"198.51.100.7"}},
 		{"mysql-0.mysql.data.svc.cluster.local", []string{"10.244.1.21"}},
+		{"mysql-0.mysql.data", []string{"10.244.1.21"}},  // through the search list: autopath
+		{"mysql-0.mysql.data.", []string{"10.244.1.21"}}, // absolute: an endpoint's short name
 	})
 }
 
