@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,9 @@ type Source struct {
 	files   map[string]*fileState
 	watcher *fsnotify.Watcher
 	watched map[string]bool
+	// parent is the directory holding dir, watched so that dir removed and re-created is seen
+	// (its own watch ends with it); "" when dir has none.
+	parent string
 }
 
 // fileState is what is known about one file.
@@ -58,7 +62,7 @@ type fileState struct {
 // New returns a Source for opts.Dir. It does no I/O.
 func New(opts Options) *Source {
 	s := &Source{
-		dir:         opts.Dir,
+		dir:         filepath.Clean(opts.Dir),
 		log:         opts.Logger,
 		parseErrors: opts.ParseErrors,
 		debounce:    opts.Debounce,
@@ -91,6 +95,14 @@ func (s *Source) Start(ctx context.Context) error {
 		return fmt.Errorf("registry %s: watch: %w", s.dir, err)
 	}
 	s.watcher = w
+	if parent := filepath.Dir(s.dir); parent != s.dir {
+		if err := w.Add(parent); err != nil {
+			// Only the re-creation of dir is missed without it; everything else is watched.
+			s.log.Warn("registry: cannot watch the parent directory; a re-created registry is not seen", "dir", parent, "err", err)
+		} else {
+			s.parent = parent
+		}
+	}
 	// rescan adds the watches before reading files, so no change after this point is missed.
 	s.rescan()
 	s.wg.Add(1)
@@ -124,6 +136,10 @@ func (s *Source) run(ctx context.Context) {
 			if !ok {
 				return
 			}
+			ev.Name = filepath.Clean(ev.Name)
+			if !s.concerns(ev) {
+				continue
+			}
 			s.forget(ev)
 		case err, ok := <-s.watcher.Errors:
 			if !ok {
@@ -141,6 +157,12 @@ func (s *Source) run(ctx context.Context) {
 			armed = true
 		}
 	}
+}
+
+// concerns reports whether ev is about the registry: the parent's watch reports on its
+// other entries too.
+func (s *Source) concerns(ev fsnotify.Event) bool {
+	return s.parent == "" || ev.Name == s.dir || filepath.Dir(ev.Name) != s.parent
 }
 
 // forget drops a watched directory that was removed or renamed: the kernel has dropped its
@@ -205,7 +227,9 @@ func (s *Source) watchDirs(dirs []string) (added bool) {
 	}
 	for d := range s.watched {
 		if !want[d] {
-			_ = s.watcher.Remove(d)
+			if d != s.parent { // also reached by a link: keep the watch that sees dir re-created
+				_ = s.watcher.Remove(d)
+			}
 			delete(s.watched, d)
 		}
 	}

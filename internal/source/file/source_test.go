@@ -263,3 +263,49 @@ func TestSnapshotClipped(t *testing.T) {
 		t.Errorf("services len %d cap %d, want 3 and 3", len(snap.Services), cap(snap.Services))
 	}
 }
+
+// TestRegistryDirRecreated: the registry directory itself removed and made again, in place
+// or by renaming another directory onto its name, is watched and read again.
+func TestRegistryDirRecreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "registry")
+	writeFile(t, filepath.Join(dir, "a.yaml"), svcYAML("a", "10.0.0.1"))
+	s, _, logs := startLogged(t, dir)
+	waitFor(t, s, "a=10.0.0.1")
+	// removeDir waits until the source has seen the directory gone (and kept its content), so
+	// that its re-creation is a separate change.
+	removeDir := func(t *testing.T) {
+		t.Helper()
+		failed := strings.Count(logs.String(), "registry scan failed")
+		last := services(s.Snapshot())
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(changeBound); strings.Count(logs.String(), "registry scan failed") == failed; {
+			if time.Now().After(deadline) {
+				t.Fatalf("removing the registry directory was not noticed\n%s", logs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := services(s.Snapshot()); !slices.Equal(got, last) {
+			t.Errorf("while the directory is gone: services %q, want the last content %q", got, last)
+		}
+	}
+	t.Run("removed and made again", func(t *testing.T) {
+		removeDir(t)
+		writeFile(t, filepath.Join(dir, "sub", "b.yaml"), svcYAML("b", "10.0.0.2"))
+		waitFor(t, s, "b=10.0.0.2")
+	})
+	t.Run("replaced by rename", func(t *testing.T) {
+		next := dir + ".next"
+		writeFile(t, filepath.Join(next, "c.yaml"), svcYAML("c", "10.0.0.3"))
+		removeDir(t)
+		if err := os.Rename(next, dir); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, s, "c=10.0.0.3")
+	})
+	t.Run("edited after", func(t *testing.T) {
+		writeFile(t, filepath.Join(dir, "c.yaml"), svcYAML("c", "10.0.0.33"))
+		waitFor(t, s, "c=10.0.0.33")
+	})
+}
