@@ -37,6 +37,7 @@ import (
 func serveFlags(c *config.Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Registry, "registry", c.Registry, "manifest `directory` (Services, EndpointSlices, Pods, ServiceEntries, ...); watched for changes")
+	fs.BoolVar(&c.RegistryFollowSymlinks, "registry-follow-symlinks", c.RegistryFollowSymlinks, "follow symbolic links of --registry that lead out of its directory (off: ignored, with a warning)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `file` of the Kubernetes API server to watch (in a pod: its service account, without this flag)")
 	fs.Var(listFlag{&c.Namespaces}, "namespaces", "watch only these Kubernetes `namespaces` (comma-separated or repeated; default: all)")
 	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod names (a-b-c-d.<ns>.pod.<domain>), StatefulSet names from pods, pods selected by ServiceEntries")
@@ -263,7 +264,8 @@ func (d *daemon) startSources() (source.Source, error) {
 			Help: "Manifest files that failed to parse (their last good content stays in effect).",
 		})
 		d.reg.MustRegister(parseErrors)
-		f := file.New(file.Options{Dir: d.cfg.Registry, Logger: d.log, ParseErrors: parseErrors})
+		f := file.New(file.Options{Dir: d.cfg.Registry, FollowSymlinks: d.cfg.RegistryFollowSymlinks,
+			Logger: d.log, ParseErrors: parseErrors})
 		if err := f.Start(d.bg); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
