@@ -37,6 +37,7 @@ import (
 func serveFlags(c *config.Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Registry, "registry", c.Registry, "manifest `directory` (Services, EndpointSlices, Pods, ServiceEntries, ...); watched for changes")
+	fs.BoolVar(&c.RegistryFollowSymlinks, "registry-follow-symlinks", c.RegistryFollowSymlinks, "follow symbolic links of --registry that lead out of its directory (off: ignored, with a warning)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `file` of the Kubernetes API server to watch (in a pod: its service account, without this flag)")
 	fs.Var(listFlag{&c.Namespaces}, "namespaces", "watch only these Kubernetes `namespaces` (comma-separated or repeated; default: all)")
 	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod names (a-b-c-d.<ns>.pod.<domain>), StatefulSet names from pods, pods selected by ServiceEntries")
@@ -237,12 +238,12 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 	bg, cancelBg := context.WithCancel(context.Background())
 	d := &daemon{cfg: cfg, kube: kube, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
 	defer d.close()
-	src, synced, err := d.startSources()
+	src, err := d.startSources()
 	if err != nil {
 		return err
 	}
 	res, client := d.newResolver()
-	if err := d.startBuilder(src, synced, res); err != nil {
+	if err := d.startBuilder(src, res); err != nil {
 		return err
 	}
 	srv, err := d.startServing(res, client)
@@ -259,20 +260,20 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 }
 
 // startSources starts the manifest directory and the Kubernetes sources that are configured.
-// synced returns once every source has its first content: at once for the directory (read
-// before startSources returns), after the informers' first lists for Kubernetes.
-func (d *daemon) startSources() (src source.Source, synced func(context.Context) bool, err error) {
+// The directory is ready at once (read before startSources returns), Kubernetes after the
+// informers' first lists (source.Ready).
+func (d *daemon) startSources() (source.Source, error) {
 	var srcs []source.Source
-	synced = func(context.Context) bool { return true }
 	if d.cfg.Registry != "" {
 		parseErrors := prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshdns_registry_parse_errors_total",
 			Help: "Manifest files that failed to parse (their last good content stays in effect).",
 		})
 		d.reg.MustRegister(parseErrors)
-		f := file.New(file.Options{Dir: d.cfg.Registry, Logger: d.log, ParseErrors: parseErrors})
+		f := file.New(file.Options{Dir: d.cfg.Registry, FollowSymlinks: d.cfg.RegistryFollowSymlinks,
+			Logger: d.log, ParseErrors: parseErrors})
 		if err := f.Start(d.bg); err != nil {
-			return nil, nil, fmt.Errorf("registry: %w", err)
+			return nil, fmt.Errorf("registry: %w", err)
 		}
 		d.onStop(f.Wait)
 		srcs = append(srcs, f)
@@ -281,14 +282,13 @@ func (d *daemon) startSources() (src source.Source, synced func(context.Context)
 		k, err := kube.New(kube.Options{Config: d.kube, Namespaces: d.cfg.Namespaces,
 			WatchPods: d.cfg.WatchPods, Logger: d.log})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		k.Start(d.bg)
 		d.kubeSrc = k
 		srcs = append(srcs, k)
-		synced = k.WaitSynced
 	}
-	return source.Merge(d.bg, srcs...), synced, nil
+	return source.Merge(d.bg, srcs...), nil
 }
 
 // newResolver wires the forwarder, the cache and the resolver, and follows resolv.conf.
@@ -312,9 +312,9 @@ func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	return res, client
 }
 
-// startBuilder runs the table builder once synced says the sources have their first content;
-// until then the resolver has no table (not ready: SERVFAIL for cluster names).
-func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bool, res *resolver.Resolver) error {
+// startBuilder runs the table builder. Until every source is ready its tables are partial:
+// the names of the ready sources are answered, other cluster names get SERVFAIL (not ready).
+func (d *daemon) startBuilder(src source.Source, res *resolver.Resolver) error {
 	vips, store, err := newVIPs(d.cfg, d.reg, d.log)
 	if err != nil {
 		return err
@@ -322,8 +322,8 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 	opts := builder.Options{
 		Table: table.Options{Zone: d.cfg.ClusterDomain.String(), TTL: d.cfg.TTL,
 			NoPodRecords: d.kube != nil && !d.cfg.WatchPods, StatusFirst: d.kube != nil},
-		Snapshot: src.Snapshot, Changed: src.Changed(), Publish: res.SetTable,
-		Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
+		Snapshot: src.Snapshot, Changed: src.Changed(), Ready: func() bool { return source.Ready(src) },
+		Publish: res.SetTable, Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
 	}
 	if d.kubeSrc != nil && vips != nil {
 		opts.Assigned = d.startStatusWriter()
@@ -332,9 +332,6 @@ func (d *daemon) startBuilder(src source.Source, synced func(context.Context) bo
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if !synced(d.bg) {
-			return
-		}
 		b.Run(d.bg)
 	}()
 	d.onStop(func() { <-done })
@@ -425,7 +422,7 @@ func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Res
 	}
 	adm := admin.New(admin.Options{
 		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log,
-		Ready: func() bool { return res.Table() != nil },
+		Ready: func() bool { t := res.Table(); return t != nil && !t.Partial() },
 		Table: func() any {
 			t := res.Table()
 			if t == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -21,7 +22,10 @@ type Options struct {
 	Table    table.Options
 	Snapshot func() model.Snapshot
 	// Changed signals that a source has new content.
-	Changed  <-chan struct{}
+	Changed <-chan struct{}
+	// Ready reports whether every source has its first complete content (source.Ready);
+	// until then tables are built from the ready sources and marked partial. nil: always.
+	Ready    func() bool
 	Publish  func(*table.Table)
 	Debounce time.Duration
 	Logger   *slog.Logger
@@ -102,6 +106,9 @@ func (b *Builder) rebuild() {
 		return
 	}
 	b.generation++
+	if t.Partial() && b.generation == 1 {
+		b.log.Info("a source is not ready yet: answering the names of the ready ones, the rest of the zone is not ready")
+	}
 	b.o.Publish(t)
 	b.o.Metrics.built(t, time.Since(start))
 	b.log.Debug("table published", "generation", b.generation, "names", t.Len(), "took", time.Since(start))
@@ -115,22 +122,33 @@ func (b *Builder) build() (t *table.Table, err error) {
 			t, err = nil, fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 	}()
+	// Readiness is read before the snapshot: a source that becomes ready in between makes
+	// this table partial though complete, and its signal brings the next build; read after,
+	// a table could be called complete without that source's content.
+	partial := b.o.Ready != nil && !b.o.Ready()
 	snap := b.o.Snapshot()
 	opts := b.o.Table
 	opts.Generation = b.generation + 1
-	opts.VIPs = b.allocate(snap)
+	opts.Partial = partial
+	opts.VIPs = b.allocate(snap, partial)
 	return table.Build(snap, opts)
 }
 
 // allocate leases VIPs to the snapshot's eligible hosts and persists the allocator's state
 // when it changed, before the table that answers with the new VIPs is published: a restart
-// then never forgets an address clients may have seen.
-func (b *Builder) allocate(snap model.Snapshot) vip.Assignments {
+// then never forgets an address clients may have seen. A partial snapshot lacks the hosts
+// of the sources not ready yet: the keys already leased stay claimed, so none is released,
+// and the status writer, which needs every source, waits for a complete one.
+func (b *Builder) allocate(snap model.Snapshot, partial bool) vip.Assignments {
 	a := b.o.VIPs
 	if a == nil {
 		return nil
 	}
-	assignments, changed := a.Allocate(vip.Claims(snap))
+	claims := vip.Claims(snap)
+	if partial {
+		claims = holdLeased(claims, a.State())
+	}
+	assignments, changed := a.Allocate(claims)
 	b.wake = nil
 	if next, ok := a.NextRelease(); ok {
 		b.wake = time.After(time.Until(next) + time.Millisecond)
@@ -140,10 +158,27 @@ func (b *Builder) allocate(snap model.Snapshot) vip.Assignments {
 			b.log.Error("saving VIP state failed; the VIPs keep serving but may move at restart", "err", err)
 		}
 	}
-	if b.o.Assigned != nil {
+	if b.o.Assigned != nil && !partial {
 		b.o.Assigned(snap, assignments)
 	}
 	return assignments
+}
+
+// holdLeased adds to claims a claim for every key of st that leases an address and is not
+// claimed, so that Allocate keeps its lease.
+func holdLeased(claims []vip.Claim, st vip.State) []vip.Claim {
+	claimed := make(map[vip.Key]bool, len(claims))
+	for _, c := range claims {
+		claimed[c.Key] = true
+	}
+	for _, l := range st.Leases {
+		k := vip.Key{Namespace: l.Namespace, Host: l.Host}
+		if !claimed[k] {
+			claimed[k] = true
+			claims = append(claims, vip.Claim{Key: k, Created: l.Since, Existing: []netip.Addr{l.Address}})
+		}
+	}
+	return claims
 }
 
 // Metrics describe the published table.

@@ -174,3 +174,48 @@ func TestPanicFailsOneBuild(t *testing.T) {
 		t.Errorf("failures %v, generation %d; want 1 failure, then generation 1", got, tb.Generation())
 	}
 }
+
+// TestPartialTableUntilReady: while a source is not ready, the builder publishes a table of
+// what the ready ones have, marked partial, and keeps the VIPs leased to hosts it cannot see
+// (they belong to the source still syncing); the status writer waits for a complete table.
+func TestPartialTableUntilReady(t *testing.T) {
+	entry := func(host string) model.ServiceEntry {
+		return model.ServiceEntry{Meta: model.Meta{Namespace: "ns", Name: host}, Hosts: []string{host}, Resolution: model.ResolutionDNS}
+	}
+	// A quarantine shorter than the API server's absence: a released VIP would be lost.
+	alloc, err := vip.New(vip.Options{V4: netip.MustParsePrefix("240.240.0.0/16"), Quarantine: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := netip.MustParseAddr("240.240.7.7")
+	alloc.Restore(vip.State{Version: vip.StateVersion, Leases: []vip.LeaseRecord{
+		{Namespace: "ns", Host: "api.example", Family: vip.IPv4, Address: held, Since: time.Unix(1, 0).UTC()}}})
+	src := &fakeSource{ch: make(chan struct{}, 10)}
+	src.snap = model.Snapshot{ServiceEntries: []model.ServiceEntry{entry("registry.example")}}
+	var ready atomic.Bool
+	var assigned atomic.Int32
+	published, stop := run(t, Options{Table: table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: src.Snapshot, Changed: src.ch, Ready: ready.Load, VIPs: alloc, Debounce: 10 * time.Millisecond,
+		Assigned: func(model.Snapshot, vip.Assignments) { assigned.Add(1) }})
+	defer stop()
+	first := recv(t, published)
+	if _, ok := first.Lookup("registry.example.", ""); !ok || !first.Partial() {
+		t.Fatalf("before every source is ready: want a partial table answering the ready source's host")
+	}
+	if assigned.Load() != 0 {
+		t.Error("the status writer was given a partial snapshot")
+	}
+	src.mu.Lock()
+	src.snap.ServiceEntries = append(src.snap.ServiceEntries, entry("api.example"))
+	src.mu.Unlock()
+	ready.Store(true)
+	src.ch <- struct{}{}
+	second := recv(t, published)
+	m, ok := second.Lookup("api.example.", "")
+	if !ok || second.Partial() || rrIP(m.Node) != held {
+		t.Errorf("once ready: want a complete table where api.example kept its VIP %s", held)
+	}
+	if assigned.Load() != 1 {
+		t.Errorf("status writer called %d times, want once, for the complete table", assigned.Load())
+	}
+}

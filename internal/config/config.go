@@ -53,6 +53,9 @@ var DefaultListen = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), D
 // strings here. Validate checks it and returns the Settings the daemon runs with.
 type Config struct {
 	Registry string
+	// RegistryFollowSymlinks follows symbolic links of the registry that lead out of it;
+	// off, they are ignored with a warning.
+	RegistryFollowSymlinks bool
 	// Kubeconfig is the kubeconfig file of the Kubernetes source; in a pod, the service
 	// account is used without it (Pod.InCluster).
 	Kubeconfig string

@@ -19,8 +19,9 @@ import (
 // Settings is a validated Config, each value parsed into the type its user takes. Only
 // Validate makes one; the daemon reads nothing else.
 type Settings struct {
-	Registry   string
-	Kubeconfig string
+	Registry               string
+	RegistryFollowSymlinks bool
+	Kubeconfig             string
 	// InCluster: meshdns runs in a pod whose service account reaches the API server (used
 	// when there is no Kubeconfig).
 	InCluster    bool
@@ -73,7 +74,7 @@ var logLevels = map[string]slog.Level{
 // flag at fault. It reads no files and no environment.
 func (c Config) Validate(pod Pod) (Settings, error) {
 	s := Settings{
-		Registry: c.Registry, Kubeconfig: c.Kubeconfig, InCluster: pod.InCluster,
+		Registry: c.Registry, RegistryFollowSymlinks: c.RegistryFollowSymlinks, Kubeconfig: c.Kubeconfig, InCluster: pod.InCluster,
 		Namespaces: c.Namespaces, WatchPods: c.WatchPods, KubeAPIQPS: c.KubeAPIQPS,
 		KubeAPIBurst: c.KubeAPIBurst, LeaderElect: c.LeaderElect, LeaseDuration: c.LeaderElectLeaseDuration,
 		ResolvConf: c.ResolvConf, Namespace: c.Namespace, TTL: c.TTL,

@@ -3,6 +3,7 @@ package resolvconf
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"time"
@@ -20,7 +21,10 @@ type Watcher struct {
 	log      *slog.Logger
 	w        *fsnotify.Watcher
 	done     chan struct{}
-	names    map[string]bool // base names whose events matter: the path's and its link target's
+	// names are the base names whose events matter: the path's, its link target's and those
+	// of the directories holding them (seen from their parents, when they are re-created).
+	names map[string]bool
+	dirs  map[string]bool // directories to keep watched: the path's and its link target's
 }
 
 // Watch starts watching path; onChange is called from the watcher's goroutine with every
@@ -34,11 +38,12 @@ func Watch(ctx context.Context, path string, last Config, onChange func(Config),
 		return nil, err
 	}
 	w := &Watcher{path: path, onChange: onChange, log: log, w: fw, done: make(chan struct{}),
-		names: map[string]bool{filepath.Base(path): true, "..data": true}}
+		names: map[string]bool{filepath.Base(path): true, "..data": true}, dirs: map[string]bool{}}
 	if err := fw.Add(filepath.Dir(path)); err != nil {
 		fw.Close()
 		return nil, err
 	}
+	w.watchDir(filepath.Dir(path))
 	w.followLink()
 	go w.run(ctx, last)
 	return w, nil
@@ -51,8 +56,33 @@ func (w *Watcher) followLink() {
 		return
 	}
 	w.names[filepath.Base(target)] = true
-	if err := w.w.Add(filepath.Dir(target)); err != nil {
-		w.log.Warn("not watching the target of resolv.conf", "target", target, "err", err)
+	w.watchDir(filepath.Dir(target))
+}
+
+// watchDir watches dir and its parent: a directory removed loses its watch, and its parent
+// sees it made again (systemd-resolved re-creates /run/systemd/resolve when it restarts).
+func (w *Watcher) watchDir(dir string) {
+	if !w.dirs[dir] {
+		w.dirs[dir] = true
+		w.names[filepath.Base(dir)] = true
+		if parent := filepath.Dir(dir); parent != dir {
+			if err := w.w.Add(parent); err != nil {
+				w.log.Warn("not watching the parent of resolv.conf's directory; a re-created one is not seen", "dir", parent, "err", err)
+			}
+		}
+	}
+	if err := w.w.Add(dir); err != nil {
+		w.log.Warn("not watching a directory of resolv.conf", "dir", dir, "err", err)
+	}
+}
+
+// rewatch watches again the directories that were removed and made again; adding a watch
+// that exists changes nothing.
+func (w *Watcher) rewatch() {
+	for dir := range w.dirs {
+		if _, err := os.Stat(dir); err == nil {
+			w.watchDir(dir)
+		}
 	}
 }
 
@@ -81,6 +111,7 @@ func (w *Watcher) run(ctx context.Context, last Config) {
 			w.log.Warn("watching resolv.conf", "path", w.path, "err", err)
 		case <-settle:
 			settle = nil
+			w.rewatch()
 			w.followLink() // the link may point elsewhere now
 			last = w.reload(last)
 		}

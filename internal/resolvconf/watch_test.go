@@ -6,8 +6,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 func TestWatch(t *testing.T) {
@@ -90,5 +93,72 @@ func TestWatchSymlink(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("change %d of the link's target not reported", i)
 		}
+	}
+}
+
+// TestWatchDirectoryRecreated: the directory of resolv.conf, or of its link's target (as
+// systemd-resolved's /run/systemd/resolve), removed and made again is watched again: the
+// nameservers of the new file are reported.
+func TestWatchDirectoryRecreated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		link bool // resolv.conf is a link into the removed directory
+	}{{name: "directory of the file"}, {name: "directory of the link's target", link: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "run", "resolve")
+			file := filepath.Join(dir, "resolv.conf")
+			path := file
+			if tc.link {
+				path = filepath.Join(root, "resolv.conf")
+			}
+			writeResolvConf(t, file, "nameserver 192.0.2.1\n")
+			if tc.link {
+				if err := os.Symlink(file, path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			first, err := ParseFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &testutil.SyncBuffer{}
+			changes := make(chan Config, 10)
+			ctx, cancel := context.WithCancel(context.Background())
+			w, err := Watch(ctx, path, first, func(c Config) { changes <- c }, slog.New(slog.NewTextHandler(logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cancel(); w.Wait() }()
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			// Made again only once the watcher has seen it gone: two separate changes.
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "re-reading resolv.conf failed"); {
+				if time.Now().After(deadline) {
+					t.Fatalf("the removal of %s was not noticed\n%s", dir, logs)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			writeResolvConf(t, file, "nameserver 192.0.2.2\n")
+			select {
+			case c := <-changes:
+				if want := netip.MustParseAddrPort("192.0.2.2:53"); len(c.Nameservers) != 1 || c.Nameservers[0] != want {
+					t.Errorf("after re-creation: %v, want %v", c.Nameservers, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the file of the re-created directory was not read\n%s", logs)
+			}
+		})
+	}
+}
+
+func writeResolvConf(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -11,6 +11,8 @@
 //	no table yet, name in the cluster zone-> SERVFAIL
 //	name in the table (exact, short alias, wildcard, pod name)
 //	                                       -> NOERROR/AA with records, or NODATA with SOA
+//	partial table (a source not ready), other name in the cluster zone
+//	                                       -> SERVFAIL
 //	name below the first search domain whose search walk reaches a table name with records
 //	                                       -> autopath: CNAME to the FQDN + its records
 //	other name in the cluster zone        -> NXDOMAIN with SOA (or forward, if configured)

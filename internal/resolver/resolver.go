@@ -165,7 +165,7 @@ func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
 	p := r.table.Load()
 	if p == nil {
 		if inZone {
-			return Reply{Msg: reply(req, dns.RcodeServerFailure), Result: ResultNotReady}
+			return notReady(req)
 		}
 		return r.forward(&q)
 	}
@@ -199,6 +199,10 @@ func (r *Resolver) fromTable(q *query, inZone bool) Reply {
 	if !inZone {
 		return r.forward(q)
 	}
+	if q.t.Partial() {
+		// A source still syncing may define this name: neither autopath nor NXDOMAIN yet.
+		return notReady(q.req)
+	}
 	if r.autopath(q) {
 		q.rep.Result = ResultAutopath
 		return q.rep
@@ -210,6 +214,11 @@ func (r *Resolver) fromTable(q *query, inZone bool) Reply {
 	q.rep.Msg.Rcode = dns.RcodeNameError
 	q.rep.Msg.Ns = []dns.RR{q.t.SOA(q.t.Zone())}
 	return q.rep
+}
+
+// notReady is the answer to a zone name that the sources may define but have not delivered.
+func notReady(req *dns.Msg) Reply {
+	return Reply{Msg: reply(req, dns.RcodeServerFailure), Result: ResultNotReady}
 }
 
 func reply(req *dns.Msg, rcode int) *dns.Msg {

@@ -85,6 +85,11 @@ func newUpstream() *fakeUpstream {
 }
 
 func loadTable(t testing.TB, path string) *table.Table {
+	return loadTableWith(t, path, table.Options{})
+}
+
+// loadTableWith builds the table of a manifest file with o (zone, TTL and generation set).
+func loadTableWith(t testing.TB, path string, o table.Options) *table.Table {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -94,7 +99,8 @@ func loadTable(t testing.TB, path string) *table.Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, err := table.Build(snap, table.Options{Zone: "cluster.local", TTL: 30 * time.Second, Generation: 1})
+	o.Zone, o.TTL, o.Generation = "cluster.local", 30*time.Second, 1
+	tb, err := table.Build(snap, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,6 +430,24 @@ func TestNotReady(t *testing.T) {
 		{name: "zone name before the first table", qname: "reviews.prod.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
 		{name: "other names are forwarded", qname: "example.org.", qtype: dns.TypeA, rcode: dns.RcodeSuccess, forwarded: true,
 			answer: []string{"example.org. 60 IN A 192.0.2.202"}},
+	})
+}
+
+// TestPartialTable: while a source is not ready yet, the table of the ready ones answers the
+// names it has; other names of the zone stay not ready (never NXDOMAIN, nor an autopath walk
+// that a later source could change), other names are forwarded as before the first table.
+func TestPartialTable(t *testing.T) {
+	partial := loadTableWith(t, "testdata/registry.yaml", table.Options{Partial: true})
+	runCases(t, resolver.Options{ForwardUnknownClusterNames: true}, partial, []answerCase{
+		{name: "zone name of a ready source", qname: "ratings.prod.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeSuccess,
+			answer: []string{"ratings.prod.svc.cluster.local. 30 IN A 10.96.0.13"}},
+		{name: "ServiceEntry host of a ready source", qname: "api.example.com.", qtype: dns.TypeA, rcode: dns.RcodeSuccess,
+			answer: []string{"api.example.com. 30 IN A 203.0.113.10"}},
+		{name: "unknown zone name is not ready", qname: "ghost.prod.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
+		{name: "search-list name is not ready", qname: "ratings.prod.svc.cluster.local.prod.svc.cluster.local.", qtype: dns.TypeA,
+			rcode: dns.RcodeServerFailure},
+		{name: "unknown name outside the zone is forwarded", qname: "example.org.", qtype: dns.TypeA, rcode: dns.RcodeSuccess,
+			forwarded: true, answer: []string{"example.org. 60 IN A 192.0.2.202"}},
 	})
 }
 

@@ -30,6 +30,9 @@ type Options struct {
 	// StatusFirst answers a ServiceEntry host's status.addresses rather than a VIP of
 	// this process's that differs (see virtualAddrs).
 	StatusFirst bool
+	// Partial marks a table built while some source has not delivered its first content:
+	// it answers the names it has, and the resolver keeps the rest of the zone not ready.
+	Partial bool
 }
 
 // Build computes the table for a snapshot. It fails only on invalid options; inconsistent
@@ -48,7 +51,7 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	objects := len(s.Services) + len(s.EndpointSlices) + len(s.ServiceEntries)
 	t := &Table{
 		zone: zone, podZone: "pod." + zone, noPodRecords: o.NoPodRecords,
-		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(),
+		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(), partial: o.Partial,
 		names: make(map[string][]*Node, 3*objects), aliases: make(map[serviceKey]string, len(s.Services)),
 		wildcards:  map[string][]*Node{},
 		namespaces: map[string]bool{},

@@ -41,6 +41,7 @@ type Table struct {
 	ttl          uint32
 	generation   uint64
 	built        time.Time
+	partial      bool
 
 	names      map[string][]*Node
 	aliases    map[serviceKey]string // cluster service -> its FQDN; see aliasKey
@@ -57,6 +58,9 @@ func (t *Table) TTL() uint32 { return t.ttl }
 
 // Generation returns the build generation given in Options.
 func (t *Table) Generation() uint64 { return t.generation }
+
+// Partial reports whether the table lacks the content of a source that is not ready yet.
+func (t *Table) Partial() bool { return t.partial }
 
 // Len returns the number of names in the table (wildcards included, aliases not).
 func (t *Table) Len() int { return len(t.names) + len(t.wildcards) }

@@ -42,6 +42,8 @@ type server struct {
 type serveOptions struct {
 	args []string // flags after "serve"
 	dir  string   // working directory; the repository root when empty
+	// unready: start returns once /readyz answers 503 (a source that never syncs), not 200.
+	unready bool
 }
 
 // closedUpstream is a loopback port where nothing listens: a test server that must not
@@ -106,7 +108,11 @@ func tryStart(o serveOptions) (*server, error) {
 		s.exitCode = exitCode(err)
 		close(s.exited)
 	}()
-	if err := s.waitReady(); err != nil {
+	want := http.StatusOK
+	if o.unready {
+		want = http.StatusServiceUnavailable
+	}
+	if err := s.waitReady(want); err != nil {
 		s.cmd.Process.Kill()
 		<-s.exited
 		return nil, fmt.Errorf("meshdns %s: %w\n--- meshdns output ---\n%s", strings.Join(args, " "), err, s.stderr)
@@ -114,7 +120,7 @@ func tryStart(o serveOptions) (*server, error) {
 	return s, nil
 }
 
-func (s *server) waitReady() error {
+func (s *server) waitReady(want int) error {
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
@@ -125,13 +131,13 @@ func (s *server) waitReady() error {
 		}
 		if resp, err := c.Get(s.adminURL + "/readyz"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == want {
 				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("/readyz not 200 within %s", readyTimeout)
+	return fmt.Errorf("/readyz not %d within %s", want, readyTimeout)
 }
 
 // stop sends sig and waits for the exit code; it kills the process after exitTimeout.

@@ -20,6 +20,8 @@ const maxFileSize = 32 << 20
 // errGone means a file disappeared between the walk and the read.
 var errGone = errors.New("file gone")
 
+var errTooLarge = fmt.Errorf("larger than %d bytes", maxFileSize)
+
 func checkDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -44,18 +46,35 @@ type walker struct {
 	files []string
 	dirs  []string
 	seen  map[string]bool // real paths of visited directories, against symlink loops
+	// real is the real path of the root; links resolving outside it are not followed,
+	// unless followOutside, and are listed in outside instead.
+	real          string
+	followOutside bool
+	outside       []string
 }
 
-// walkTree lists manifest files below root, sorted by path, and every directory visited.
-// Hidden names are skipped (editor swap files, ConfigMap ..data internals); symlinks with
-// visible names are followed, which is how ConfigMap mounts expose their files.
-func walkTree(root string) (files, dirs []string, err error) {
-	w := walker{seen: map[string]bool{}}
+// tree is what one walk found.
+type tree struct {
+	files   []string // manifest files, sorted by path
+	dirs    []string // every directory visited
+	outside []string // links leading out of the root, not followed
+}
+
+// walkTree lists manifest files below root and every directory visited. Hidden names are
+// skipped (editor swap files, ConfigMap ..data internals); symlinks with visible names are
+// followed, which is how ConfigMap mounts expose their files, as long as they stay inside
+// root (or followOutside is set).
+func walkTree(root string, followOutside bool) (tree, error) {
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return tree{}, fmt.Errorf("registry %s: %w", root, err)
+	}
+	w := walker{seen: map[string]bool{}, real: real, followOutside: followOutside}
 	if err := w.dir(root, true); err != nil {
-		return nil, nil, err
+		return tree{}, err
 	}
 	slices.Sort(w.files)
-	return w.files, w.dirs, nil
+	return tree{files: w.files, dirs: w.dirs, outside: w.outside}, nil
 }
 
 func (w *walker) dir(dir string, isRoot bool) error {
@@ -92,8 +111,20 @@ func (w *walker) entry(dir string, e os.DirEntry) error {
 	mode := e.Type()
 	if mode&fs.ModeSymlink != 0 {
 		fi, err := os.Stat(p)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil // dangling: a ConfigMap swap in progress, or a broken link
+		}
+		if err != nil {
+			// A loop or no permission: listed, so that reading it fails, says why and keeps
+			// the file's last good content.
+			if isManifest(name) {
+				w.files = append(w.files, p)
+			}
+			return nil
+		}
+		if !w.followOutside && !w.inside(p) {
+			w.outside = append(w.outside, p)
+			return nil
 		}
 		mode = fi.Mode().Type()
 	}
@@ -106,6 +137,16 @@ func (w *walker) entry(dir string, e os.DirEntry) error {
 	return nil
 }
 
+// inside reports whether link p resolves to a path below the root.
+func (w *walker) inside(p string) bool {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(w.real, real)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
 // readManifest reads a file, refusing ones too large to be a manifest.
 func readManifest(p string) ([]byte, error) {
 	f, err := os.Open(p)
@@ -116,12 +157,15 @@ func readManifest(p string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > maxFileSize {
+		return nil, errTooLarge // without reading it: a rescan must not read 32 MiB each time
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("larger than %d bytes", maxFileSize)
+		return nil, errTooLarge // grown while read
 	}
 	return data, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,8 +23,11 @@ const DefaultDebounce = 100 * time.Millisecond
 
 // Options configures a Source.
 type Options struct {
-	Dir    string
-	Logger *slog.Logger // nil => discard
+	Dir string
+	// FollowSymlinks follows links that lead out of Dir (--registry-follow-symlinks); off,
+	// they are ignored with a warning. Links that stay inside are always followed.
+	FollowSymlinks bool
+	Logger         *slog.Logger // nil => discard
 	// ParseErrors, when set, counts file parses that failed (once per distinct bad content).
 	ParseErrors prometheus.Counter
 	// Debounce coalesces filesystem events within this window into one rescan; 0 => DefaultDebounce.
@@ -32,10 +36,11 @@ type Options struct {
 
 // Source serves the merged content of a manifest directory and signals its changes.
 type Source struct {
-	dir         string
-	log         *slog.Logger
-	parseErrors prometheus.Counter
-	debounce    time.Duration
+	dir            string
+	followSymlinks bool
+	log            *slog.Logger
+	parseErrors    prometheus.Counter
+	debounce       time.Duration
 
 	snap    atomic.Pointer[model.Snapshot]
 	changed chan struct{}
@@ -46,6 +51,10 @@ type Source struct {
 	files   map[string]*fileState
 	watcher *fsnotify.Watcher
 	watched map[string]bool
+	outside map[string]bool // links leading out of dir, already warned about
+	// parent is the directory holding dir, watched so that dir removed and re-created is seen
+	// (its own watch ends with it); "" when dir has none.
+	parent string
 }
 
 // fileState is what is known about one file.
@@ -58,13 +67,14 @@ type fileState struct {
 // New returns a Source for opts.Dir. It does no I/O.
 func New(opts Options) *Source {
 	s := &Source{
-		dir:         opts.Dir,
-		log:         opts.Logger,
-		parseErrors: opts.ParseErrors,
-		debounce:    opts.Debounce,
-		changed:     make(chan struct{}, 1),
-		files:       map[string]*fileState{},
-		watched:     map[string]bool{},
+		dir:            filepath.Clean(opts.Dir),
+		followSymlinks: opts.FollowSymlinks,
+		log:            opts.Logger,
+		parseErrors:    opts.ParseErrors,
+		debounce:       opts.Debounce,
+		changed:        make(chan struct{}, 1),
+		files:          map[string]*fileState{},
+		watched:        map[string]bool{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -91,6 +101,14 @@ func (s *Source) Start(ctx context.Context) error {
 		return fmt.Errorf("registry %s: watch: %w", s.dir, err)
 	}
 	s.watcher = w
+	if parent := filepath.Dir(s.dir); parent != s.dir {
+		if err := w.Add(parent); err != nil {
+			// Only the re-creation of dir is missed without it; everything else is watched.
+			s.log.Warn("registry: cannot watch the parent directory; a re-created registry is not seen", "dir", parent, "err", err)
+		} else {
+			s.parent = parent
+		}
+	}
 	// rescan adds the watches before reading files, so no change after this point is missed.
 	s.rescan()
 	s.wg.Add(1)
@@ -124,6 +142,10 @@ func (s *Source) run(ctx context.Context) {
 			if !ok {
 				return
 			}
+			ev.Name = filepath.Clean(ev.Name)
+			if !s.concerns(ev) {
+				continue
+			}
 			s.forget(ev)
 		case err, ok := <-s.watcher.Errors:
 			if !ok {
@@ -141,6 +163,12 @@ func (s *Source) run(ctx context.Context) {
 			armed = true
 		}
 	}
+}
+
+// concerns reports whether ev is about the registry: the parent's watch reports on its
+// other entries too.
+func (s *Source) concerns(ev fsnotify.Event) bool {
+	return s.parent == "" || ev.Name == s.dir || filepath.Dir(ev.Name) != s.parent
 }
 
 // forget drops a watched directory that was removed or renamed: the kernel has dropped its
@@ -174,18 +202,31 @@ func (s *Source) rescan() {
 // directories it walks again, since files created there before the watch began sent no event.
 func (s *Source) walkAndWatch() ([]string, error) {
 	const maxWalks = 4
-	var paths []string
+	var found tree
 	for range maxWalks {
-		files, dirs, err := walkTree(s.dir)
-		if err != nil {
+		var err error
+		if found, err = walkTree(s.dir, s.followSymlinks); err != nil {
 			return nil, err
 		}
-		paths = files
-		if !s.watchDirs(dirs) {
+		if !s.watchDirs(found.dirs) {
 			break
 		}
 	}
-	return paths, nil
+	s.warnOutside(found.outside)
+	return found.files, nil
+}
+
+// warnOutside warns once about each link leading out of the registry, for as long as it does.
+func (s *Source) warnOutside(links []string) {
+	now := make(map[string]bool, len(links))
+	for _, p := range links {
+		now[p] = true
+		if !s.outside[p] {
+			s.log.Warn("registry: ignoring a symbolic link that leads out of the registry directory (see --registry-follow-symlinks)",
+				"file", p)
+		}
+	}
+	s.outside = now
 }
 
 // watchDirs makes the watched set equal to dirs and reports whether it added any.
@@ -205,7 +246,9 @@ func (s *Source) watchDirs(dirs []string) (added bool) {
 	}
 	for d := range s.watched {
 		if !want[d] {
-			_ = s.watcher.Remove(d)
+			if d != s.parent { // also reached by a link: keep the watch that sees dir re-created
+				_ = s.watcher.Remove(d)
+			}
 			delete(s.watched, d)
 		}
 	}
@@ -220,7 +263,7 @@ func (s *Source) load(p string) *fileState {
 		return nil
 	}
 	if err != nil {
-		s.log.Warn("registry file unreadable, keeping last good content", "file", p, "err", err)
+		s.log.Warn("registry file unreadable, "+kept(prev), "file", p, "err", err)
 		return prev
 	}
 	sum := sha256.Sum256(data)
@@ -229,7 +272,7 @@ func (s *Source) load(p string) *fileState {
 	}
 	snap, err := manifest.ParseFile(p, data, s.log)
 	if err != nil {
-		s.log.Warn("registry file rejected, keeping last good content", "err", err)
+		s.log.Warn("registry file rejected, "+kept(prev), "err", err)
 		if s.parseErrors != nil {
 			s.parseErrors.Inc()
 		}
@@ -240,6 +283,15 @@ func (s *Source) load(p string) *fileState {
 		return st
 	}
 	return &fileState{sum: sum, good: snap, hasGood: true}
+}
+
+// kept says what stays in effect of a file that failed to load: its last good content, if
+// it ever had one since start.
+func kept(prev *fileState) string {
+	if prev != nil && prev.hasGood {
+		return "keeping last good content"
+	}
+	return "no good content to keep: it adds no names"
 }
 
 // publish merges the files in path order and signals when the result differs.

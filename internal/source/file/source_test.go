@@ -90,10 +90,16 @@ func startSource(t *testing.T, dir string) (*Source, prometheus.Counter) {
 
 func startLogged(t *testing.T, dir string) (*Source, prometheus.Counter, *testutil.SyncBuffer) {
 	t.Helper()
+	return startWith(t, Options{Dir: dir})
+}
+
+// startWith starts a source with o, its parse error counter and a log buffer.
+func startWith(t *testing.T, o Options) (*Source, prometheus.Counter, *testutil.SyncBuffer) {
+	t.Helper()
 	counter := prometheus.NewCounter(prometheus.CounterOpts{Name: "registry_parse_errors_total"})
 	logs := &testutil.SyncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := New(Options{Dir: dir, ParseErrors: counter, Logger: log})
+	o.ParseErrors, o.Logger = counter, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Start(ctx); err != nil {
 		cancel()
@@ -121,7 +127,8 @@ func TestInitialScan(t *testing.T) {
 	mustSymlink(t, dir, filepath.Join(dir, "b", "loop")) // must not hang or duplicate
 	mustSymlink(t, filepath.Join(dir, "missing.yaml"), filepath.Join(dir, "dangling.yaml"))
 
-	s, counter := startSource(t, dir)
+	// linked leads out of dir: followed only when asked (TestSymlinksOutside).
+	s, counter, _ := startWith(t, Options{Dir: dir, FollowSymlinks: true})
 	// Sorted by path: a.JSON, b.yaml, b/c.yml, bad.yaml, linked/d.yaml.
 	if got, want := services(s.Snapshot()), []string{"a=10.0.0.1", "b=10.0.0.2", "c=10.0.0.3", "d=10.0.0.4"}; !slices.Equal(got, want) {
 		t.Errorf("services = %q, want %q", got, want)
@@ -261,5 +268,135 @@ func TestSnapshotClipped(t *testing.T) {
 	snap := s.Snapshot()
 	if len(snap.Services) != 3 || cap(snap.Services) != len(snap.Services) {
 		t.Errorf("services len %d cap %d, want 3 and 3", len(snap.Services), cap(snap.Services))
+	}
+}
+
+// TestRegistryDirRecreated: the registry directory itself removed and made again, in place
+// or by renaming another directory onto its name, is watched and read again.
+func TestRegistryDirRecreated(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "registry")
+	writeFile(t, filepath.Join(dir, "a.yaml"), svcYAML("a", "10.0.0.1"))
+	s, _, logs := startLogged(t, dir)
+	waitFor(t, s, "a=10.0.0.1")
+	// removeDir waits until the source has seen the directory gone (and kept its content), so
+	// that its re-creation is a separate change.
+	removeDir := func(t *testing.T) {
+		t.Helper()
+		failed := strings.Count(logs.String(), "registry scan failed")
+		last := services(s.Snapshot())
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(changeBound); strings.Count(logs.String(), "registry scan failed") == failed; {
+			if time.Now().After(deadline) {
+				t.Fatalf("removing the registry directory was not noticed\n%s", logs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := services(s.Snapshot()); !slices.Equal(got, last) {
+			t.Errorf("while the directory is gone: services %q, want the last content %q", got, last)
+		}
+	}
+	t.Run("removed and made again", func(t *testing.T) {
+		removeDir(t)
+		writeFile(t, filepath.Join(dir, "sub", "b.yaml"), svcYAML("b", "10.0.0.2"))
+		waitFor(t, s, "b=10.0.0.2")
+	})
+	t.Run("replaced by rename", func(t *testing.T) {
+		next := dir + ".next"
+		writeFile(t, filepath.Join(next, "c.yaml"), svcYAML("c", "10.0.0.3"))
+		removeDir(t)
+		if err := os.Rename(next, dir); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, s, "c=10.0.0.3")
+	})
+	t.Run("edited after", func(t *testing.T) {
+		writeFile(t, filepath.Join(dir, "c.yaml"), svcYAML("c", "10.0.0.33"))
+		waitFor(t, s, "c=10.0.0.33")
+	})
+}
+
+// TestUnreadableFileKeepsLastGoodContent: a file grown past the size limit and a file turned into a symlink
+// loop keep their last good content, and say so in the log.
+func TestUnreadableFileKeepsLastGoodContent(t *testing.T) {
+	dir := t.TempDir()
+	path := func(name string) string { return filepath.Join(dir, name) }
+	writeFile(t, path("big.yaml"), svcYAML("big", "10.0.0.1"))
+	writeFile(t, path("loop.yaml"), svcYAML("loop", "10.0.0.2"))
+	s, _, logs := startLogged(t, dir)
+	waitFor(t, s, "big=10.0.0.1", "loop=10.0.0.2")
+	// settled waits until a marker file's content shows, so the rescan has read the others.
+	marker := 0
+	settled := func(t *testing.T, want ...string) {
+		t.Helper()
+		marker++
+		writeFile(t, path("zz.yaml"), svcYAML("zz", fmt.Sprintf("10.0.1.%d", marker)))
+		waitFor(t, s, append(want, fmt.Sprintf("zz=10.0.1.%d", marker))...)
+	}
+	t.Run("grown past the size limit", func(t *testing.T) {
+		if err := os.Truncate(path("big.yaml"), maxFileSize+1); err != nil { // sparse
+			t.Fatal(err)
+		}
+		settled(t, "big=10.0.0.1", "loop=10.0.0.2")
+		if want := "larger than 33554432 bytes"; !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q\n%s", want, logs)
+		}
+	})
+	t.Run("turned into a symlink loop", func(t *testing.T) {
+		mustRemove(t, path("loop.yaml"))
+		mustSymlink(t, "loop.yaml", path("loop.yaml"))
+		settled(t, "big=10.0.0.1", "loop=10.0.0.2")
+		if want := "loop.yaml: too many levels of symbolic links"; !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q\n%s", want, logs)
+		}
+	})
+}
+
+// TestOversizedFileNeverGood: a file too large from the start has no content to keep, and the
+// log says so rather than claiming to keep something.
+func TestOversizedFileNeverGood(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), svcYAML("a", "10.0.0.1"))
+	writeFile(t, filepath.Join(dir, "big.yaml"), svcYAML("big", "10.0.0.2"))
+	if err := os.Truncate(filepath.Join(dir, "big.yaml"), maxFileSize+1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	s, _, logs := startLogged(t, dir)
+	waitFor(t, s, "a=10.0.0.1")
+	want := fmt.Sprintf(`level=WARN msg="registry file unreadable, no good content to keep: it adds no names" file=%s err="larger than 33554432 bytes"`,
+		filepath.Join(dir, "big.yaml"))
+	if !strings.Contains(logs.String(), want) || strings.Contains(logs.String(), "keeping last good content") {
+		t.Errorf("logs lack %s, or claim to keep content\n%s", want, logs)
+	}
+}
+
+// TestSymlinksOutside: links that lead out of the registry directory are ignored with a
+// warning, and followed with FollowSymlinks; links that stay inside are always followed.
+func TestSymlinksOutside(t *testing.T) {
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "secret.yaml"), svcYAML("outside", "10.0.0.9"))
+	writeFile(t, filepath.Join(outside, "dir", "x.yaml"), svcYAML("outside-dir", "10.0.0.8"))
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".data", "in.yaml"), svcYAML("inside", "10.0.0.1"))
+	mustSymlink(t, ".data/in.yaml", filepath.Join(dir, "in.yaml"))
+	mustSymlink(t, filepath.Join(outside, "secret.yaml"), filepath.Join(dir, "out.yaml"))
+	mustSymlink(t, filepath.Join(outside, "dir"), filepath.Join(dir, "outdir"))
+	for _, tc := range []struct {
+		name   string
+		follow bool
+		want   []string
+	}{
+		{name: "ignored by default", want: []string{"inside=10.0.0.1"}},
+		{name: "followed when asked", follow: true, want: []string{"inside=10.0.0.1", "outside=10.0.0.9", "outside-dir=10.0.0.8"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, logs := startWith(t, Options{Dir: dir, FollowSymlinks: tc.follow})
+			waitFor(t, s, tc.want...)
+			warned := strings.Count(logs.String(), "ignoring a symbolic link that leads out of the registry directory")
+			if want := map[bool]int{false: 2, true: 0}[tc.follow]; warned != want {
+				t.Errorf("%d warnings about links leading out, want %d\n%s", warned, want, logs)
+			}
+		})
 	}
 }
