@@ -373,7 +373,7 @@ func TestFarFutureReleaseIsClamped(t *testing.T) {
 func roundTrip(t *testing.T, s State) State {
 	t.Helper()
 	dir := t.TempDir()
-	fs := NewFileStore(dir)
+	fs := NewFileStore(dir, FileStoreOptions{})
 	if err := fs.Save(s); err != nil {
 		t.Fatal(err)
 	}
