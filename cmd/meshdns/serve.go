@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -210,6 +211,7 @@ type daemon struct {
 	cfg      config.Settings
 	kube     *rest.Config // nil without the Kubernetes source
 	kubeSrc  *kube.Source
+	vipStore *vip.FileStore // nil without --state-dir
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	bg       context.Context // background work: source watch, builder, resolv.conf watch
@@ -323,7 +325,10 @@ func (d *daemon) startBuilder(src source.Source, res *resolver.Resolver) error {
 		Table: table.Options{Zone: d.cfg.ClusterDomain.String(), TTL: d.cfg.TTL,
 			NoPodRecords: d.kube != nil && !d.cfg.WatchPods, StatusFirst: d.kube != nil},
 		Snapshot: src.Snapshot, Changed: src.Changed(), Ready: func() bool { return source.Ready(src) },
-		Publish: res.SetTable, Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips, VIPStore: store,
+		Publish: res.SetTable, Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips,
+	}
+	if store != nil {
+		opts.VIPStore, d.vipStore = store, store
 	}
 	if d.kubeSrc != nil && vips != nil {
 		opts.Assigned = d.startStatusWriter()
@@ -363,7 +368,7 @@ func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	adm, err := startAdmin(d.cfg, d.reg, res, d.log)
+	adm, err := startAdmin(d.cfg, d.reg, res, d.readyDetails, d.log)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return nil, err
@@ -380,9 +385,12 @@ func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*
 }
 
 // newVIPs returns the VIP allocator, restored from --state-dir, and the store that keeps its
-// state there; nil when both pools are off. An unreadable state file is reported and
-// replaced: the first choices are deterministic, so most VIPs come back the same anyway.
-func newVIPs(cfg config.Settings, reg prometheus.Registerer, log *slog.Logger) (*vip.Allocator, vip.Store, error) {
+// state there; nil when both pools are off. A state file whose content is unusable is set
+// aside and reported, and VIPs start from an empty state (the first choices are
+// deterministic, so most come back the same); one that is not a regular file or cannot be
+// read stops the start, since starting over it could lose VIPs (docs/vips.md, A bad state
+// file).
+func newVIPs(cfg config.Settings, reg prometheus.Registerer, log *slog.Logger) (*vip.Allocator, *vip.FileStore, error) {
 	if !cfg.VIPv4.IsValid() && !cfg.VIPv6.IsValid() {
 		return nil, nil, nil
 	}
@@ -398,10 +406,15 @@ func newVIPs(cfg config.Settings, reg prometheus.Registerer, log *slog.Logger) (
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("--state-dir: %w", err)
 	}
-	store := vip.NewFileStore(cfg.StateDir)
+	store := vip.NewFileStore(cfg.StateDir, vip.FileStoreOptions{Metrics: vip.NewStoreMetrics(reg)})
 	state, err := store.Load()
-	if err != nil {
-		log.Error("VIP state unreadable; starting from an empty one", "err", err)
+	var aside *vip.SetAsideError
+	switch {
+	case errors.As(err, &aside):
+		log.Error("VIP state file unusable: kept aside, VIPs start from an empty state",
+			"file", aside.Path, "problem", aside.Err, "kept", aside.Kept)
+	case err != nil:
+		return nil, nil, err
 	}
 	a.Restore(state)
 	return a, store, nil
@@ -416,12 +429,20 @@ func newCache(cfg config.Settings, reg prometheus.Registerer) *cache.Cache {
 		ServeStale: cfg.ServeStale, Metrics: cache.NewMetrics(reg)})
 }
 
-func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, log *slog.Logger) (*admin.Server, error) {
+// readyDetails are the lines /readyz adds: problems with the VIP state file.
+func (d *daemon) readyDetails() []string {
+	if d.vipStore == nil {
+		return nil
+	}
+	return d.vipStore.Problems()
+}
+
+func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, details func() []string, log *slog.Logger) (*admin.Server, error) {
 	if !cfg.Admin.IsValid() {
 		return nil, nil
 	}
 	adm := admin.New(admin.Options{
-		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log,
+		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log, Details: details,
 		Ready: func() bool { t := res.Table(); return t != nil && !t.Partial() },
 		Table: func() any {
 			t := res.Table()

@@ -20,6 +20,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the first table is published.
 	Ready func() bool
+	// Details, when set, returns lines /readyz adds to its answer: problems an operator
+	// should see that do not decide readiness (a VIP state file that cannot be saved).
+	Details func() []string
 	// Table returns the live table as a JSON-encodable value.
 	Table  func() any
 	Logger *slog.Logger
@@ -48,13 +51,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.o.Ready() {
-			http.Error(w, "not ready: no name table yet", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /debug/table", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -62,6 +59,24 @@ func (s *Server) Handler() http.Handler {
 		enc.Encode(s.o.Table())
 	})
 	return mux
+}
+
+// readyz answers 200 "ok" once the first table is published, 503 before, followed by the
+// details in both cases.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if s.o.Ready() {
+		fmt.Fprintln(w, "ok")
+	} else {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: no name table yet")
+	}
+	if s.o.Details != nil {
+		for _, d := range s.o.Details() {
+			fmt.Fprintln(w, d)
+		}
+	}
 }
 
 // Start binds the address and serves in the background.

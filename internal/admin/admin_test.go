@@ -65,3 +65,24 @@ func TestStartError(t *testing.T) {
 		t.Errorf("Start = %v", err)
 	}
 }
+
+// TestReadyzShowsDetails: /readyz adds the details (a VIP state that cannot be saved) to its
+// answer, ready or not, without changing its status.
+func TestReadyzShowsDetails(t *testing.T) {
+	var ready atomic.Bool
+	detail := "VIP state /var/lib/meshdns/vips.json not saved since 2026-01-02T03:04:05Z: no space left on device"
+	s := New(Options{Addr: "127.0.0.1:0", Gatherer: prometheus.NewRegistry(), Ready: ready.Load,
+		Details: func() []string { return []string{detail} }})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	base := "http://" + s.Addr()
+	if code, body := get(t, base+"/readyz"); code != 503 || body != "not ready: no name table yet\n"+detail+"\n" {
+		t.Errorf("/readyz before the first table = %d %q, want 503 and the detail", code, body)
+	}
+	ready.Store(true)
+	if code, body := get(t, base+"/readyz"); code != 200 || body != "ok\n"+detail+"\n" {
+		t.Errorf("/readyz when ready = %d %q, want 200 and the detail", code, body)
+	}
+}

@@ -17,6 +17,10 @@ import (
 // DefaultDebounce is how long the builder waits after a change for more changes to arrive.
 const DefaultDebounce = 50 * time.Millisecond
 
+// DefaultVIPSaveRetry is how soon a failed save of the VIP state is tried again when nothing
+// else changes: a full disk or a remounted volume may recover without anyone touching meshdns.
+const DefaultVIPSaveRetry = 30 * time.Second
+
 // Options configure a Builder.
 type Options struct {
 	Table    table.Options
@@ -34,6 +38,8 @@ type Options struct {
 	VIPs *vip.Allocator
 	// VIPStore persists the allocator's state whenever it changes; nil: kept in memory only.
 	VIPStore vip.Store
+	// VIPSaveRetry is how soon a failed save is retried; 0 means DefaultVIPSaveRetry.
+	VIPSaveRetry time.Duration
 	// Assigned, when set, is given each snapshot and its VIP assignments before the table
 	// built from them is published (the Kubernetes status writer); it must not block.
 	Assigned func(model.Snapshot, vip.Assignments)
@@ -44,13 +50,17 @@ type Builder struct {
 	o          Options
 	log        *slog.Logger
 	generation uint64
-	wake       <-chan time.Time // when a VIP quarantine ends; nil when none is running
+	wake       <-chan time.Time // when a VIP quarantine ends or a failed save is retried; nil: never
+	saveErr    error            // of the latest save of the VIP state; nil when it succeeded
 }
 
 // New returns a Builder; Run starts it.
 func New(o Options) *Builder {
 	if o.Debounce == 0 {
 		o.Debounce = DefaultDebounce
+	}
+	if o.VIPSaveRetry <= 0 {
+		o.VIPSaveRetry = DefaultVIPSaveRetry
 	}
 	log := o.Logger
 	if log == nil {
@@ -135,10 +145,11 @@ func (b *Builder) build() (t *table.Table, err error) {
 }
 
 // allocate leases VIPs to the snapshot's eligible hosts and persists the allocator's state
-// when it changed, before the table that answers with the new VIPs is published: a restart
-// then never forgets an address clients may have seen. A partial snapshot lacks the hosts
-// of the sources not ready yet: the keys already leased stay claimed, so none is released,
-// and the status writer, which needs every source, waits for a complete one.
+// when it changed (or the last save failed), before the table that answers with the new VIPs
+// is published: a restart then never forgets an address clients may have seen. A partial
+// snapshot lacks the hosts of the sources not ready yet: the keys already leased stay
+// claimed, so none is released, and the status writer, which needs every source, waits for a
+// complete one.
 func (b *Builder) allocate(snap model.Snapshot, partial bool) vip.Assignments {
 	a := b.o.VIPs
 	if a == nil {
@@ -149,15 +160,10 @@ func (b *Builder) allocate(snap model.Snapshot, partial bool) vip.Assignments {
 		claims = holdLeased(claims, a.State())
 	}
 	assignments, changed := a.Allocate(claims)
-	b.wake = nil
-	if next, ok := a.NextRelease(); ok {
-		b.wake = time.After(time.Until(next) + time.Millisecond)
+	if (changed || b.saveErr != nil) && b.o.VIPStore != nil {
+		b.save(a.State())
 	}
-	if changed && b.o.VIPStore != nil {
-		if err := b.o.VIPStore.Save(a.State()); err != nil {
-			b.log.Error("saving VIP state failed; the VIPs keep serving but may move at restart", "err", err)
-		}
-	}
+	b.wake = b.nextWake(a)
 	if b.o.Assigned != nil && !partial {
 		b.o.Assigned(snap, assignments)
 	}
@@ -179,6 +185,34 @@ func holdLeased(claims []vip.Claim, st vip.State) []vip.Claim {
 		}
 	}
 	return claims
+}
+
+// save persists st, logging when saves start failing and when they work again; the store
+// counts each failure.
+func (b *Builder) save(st vip.State) {
+	err := b.o.VIPStore.Save(st)
+	switch {
+	case err != nil && b.saveErr == nil:
+		b.log.Error("saving VIP state failed; the VIPs keep serving but may move at restart",
+			"err", err, "retry", b.o.VIPSaveRetry)
+	case err == nil && b.saveErr != nil:
+		b.log.Info("VIP state saved again")
+	}
+	b.saveErr = err
+}
+
+// nextWake returns when to allocate again without a change: when the next quarantine ends,
+// or sooner to retry a failed save.
+func (b *Builder) nextWake(a *vip.Allocator) <-chan time.Time {
+	next, ok := a.NextRelease()
+	d := time.Until(next) + time.Millisecond
+	if b.saveErr != nil && (!ok || b.o.VIPSaveRetry < d) {
+		d, ok = b.o.VIPSaveRetry, true
+	}
+	if !ok {
+		return nil
+	}
+	return time.After(d)
 }
 
 // Metrics describe the published table.

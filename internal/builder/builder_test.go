@@ -2,7 +2,11 @@ package builder
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +14,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/table"
+	meshtest "github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -217,5 +222,66 @@ func TestPartialTableUntilReady(t *testing.T) {
 	}
 	if assigned.Load() != 1 {
 		t.Errorf("status writer called %d times, want once, for the complete table", assigned.Load())
+	}
+}
+
+// flakyStore fails its first saves, then keeps what it is given.
+type flakyStore struct {
+	mu       sync.Mutex
+	failures int // saves left to fail
+	saves    int
+	saved    []vip.State
+}
+
+func (s *flakyStore) Load() (vip.State, error) { return vip.State{}, nil }
+
+func (s *flakyStore) Save(st vip.State) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saves++
+	if s.failures > 0 {
+		s.failures--
+		return errors.New("no space left on device")
+	}
+	s.saved = append(s.saved, st)
+	return nil
+}
+
+func (s *flakyStore) savedStates() []vip.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.saved)
+}
+
+// TestVIPSaveRetriedUntilItSucceeds: a failed save of the VIP state is tried again without
+// any change from the sources, until it succeeds, and logged once when it starts failing and
+// once when it works again.
+func TestVIPSaveRetriedUntilItSucceeds(t *testing.T) {
+	src := &fakeSource{ch: make(chan struct{}, 10)}
+	src.snap = model.Snapshot{ServiceEntries: []model.ServiceEntry{{Meta: model.Meta{Namespace: "ns", Name: "db"},
+		Hosts: []string{"db.example"}, Resolution: model.ResolutionDNS}}}
+	alloc, err := vip.New(vip.Options{V4: netip.MustParsePrefix("240.240.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &flakyStore{failures: 2}
+	var logs meshtest.SyncBuffer
+	_, stop := run(t, Options{Table: table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: src.Snapshot, Changed: src.ch, VIPs: alloc, VIPStore: store, VIPSaveRetry: 10 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer stop()
+	for deadline := time.Now().Add(5 * time.Second); len(store.savedStates()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	saved := store.savedStates()
+	if len(saved) == 0 || len(saved[0].Leases) != 1 || saved[0].Leases[0].Host != "db.example" {
+		t.Fatalf("saved %+v after two failed saves, want the lease of db.example saved by a retry", saved)
+	}
+	stop()
+	if n := strings.Count(logs.String(), "saving VIP state failed"); n != 1 {
+		t.Errorf("the failure was logged %d times, want once:\n%s", n, &logs)
+	}
+	if !strings.Contains(logs.String(), "VIP state saved again") {
+		t.Errorf("the recovery was not logged:\n%s", &logs)
 	}
 }

@@ -342,10 +342,38 @@ func TestRestore(t *testing.T) {
 	})
 }
 
+// TestFarFutureReleaseIsClamped: a release time in the future (a clock that was wrong, an
+// edited file) ends its quarantine no later than now + quarantine after a restore, so the
+// address is not withheld for years.
+func TestFarFutureReleaseIsClamped(t *testing.T) {
+	clk := testutil.NewClock()
+	future := t0.AddDate(10, 0, 0)
+	s := State{Version: StateVersion,
+		Leases:   []LeaseRecord{{Namespace: "a", Host: "live", Family: IPv4, Address: addr("10.0.0.9"), Since: future}},
+		Released: []ReleaseRecord{{Namespace: "a", Host: "gone", Address: addr("10.0.0.7"), ReleasedAt: future}}}
+	a := newTest(t, "10.0.0.0/24", "", clk)
+	a.Restore(s)
+	_, changed := a.Allocate(claims("a/live"))
+	if !changed {
+		t.Error("clamping the restored times is a change to persist")
+	}
+	if next, ok := a.NextRelease(); !ok || next.After(clk.Now().Add(DefaultQuarantine)) {
+		t.Errorf("quarantine ends %v, want by %v", next, clk.Now().Add(DefaultQuarantine))
+	}
+	if st := a.State(); st.Leases[0].Since.After(clk.Now()) {
+		t.Errorf("lease held since %v, after now %v", st.Leases[0].Since, clk.Now())
+	}
+	clk.Advance(DefaultQuarantine)
+	a.Allocate(claims("a/live"))
+	if len(a.State().Released) != 0 {
+		t.Errorf("after now + quarantine the address is still reserved: %+v", a.State().Released)
+	}
+}
+
 func roundTrip(t *testing.T, s State) State {
 	t.Helper()
 	dir := t.TempDir()
-	fs := NewFileStore(dir)
+	fs := NewFileStore(dir, FileStoreOptions{})
 	if err := fs.Save(s); err != nil {
 		t.Fatal(err)
 	}

@@ -25,4 +25,7 @@
 //     nothing in that family.
 //   - A full pool leaves the key without an address in that family (logged and counted once
 //     per key and episode); nothing else moves.
+//   - The state file is never written over unread content: an unusable one is renamed to
+//     vips.json.bad-<time> first; a non-regular or unreadable one is an error and stays.
+//     Restored times are never later than now, so no quarantine outlasts now + quarantine.
 package vip

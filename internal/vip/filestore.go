@@ -4,59 +4,246 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // StateFile is the name of the state file in --state-dir.
 const StateFile = "vips.json"
 
-// FileStore keeps State in dir/vips.json for the manifest-directory mode.
+// MaxStateBytes is the largest state file Load reads; a larger one is set aside as unusable.
+// It holds maxStateRecords records of maxRecordBytes each: the state of a full /16 pool and
+// as many hosts in a large IPv6 pool, with the longest names, is far smaller. Without a
+// bound, a state file that is a symlink to an endless file is read until memory runs out.
+const MaxStateBytes = maxStateRecords * maxRecordBytes // 256 MiB
+
+const (
+	// maxStateRecords: 65,536 hosts (a /16's worth), each with a lease in both families and
+	// as many freed addresses in quarantine.
+	maxStateRecords = 4 << 16
+	// maxRecordBytes bounds one indented record: a 63-byte namespace, a 253-byte host, an
+	// IPv6 address and a time with nanoseconds and zone take about 500 bytes.
+	maxRecordBytes = 1 << 10
+)
+
+// badSuffixTime is how the clock names a set-aside state file (vips.json.bad-<time>): UTC,
+// sortable, and nothing a shell or a file system minds.
+const badSuffixTime = "20060102T150405Z"
+
+// FileStoreOptions configure a FileStore.
+type FileStoreOptions struct {
+	// Now is the clock that names set-aside files and failed saves; nil means time.Now.
+	Now     func() time.Time
+	Metrics *StoreMetrics // may be nil
+}
+
+// FileStore keeps State in dir/vips.json for the manifest-directory mode. Save and Load are
+// called by one goroutine; Problems may be called from any.
 type FileStore struct {
-	path string
+	path    string
+	now     func() time.Time
+	metrics *StoreMetrics
+
+	mu       sync.Mutex
+	setAside *SetAsideError // what Load set aside, if anything
+	saveErr  error          // why the latest Save failed, nil when it succeeded
+	failing  time.Time      // since when saves fail
 }
 
 // NewFileStore returns a store for dir; it does no I/O.
-func NewFileStore(dir string) *FileStore {
-	return &FileStore{path: filepath.Join(dir, StateFile)}
+func NewFileStore(dir string, o FileStoreOptions) *FileStore {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &FileStore{path: filepath.Join(dir, StateFile), now: o.Now, metrics: o.Metrics}
 }
 
 // Path is the state file.
 func (s *FileStore) Path() string { return s.path }
 
-// Load reads the state file. A missing file is an empty State; an unreadable or corrupt one
-// is an error naming the file, with an empty State, so the caller can report it and go on.
+// SetAsideError is a state file whose content Load could not use (corrupt, of another
+// version, too large): it was renamed to Kept, so nothing the caller saves next replaces it.
+// Starting from an empty state is then safe for the file; docs/vips.md says what it costs.
+type SetAsideError struct {
+	Path, Kept string
+	Err        error // what is wrong with the content
+}
+
+func (e *SetAsideError) Error() string {
+	return fmt.Sprintf("VIP state %s: %v; kept as %s", e.Path, e.Err, e.Kept)
+}
+
+func (e *SetAsideError) Unwrap() error { return e.Err }
+
+// Load reads the state file. A missing file is an empty State and no error. A file whose
+// content cannot be used is set aside (*SetAsideError, with an empty State). Any other error
+// (not a regular file, unreadable, or the rename failing) leaves the file where it is: it may
+// hold VIPs that a restart must not lose, so the caller must not start over it.
 func (s *FileStore) Load() (State, error) {
-	b, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	b, err := readState(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return State{}, nil
+	case errors.Is(err, errTooLarge):
+		return State{}, s.putAside(err)
+	case err != nil:
+		return State{}, err
 	}
+	st, err := decodeState(b)
 	if err != nil {
-		return State{}, fmt.Errorf("VIP state %s: %w", s.path, err)
-	}
-	var st State
-	if err := json.Unmarshal(b, &st); err != nil {
-		return State{}, fmt.Errorf("VIP state %s: corrupt: %w", s.path, err)
-	}
-	if st.Version != StateVersion {
-		return State{}, fmt.Errorf("VIP state %s: version %d, want %d", s.path, st.Version, StateVersion)
+		return State{}, s.putAside(err)
 	}
 	return st, nil
 }
 
+var errTooLarge = fmt.Errorf("larger than %d bytes, the most a state can take", MaxStateBytes)
+
+// readState reads a regular file of at most MaxStateBytes. It opens without blocking (a FIFO
+// would wait for a writer) and checks the type of what it opened, not only of the name.
+func readState(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ENXIO) { // a socket, or a device without a driver
+		return nil, describeNonRegular(path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("VIP state %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("VIP state %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, notRegular(path, fi.Mode())
+	}
+	if fi.Size() > MaxStateBytes {
+		return nil, errTooLarge
+	}
+	// The file may grow while it is read: never take more than the limit.
+	b, err := io.ReadAll(io.LimitReader(f, MaxStateBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("VIP state %s: %w", path, err)
+	}
+	if len(b) > MaxStateBytes {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+// describeNonRegular names what path is when opening it failed with openErr.
+func describeNonRegular(path string, openErr error) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().IsRegular() {
+		return fmt.Errorf("VIP state %s: %w", path, openErr)
+	}
+	return notRegular(path, fi.Mode())
+}
+
+func notRegular(path string, m fs.FileMode) error {
+	name := path
+	if target, err := filepath.EvalSymlinks(path); err == nil && target != path {
+		name = fmt.Sprintf("%s (a symlink to %s)", path, target)
+	}
+	return fmt.Errorf("VIP state %s is %s, not a regular file: remove it or choose another --state-dir",
+		name, fileKind(m))
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "of type " + m.Type().String()
+}
+
+// decodeState parses the state file's content; the error says what is wrong with it.
+func decodeState(b []byte) (State, error) {
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, fmt.Errorf("corrupt: %w", err)
+	}
+	switch {
+	case st.Version > StateVersion:
+		return State{}, fmt.Errorf("version %d, want %d: written by a newer meshdns", st.Version, StateVersion)
+	case st.Version != StateVersion:
+		return State{}, fmt.Errorf("version %d, want %d", st.Version, StateVersion)
+	}
+	return st, nil
+}
+
+// putAside renames the unusable state file to vips.json.bad-<time>, never over an earlier
+// copy, and remembers it for Problems.
+func (s *FileStore) putAside(problem error) error {
+	base := s.path + ".bad-" + s.now().UTC().Format(badSuffixTime)
+	kept := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(kept); err != nil {
+			break
+		}
+		kept = fmt.Sprintf("%s-%d", base, i)
+	}
+	if err := os.Rename(s.path, kept); err != nil {
+		return fmt.Errorf("VIP state %s: %v, and it cannot be set aside: %w", s.path, problem, err)
+	}
+	if err := syncDir(filepath.Dir(s.path)); err != nil {
+		return fmt.Errorf("VIP state %s: %v; set aside as %s, but: %w", s.path, problem, kept, err)
+	}
+	e := &SetAsideError{Path: s.path, Kept: kept, Err: problem}
+	s.mu.Lock()
+	s.setAside = e
+	s.mu.Unlock()
+	return e
+}
+
 // Save replaces the state file atomically: a crash leaves the old file or the new one,
 // never a torn one. The data is synced before the rename and the directory after it, so
-// the new name survives a power cut too.
+// the new name survives a power cut too. The outcome is kept for the metrics and Problems.
 func (s *FileStore) Save(st State) error {
 	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = writeAtomic(s.path, append(b, '\n'))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && s.saveErr == nil {
+		s.failing = s.now().UTC()
+	}
+	s.saveErr = err
+	s.metrics.saved(err)
 	if err != nil {
 		return fmt.Errorf("VIP state %s: %w", s.path, err)
 	}
-	if err := writeAtomic(s.path, append(b, '\n')); err != nil {
-		return fmt.Errorf("VIP state %s: %w", s.path, err)
-	}
 	return nil
+}
+
+// Problems describes, one line each, what an operator should know about the state file: a
+// file set aside at start, and saves failing now. Nothing when all is well.
+func (s *FileStore) Problems() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	if e := s.setAside; e != nil {
+		out = append(out, fmt.Sprintf("VIP state %s was unusable at start: %v; kept as %s; "+
+			"VIPs started from an empty state", e.Path, e.Err, e.Kept))
+	}
+	if s.saveErr != nil {
+		out = append(out, fmt.Sprintf("VIP state %s not saved since %s: %v; VIPs keep serving, "+
+			"a restart may move them", s.path, s.failing.Format(time.RFC3339), s.saveErr))
+	}
+	return out
 }
 
 func writeAtomic(path string, data []byte) (err error) {

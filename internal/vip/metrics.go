@@ -43,3 +43,37 @@ func (m *Metrics) failed(f Family) {
 		m.failures.WithLabelValues(f.String()).Inc()
 	}
 }
+
+// StoreMetrics describe the saves of the state file; they exist only with a FileStore
+// (--state-dir). A nil *StoreMetrics records nothing. Safe for concurrent use.
+type StoreMetrics struct {
+	saveFailures prometheus.Counter
+	saveFailing  prometheus.Gauge
+}
+
+// NewStoreMetrics registers the state file's metrics with reg.
+func NewStoreMetrics(reg prometheus.Registerer) *StoreMetrics {
+	m := &StoreMetrics{
+		saveFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshdns_vip_state_save_failures_total",
+			Help: "Saves of the VIP state file that failed."}),
+		saveFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshdns_vip_state_save_failing",
+			Help: "1 while the latest save of the VIP state file failed."}),
+	}
+	reg.MustRegister(m.saveFailures, m.saveFailing)
+	return m
+}
+
+// saved records the outcome of a save of the state file.
+func (m *StoreMetrics) saved(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.saveFailures.Inc()
+		m.saveFailing.Set(1)
+		return
+	}
+	m.saveFailing.Set(0)
+}

@@ -109,6 +109,8 @@ func compareReleases(x, y ReleaseRecord) int {
 // Restore loads persisted state. Call it once, before the first Allocate: the claims' ages,
 // which settle conflicts, are known only then. Records outside the current pools (the pool
 // was changed), network or last addresses and records of an unknown version are dropped.
+// Times after now (a clock that was set wrong, an edited file) are taken as now, so no
+// quarantine outlasts now + the quarantine.
 func (a *Allocator) Restore(s State) {
 	if a.started {
 		a.log.Error("VIP state restored after the first allocation; ignored")
@@ -120,26 +122,45 @@ func (a *Allocator) Restore(s State) {
 		a.restored, a.dirty = &State{}, true
 		return
 	}
-	kept := State{Version: StateVersion}
+	kept, clamped := a.usableRecords(s)
+	if dropped := len(s.Leases) - len(kept.Leases) + len(s.Released) - len(kept.Released); dropped > 0 {
+		a.dirty = true
+		a.log.Warn("VIP state: dropped records outside the current pools",
+			"dropped", dropped, "pools", a.poolNames())
+	}
+	if clamped > 0 {
+		a.dirty = true
+		a.log.Warn("VIP state: times in the future taken as now; their quarantines end by now + "+
+			"the quarantine", "records", clamped, "now", a.clock(), "quarantine", a.quarantine)
+	}
+	a.restored = &kept
+}
+
+// usableRecords returns the records of s that fit the current pools, in UTC and no later
+// than now, and how many times it moved back to now.
+func (a *Allocator) usableRecords(s State) (kept State, clamped int) {
+	now := a.clock()
+	notAfterNow := func(t time.Time) time.Time {
+		if t = t.UTC().Round(0); t.After(now) {
+			clamped++
+			return now
+		}
+		return t
+	}
+	kept.Version = StateVersion
 	for _, l := range s.Leases {
 		if p := a.usable(l.Address, l.Host); p != nil && (l.Family == 0 || l.Family == p.family) {
-			l.Family, l.Since = p.family, l.Since.UTC().Round(0)
+			l.Family, l.Since = p.family, notAfterNow(l.Since)
 			kept.Leases = append(kept.Leases, l)
 		}
 	}
 	for _, r := range s.Released {
 		if a.usable(r.Address, r.Host) != nil {
-			r.ReleasedAt = r.ReleasedAt.UTC().Round(0)
+			r.ReleasedAt = notAfterNow(r.ReleasedAt)
 			kept.Released = append(kept.Released, r)
 		}
 	}
-	dropped := len(s.Leases) - len(kept.Leases) + len(s.Released) - len(kept.Released)
-	if dropped > 0 {
-		a.dirty = true
-		a.log.Warn("VIP state: dropped records outside the current pools",
-			"dropped", dropped, "pools", a.poolNames())
-	}
-	a.restored = &kept
+	return kept, clamped
 }
 
 // usable returns the pool in which addr may be handed out to host, or nil.

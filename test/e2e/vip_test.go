@@ -190,3 +190,47 @@ func TestVIPExhaustion(t *testing.T) {
 		t.Errorf("two.example.net moved to %v", got)
 	}
 }
+
+// TestVIPStateFileProblems: a corrupt vips.json is kept as vips.json.bad-<time>, reported in
+// the log and in /readyz, and meshdns serves with a fresh state; a FIFO in its place stops
+// the start at once with an error naming it, instead of waiting for a writer forever.
+func TestVIPStateFileProblems(t *testing.T) {
+	t.Run("corrupt file is kept aside", func(t *testing.T) {
+		state := t.TempDir()
+		path := filepath.Join(state, "vips.json")
+		const corrupt = `{"version": 1, "leases": [{"namespace": "bookinfo", "host": "orders-d`
+		if err := os.WriteFile(path, []byte(corrupt), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		srv := startServer(t, serveOptions{args: append(examplesArgs(examplePath("registry"), ""), "--state-dir", state)})
+		kept, _ := filepath.Glob(path + ".bad-*")
+		if len(kept) != 1 {
+			t.Fatalf("state directory holds %v, want one vips.json.bad-<time>", kept)
+		}
+		if b, _ := os.ReadFile(kept[0]); string(b) != corrupt {
+			t.Errorf("%s holds %q, want the corrupt file as it was", kept[0], b)
+		}
+		if log := srv.stderr.String(); !strings.Contains(log, kept[0]) || !strings.Contains(log, "corrupt") {
+			t.Errorf("the log does not say what was wrong and where the file went:\n%s", log)
+		}
+		if code, body := srv.get(t, "/readyz"); code != 200 || !strings.Contains(body, kept[0]) {
+			t.Errorf("/readyz = %d %q, want 200 naming %s", code, body, kept[0])
+		}
+		var st struct{ Version int }
+		if b, err := os.ReadFile(path); err != nil || json.Unmarshal(b, &st) != nil || st.Version != 1 {
+			t.Errorf("no fresh vips.json (%v):\n%s", err, b)
+		}
+	})
+	t.Run("FIFO is refused", func(t *testing.T) {
+		state := t.TempDir()
+		path := filepath.Join(state, "vips.json")
+		if err := syscall.Mkfifo(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runMeshdns(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "",
+			"--state-dir", state}, examplesArgs(examplePath("registry"), "")...)...)
+		if code == 0 || !strings.Contains(stderr, path) || !strings.Contains(stderr, "FIFO") {
+			t.Errorf("exit %d, stderr:\n%s\nwant a failure naming %s as a FIFO", code, stderr, path)
+		}
+	})
+}
