@@ -21,7 +21,9 @@
 //   - Each try is bounded by Options.TryTimeout, the whole exchange by Options.Deadline. A
 //     timeout, network error, SERVFAIL or REFUSED moves on to the next server (Sequential,
 //     Random); Parallel asks all at once and only a reply that is neither wins early.
-//   - Health: Options.FailThreshold consecutive failures mark a server down; it is skipped
+//   - Health: Options.FailThreshold consecutive failures (timeouts, network errors, REFUSED;
+//     never SERVFAIL, an answer about one name, which like any reply shows the server
+//     alive: response.Type.Refusal) mark a server down; it is skipped
 //     for 1s, doubling to 30s while its probes fail; after the backoff one query at a time
 //     probes it with real traffic, and one success makes it healthy. Tries cut short by the
 //     deadline, the callers or a parallel winner are not failures. When every server is down,

@@ -94,7 +94,7 @@ func latencyCount(t *testing.T, m *Metrics, server netip.AddrPort) uint64 {
 
 // TestMarkedDownLogged checks the one line a server going down produces.
 func TestMarkedDownLogged(t *testing.T) {
-	bad := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+	bad := startFake(t, answerWith(dns.RcodeRefused, ""))
 	good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.99"))
 	var logs testutil.SyncBuffer
 	f := newForwarder(t, []netip.AddrPort{bad.addr, good.addr},
