@@ -14,13 +14,18 @@
 //     same question (name compared case-insensitively, type, class); anything else is dropped
 //     (counted as "invalid") and reading continues until the try times out, so spoofed packets
 //     cannot answer.
-//   - UDP uses a fresh socket per try (random source port) and a receive buffer of UDPSize;
-//     a truncated UDP reply is retried over TCP on the same server; TCP clients go over TCP.
+//   - UDP uses a fresh socket per try (random source port) and a 64 KiB receive buffer, so a
+//     reply larger than UDPSize is still read whole; a truncated UDP reply, or one that does
+//     not parse, is retried over TCP on the same server; TCP clients go over TCP.
 //     TCP connections are reused one exchange at a time, at most two idle per server, closed
 //     after 10s idle or by Close; a reused connection that fails is replaced once.
 //   - Each try is bounded by Options.TryTimeout, the whole exchange by Options.Deadline. A
 //     timeout, network error, SERVFAIL or REFUSED moves on to the next server (Sequential,
-//     Random); Parallel asks all at once and only a reply that is neither wins early.
+//     Random); Parallel asks all at once and only a reply that is neither wins early. The
+//     last server of a walk, and every server in Parallel, has nobody to fail over to: its
+//     try lasts until the deadline, sending the query again over UDP every TryTimeout on the
+//     same socket with the same ID, so a late reply to any copy answers; each TryTimeout
+//     without a reply counts as a timeout for health and metrics.
 //   - Health: Options.FailThreshold consecutive failures (timeouts, network errors, REFUSED;
 //     never SERVFAIL, an answer about one name, which like any reply shows the server
 //     alive: response.Type.Refusal) mark a server down; it is skipped

@@ -71,7 +71,7 @@ func TestSetServersInFlight(t *testing.T) {
 // TestSetServersKeepsState checks what a new list keeps: the health of servers that remain,
 // and the metric series of those servers only.
 func TestSetServersKeepsState(t *testing.T) {
-	bad := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+	bad := startFake(t, answerWith(dns.RcodeRefused, ""))
 	good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.2"))
 	other := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.3"))
 	m := NewMetrics(prometheus.NewRegistry())

@@ -13,7 +13,7 @@ import (
 )
 
 // hugeTXT is an RRset of 14 TXT records of 240 bytes each: a reply of about 3.5 KiB, past
-// unbound's default max-udp-size of 1232 and under our 4096-byte buffer.
+// unbound's default max-udp-size of 1232 and under the 4096 bytes we advertise.
 var hugeTXT = func() []string {
 	var rrs []string
 	for i := range 14 {

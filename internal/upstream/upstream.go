@@ -20,7 +20,7 @@ const (
 	DefaultTryTimeout = 2 * time.Second
 	// DefaultDeadline bounds a whole Forward, failover included.
 	DefaultDeadline = 5 * time.Second
-	// DefaultUDPSize is the EDNS UDP payload size advertised upstream and the receive buffer.
+	// DefaultUDPSize is the EDNS UDP payload size advertised upstream.
 	DefaultUDPSize uint16 = 4096
 	// DefaultFailThreshold is how many consecutive failures mark a server down.
 	DefaultFailThreshold = 3
@@ -46,7 +46,7 @@ var (
 type Options struct {
 	TryTimeout     time.Duration // per try, DefaultTryTimeout if zero
 	Deadline       time.Duration // per Forward, DefaultDeadline if zero
-	UDPSize        uint16        // EDNS size advertised and UDP receive buffer, DefaultUDPSize if zero
+	UDPSize        uint16        // EDNS size advertised, DefaultUDPSize if zero
 	Policy         Policy        // order of the servers, Sequential if zero
 	FailThreshold  int           // consecutive failures that mark a server down, DefaultFailThreshold if zero
 	MaxOutstanding int           // exchanges in flight at once, DefaultMaxOutstanding if zero

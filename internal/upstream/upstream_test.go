@@ -153,7 +153,8 @@ func TestForwardFailover(t *testing.T) {
 			rcode: dns.RcodeRefused},
 		{name: "failed reply kept over a later timeout", servers: []netip.AddrPort{servfail, silent, closed},
 			rcode: dns.RcodeServerFailure},
-		{name: "all dead: error", servers: []netip.AddrPort{closed, silent}, rcode: -1},
+		// The silent server, last, is listened to until the deadline.
+		{name: "all dead: error", servers: []netip.AddrPort{closed, silent}, deadline: time.Second, rcode: -1},
 		{name: "deadline ends the walk", servers: []netip.AddrPort{silent, silent2, silent3, dm},
 			deadline: 400 * time.Millisecond, rcode: -1, wantErr: context.DeadlineExceeded},
 	}
@@ -251,7 +252,9 @@ func TestForwardOnlyForgedRepliesTimesOut(t *testing.T) {
 	})
 	for _, network := range networks {
 		t.Run(network, func(t *testing.T) {
-			resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).
+			// The only server is listened to until the deadline, kept short.
+			opts := Options{TryTimeout: 100 * time.Millisecond, Deadline: 500 * time.Millisecond}
+			resp, err := New([]netip.AddrPort{fake.addr}, opts).
 				Forward(context.Background(), newRequest("a.test.", dns.TypeA), network == "tcp")
 			if err == nil {
 				t.Fatalf("Forward returned %v, want a timeout error", resp)
