@@ -38,8 +38,12 @@
 //     share one exchange. It runs apart from any caller's context: a caller who gives up leaves, the
 //     last one to leave cancels it. Each caller's reply is built from the shared upstream
 //     message, which is never modified, with its own copy of the records.
-//   - At most Options.MaxOutstanding exchanges are in flight (coalesced callers do not count);
-//     beyond it Forward fails at once with ErrOverloaded, for a SERVFAIL rather than a queue.
+//   - At most Options.MaxOutstanding exchanges are in flight (coalesced callers do not count),
+//     shared fairly among Sources (Via.Source: the client's address): a Source with none in
+//     flight is admitted while any slot is free; one with some only below MaxOutstanding/(n+1),
+//     n the Sources with exchanges in flight, so a flooding client is refused first and a
+//     newcomer finds a free slot. Beyond that Forward fails at once with ErrOverloaded, for a
+//     SERVFAIL rather than a queue.
 //   - The returned message answers the client's request: its ID, question (exact case), RD and
 //     CD; the upstream's rcode, sections and AA/RA flags; the upstream's AD only if the request
 //     set AD or DO (RFC 6840 5.7); owners equal to the question name in the client's spelling;

@@ -261,7 +261,7 @@ func forwardWithin(t *testing.T, ctx context.Context, f *Forwarder, req *dns.Msg
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := f.Forward(ctx, req, tcp)
+		resp, err := f.Forward(ctx, req, Via{TCP: tcp})
 		done <- result{resp, err}
 	}()
 	select {

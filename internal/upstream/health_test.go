@@ -58,7 +58,7 @@ func TestHealth(t *testing.T) {
 			for _, step := range steps {
 				clock.Advance(step.advance)
 				up.Store(step.badUp)
-				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), network == "tcp")
+				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{TCP: network == "tcp"})
 				if err != nil || resp.Rcode != dns.RcodeSuccess {
 					t.Fatalf("%s: Forward = %v, %v; want an answer", step.name, resp, err)
 				}
@@ -83,7 +83,7 @@ func TestHealthAllDown(t *testing.T) {
 			f := newForwarder(t, []netip.AddrPort{a.addr, b.addr},
 				Options{Policy: policy, FailThreshold: 1, Now: testutil.NewClock().Now}, 0)
 			for i := range 3 {
-				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false)
+				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{})
 				if err != nil || !response.Typify(resp).Failure() {
 					t.Fatalf("query %d: Forward = %v, %v; want a failed reply", i, resp, err)
 				}
@@ -115,7 +115,7 @@ func TestAvailable(t *testing.T) {
 	check("initially", true)
 	for i := range DefaultFailThreshold {
 		check(fmt.Sprintf("after %d failures each", i), true)
-		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{}); err != nil {
 			t.Fatalf("Forward: %v", err) // REFUSED from both is a reply, not an error
 		}
 	}
@@ -178,7 +178,7 @@ func TestHealthUnreachedProbe(t *testing.T) {
 	f.SetServers([]netip.AddrPort{bad.addr, good.addr})
 	ask := func() {
 		t.Helper()
-		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{}); err != nil {
 			t.Fatalf("Forward: %v", err)
 		}
 	}

@@ -77,7 +77,7 @@ func TestForwardUnbound(t *testing.T) {
 			t.Run(tc.name+"/"+network, func(t *testing.T) {
 				f := newForwarder(t, []netip.AddrPort{servers[tc.server]}, fastOpts, 0)
 				req := newRequest(tc.qname, tc.qtype)
-				resp, err := f.Forward(context.Background(), req, network == "tcp")
+				resp, err := f.Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if err != nil {
 					t.Fatalf("Forward: %v", err)
 				}

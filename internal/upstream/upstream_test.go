@@ -110,7 +110,7 @@ func TestForwardDnsmasq(t *testing.T) {
 				opts := fastOpts
 				opts.UDPSize = tc.udpSize
 				req := newRequest(tc.qname, tc.qtype)
-				resp, err := New([]netip.AddrPort{server}, opts).Forward(context.Background(), req, network == "tcp")
+				resp, err := New([]netip.AddrPort{server}, opts).Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if err != nil {
 					t.Fatalf("Forward: %v", err)
 				}
@@ -166,7 +166,7 @@ func TestForwardFailover(t *testing.T) {
 					opts.Deadline = tc.deadline
 				}
 				req := newRequest("a.test.", dns.TypeA)
-				resp, err := New(tc.servers, opts).Forward(context.Background(), req, network == "tcp")
+				resp, err := New(tc.servers, opts).Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if tc.rcode == -1 {
 					checkError(t, err, tc.wantErr, tc.servers)
 					return
@@ -230,7 +230,7 @@ func TestForwardIgnoresForgedReplies(t *testing.T) {
 					return []packet{{msg: forged, spoofed: tc.forge == nil}, {msg: replyA(q, dns.RcodeSuccess, "192.0.2.99")}}
 				})
 				req := newRequest("a.test.", dns.TypeA)
-				resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, network == "tcp")
+				resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if err != nil {
 					t.Fatalf("Forward: %v", err)
 				}
@@ -255,7 +255,7 @@ func TestForwardOnlyForgedRepliesTimesOut(t *testing.T) {
 			// The only server is listened to until the deadline, kept short.
 			opts := Options{TryTimeout: 100 * time.Millisecond, Deadline: 500 * time.Millisecond}
 			resp, err := New([]netip.AddrPort{fake.addr}, opts).
-				Forward(context.Background(), newRequest("a.test.", dns.TypeA), network == "tcp")
+				Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{TCP: network == "tcp"})
 			if err == nil {
 				t.Fatalf("Forward returned %v, want a timeout error", resp)
 			}
