@@ -13,6 +13,7 @@ import (
 	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/testutil"
+	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/miekg/dns"
 )
 
@@ -32,7 +33,7 @@ func (u *switchUpstream) set(fail bool, hold chan struct{}, addr string) {
 	u.fail, u.hold, u.addr = fail, hold, addr
 }
 
-func (u *switchUpstream) Forward(ctx context.Context, req *dns.Msg, _ bool) (*dns.Msg, error) {
+func (u *switchUpstream) Forward(ctx context.Context, req *dns.Msg, _ upstream.Via) (*dns.Msg, error) {
 	u.asked.Add(1)
 	u.mu.Lock()
 	fail, hold, addr := u.fail, u.hold, u.addr

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/miekg/dns"
 )
 
@@ -21,10 +23,10 @@ const failureLogInterval = 10 * time.Second
 // longer chain is SERVFAIL.
 const maxChain = 8
 
-// Forwarder sends a question to the upstream resolvers. The response must carry req's ID and
-// question.
+// Forwarder sends a question to the upstream resolvers, on behalf of via.Source and over
+// via's transport. The response must carry req's ID and question.
 type Forwarder interface {
-	Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error)
+	Forward(ctx context.Context, req *dns.Msg, via upstream.Via) (*dns.Msg, error)
 }
 
 // Client is what the resolver knows about who asks.
@@ -36,6 +38,15 @@ type Client struct {
 	Search []string
 	// TCP is true when the query came over TCP (it is then forwarded over TCP).
 	TCP bool
+	// Addr is the address the query came from; invalid when unknown. Upstream queries are
+	// shared fairly among addresses.
+	Addr netip.Addr
+}
+
+// via is how q's client reaches upstream: its transport, and its share of the outstanding
+// upstream queries.
+func (c Client) via() upstream.Via {
+	return upstream.Via{TCP: c.TCP, Source: upstream.AddrSource(c.Addr)}
 }
 
 // Result says which rule produced an answer; it labels metrics.

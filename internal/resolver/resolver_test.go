@@ -17,6 +17,7 @@ import (
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
 )
@@ -36,7 +37,7 @@ type fakeUpstream struct {
 	asked   []string
 }
 
-func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Msg, error) {
+func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) (*dns.Msg, error) {
 	q := req.Question[0]
 	key := dnsname.Lower(q.Name) + " " + dns.TypeToString[q.Qtype]
 	f.mu.Lock()
@@ -591,13 +592,15 @@ type recordingUpstream struct {
 	*fakeUpstream
 	mu   sync.Mutex
 	reqs []*dns.Msg
+	vias []upstream.Via
 }
 
-func (u *recordingUpstream) Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error) {
+func (u *recordingUpstream) Forward(ctx context.Context, req *dns.Msg, via upstream.Via) (*dns.Msg, error) {
 	u.mu.Lock()
 	u.reqs = append(u.reqs, req.Copy())
+	u.vias = append(u.vias, via)
 	u.mu.Unlock()
-	return u.fakeUpstream.Forward(ctx, req, tcp)
+	return u.fakeUpstream.Forward(ctx, req, via)
 }
 
 // TestSubQueriesInheritCDAndDO: the queries meshdns sends upstream on a client's behalf (a
@@ -634,5 +637,30 @@ func TestSubQueriesInheritCDAndDO(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestForwardCarriesClient: every question asked upstream for a client, its own or a
+// sub-query, goes over the client's transport and counts against the client's address.
+func TestForwardCarriesClient(t *testing.T) {
+	client := resolver.Client{Namespace: "prod", Search: search("prod"), TCP: true, Addr: netip.MustParseAddr("10.1.2.3")}
+	want := upstream.Via{TCP: true, Source: upstream.AddrSource(client.Addr)}
+	for _, qname := range []string{"example.org.", "legacy.prod.svc.cluster.local.", "example.org.prod.svc.cluster.local."} {
+		t.Run(qname, func(t *testing.T) {
+			up := &recordingUpstream{fakeUpstream: newUpstream()}
+			res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up})
+			res.SetTable(loadTable(t, "testdata/registry.yaml"))
+			res.Resolve(context.Background(), new(dns.Msg).SetQuestion(qname, dns.TypeA), client)
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			if len(up.vias) == 0 {
+				t.Fatal("nothing asked upstream")
+			}
+			for i, via := range up.vias {
+				if via != want {
+					t.Errorf("upstream question %d (%s) via %+v, want %+v", i, up.reqs[i].Question[0].Name, via, want)
+				}
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/response"
+	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/miekg/dns"
 )
 
@@ -38,27 +39,27 @@ func (r *Resolver) upstream(q *query) (fetched, error) {
 	}
 	c := r.opts.Cache
 	if c == nil {
-		return r.exchange(q.ctx, q.req, q.client.TCP)
+		return r.exchange(q.ctx, q.req, q.client.via())
 	}
 	f := c.Lookup(q.req)
 	switch f.Status {
 	case cache.Hit:
 		if f.Prefetch {
-			r.refresh(q.req, q.client.TCP, nil)
+			r.refresh(q.req, q.client.via(), nil)
 		}
 		return fetched{msg: f.Msg, result: ResultCacheHit, until: f.Until}, nil
 	case cache.Stale:
 		return r.staleOrFresh(q, f.Msg), nil
 	}
-	up, err := r.exchange(q.ctx, q.req, q.client.TCP)
+	up, err := r.exchange(q.ctx, q.req, q.client.via())
 	if err == nil {
 		c.Put(q.req, up.msg)
 	}
 	return up, err
 }
 
-func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, tcp bool) (fetched, error) {
-	resp, err := r.opts.Forwarder.Forward(ctx, req, tcp)
+func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, via upstream.Via) (fetched, error) {
+	resp, err := r.opts.Forwarder.Forward(ctx, req, via)
 	if err != nil {
 		r.fails.Warn("forwarding failed", "err", err)
 		return fetched{result: ResultError}, err
@@ -76,7 +77,7 @@ func (r *Resolver) staleOrFresh(q *query, stale *dns.Msg) fetched {
 		return fetched{msg: stale, result: ResultCacheStale}
 	}
 	done := make(chan *dns.Msg, 1)
-	r.refresh(req, q.client.TCP, done)
+	r.refresh(req, q.client.via(), done)
 	timer := time.NewTimer(r.opts.StaleAnswerTimer)
 	defer timer.Stop()
 	select {
@@ -93,8 +94,9 @@ func (r *Resolver) staleOrFresh(q *query, stale *dns.Msg) fetched {
 
 // refresh asks upstream again for req in the background and caches the answer; done, when
 // not nil, receives the reply (nil on error). The request is copied: the caller's may be
-// gone by the time the refresh runs. After Close it does nothing (done gets nil).
-func (r *Resolver) refresh(req *dns.Msg, tcp bool, done chan<- *dns.Msg) {
+// gone by the time the refresh runs. It takes the share of the client whose query started
+// it. After Close it does nothing (done gets nil).
+func (r *Resolver) refresh(req *dns.Msg, via upstream.Via, done chan<- *dns.Msg) {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
 	if r.closed {
@@ -109,7 +111,7 @@ func (r *Resolver) refresh(req *dns.Msg, tcp bool, done chan<- *dns.Msg) {
 		defer r.bg.Done()
 		ctx, cancel := context.WithTimeout(r.bgCtx, backgroundTimeout)
 		defer cancel()
-		up, err := r.exchange(ctx, req, tcp)
+		up, err := r.exchange(ctx, req, via)
 		if err == nil {
 			r.opts.Cache.Put(req, up.msg)
 		}

@@ -49,5 +49,12 @@ func Typify(m *dns.Msg) Type {
 // for this purpose; asking elsewhere would not change them.
 func (t Type) Failure() bool { return t == ServFail || t == Refused }
 
+// Refusal reports whether t speaks of the server rather than of the name: REFUSED is the
+// server's policy towards the asker (an ACL, recursion off) and holds for every name it is
+// asked, where a SERVFAIL is most often one zone's trouble (a dead authority, broken DNSSEC)
+// and other names still resolve. So SERVFAIL is an answer for the server's health; REFUSED,
+// like silence, is not.
+func (t Type) Refusal() bool { return t == Refused }
+
 // Negative reports whether t says the name or the type does not exist (RFC 2308).
 func (t Type) Negative() bool { return t == NXDomain || t == NoData }

@@ -95,3 +95,13 @@ func TestTypifyDoesNotAllocate(t *testing.T) {
 		t.Errorf("Typify allocated %v times", n)
 	}
 }
+
+// TestRefusal: only REFUSED speaks against a server's health; SERVFAIL, like any other
+// reply, shows it alive.
+func TestRefusal(t *testing.T) {
+	for _, typ := range []Type{NoError, NoData, NXDomain, ServFail, Refused, OtherError} {
+		if got, want := typ.Refusal(), typ == Refused; got != want {
+			t.Errorf("%v.Refusal() = %v, want %v", typ, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/meshdns/meshdns/internal/manifest"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,7 +28,7 @@ import (
 // else NXDOMAIN, and counts questions.
 type countingUpstream struct{ asked atomic.Int64 }
 
-func (u *countingUpstream) Forward(_ context.Context, req *dns.Msg, _ bool) (*dns.Msg, error) {
+func (u *countingUpstream) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) (*dns.Msg, error) {
 	u.asked.Add(1)
 	m := new(dns.Msg)
 	m.SetReply(req)
@@ -425,7 +427,7 @@ func TestFastPathAllocations(t *testing.T) {
 		m.SetEdns0(1232, false)
 		pkt := pack(t, m)
 		for range 2 { // the second time, the upstream answer comes from the cache
-			if srv.handle(pkt, false) == nil {
+			if srv.handle(pkt, netip.Addr{}, false) == nil {
 				t.Fatalf("%s: no reply", name)
 			}
 		}
@@ -634,22 +636,22 @@ func BenchmarkReply(b *testing.B) {
 		b.Run(name+"/general", func(b *testing.B) {
 			srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(prometheus.NewRegistry())})
 			srv.fast = nil
-			srv.handle(pkt, false) // fills the cache
+			srv.handle(pkt, netip.Addr{}, false) // fills the cache
 			b.ReportAllocs()
 			for b.Loop() {
-				srv.handle(pkt, false)
+				srv.handle(pkt, netip.Addr{}, false)
 			}
 		})
 		b.Run(name+"/fast", func(b *testing.B) {
 			srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(prometheus.NewRegistry())})
-			srv.handle(pkt, false)
-			srv.handle(pkt, false)
+			srv.handle(pkt, netip.Addr{}, false)
+			srv.handle(pkt, netip.Addr{}, false)
 			key, out := make([]byte, 0, 260), make([]byte, 0, maxUDPSize)
 			var q wireQuery
 			b.ReportAllocs()
 			for b.Loop() {
 				if srv.fastReply(pkt, key, out, &q) == nil {
-					srv.handle(pkt, false) // as the server does: a cached answer is re-stored each second
+					srv.handle(pkt, netip.Addr{}, false) // as the server does: a cached answer is re-stored each second
 				}
 			}
 		})

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -19,7 +20,7 @@ func FuzzHandle(f *testing.F) {
 	srv := New(&stubResolver{big: 200}, Options{})
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		for _, tcp := range []bool{false, true} {
-			out := srv.handle(pkt, tcp)
+			out := srv.handle(pkt, netip.Addr{}, tcp)
 			if out == nil {
 				continue
 			}

@@ -3,14 +3,16 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"runtime/debug"
 
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
 )
 
-// handle answers one packet and returns the packed reply, or nil to send nothing.
-func (s *Server) handle(pkt []byte, tcp bool) []byte {
+// handle answers one packet from the client at from and returns the packed reply, or nil to
+// send nothing.
+func (s *Server) handle(pkt []byte, from netip.Addr, tcp bool) []byte {
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		s.drop("malformed")
@@ -22,7 +24,7 @@ func (s *Server) handle(pkt []byte, tcp bool) []byte {
 	}
 	rep := s.checkEDNS(req)
 	if rep.Msg == nil {
-		rep = s.resolve(req, tcp)
+		rep = s.resolve(req, from, tcp)
 		if out := s.reuse(pkt, req, rep, tcp); out != nil {
 			return out
 		}
@@ -75,7 +77,7 @@ func rejection(req *dns.Msg, rcode int) *dns.Msg {
 }
 
 // resolve runs the resolver, turning a panic into SERVFAIL for this query only.
-func (s *Server) resolve(req *dns.Msg, tcp bool) (rep resolver.Reply) {
+func (s *Server) resolve(req *dns.Msg, from netip.Addr, tcp bool) (rep resolver.Reply) {
 	defer func() {
 		if p := recover(); p != nil {
 			if m := s.opts.Metrics; m != nil {
@@ -89,7 +91,7 @@ func (s *Server) resolve(req *dns.Msg, tcp bool) (rep resolver.Reply) {
 	ctx, cancel := context.WithTimeout(s.ctx, queryTimeout)
 	defer cancel()
 	c := s.opts.Client
-	c.TCP = tcp
+	c.TCP, c.Addr = tcp, from
 	return s.res.Query(ctx, req, c)
 }
 

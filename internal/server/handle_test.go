@@ -2,6 +2,7 @@ package server
 
 import (
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestFailureFloodLogsOncePerInterval(t *testing.T) {
 			flood := func() {
 				for range 100 {
 					var resp dns.Msg
-					if err := resp.Unpack(srv.handle(pkt, false)); err != nil || resp.Rcode != dns.RcodeServerFailure {
+					if err := resp.Unpack(srv.handle(pkt, netip.Addr{}, false)); err != nil || resp.Rcode != dns.RcodeServerFailure {
 						t.Fatalf("answered %v (%v), want SERVFAIL", &resp, err)
 					}
 				}

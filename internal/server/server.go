@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -278,7 +279,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		pkt := append([]byte(nil), buf[:n]...)
 		go func() {
 			defer s.release()
-			if out := s.handle(pkt, false); out != nil {
+			if out := s.handle(pkt, addr.Addr(), false); out != nil {
 				c.WriteToUDPAddrPort(out, addr)
 			}
 		}()
@@ -360,6 +361,7 @@ func (s *Server) release() {
 // answered concurrently (RFC 7766 pipelining) and replies written whole under a lock.
 func (s *Server) serveConn(conn net.Conn) {
 	defer s.loops.Done()
+	from := remoteAddr(conn)
 	var wmu sync.Mutex
 	var pending sync.WaitGroup
 	defer func() {
@@ -384,7 +386,7 @@ func (s *Server) serveConn(conn net.Conn) {
 		go func() {
 			defer s.release()
 			defer pending.Done()
-			out := s.handle(pkt, true)
+			out := s.handle(pkt, from, true)
 			if out == nil {
 				return
 			}
@@ -394,6 +396,14 @@ func (s *Server) serveConn(conn net.Conn) {
 			conn.Write(append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(out)), uint16(len(out))), out...))
 		}()
 	}
+}
+
+// remoteAddr is conn's peer address, invalid if conn is not TCP.
+func remoteAddr(conn net.Conn) netip.Addr {
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr()
+	}
+	return netip.Addr{}
 }
 
 func readTCPMsg(r io.Reader) ([]byte, error) {

@@ -32,6 +32,7 @@ func keyOf(req *dns.Msg, tcp bool) flightKey {
 // once, before done is closed; resp is shared by every waiter and never modified.
 type flight struct {
 	key     flightKey
+	source  Source // whose share the exchange holds: the caller who started it
 	done    chan struct{}
 	resp    *dns.Msg
 	err     error
@@ -39,16 +40,18 @@ type flight struct {
 	cancel  context.CancelFunc
 }
 
-// coalescer holds the exchanges in flight by question.
+// coalescer holds the exchanges in flight by question, and the shares of the outstanding
+// exchanges they hold.
 type coalescer struct {
-	mu sync.Mutex
-	m  map[flightKey]*flight
+	mu     sync.Mutex
+	m      map[flightKey]*flight
+	shares shares
 }
 
-// join returns the flight answering req: one in progress, or a new one started here if a slot
-// under MaxOutstanding is free.
-func (f *Forwarder) join(ctx context.Context, req *dns.Msg, tcp bool) (*flight, error) {
-	key := keyOf(req, tcp)
+// join returns the flight answering req: one in progress, or a new one started here if the
+// asker's share of the MaxOutstanding slots allows.
+func (f *Forwarder) join(ctx context.Context, req *dns.Msg, via Via) (*flight, error) {
+	key := keyOf(req, via.TCP)
 	c := &f.flights
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -57,26 +60,25 @@ func (f *Forwarder) join(ctx context.Context, req *dns.Msg, tcp bool) (*flight, 
 		f.opts.Metrics.coalesce()
 		return fl, nil
 	}
-	if !f.acquire() {
-		f.opts.Metrics.overload()
-		return nil, fmt.Errorf("%w (%d in flight)", ErrOverloaded, f.opts.MaxOutstanding)
+	if reason := c.shares.take(via.Source); reason != overloadNone {
+		f.overloaded(via.Source, reason)
+		return nil, fmt.Errorf("%w (%d in flight, %s)", ErrOverloaded, c.shares.total, reason.explain(via.Source))
 	}
 	// The exchange outlives any one caller: it keeps ctx's values but not its cancellation,
 	// and ends at the Forwarder's deadline or when the last waiter has left.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.Deadline)
-	fl := &flight{key: key, done: make(chan struct{}), waiters: 1, cancel: cancel}
+	fl := &flight{key: key, source: via.Source, done: make(chan struct{}), waiters: 1, cancel: cancel}
 	c.m[key] = fl
 	proto := f.query(req) // built now: req belongs to the caller, who may leave early
-	go f.fly(fctx, fl, proto, tcp)
+	go f.fly(fctx, fl, proto, via.TCP)
 	return fl, nil
 }
 
 // fly runs the exchange of fl and publishes its result.
 func (f *Forwarder) fly(ctx context.Context, fl *flight, proto *dns.Msg, tcp bool) {
-	defer f.release()
 	defer fl.cancel()
 	resp, err := f.resolve(ctx, proto, tcp)
-	f.flights.remove(fl)
+	f.flights.finish(fl)
 	fl.resp, fl.err = resp, err
 	close(fl.done)
 }
@@ -108,9 +110,11 @@ func (c *coalescer) leave(fl *flight) {
 	}
 }
 
-func (c *coalescer) remove(fl *flight) {
+// finish removes fl, whose exchange has ended, and gives back its share.
+func (c *coalescer) finish(fl *flight) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.shares.give(fl.source)
 	if c.m[fl.key] == fl {
 		delete(c.m, fl.key)
 	}

@@ -15,8 +15,9 @@ import (
 // packet is one message a fake server sends back.
 type packet struct {
 	msg     *dns.Msg
-	spoofed bool // UDP only: sent from another local port, as an off-path attacker would
-	close   bool // TCP only: close the connection after sending this
+	raw     []byte // sent instead of msg: bytes that need not be a DNS message
+	spoofed bool   // UDP only: sent from another local port, as an off-path attacker would
+	close   bool   // TCP only: close the connection after sending this
 }
 
 // handler decides what a fake server sends back for q received over network ("udp", "tcp").
@@ -113,7 +114,7 @@ func (s *fakeServer) serveUDP() {
 			if p.spoofed {
 				conn = s.spoof
 			}
-			_, _ = conn.WriteToUDPAddrPort(mustPack(p.msg), from)
+			_, _ = conn.WriteToUDPAddrPort(p.wire(), from)
 		}
 	}
 }
@@ -158,13 +159,20 @@ func (s *fakeServer) serveConn(c net.Conn) {
 		}
 		for _, p := range packets {
 			if !p.spoofed {
-				_, _ = c.Write(frame(mustPack(p.msg)))
+				_, _ = c.Write(frame(p.wire()))
 			}
 			if p.close {
 				return
 			}
 		}
 	}
+}
+
+func (p packet) wire() []byte {
+	if p.raw != nil {
+		return p.raw
+	}
+	return mustPack(p.msg)
 }
 
 func frame(b []byte) []byte {
@@ -253,7 +261,7 @@ func forwardWithin(t *testing.T, ctx context.Context, f *Forwarder, req *dns.Msg
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := f.Forward(ctx, req, tcp)
+		resp, err := f.Forward(ctx, req, Via{TCP: tcp})
 		done <- result{resp, err}
 	}()
 	select {

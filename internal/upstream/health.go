@@ -154,22 +154,34 @@ func (p plan) done() {
 
 // observe records the outcome of one try in the server's health, metrics and log. A try cut
 // short by ctx (the overall deadline, the caller, or a parallel winner) says nothing about
-// the server and is not counted.
+// the server and is not counted. Every reply but REFUSED shows the server alive, SERVFAIL
+// included: it fails over and is counted, but speaks of the name (response.Type.Refusal).
 func (f *Forwarder) observe(ctx context.Context, a attempt) {
-	s := a.s
-	reason, ok := failureReason(a)
-	if !ok {
-		if s.health.succeeded() {
-			s.m.setHealthy(true)
-			f.opts.Logger.Info("upstream healthy again", "upstream", s.addr.String())
+	reason, failed := failureReason(a)
+	if failed {
+		if ctxErr(ctx) != nil {
+			return
 		}
+		a.s.m.fail(reason)
+		f.fails.Warn("upstream query failed", "upstream", a.s.addr.String(), "reason", reason.String(), "err", errString(a.err, a.resp))
+	}
+	if failed && (a.err != nil || a.typ.Refusal()) {
+		f.unhealthy(a.s)
 		return
 	}
-	if ctxErr(ctx) != nil {
-		return
+	f.alive(a.s)
+}
+
+// alive records that s answered.
+func (f *Forwarder) alive(s *server) {
+	if s.health.succeeded() {
+		s.m.setHealthy(true)
+		f.opts.Logger.Info("upstream healthy again", "upstream", s.addr.String())
 	}
-	s.m.fail(reason)
-	f.fails.Warn("upstream query failed", "upstream", s.addr.String(), "reason", reason.String(), "err", errString(a.err, a.resp))
+}
+
+// unhealthy records a try of s that timed out, met a network error or was refused.
+func (f *Forwarder) unhealthy(s *server) {
 	if markedDown, backoff := s.health.failed(f.opts.Now(), f.opts.FailThreshold); markedDown {
 		s.m.setHealthy(false)
 		f.opts.Logger.Warn("upstream marked down", "upstream", s.addr.String(),
@@ -178,7 +190,8 @@ func (f *Forwarder) observe(ctx context.Context, a attempt) {
 }
 
 // failureReason says why a try failed; ok is false for a usable reply (one that is not a
-// response.Type Failure).
+// response.Type Failure). A SERVFAIL is a failure here, for failover and the failure metric,
+// though not for health.
 func failureReason(a attempt) (reason failReason, ok bool) {
 	var ne net.Error
 	switch {

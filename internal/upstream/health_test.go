@@ -15,13 +15,14 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// switchable answers SERVFAIL until up is set, then an A record.
+// switchable answers REFUSED (a failure that counts against health) until up is set, then an
+// A record.
 func switchable(up *atomic.Bool) handler {
 	return func(_ string, q *dns.Msg) []packet {
 		if up.Load() {
 			return []packet{{msg: replyA(q, dns.RcodeSuccess, "192.0.2.1")}}
 		}
-		return []packet{{msg: replyA(q, dns.RcodeServerFailure, "")}}
+		return []packet{{msg: replyA(q, dns.RcodeRefused, "")}}
 	}
 }
 
@@ -57,7 +58,7 @@ func TestHealth(t *testing.T) {
 			for _, step := range steps {
 				clock.Advance(step.advance)
 				up.Store(step.badUp)
-				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), network == "tcp")
+				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{TCP: network == "tcp"})
 				if err != nil || resp.Rcode != dns.RcodeSuccess {
 					t.Fatalf("%s: Forward = %v, %v; want an answer", step.name, resp, err)
 				}
@@ -77,12 +78,12 @@ func TestHealth(t *testing.T) {
 func TestHealthAllDown(t *testing.T) {
 	for _, policy := range []Policy{Sequential, Random, Parallel} {
 		t.Run(policy.String(), func(t *testing.T) {
-			a := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+			a := startFake(t, answerWith(dns.RcodeRefused, ""))
 			b := startFake(t, answerWith(dns.RcodeRefused, ""))
 			f := newForwarder(t, []netip.AddrPort{a.addr, b.addr},
 				Options{Policy: policy, FailThreshold: 1, Now: testutil.NewClock().Now}, 0)
 			for i := range 3 {
-				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false)
+				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{})
 				if err != nil || !response.Typify(resp).Failure() {
 					t.Fatalf("query %d: Forward = %v, %v; want a failed reply", i, resp, err)
 				}
@@ -101,8 +102,8 @@ func TestAvailable(t *testing.T) {
 	if New(nil, Options{}).Available() {
 		t.Error("no servers: Available = true, want false")
 	}
-	a := startFake(t, answerWith(dns.RcodeServerFailure, ""))
-	b := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+	a := startFake(t, answerWith(dns.RcodeRefused, ""))
+	b := startFake(t, answerWith(dns.RcodeRefused, ""))
 	clock := testutil.NewClock()
 	f := newForwarder(t, []netip.AddrPort{a.addr, b.addr}, Options{TryTimeout: hangGuard, Now: clock.Now}, 0)
 	check := func(when string, want bool) {
@@ -114,8 +115,8 @@ func TestAvailable(t *testing.T) {
 	check("initially", true)
 	for i := range DefaultFailThreshold {
 		check(fmt.Sprintf("after %d failures each", i), true)
-		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
-			t.Fatalf("Forward: %v", err) // SERVFAIL from both is a reply, not an error
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{}); err != nil {
+			t.Fatalf("Forward: %v", err) // REFUSED from both is a reply, not an error
 		}
 	}
 	check("every server marked down", false)
@@ -177,7 +178,7 @@ func TestHealthUnreachedProbe(t *testing.T) {
 	f.SetServers([]netip.AddrPort{bad.addr, good.addr})
 	ask := func() {
 		t.Helper()
-		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{}); err != nil {
 			t.Fatalf("Forward: %v", err)
 		}
 	}
@@ -190,5 +191,43 @@ func TestHealthUnreachedProbe(t *testing.T) {
 	ask() // the probe is free again: bad is asked and recovers
 	if n := len(bad.Queries()); n != 2 {
 		t.Errorf("failing server asked %d times, want 2 (the probe was not handed back)", n)
+	}
+}
+
+// TestHealthCountsOnlyRefusals: SERVFAIL is an answer (most often about one zone: a dead
+// authority, broken DNSSEC), so a server that keeps answering it stays healthy and is still
+// asked first; a silent server, a closed port and a server answering REFUSED (its policy
+// towards us, whatever the name) are marked down. Each server is the only one, asked until
+// it is marked down or ten times.
+func TestHealthCountsOnlyRefusals(t *testing.T) {
+	tests := []struct {
+		name    string
+		server  func(t *testing.T) netip.AddrPort
+		healthy bool
+	}{
+		{name: "SERVFAIL stays healthy", server: fakeAddr(answerWith(dns.RcodeServerFailure, "")), healthy: true},
+		{name: "REFUSED marked down", server: fakeAddr(answerWith(dns.RcodeRefused, ""))},
+		{name: "silent marked down", server: silentServer},
+		{name: "closed port marked down", server: closedPort},
+	}
+	for _, tc := range tests {
+		for _, network := range networks {
+			t.Run(tc.name+"/"+network, func(t *testing.T) {
+				addr := tc.server(t)
+				m := NewMetrics(prometheus.NewRegistry())
+				f := newForwarder(t, []netip.AddrPort{addr}, Options{TryTimeout: 50 * time.Millisecond,
+					Deadline: 200 * time.Millisecond, Now: testutil.NewClock().Now, Metrics: m}, 0)
+				gauge := m.healthy.WithLabelValues(addr.String())
+				for i := 0; i < 10 && promtest.ToFloat64(gauge) == 1; i++ {
+					_, _ = forwardWithin(t, context.Background(), f, newRequest("a.test.", dns.TypeA), network == "tcp")
+				}
+				if healthy := promtest.ToFloat64(gauge) == 1; healthy != tc.healthy {
+					t.Errorf("meshdns_upstream_healthy = %v after 10 queries, want healthy %v", healthy, tc.healthy)
+				}
+				if f.Available() != tc.healthy {
+					t.Errorf("Available = %v, want %v", f.Available(), tc.healthy)
+				}
+			})
+		}
 	}
 }

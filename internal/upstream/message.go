@@ -27,20 +27,26 @@ func doBit(m *dns.Msg) bool {
 	return opt != nil && opt.Do()
 }
 
-// parseReply unpacks b and returns it if it answers q, or nil. A truncated reply cut in the
-// middle of a record is kept with empty sections: only its TC bit matters.
+// parseReply unpacks b and returns it if it answers q, or nil.
 func parseReply(b []byte, q *dns.Msg) *dns.Msg {
-	resp := new(dns.Msg)
-	if err := resp.Unpack(b); err != nil {
-		if !resp.Truncated {
-			return nil
-		}
-		resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
-	}
-	if !answers(resp, q) {
+	resp, err := unpackReply(b)
+	if err != nil || !answers(resp, q) {
 		return nil
 	}
 	return resp
+}
+
+// unpackReply unpacks b. A truncated reply cut in the middle of a record is kept with empty
+// sections: only its TC bit matters.
+func unpackReply(b []byte) (*dns.Msg, error) {
+	resp := new(dns.Msg)
+	if err := resp.Unpack(b); err != nil {
+		if !resp.Truncated {
+			return nil, err
+		}
+		resp.Answer, resp.Ns, resp.Extra = nil, nil, nil
+	}
+	return resp, nil
 }
 
 // answers reports whether resp is a reply to q: same ID, QR set, same opcode and question.

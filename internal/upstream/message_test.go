@@ -48,7 +48,7 @@ func TestForwardTruncated(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := startFake(t, tc.handle)
 			req := newRequest("a.test.", dns.TypeA)
-			resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, tc.tcp)
+			resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, Via{TCP: tc.tcp})
 			if err != nil {
 				t.Fatalf("Forward: %v", err)
 			}
@@ -87,7 +87,7 @@ func TestForwardQuery(t *testing.T) {
 				req := clientRequest(tc.edns, tc.do, tc.rd, tc.cd)
 				f := New([]netip.AddrPort{fake.addr}, fastOpts)
 				f.newID = func() uint16 { return 0x5EED }
-				resp, err := f.Forward(context.Background(), req, network == "tcp")
+				resp, err := f.Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if err != nil {
 					t.Fatalf("Forward: %v", err)
 				}
@@ -151,7 +151,7 @@ func TestForwardReplyFields(t *testing.T) {
 	for _, network := range networks {
 		t.Run(network, func(t *testing.T) {
 			req := clientRequest(true, true, true, true)
-			resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, network == "tcp")
+			resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, Via{TCP: network == "tcp"})
 			if err != nil {
 				t.Fatalf("Forward: %v", err)
 			}
@@ -194,7 +194,7 @@ func TestForwardOwnerSpelling(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			req := clientRequest(true, false, true, false)
 			f := newForwarder(t, []netip.AddrPort{fake.addr}, fastOpts, 0)
-			resp, err := f.Forward(context.Background(), req, network == "tcp")
+			resp, err := f.Forward(context.Background(), req, Via{TCP: network == "tcp"})
 			if err != nil {
 				t.Fatalf("Forward: %v", err)
 			}
@@ -284,7 +284,7 @@ func TestForwardErrors(t *testing.T) {
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			resp, err := New(tc.servers, slow).Forward(ctx, tc.req, false)
+			resp, err := New(tc.servers, slow).Forward(ctx, tc.req, Via{})
 			if !errors.Is(err, tc.want) {
 				t.Errorf("Forward = %v, %v; want error %v", resp, err, tc.want)
 			}

@@ -30,7 +30,7 @@ type Metrics struct {
 	failures  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	healthy   *prometheus.GaugeVec
-	overloads prometheus.Counter
+	overloads *prometheus.CounterVec
 	coalesced prometheus.Counter
 }
 
@@ -54,22 +54,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "meshdns_upstream_healthy",
 			Help: "1 if the upstream is used, 0 while it is marked down and skipped.",
 		}, []string{"upstream"}),
-		overloads: prometheus.NewCounter(prometheus.CounterOpts{
+		overloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshdns_upstream_overload_total",
-			Help: "Forwarded queries refused because the cap on outstanding upstream queries was reached.",
-		}),
+			Help: "Forwarded queries refused by the cap on outstanding upstream queries, by reason: total (every slot taken) or source (the asking client held its share).",
+		}, []string{"reason"}),
 		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meshdns_upstream_coalesced_total",
 			Help: "Forwarded queries answered by an identical question already in flight upstream.",
 		}),
 	}
+	for r := overloadTotal; r < numOverloadReasons; r++ {
+		m.overloads.WithLabelValues(r.String()) // both series from the start, at 0
+	}
 	reg.MustRegister(m.queries, m.failures, m.latency, m.healthy, m.overloads, m.coalesced)
 	return m
 }
 
-func (m *Metrics) overload() {
+func (m *Metrics) overload(r overloadReason) {
 	if m != nil {
-		m.overloads.Inc()
+		m.overloads.WithLabelValues(r.String()).Inc()
 	}
 }
 

@@ -47,7 +47,7 @@ func TestMetricsAndLog(t *testing.T) {
 					Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 				f := newForwarder(t, []netip.AddrPort{first, good}, opts, 0)
 				for range queries {
-					if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), network == "tcp"); err != nil {
+					if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{TCP: network == "tcp"}); err != nil {
 						t.Fatalf("Forward: %v", err)
 					}
 				}
@@ -94,13 +94,13 @@ func latencyCount(t *testing.T, m *Metrics, server netip.AddrPort) uint64 {
 
 // TestMarkedDownLogged checks the one line a server going down produces.
 func TestMarkedDownLogged(t *testing.T) {
-	bad := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+	bad := startFake(t, answerWith(dns.RcodeRefused, ""))
 	good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.99"))
 	var logs testutil.SyncBuffer
 	f := newForwarder(t, []netip.AddrPort{bad.addr, good.addr},
 		Options{Now: testutil.NewClock().Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 0)
 	for range 10 {
-		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{}); err != nil {
 			t.Fatalf("Forward: %v", err)
 		}
 	}

@@ -65,11 +65,12 @@ func (f *Forwarder) resolve(ctx context.Context, proto *dns.Msg, tcp bool) (*dns
 }
 
 // walk asks servers one after the other until one answers with something other than SERVFAIL
-// or REFUSED. It returns the upstream's message, not yet a reply to the client.
+// or REFUSED. It returns the upstream's message, not yet a reply to the client. The last
+// server has none after it to fail over to: it is given what is left of the deadline.
 func (f *Forwarder) walk(ctx context.Context, servers []*server, proto *dns.Msg, tcp bool) (*dns.Msg, error) {
 	var out outcome
-	for _, s := range servers {
-		if out.add(f.try(ctx, s, proto, tcp)) {
+	for i, s := range servers {
+		if out.add(f.try(ctx, s, proto, tcp, i == len(servers)-1)) {
 			break
 		}
 		if ctxErr(ctx) != nil {
@@ -79,8 +80,8 @@ func (f *Forwarder) walk(ctx context.Context, servers []*server, proto *dns.Msg,
 	return out.result()
 }
 
-// parallel asks all servers at once and returns the first answer that is not SERVFAIL or
-// REFUSED; such failures only count once every server has had its say. The losing tries are
+// parallel asks all servers at once, each until the deadline, and returns the first answer that
+// is not SERVFAIL or REFUSED; such failures only count once every server has had its say. The losing tries are
 // cancelled, and parallel returns only after they have ended.
 func (f *Forwarder) parallel(ctx context.Context, servers []*server, proto *dns.Msg, tcp bool) (*dns.Msg, error) {
 	var wg sync.WaitGroup
@@ -89,7 +90,7 @@ func (f *Forwarder) parallel(ctx context.Context, servers []*server, proto *dns.
 	defer cancel()
 	attempts := make(chan attempt, len(servers)) // buffered: losers never block
 	for _, s := range servers {
-		wg.Go(func() { attempts <- f.try(ctx, s, proto, tcp) })
+		wg.Go(func() { attempts <- f.try(ctx, s, proto, tcp, true) }) // nobody to fail over to
 	}
 	var out outcome
 	for range servers {

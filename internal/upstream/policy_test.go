@@ -81,7 +81,7 @@ func TestPolicyOrder(t *testing.T) {
 				opts.Policy, opts.FailThreshold = tc.policy, 100
 				f := newForwarder(t, servers, opts, 0)
 				f.randIntN = func(int) int { return tc.start }
-				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), network == "tcp")
+				resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{TCP: network == "tcp"})
 				if err != nil || resp.Rcode != dns.RcodeServerFailure {
 					t.Fatalf("Forward = %v, %v; want the last SERVFAIL", resp, err)
 				}
@@ -106,7 +106,7 @@ func TestRandomSpreads(t *testing.T) {
 	f := newForwarder(t, addrs, Options{Policy: Random}, 0)
 	f.randIntN = rand.New(rand.NewPCG(1, 2)).IntN
 	for range queries {
-		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{}); err != nil {
 			t.Fatalf("Forward: %v", err)
 		}
 	}

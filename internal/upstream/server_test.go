@@ -25,7 +25,7 @@ func TestSetServersConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 50 {
 				req := newRequest(fmt.Sprintf("q%d-%d.test.", w, i), dns.TypeA)
-				if _, err := f.Forward(context.Background(), req, i%2 == 0); err != nil {
+				if _, err := f.Forward(context.Background(), req, Via{TCP: i%2 == 0}); err != nil {
 					t.Errorf("worker %d query %d: %v", w, i, err)
 				}
 			}
@@ -37,7 +37,7 @@ func TestSetServersConcurrent(t *testing.T) {
 	wg.Wait()
 	f.SetServers([]netip.AddrPort{b.addr})
 	before := len(a.Queries())
-	resp, err := f.Forward(context.Background(), newRequest("last.test.", dns.TypeA), false)
+	resp, err := f.Forward(context.Background(), newRequest("last.test.", dns.TypeA), Via{})
 	if err != nil || len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "192.0.2.2" {
 		t.Fatalf("after SetServers([b]): %v, %v; want b's answer", resp, err)
 	}
@@ -54,7 +54,7 @@ func TestSetServersInFlight(t *testing.T) {
 	f := newForwarder(t, []netip.AddrPort{a.addr}, Options{TryTimeout: hangGuard}, 0)
 	done := make(chan *dns.Msg, 1)
 	go func() {
-		resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false)
+		resp, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{})
 		if err != nil {
 			t.Errorf("in-flight query: %v", err)
 		}
@@ -71,7 +71,7 @@ func TestSetServersInFlight(t *testing.T) {
 // TestSetServersKeepsState checks what a new list keeps: the health of servers that remain,
 // and the metric series of those servers only.
 func TestSetServersKeepsState(t *testing.T) {
-	bad := startFake(t, answerWith(dns.RcodeServerFailure, ""))
+	bad := startFake(t, answerWith(dns.RcodeRefused, ""))
 	good := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.2"))
 	other := startFake(t, answerWith(dns.RcodeSuccess, "192.0.2.3"))
 	m := NewMetrics(prometheus.NewRegistry())
@@ -79,7 +79,7 @@ func TestSetServersKeepsState(t *testing.T) {
 		Options{FailThreshold: 1, Now: testutil.NewClock().Now, Metrics: m}, 0)
 	ask := func() {
 		t.Helper()
-		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), false); err != nil {
+		if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{}); err != nil {
 			t.Fatalf("Forward: %v", err)
 		}
 	}

@@ -39,7 +39,7 @@ func TestTCPReuse(t *testing.T) {
 			f := newForwarder(t, []netip.AddrPort{fake.addr}, fastOpts, 0)
 			for i := range queries {
 				req := newRequest(fmt.Sprintf("q%d.test.", i), dns.TypeA)
-				resp, err := f.Forward(context.Background(), req, tc.tcp)
+				resp, err := f.Forward(context.Background(), req, Via{TCP: tc.tcp})
 				if err != nil {
 					t.Fatalf("query %d: %v", i, err)
 				}
@@ -76,7 +76,7 @@ func TestTCPIdle(t *testing.T) {
 			f := newForwarder(t, []netip.AddrPort{fake.addr}, fastOpts, tc.idle)
 			ask := func() {
 				t.Helper()
-				if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), true); err != nil {
+				if _, err := f.Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{TCP: true}); err != nil {
 					t.Fatalf("Forward: %v", err)
 				}
 			}

@@ -13,7 +13,7 @@ import (
 )
 
 // hugeTXT is an RRset of 14 TXT records of 240 bytes each: a reply of about 3.5 KiB, past
-// unbound's default max-udp-size of 1232 and under our 4096-byte buffer.
+// unbound's default max-udp-size of 1232 and under the 4096 bytes we advertise.
 var hugeTXT = func() []string {
 	var rrs []string
 	for i := range 14 {
@@ -77,7 +77,7 @@ func TestForwardUnbound(t *testing.T) {
 			t.Run(tc.name+"/"+network, func(t *testing.T) {
 				f := newForwarder(t, []netip.AddrPort{servers[tc.server]}, fastOpts, 0)
 				req := newRequest(tc.qname, tc.qtype)
-				resp, err := f.Forward(context.Background(), req, network == "tcp")
+				resp, err := f.Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if err != nil {
 					t.Fatalf("Forward: %v", err)
 				}

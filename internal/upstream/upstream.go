@@ -20,7 +20,7 @@ const (
 	DefaultTryTimeout = 2 * time.Second
 	// DefaultDeadline bounds a whole Forward, failover included.
 	DefaultDeadline = 5 * time.Second
-	// DefaultUDPSize is the EDNS UDP payload size advertised upstream and the receive buffer.
+	// DefaultUDPSize is the EDNS UDP payload size advertised upstream.
 	DefaultUDPSize uint16 = 4096
 	// DefaultFailThreshold is how many consecutive failures mark a server down.
 	DefaultFailThreshold = 3
@@ -33,7 +33,8 @@ const (
 )
 
 // ErrOverloaded is returned (wrapped) by Forward when Options.MaxOutstanding exchanges are
-// already in flight; the caller should answer SERVFAIL rather than queue.
+// already in flight, or the asker holds its share of them; the caller should answer SERVFAIL
+// rather than queue.
 var ErrOverloaded = errors.New("upstream: too many outstanding queries")
 
 var (
@@ -46,7 +47,7 @@ var (
 type Options struct {
 	TryTimeout     time.Duration // per try, DefaultTryTimeout if zero
 	Deadline       time.Duration // per Forward, DefaultDeadline if zero
-	UDPSize        uint16        // EDNS size advertised and UDP receive buffer, DefaultUDPSize if zero
+	UDPSize        uint16        // EDNS size advertised, DefaultUDPSize if zero
 	Policy         Policy        // order of the servers, Sequential if zero
 	FailThreshold  int           // consecutive failures that mark a server down, DefaultFailThreshold if zero
 	MaxOutstanding int           // exchanges in flight at once, DefaultMaxOutstanding if zero
@@ -88,8 +89,10 @@ type Forwarder struct {
 	opts    Options
 	servers atomic.Pointer[[]*server] // published copy-on-write by SetServers
 	flights coalescer
-	active  atomic.Int64 // exchanges in flight, capped by MaxOutstanding
 	fails   *ratelog.Limiter
+	// overloads logs refused questions apart from failed tries: a flood of one must not
+	// hide the other.
+	overloads *ratelog.Limiter
 
 	setMu  sync.Mutex // serialises SetServers and Close
 	closed bool       // under setMu: pools of later servers start closed
@@ -105,8 +108,9 @@ func New(servers []netip.AddrPort, opts Options) *Forwarder {
 	opts = opts.withDefaults()
 	f := &Forwarder{
 		opts:        opts,
-		flights:     coalescer{m: map[flightKey]*flight{}},
+		flights:     coalescer{m: map[flightKey]*flight{}, shares: shares{max: opts.MaxOutstanding}},
 		fails:       ratelog.New(opts.Logger, failureLogInterval, opts.Now),
+		overloads:   ratelog.New(opts.Logger, failureLogInterval, opts.Now),
 		newID:       randomID,
 		randIntN:    rand.IntN,
 		idleTimeout: idleTCPTimeout,
@@ -118,12 +122,14 @@ func New(servers []netip.AddrPort, opts Options) *Forwarder {
 // randomID draws from math/rand/v2's global source: ChaCha8, seeded by the runtime from the OS.
 func randomID() uint16 { return uint16(rand.Uint32()) }
 
-// Forward sends a fresh query for req's single question and returns a response to req. Over
-// UDP (tcp false) a truncated reply is retried over TCP. Servers are tried according to the
-// policy until one gives an answer that is not SERVFAIL or REFUSED; if none does, the last such
-// reply is returned, and an error only when no server replied at all. An identical question
-// already in flight is not sent again: this call waits for that exchange instead.
-func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.Msg, error) {
+// Forward sends a fresh query for req's single question and returns a response to req. A
+// question that came over UDP (via.TCP false) goes over UDP, a truncated reply then retried
+// over TCP. Servers are tried according to the policy until one gives an answer that is not
+// SERVFAIL or REFUSED; if none does, the last such reply is returned, and an error only when
+// no server replied at all. An identical question already in flight is not sent again: this
+// call waits for that exchange instead. A new exchange takes one of via.Source's share of the
+// outstanding upstream queries; beyond it Forward fails at once with ErrOverloaded.
+func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, via Via) (*dns.Msg, error) {
 	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
@@ -133,7 +139,7 @@ func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, tcp bool) (*dns.M
 	if len(f.current()) == 0 {
 		return nil, errNoServers
 	}
-	fl, err := f.join(ctx, req, tcp)
+	fl, err := f.join(ctx, req, via)
 	if err != nil {
 		return nil, err
 	}
@@ -150,16 +156,12 @@ func checkRequest(req *dns.Msg) error {
 	return nil
 }
 
-// acquire takes one of the MaxOutstanding slots, or reports that none is free.
-func (f *Forwarder) acquire() bool {
-	if f.active.Add(1) > int64(f.opts.MaxOutstanding) {
-		f.active.Add(-1)
-		return false
-	}
-	return true
+// overloaded counts and logs (rate-limited) a question refused for src.
+func (f *Forwarder) overloaded(src Source, reason overloadReason) {
+	f.opts.Metrics.overload(reason)
+	f.overloads.Warn("upstream queries refused", "reason", reason.String(), "source", src.String(),
+		"max_outstanding", f.opts.MaxOutstanding)
 }
-
-func (f *Forwarder) release() { f.active.Add(-1) }
 
 // ctxErr is ctx.Err, but also reports a deadline that has passed before ctx's own timer fired:
 // socket deadlines, set from the same time, can expire first.

@@ -110,7 +110,7 @@ func TestForwardDnsmasq(t *testing.T) {
 				opts := fastOpts
 				opts.UDPSize = tc.udpSize
 				req := newRequest(tc.qname, tc.qtype)
-				resp, err := New([]netip.AddrPort{server}, opts).Forward(context.Background(), req, network == "tcp")
+				resp, err := New([]netip.AddrPort{server}, opts).Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if err != nil {
 					t.Fatalf("Forward: %v", err)
 				}
@@ -153,7 +153,8 @@ func TestForwardFailover(t *testing.T) {
 			rcode: dns.RcodeRefused},
 		{name: "failed reply kept over a later timeout", servers: []netip.AddrPort{servfail, silent, closed},
 			rcode: dns.RcodeServerFailure},
-		{name: "all dead: error", servers: []netip.AddrPort{closed, silent}, rcode: -1},
+		// The silent server, last, is listened to until the deadline.
+		{name: "all dead: error", servers: []netip.AddrPort{closed, silent}, deadline: time.Second, rcode: -1},
 		{name: "deadline ends the walk", servers: []netip.AddrPort{silent, silent2, silent3, dm},
 			deadline: 400 * time.Millisecond, rcode: -1, wantErr: context.DeadlineExceeded},
 	}
@@ -165,7 +166,7 @@ func TestForwardFailover(t *testing.T) {
 					opts.Deadline = tc.deadline
 				}
 				req := newRequest("a.test.", dns.TypeA)
-				resp, err := New(tc.servers, opts).Forward(context.Background(), req, network == "tcp")
+				resp, err := New(tc.servers, opts).Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if tc.rcode == -1 {
 					checkError(t, err, tc.wantErr, tc.servers)
 					return
@@ -229,7 +230,7 @@ func TestForwardIgnoresForgedReplies(t *testing.T) {
 					return []packet{{msg: forged, spoofed: tc.forge == nil}, {msg: replyA(q, dns.RcodeSuccess, "192.0.2.99")}}
 				})
 				req := newRequest("a.test.", dns.TypeA)
-				resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, network == "tcp")
+				resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).Forward(context.Background(), req, Via{TCP: network == "tcp"})
 				if err != nil {
 					t.Fatalf("Forward: %v", err)
 				}
@@ -251,8 +252,10 @@ func TestForwardOnlyForgedRepliesTimesOut(t *testing.T) {
 	})
 	for _, network := range networks {
 		t.Run(network, func(t *testing.T) {
-			resp, err := New([]netip.AddrPort{fake.addr}, fastOpts).
-				Forward(context.Background(), newRequest("a.test.", dns.TypeA), network == "tcp")
+			// The only server is listened to until the deadline, kept short.
+			opts := Options{TryTimeout: 100 * time.Millisecond, Deadline: 500 * time.Millisecond}
+			resp, err := New([]netip.AddrPort{fake.addr}, opts).
+				Forward(context.Background(), newRequest("a.test.", dns.TypeA), Via{TCP: network == "tcp"})
 			if err == nil {
 				t.Fatalf("Forward returned %v, want a timeout error", resp)
 			}
