@@ -31,7 +31,7 @@ var kubeOnlyMetrics = []string{"meshdns_vip_status_writer_leader", "meshdns_vip_
 // are a contract with dashboards and alerts. Every metric README.md lists must be among them.
 func TestMetricNames(t *testing.T) {
 	reg := runServe(t, "--registry", "../../examples/registry", "--resolv-conf", "../../examples/resolv.conf",
-		"--upstream", "127.0.0.1:9", "--listen", "127.0.0.1:0", "--admin", "")
+		"--upstream", "127.0.0.1:9", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
