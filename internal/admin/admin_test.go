@@ -306,13 +306,16 @@ func TestConnectionCap(t *testing.T) {
 	if n := testutil.ToFloat64(m.open); n > max {
 		t.Errorf("%v connections open, want at most %d", n, max)
 	}
-	// Every slot busy with a request in flight: a new connection is refused.
+	// Every slot busy with a request in flight: a new connection is refused. The requests
+	// get a transport of their own, with no pooled connection to reuse.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(release)
 	for range max {
 		wg.Go(func() {
-			if resp, err := (&http.Client{Timeout: waitFor}).Get("http://" + s.Addr() + "/debug/table"); err == nil {
+			if resp, err := (&http.Client{Transport: tr, Timeout: waitFor}).Get("http://" + s.Addr() + "/debug/table"); err == nil {
 				resp.Body.Close()
 			}
 		})
