@@ -368,7 +368,7 @@ func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	adm, err := startAdmin(d.cfg, d.reg, res, d.readyDetails, d.log)
+	adm, err := startAdmin(d.cfg, d.reg, res, client.Namespace, d.readyDetails, d.log)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return nil, err
@@ -437,22 +437,39 @@ func (d *daemon) readyDetails() []string {
 	return d.vipStore.Problems()
 }
 
-func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, details func() []string, log *slog.Logger) (*admin.Server, error) {
+func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, namespace string, details func() []string, log *slog.Logger) (*admin.Server, error) {
 	if !cfg.Admin.IsValid() {
 		return nil, nil
 	}
 	adm := admin.New(admin.Options{
 		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log, Details: details,
-		Ready: func() bool { t := res.Table(); return t != nil && !t.Partial() },
-		Table: func() any {
-			t := res.Table()
-			if t == nil {
-				return []table.Entry{}
-			}
-			return t.Dump()
-		},
+		Ready:      func() bool { t := res.Table(); return t != nil && !t.Partial() },
+		Table:      func() admin.TableDump { return tableDump(res.Table(), namespace) },
+		ClientView: clientView(namespace),
+		Limits:     adminLimits(fileLimit(), log), Metrics: admin.NewMetrics(reg),
 	})
 	return adm, adm.Start()
+}
+
+// tableDump is t as /debug/table shows it: the view of a client in namespace, or every name.
+func tableDump(t *table.Table, namespace string) admin.TableDump {
+	if t == nil {
+		return admin.TableDump{Write: func(w io.Writer, _ bool) error {
+			_, err := io.WriteString(w, "[]\n")
+			return err
+		}}
+	}
+	return admin.TableDump{Generation: t.Generation(), Write: func(w io.Writer, all bool) error {
+		return t.WriteDump(w, table.View{All: all, Namespace: namespace})
+	}}
+}
+
+// clientView describes the names a client in namespace sees, for /debug/table.
+func clientView(namespace string) string {
+	if namespace == "" {
+		return "client namespace unknown: names exported to every namespace"
+	}
+	return "client namespace " + namespace
 }
 
 // addrStrings spells addresses as the server's listen options take them.

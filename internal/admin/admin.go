@@ -2,17 +2,21 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// ViewHeader names the view a /debug/table answer shows: "all", or the client's view that
+// Options.ClientView describes.
+const ViewHeader = "Meshdns-Table-View"
 
 // Options configure the admin server.
 type Options struct {
@@ -23,17 +27,36 @@ type Options struct {
 	// Details, when set, returns lines /readyz adds to its answer: problems an operator
 	// should see that do not decide readiness (a VIP state file that cannot be saved).
 	Details func() []string
-	// Table returns the live table as a JSON-encodable value.
-	Table  func() any
-	Logger *slog.Logger
+	// Table returns the live table for /debug/table.
+	Table func() TableDump
+	// ClientView describes the names /debug/table shows without ?all=1 (those of the client
+	// namespace meshdns serves), for ViewHeader.
+	ClientView string
+	// Limits bound connections, requests and their durations; zero fields take the defaults.
+	Limits  Limits
+	Metrics *Metrics // nil: counted nowhere
+	Logger  *slog.Logger
+}
+
+// TableDump is the live table as /debug/table shows it.
+type TableDump struct {
+	// Generation identifies the table (0: none yet): one rendering of each view is made per
+	// generation, and every request of that generation is sent a copy of it.
+	Generation uint64
+	// Write writes the table as a JSON list: every name when all is set, else the names the
+	// client namespace sees.
+	Write func(w io.Writer, all bool) error
 }
 
 // Server is the admin HTTP server.
 type Server struct {
-	o    Options
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	o       Options
+	m       *Metrics
+	ln      *connLimiter
+	srv     *http.Server
+	slots   chan struct{} // one per request of the limited endpoints in flight
+	renders renderings
+	done    chan struct{}
 }
 
 // New returns a server; Start binds it.
@@ -41,23 +64,32 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{o: o, done: make(chan struct{})}
+	if o.Table == nil {
+		o.Table = func() TableDump { return TableDump{Write: func(w io.Writer, _ bool) error { return writeEmpty(w) }} }
+	}
+	o.Limits = o.Limits.withDefaults()
+	m := o.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Server{o: o, m: m, slots: make(chan struct{}, o.Limits.MaxRequests), done: make(chan struct{})}
 }
 
-// Handler returns the admin routes.
+func writeEmpty(w io.Writer) error {
+	_, err := io.WriteString(w, "[]\n")
+	return err
+}
+
+// Handler returns the admin routes. /metrics and /debug/table, whose answers take work, share
+// Limits.MaxRequests; the probes' /healthz and /readyz are never refused for them.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.limited(promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /debug/table", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(s.o.Table())
-	})
+	mux.Handle("GET /debug/table", s.limited(http.HandlerFunc(s.debugTable)))
 	return mux
 }
 
@@ -79,17 +111,63 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
+// limited serves h while fewer than Limits.MaxRequests limited requests are in flight, and
+// answers 503 with Retry-After otherwise: a flood of expensive requests is refused, not queued.
+func (s *Server) limited(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			s.m.rejected.Inc()
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "busy: too many admin requests in flight; retry later", http.StatusServiceUnavailable)
+			return
+		}
+		s.m.inFlight.Inc()
+		defer func() {
+			s.m.inFlight.Dec()
+			<-s.slots
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// debugTable sends the rendering of the live table's view: the client's, or every name with
+// ?all=1. ViewHeader says which.
+func (s *Server) debugTable(w http.ResponseWriter, r *http.Request) {
+	all, _ := strconv.ParseBool(r.URL.Query().Get("all"))
+	body, err := s.renders.get(s.o.Table(), all)
+	if err != nil {
+		s.o.Logger.Error("cannot render /debug/table", "err", err)
+		http.Error(w, "cannot render the table", http.StatusInternalServerError)
+		return
+	}
+	view := s.o.ClientView
+	if all {
+		view = "all"
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set(ViewHeader, view)
+	w.Write(body)
+}
+
 // Start binds the address and serves in the background.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.o.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.o.Addr, err)
 	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	l := s.o.Limits
+	s.ln = newConnLimiter(ln, l.MaxConns, s.m)
+	s.srv = &http.Server{Handler: s.Handler(), ConnState: s.ln.track,
+		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout,
+		WriteTimeout: l.WriteTimeout, IdleTimeout: l.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn)}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.o.Logger.Error("admin server stopped", "err", err)
 		}
 	}()

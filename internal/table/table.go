@@ -2,12 +2,10 @@ package table
 
 import (
 	"net/netip"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
-	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 )
 
@@ -226,57 +224,4 @@ func newSOA(apex string, ttl, serial uint32) *dns.SOA {
 		Expire:  86400,
 		Minttl:  ttl,
 	}
-}
-
-// Entry is one name of the table as /debug/table shows it.
-type Entry struct {
-	Name     string      `json:"name"`
-	Origin   string      `json:"origin,omitempty"`
-	ExportTo []string    `json:"exportTo,omitempty"`
-	Aliases  []string    `json:"aliases,omitempty"`
-	Records  []string    `json:"records"`
-	VIPs     []vip.Lease `json:"vips,omitempty"`
-}
-
-// Dump lists every name with its records in presentation format, sorted by name.
-func (t *Table) Dump() []Entry {
-	aliases := map[string][]string{}
-	for k, target := range t.aliases {
-		aliases[target] = append(aliases[target], k.name+"."+k.ns+".", k.name+"."+k.ns+".svc.",
-			k.name+". (namespace "+k.ns+")")
-	}
-	var out []Entry
-	add := func(name string, nodes []*Node) {
-		for _, n := range nodes {
-			e := Entry{Name: name, Origin: n.Origin, ExportTo: n.ExportTo, Records: []string{}, VIPs: n.VIPs}
-			for _, rrs := range n.owned() {
-				for _, rr := range rrs {
-					e.Records = append(e.Records, rr.String())
-				}
-			}
-			e.Aliases = append(aliases[n.Name], endpointAliases(n)...)
-			sort.Strings(e.Aliases)
-			out = append(out, e)
-		}
-	}
-	for name, nodes := range t.names {
-		add(name, nodes)
-	}
-	for name, nodes := range t.wildcards {
-		add("*."+name, nodes)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// endpointAliases lists the short names of an endpoint's node, for Dump.
-func endpointAliases(n *Node) []string {
-	if !n.Endpoint {
-		return nil
-	}
-	ep, rest, _ := strings.Cut(n.Name, ".")
-	svc, rest, _ := strings.Cut(rest, ".")
-	ns, _, _ := strings.Cut(rest, ".")
-	short := ep + "." + svc + "."
-	return []string{short + ns + ".", short + ns + ".svc.", short + " (namespace " + ns + ")"}
 }

@@ -71,6 +71,7 @@ var debianPackage = map[string]string{
 	"ip":      "iproute2",
 	"getent":  "libc-bin",
 	"setpriv": "util-linux",
+	"prlimit": "util-linux",
 }
 
 // need returns the path of tool. When it is missing the test fails under CI=true (the suite

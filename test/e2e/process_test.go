@@ -44,6 +44,8 @@ type serveOptions struct {
 	dir  string   // working directory; the repository root when empty
 	// unready: start returns once /readyz answers 503 (a source that never syncs), not 200.
 	unready bool
+	// nofile, "SOFT:HARD", starts meshdns with that RLIMIT_NOFILE (through prlimit).
+	nofile string
 }
 
 // closedUpstream is a loopback port where nothing listens: a test server that must not
@@ -95,6 +97,9 @@ func tryStart(o serveOptions) (*server, error) {
 	s := &server{adminURL: "http://" + adminAddr, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	_, s.dnsPort, _ = net.SplitHostPort(dnsAddr)
 	s.cmd = exec.Command(meshdnsBin, args...)
+	if o.nofile != "" {
+		s.cmd = exec.Command("prlimit", append([]string{"--nofile=" + o.nofile, meshdnsBin}, args...)...)
+	}
 	s.cmd.Dir = o.dir
 	if s.cmd.Dir == "" {
 		s.cmd.Dir = repoRoot

@@ -305,11 +305,11 @@ func (m *Meshdns) WaitReady(t testing.TB) {
 	})
 }
 
-// Table returns /debug/table.
+// Table returns /debug/table?all=1: every name, whatever the client namespace sees.
 func (m *Meshdns) Table(t testing.TB) []TableEntry {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + m.Admin + "/debug/table")
+	resp, err := c.Get("http://" + m.Admin + "/debug/table?all=1")
 	if err != nil {
 		t.Fatal(err)
 	}
