@@ -245,7 +245,6 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
-	m.RecursionAvailable = r.opts.Forwarder != nil
 	return m
 }
 
@@ -254,9 +253,7 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 func (r *Resolver) forward(q *query) Reply {
 	up, err := r.upstream(q)
 	if err != nil {
-		m := reply(q.req, dns.RcodeServerFailure)
-		m.RecursionAvailable = r.opts.Forwarder != nil
-		return Reply{Msg: m, Result: ResultError}
+		return Reply{Msg: reply(q.req, dns.RcodeServerFailure), Result: ResultError}
 	}
 	rep := Reply{Msg: up.msg, Result: up.result}
 	if up.result == ResultCacheHit && !up.until.IsZero() {

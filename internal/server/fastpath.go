@@ -305,6 +305,7 @@ func canonical(req, resp *dns.Msg, allSections bool) []byte {
 	}
 	m := resp.Copy()
 	m.Id, m.RecursionDesired, m.CheckingDisabled = 0, false, false
+	setServerBits(m)
 	m.Question[0].Name = stand
 	m.Extra = withoutOPT(m.Extra)
 	sections := [][]dns.RR{m.Answer}

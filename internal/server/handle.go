@@ -110,6 +110,7 @@ func udpLimit(req *dns.Msg) int {
 // and truncation with TC to limit; then packs it.
 func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	resp.Id = req.Id
+	setServerBits(resp)
 	resp.Extra = withoutOPT(resp.Extra)
 	if opt := req.IsEdns0(); opt != nil {
 		resp.SetEdns0(ednsSize, opt.Do())
@@ -119,6 +120,14 @@ func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	// smaller, and no larger than the fast path's (which compresses too).
 	resp.Compress = true
 	return resp.Pack()
+}
+
+// setServerBits sets the header bits that are the server's to say, whoever built resp. RA:
+// meshdns offers recursion to every client it answers, so every reply says so, to RD=0
+// queries too (as BIND does for clients allowed recursion), rejections and failures included;
+// an upstream's own RA, often clear, says nothing about meshdns.
+func setServerBits(resp *dns.Msg) {
+	resp.RecursionAvailable = true
 }
 
 func withoutOPT(rrs []dns.RR) []dns.RR {
