@@ -56,6 +56,8 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.Var(listFlag{&c.Search}, "search", "client search `domain` (repeatable; default: from --namespace or resolv.conf)")
 	fs.DurationVar(&c.TTL, "ttl", c.TTL, "TTL of local answers")
 	fs.BoolVar(&c.ForwardUnknownClusterNames, "forward-unknown-cluster-names", c.ForwardUnknownClusterNames, "forward unknown names of the cluster domain instead of answering NXDOMAIN")
+	fs.StringVar(&c.ChaosVersion, "chaos-version", c.ChaosVersion, "`text` of CHAOS TXT version.bind and version.server (empty: REFUSED)")
+	fs.StringVar(&c.ChaosID, "chaos-id", c.ChaosID, "`text` of CHAOS TXT hostname.bind and id.server (empty: REFUSED)")
 	fs.StringVar(&c.UpstreamPolicy, "upstream-policy", c.UpstreamPolicy, "order of upstream tries: sequential, random or parallel")
 	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "entries in each of the positive and negative caches of upstream answers (0: no cache)")
 	fs.DurationVar(&c.CacheMinTTL, "cache-min-ttl", c.CacheMinTTL, "lower clamp of cached positive TTLs")
@@ -308,7 +310,7 @@ func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	}
 	res := resolver.New(resolver.Options{Zone: cfg.ClusterDomain.String(), Forwarder: fwd,
 		ForwardUnknownClusterNames: cfg.ForwardUnknownClusterNames, Logger: log,
-		Cache: answers})
+		Cache: answers, ChaosVersion: cfg.ChaosVersion, ChaosID: cfg.ChaosID})
 	d.onStop(res.Close) // Close is idempotent
 	log.Info("upstreams", "servers", fmt.Sprint(servers), "namespace", client.Namespace, "search", client.Search)
 	return res, client

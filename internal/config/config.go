@@ -92,6 +92,10 @@ type Config struct {
 	VIPCIDR                    string
 	VIPCIDR6                   string
 	VIPQuarantine              time.Duration
+
+	// ChaosVersion and ChaosID answer the CHAOS TXT names version.bind/version.server and
+	// hostname.bind/id.server; empty refuses them.
+	ChaosVersion, ChaosID string
 }
 
 // Default returns a Config with every default set.

@@ -56,6 +56,8 @@ type Settings struct {
 	StateDir                   string
 	VIPv4, VIPv6               netip.Prefix // the zero Prefix turns a family off
 	VIPQuarantine              time.Duration
+
+	ChaosVersion, ChaosID string // empty: REFUSED
 }
 
 // Kubernetes reports whether the Kubernetes source is on: --kubeconfig, or a pod's service
@@ -81,13 +83,13 @@ func (c Config) Validate(pod Pod) (Settings, error) {
 		ForwardUnknownClusterNames: c.ForwardUnknownClusterNames, LogJSON: c.LogFormat == "json",
 		LogQueries: c.LogQueries, CacheSize: c.CacheSize, CacheMinTTL: c.CacheMinTTL,
 		CacheMaxTTL: c.CacheMaxTTL, ServeStale: c.ServeStale, StateDir: c.StateDir,
-		VIPQuarantine: c.VIPQuarantine,
+		VIPQuarantine: c.VIPQuarantine, ChaosVersion: c.ChaosVersion, ChaosID: c.ChaosID,
 	}
 	if c.Registry == "" && !s.Kubernetes() {
 		return Settings{}, flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, or run in a pod)")
 	}
 	s.LeaseNamespace = leaseNamespace(c.LeaderElectNamespace, pod)
-	for _, parse := range []func(*Settings) error{c.checkKube, c.parseAddrs, c.parseUpstream, c.parseVIPs, c.parseNames} {
+	for _, parse := range []func(*Settings) error{c.checkKube, c.parseAddrs, c.parseUpstream, c.parseVIPs, c.parseNames, c.checkChaos} {
 		if err := parse(&s); err != nil {
 			return Settings{}, err
 		}
@@ -112,6 +114,22 @@ func (c Config) checkKube(s *Settings) error {
 		return flagErr("leader-elect-lease-duration", "%s: must be at least 1s", c.LeaderElectLeaseDuration)
 	case c.LeaderElectNamespace != "" && !namespaceName.MatchString(c.LeaderElectNamespace):
 		return flagErr("leader-elect-namespace", "%q is not a namespace name", c.LeaderElectNamespace)
+	}
+	return nil
+}
+
+// checkChaos accepts as CHAOS answers what one TXT string holds as sent: at most 255
+// printable ASCII characters, no backslash (the record's text would take it as an escape).
+func (c Config) checkChaos(*Settings) error {
+	for flag, v := range map[string]string{"chaos-version": c.ChaosVersion, "chaos-id": c.ChaosID} {
+		if len(v) > 255 {
+			return flagErr(flag, "%d characters: at most 255", len(v))
+		}
+		for _, r := range v {
+			if r < ' ' || r > '~' || r == '\\' {
+				return flagErr(flag, "%q: only printable ASCII characters, no backslash", v)
+			}
+		}
 	}
 	return nil
 }

@@ -7,7 +7,10 @@
 //
 //	opcode not QUERY                      -> NOTIMP
 //	not exactly one question              -> FORMERR
+//	qtype 0, OPT, TSIG, meta range 128-255 -> FORMERR (RFC 6895 §3.1)
+//	TKEY, MAILA, MAILB                     -> NOTIMP
 //	AXFR or IXFR                           -> REFUSED
+//	class not IN or ANY                    -> REFUSED, but CHAOS version.bind & co. (chaos.go)
 //	no table yet, name in the cluster zone-> SERVFAIL
 //	name in the table (exact, short alias, wildcard, pod name)
 //	                                       -> NOERROR/AA with records, or NODATA with SOA
@@ -17,6 +20,9 @@
 //	                                       -> autopath: CNAME to the FQDN + its records
 //	other name in the cluster zone        -> NXDOMAIN with SOA (or forward, if configured)
 //	anything else                          -> forward upstream
+//
+// Triage and QtypeRcode are exported for the server's fast path, which must leave every
+// rejected question to Query. The RA bit is the server's to set.
 //
 // Invariants: the question's spelling (0x20 case) is kept in owner names; stored table records
 // are never modified, only copied; a Reply marked Reusable is what every query with the same

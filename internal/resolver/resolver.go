@@ -61,9 +61,11 @@ const (
 	ResultNotReady
 	ResultRejected
 	ResultError
+	// ResultLocal is a CHAOS-class identity answer (version.bind and the like).
+	ResultLocal
 )
 
-var resultNames = [...]string{"table", "autopath", "upstream", "cache-hit", "cache-stale", "not-ready", "rejected", "error"}
+var resultNames = [...]string{"table", "autopath", "upstream", "cache-hit", "cache-stale", "not-ready", "rejected", "error", "local"}
 
 func (r Result) String() string { return resultNames[r] }
 
@@ -80,7 +82,10 @@ type Options struct {
 	// StaleAnswerTimer is how long a query for an expired entry waits for upstream before the
 	// stale answer goes out; 0 means DefaultStaleAnswerTimer.
 	StaleAnswerTimer time.Duration
-	Logger           *slog.Logger
+	// ChaosVersion answers CHAOS TXT version.bind and version.server, ChaosID hostname.bind and
+	// id.server; empty refuses them.
+	ChaosVersion, ChaosID string
+	Logger                *slog.Logger
 }
 
 // Reply is a response and what the server may do with it.
@@ -162,17 +167,17 @@ func (r *Resolver) Epoch() uint64 {
 }
 
 // Query answers req for client c and says whether the answer may be reused. The response
-// has no OPT record; the transport adds EDNS.
+// has no OPT record and its RA bit means nothing: the server adds EDNS and sets RA.
 func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
-	if rcode := triage(req); rcode != dns.RcodeSuccess {
+	if rcode := Triage(req); rcode != dns.RcodeSuccess {
 		return Reply{Msg: reply(req, rcode), Result: ResultRejected}
 	}
 	question := req.Question[0]
+	if question.Qclass != dns.ClassINET && question.Qclass != dns.ClassANY {
+		return r.otherClass(req)
+	}
 	q := query{ctx: ctx, req: req, qname: dnsname.Lower(question.Name), qtype: question.Qtype, client: c}
 	inZone := dnsname.InDomain(q.qname, r.zone)
-	if inZone && question.Qclass != dns.ClassINET && question.Qclass != dns.ClassANY {
-		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
-	}
 	p := r.table.Load()
 	if p == nil {
 		if inZone {
@@ -184,16 +189,34 @@ func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
 	return r.fromTable(&q, inZone)
 }
 
-// triage returns the rcode refusing a request that no rule below answers, or NOERROR.
-func triage(req *dns.Msg) int {
+// Triage returns the rcode refusing a request whatever its name and class, or NOERROR: an
+// opcode other than QUERY, other than one question, or a question type QtypeRcode refuses.
+func Triage(req *dns.Msg) int {
 	switch {
 	case req.Opcode != dns.OpcodeQuery:
 		return dns.RcodeNotImplemented
 	case len(req.Question) != 1:
 		return dns.RcodeFormatError
-	case req.Question[0].Qtype == dns.TypeAXFR || req.Question[0].Qtype == dns.TypeIXFR:
+	}
+	return QtypeRcode(req.Question[0].Qtype)
+}
+
+// QtypeRcode returns the rcode refusing a question of type qtype, or NOERROR. Meta-types and
+// the range kept for them (RFC 6895 §3.1) are never asked upstream: they describe a message,
+// not data, and the answer would mean nothing. The rcodes are BIND's.
+func QtypeRcode(qtype uint16) int {
+	switch {
+	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR:
 		// meshdns serves no zone transfers, and forwarding one would only proxy a stream.
 		return dns.RcodeRefused
+	case qtype == dns.TypeMAILA || qtype == dns.TypeMAILB || qtype == dns.TypeTKEY:
+		// Obsolete QTYPEs, and key negotiation meshdns does not do.
+		return dns.RcodeNotImplemented
+	case qtype == dns.TypeANY:
+		return dns.RcodeSuccess
+	case qtype == dns.TypeNone || qtype == dns.TypeOPT || qtype >= 128 && qtype <= 255:
+		// Type 0, OPT, TSIG and the rest of the Q and Meta range: no question asks for them.
+		return dns.RcodeFormatError
 	}
 	return dns.RcodeSuccess
 }
@@ -242,7 +265,6 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
-	m.RecursionAvailable = r.opts.Forwarder != nil
 	return m
 }
 
@@ -251,9 +273,7 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 func (r *Resolver) forward(q *query) Reply {
 	up, err := r.upstream(q)
 	if err != nil {
-		m := reply(q.req, dns.RcodeServerFailure)
-		m.RecursionAvailable = r.opts.Forwarder != nil
-		return Reply{Msg: m, Result: ResultError}
+		return Reply{Msg: reply(q.req, dns.RcodeServerFailure), Result: ResultError}
 	}
 	rep := Reply{Msg: up.msg, Result: up.result}
 	if up.result == ResultCacheHit && !up.until.IsZero() {

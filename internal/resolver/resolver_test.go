@@ -71,6 +71,13 @@ func (f *fakeUpstream) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) 
 	return m, nil
 }
 
+// questions returns what was forwarded so far.
+func (f *fakeUpstream) questions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.asked)
+}
+
 func newUpstream() *fakeUpstream {
 	return &fakeUpstream{records: map[string][]string{
 		"db.legacy.example.com. A":       {"db.legacy.example.com. 60 IN A 192.0.2.200"},
@@ -467,7 +474,8 @@ func TestForwardUnknownClusterNames(t *testing.T) {
 }
 
 func TestRejects(t *testing.T) {
-	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: newUpstream()})
+	up := newUpstream()
+	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up})
 	res.SetTable(loadTable(t, "testdata/registry.yaml"))
 	addr := startServer(t, res, "prod")
 	two := new(dns.Msg)
@@ -486,6 +494,12 @@ func TestRejects(t *testing.T) {
 	chaos := new(dns.Msg)
 	chaos.SetQuestion("version.cluster.local.", dns.TypeTXT)
 	chaos.Question[0].Qclass = dns.ClassCHAOS
+	ask := func(name string, qtype, qclass uint16) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetQuestion(name, qtype)
+		m.Question[0].Qclass = qclass
+		return m
+	}
 	for _, tc := range []struct {
 		name  string
 		req   *dns.Msg
@@ -498,12 +512,28 @@ func TestRejects(t *testing.T) {
 		{"CHAOS class in the zone", chaos, dns.RcodeRefused},
 		{"AXFR", axfr, dns.RcodeRefused},
 		{"IXFR", ixfr, dns.RcodeRefused},
+		{"qtype 0", ask("example.org.", 0, dns.ClassINET), dns.RcodeFormatError},
+		{"qtype OPT", ask("example.org.", dns.TypeOPT, dns.ClassINET), dns.RcodeFormatError},
+		{"qtype TSIG", ask("example.org.", dns.TypeTSIG, dns.ClassINET), dns.RcodeFormatError},
+		{"qtype of the unassigned meta range", ask("example.org.", 200, dns.ClassINET), dns.RcodeFormatError},
+		{"qtype TKEY", ask("example.org.", dns.TypeTKEY, dns.ClassINET), dns.RcodeNotImplemented},
+		{"qtype MAILA", ask("example.org.", dns.TypeMAILA, dns.ClassINET), dns.RcodeNotImplemented},
+		{"qtype MAILB", ask("example.org.", dns.TypeMAILB, dns.ClassINET), dns.RcodeNotImplemented},
+		{"CHAOS version.bind without --chaos-version", ask("version.bind.", dns.TypeTXT, dns.ClassCHAOS), dns.RcodeRefused},
+		{"CHAOS id.server without --chaos-id", ask("id.server.", dns.TypeTXT, dns.ClassCHAOS), dns.RcodeRefused},
+		{"CHAOS, another name", ask("example.org.", dns.TypeTXT, dns.ClassCHAOS), dns.RcodeRefused},
+		{"HESIOD class", ask("example.org.", dns.TypeTXT, dns.ClassHESIOD), dns.RcodeRefused},
+		{"class NONE", ask("example.org.", dns.TypeA, dns.ClassNONE), dns.RcodeRefused},
 	} {
 		for _, network := range []string{"udp", "tcp"} {
 			t.Run(fmt.Sprintf("%s/%s", tc.name, network), func(t *testing.T) {
+				before := len(up.questions())
 				resp := exchange(t, addr, network, tc.req)
 				if resp.Rcode != tc.rcode || len(resp.Answer) != 0 {
 					t.Errorf("rcode %s with %d answers, want %s and none", dns.RcodeToString[resp.Rcode], len(resp.Answer), dns.RcodeToString[tc.rcode])
+				}
+				if asked := up.questions(); len(asked) != before {
+					t.Errorf("forwarded: %v", asked[before:])
 				}
 			})
 		}
@@ -662,5 +692,43 @@ func TestForwardCarriesClient(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestChaosIdentity: with --chaos-version and --chaos-id, the CHAOS names asking a server for
+// its version or identity are answered locally (TXT; other types NODATA), never forwarded.
+func TestChaosIdentity(t *testing.T) {
+	up := newUpstream()
+	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up, ChaosVersion: "meshdns 1.2", ChaosID: "node-a"})
+	addr := startServer(t, res, "prod")
+	for _, tc := range []struct {
+		qname  string
+		qtype  uint16
+		answer []string
+	}{
+		{"version.bind.", dns.TypeTXT, []string{`version.bind. 0 CH TXT "meshdns 1.2"`}},
+		{"VERSION.Server.", dns.TypeTXT, []string{`VERSION.Server. 0 CH TXT "meshdns 1.2"`}},
+		{"hostname.bind.", dns.TypeANY, []string{`hostname.bind. 0 CH TXT "node-a"`}},
+		{"id.server.", dns.TypeTXT, []string{`id.server. 0 CH TXT "node-a"`}},
+		{"id.server.", dns.TypeA, nil},
+	} {
+		for _, network := range []string{"udp", "tcp"} {
+			t.Run(tc.qname+dns.TypeToString[tc.qtype]+"/"+network, func(t *testing.T) {
+				req := new(dns.Msg)
+				req.SetQuestion(tc.qname, tc.qtype)
+				req.Question[0].Qclass = dns.ClassCHAOS
+				resp := exchange(t, addr, network, req)
+				var got []string
+				for _, rr := range resp.Answer {
+					got = append(got, strings.ReplaceAll(rr.String(), "\t", " "))
+				}
+				if resp.Rcode != dns.RcodeSuccess || !slices.Equal(got, tc.answer) {
+					t.Errorf("rcode %s, answer %q; want NOERROR, %q", dns.RcodeToString[resp.Rcode], got, tc.answer)
+				}
+				if asked := up.questions(); len(asked) != 0 {
+					t.Errorf("forwarded: %v", asked)
+				}
+			})
+		}
 	}
 }

@@ -1,14 +1,15 @@
-// Package server owns the DNS transports: UDP and TCP listeners, EDNS0 sizes, truncation,
-// panic recovery, per-query metrics and graceful shutdown. What to answer is the resolver's
-// business.
+// Package server owns the DNS transports: UDP and TCP listeners, the rules a query's packet
+// must meet, EDNS0 sizes, truncation, the RA bit, panic recovery, per-query metrics and
+// graceful shutdown. What to answer is the resolver's business.
 //
 // Replies the resolver marks reusable are kept packed (fastpath.go) and served to later
 // queries for the same question by the socket's reader itself, with the query's ID, flags,
 // spelling and EDNS written in; the store is keyed by the question and void once the
 // resolver's epoch (its table) changes.
 //
-// Invariants: a packet that does not parse as a DNS query, or is itself a response, gets no
-// reply (no amplification, no reflection loops); a panic while answering one query costs that
-// query a SERVFAIL and nothing else; Shutdown stops reading first, then waits for queries in
-// flight.
+// Invariants: a packet whose header and question cannot be read, or that is itself a
+// response, gets no reply (no amplification, no reflection loops); a malformed query is
+// answered FORMERR (rules.go) and never resolved or forwarded; every reply has RA set
+// (setServerBits); a panic while answering one query costs that query a SERVFAIL and nothing
+// else; Shutdown stops reading first, then waits for queries in flight.
 package server

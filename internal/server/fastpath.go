@@ -94,14 +94,17 @@ type wireQuery struct {
 
 // parseQuery reads a plain query from pkt into q, its key into key's array, and reports
 // whether the fast path may answer it. Anything else takes the general path, which alone
-// decides on malformed, unusual or rejected packets (FORMERR, NOTIMP, BADVERS or no reply).
+// decides on malformed, unusual or rejected packets (FORMERR, NOTIMP, BADVERS, REFUSED or no
+// reply): a plain query breaks none of the server's rules (rules.go) and is of class IN and a
+// type the resolver does not refuse (resolver.QtypeRcode).
 func parseQuery(pkt, key []byte, q *wireQuery) bool {
 	arcount, ok := triage(pkt)
 	if !ok {
 		return false
 	}
 	key, off, ok := readQuestion(pkt, key[:0])
-	if !ok {
+	if !ok || binary.BigEndian.Uint16(pkt[off-2:]) != dns.ClassINET ||
+		resolver.QtypeRcode(binary.BigEndian.Uint16(pkt[off-4:])) != dns.RcodeSuccess {
 		return false
 	}
 	flags := binary.BigEndian.Uint16(pkt[2:])
@@ -180,8 +183,8 @@ func appendLabel(key, label []byte) ([]byte, bool) {
 }
 
 // parseOPT reads the OPT record that ends a query: version 0, and options (if any) only of
-// kinds whose content cannot be malformed (cookie, padding), since the general path drops a
-// query with a malformed option.
+// the kinds the fast path ignores (cookie, padding) and well-formed (optionRcode), since the
+// general path answers FORMERR to a malformed option.
 func parseOPT(b []byte, q *wireQuery) bool {
 	if len(b) < optLen || b[0] != 0 || binary.BigEndian.Uint16(b[1:]) != dns.TypeOPT || b[6] != 0 {
 		return false
@@ -195,7 +198,8 @@ func parseOPT(b []byte, q *wireQuery) bool {
 			return false
 		}
 		code, l := binary.BigEndian.Uint16(opts), int(binary.BigEndian.Uint16(opts[2:]))
-		if (code != dns.EDNS0COOKIE && code != dns.EDNS0PADDING) || 4+l > len(opts) {
+		if (code != dns.EDNS0COOKIE && code != dns.EDNS0PADDING) || 4+l > len(opts) ||
+			optionRcode(code, opts[4:4+l]) != dns.RcodeSuccess {
 			return false
 		}
 		opts = opts[4+l:]
@@ -301,6 +305,7 @@ func canonical(req, resp *dns.Msg, allSections bool) []byte {
 	}
 	m := resp.Copy()
 	m.Id, m.RecursionDesired, m.CheckingDisabled = 0, false, false
+	setServerBits(m)
 	m.Question[0].Name = stand
 	m.Extra = withoutOPT(m.Extra)
 	sections := [][]dns.RR{m.Answer}

@@ -495,6 +495,12 @@ func TestParseQuery(t *testing.T) {
 			m.SetEdns0(1232, true)
 			m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"}}
 		}), true},
+		{"cookie of 7 bytes (FORMERR)", with(func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "01020304050607"}}
+		}), false},
+		{"qtype OPT (FORMERR)", with(func(m *dns.Msg) { m.Question[0].Qtype = dns.TypeOPT }), false},
+		{"class CHAOS", with(func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }), false},
 		{"response", with(func(m *dns.Msg) { m.Response = true }), false},
 		{"NOTIFY", with(func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify }), false},
 		{"truncated", with(func(m *dns.Msg) { m.Truncated = true }), false},
@@ -565,8 +571,9 @@ func TestTriage(t *testing.T) {
 	}
 }
 
-// FuzzParseQuery: whatever parseQuery takes, miekg/dns reads the same way, so the fast path
-// never answers a packet the general path would drop or read differently.
+// FuzzParseQuery: whatever parseQuery takes, miekg/dns reads the same way and the general
+// path's rules (the server's packet rules, the resolver's triage, class IN) accept, so the
+// fast path never answers a packet the general path would drop, reject or read differently.
 func FuzzParseQuery(f *testing.F) {
 	for _, m := range seedQueries() {
 		f.Add(pack(f, m))
@@ -581,6 +588,12 @@ func FuzzParseQuery(f *testing.F) {
 		var m dns.Msg
 		if err := m.Unpack(pkt); err != nil {
 			t.Fatalf("parseQuery took a packet miekg/dns rejects: %v", err)
+		}
+		if rcode := packetRcode(pkt, &m); rcode != dns.RcodeSuccess {
+			t.Fatalf("parseQuery took a packet the server rejects with %s", dns.RcodeToString[rcode])
+		}
+		if rcode := resolver.Triage(&m); rcode != dns.RcodeSuccess || m.Question[0].Qclass != dns.ClassINET {
+			t.Fatalf("parseQuery took a question the resolver rejects (%s) or of class %d", dns.RcodeToString[rcode], m.Question[0].Qclass)
 		}
 		if m.Response || m.Opcode != dns.OpcodeQuery || len(m.Question) != 1 || m.Id != q.id ||
 			m.RecursionDesired != (q.flags&bitRD != 0) || m.CheckingDisabled != (q.flags&bitCD != 0) ||

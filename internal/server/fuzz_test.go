@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 
@@ -45,5 +46,15 @@ func seedQueries() []*dns.Msg {
 	two.Question = append(two.Question, two.Question[0])
 	notify := new(dns.Msg)
 	notify.SetNotify("example.")
-	return []*dns.Msg{a, big, two, notify}
+	cookie := query("small.", 1232)
+	cookie.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "01020304050607"}}
+	subnet := query("small.", 1232)
+	subnet.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.IPv4(10, 1, 2, 0)}}
+	opt := query("small.", 0)
+	opt.Question[0].Qtype = dns.TypeOPT
+	chaos := query("version.bind.", 0)
+	chaos.Question[0].Qtype, chaos.Question[0].Qclass = dns.TypeTXT, dns.ClassCHAOS
+	answer := query("small.", 0)
+	answer.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "small.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(1, 2, 3, 4)}}
+	return []*dns.Msg{a, big, two, notify, cookie, subnet, opt, chaos, answer}
 }

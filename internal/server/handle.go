@@ -13,16 +13,10 @@ import (
 // handle answers one packet from the client at from and returns the packed reply, or nil to
 // send nothing.
 func (s *Server) handle(pkt []byte, from netip.Addr, tcp bool) []byte {
-	req := new(dns.Msg)
-	if err := req.Unpack(pkt); err != nil {
-		s.drop("malformed")
+	req, rep := s.check(pkt)
+	if req == nil {
 		return nil
 	}
-	if req.Response {
-		s.drop("response")
-		return nil
-	}
-	rep := s.checkEDNS(req)
 	if rep.Msg == nil {
 		rep = s.resolve(req, from, tcp)
 		if out := s.reuse(pkt, req, rep, tcp); out != nil {
@@ -50,23 +44,27 @@ func (s *Server) handle(pkt []byte, from netip.Addr, tcp bool) []byte {
 	return out
 }
 
-// checkEDNS rejects EDNS the server cannot honour before anything is resolved or forwarded:
-// several OPT records (FORMERR, RFC 6891 §6.1.1) or an unknown version (BADVERS). It returns
-// a Reply without Msg for a query to resolve.
-func (s *Server) checkEDNS(req *dns.Msg) resolver.Reply {
-	opts := 0
-	for _, rr := range req.Extra {
-		if rr.Header().Rrtype == dns.TypeOPT {
-			opts++
+// check unpacks pkt and applies the server's rules for a query's packet (rules.go) before
+// anything is resolved or forwarded. It returns the request and, for a rejected one, the
+// rejection; a nil request gets no reply: a response, or a packet whose header and question
+// cannot be read (no amplification, no reflection loops).
+func (s *Server) check(pkt []byte) (*dns.Msg, resolver.Reply) {
+	req := new(dns.Msg)
+	if err := req.Unpack(pkt); err != nil {
+		if req = malformed(pkt); req == nil {
+			s.drop("malformed")
+			return nil, resolver.Reply{}
 		}
+		return req, resolver.Reply{Msg: rejection(req, dns.RcodeFormatError), Result: resolver.ResultRejected}
 	}
-	switch {
-	case opts > 1:
-		return resolver.Reply{Msg: rejection(req, dns.RcodeFormatError), Result: resolver.ResultRejected}
-	case opts == 1 && req.IsEdns0().Version() != 0:
-		return resolver.Reply{Msg: rejection(req, dns.RcodeBadVers), Result: resolver.ResultRejected}
+	if req.Response {
+		s.drop("response")
+		return nil, resolver.Reply{}
 	}
-	return resolver.Reply{}
+	if rcode := packetRcode(pkt, req); rcode != dns.RcodeSuccess {
+		return req, resolver.Reply{Msg: rejection(req, rcode), Result: resolver.ResultRejected}
+	}
+	return req, resolver.Reply{}
 }
 
 func rejection(req *dns.Msg, rcode int) *dns.Msg {
@@ -114,6 +112,7 @@ func udpLimit(req *dns.Msg) int {
 // and truncation with TC to limit; then packs it.
 func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	resp.Id = req.Id
+	setServerBits(resp)
 	resp.Extra = withoutOPT(resp.Extra)
 	if opt := req.IsEdns0(); opt != nil {
 		resp.SetEdns0(ednsSize, opt.Do())
@@ -123,6 +122,14 @@ func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	// smaller, and no larger than the fast path's (which compresses too).
 	resp.Compress = true
 	return resp.Pack()
+}
+
+// setServerBits sets the header bits that are the server's to say, whoever built resp. RA:
+// meshdns offers recursion to every client it answers, so every reply says so, to RD=0
+// queries too (as BIND does for clients allowed recursion), rejections and failures included;
+// an upstream's own RA, often clear, says nothing about meshdns.
+func setServerBits(resp *dns.Msg) {
+	resp.RecursionAvailable = true
 }
 
 func withoutOPT(rrs []dns.RR) []dns.RR {

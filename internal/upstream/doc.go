@@ -45,7 +45,7 @@
 //     newcomer finds a free slot. Beyond that Forward fails at once with ErrOverloaded, for a
 //     SERVFAIL rather than a queue.
 //   - The returned message answers the client's request: its ID, question (exact case), RD and
-//     CD; the upstream's rcode, sections and AA/RA flags; the upstream's AD only if the request
+//     CD; the upstream's rcode, sections and AA/RA flags (the server sets RA for clients); the upstream's AD only if the request
 //     set AD or DO (RFC 6840 5.7); owners equal to the question name in the client's spelling;
 //     no OPT record (the server adds its own EDNS).
 //   - Hot-path failures go to Metrics and a rate-limited log line; a server marked down or
