@@ -138,6 +138,13 @@ func (s *Server) drop(reason string) {
 	}
 }
 
+// closed counts a TCP connection the server closed.
+func (s *Server) closed(reason string) {
+	if m := s.opts.Metrics; m != nil {
+		m.tcpClosed.WithLabelValues(reason).Inc()
+	}
+}
+
 // count counts a query answered by the general path; the fast path counts with counters kept
 // with the stored reply.
 func (s *Server) count(req *dns.Msg, rep resolver.Reply, tcp bool) {

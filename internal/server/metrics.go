@@ -12,6 +12,8 @@ type Metrics struct {
 	queries *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	panics  prometheus.Counter
+	// tcpClosed counts TCP connections the server closed, by reason.
+	tcpClosed *prometheus.CounterVec
 	// autopathTable and autopathUpstream count autopath answers by where the walk found the
 	// name.
 	autopathTable, autopathUpstream prometheus.Counter
@@ -36,10 +38,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "meshdns_query_panics_total",
 			Help: "Queries whose handling panicked (answered SERVFAIL).",
 		}),
+		tcpClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshdns_tcp_connections_closed_total",
+			Help: "TCP connections the server closed, by reason: idle (no query within the idle timeout), slow (a query not whole within it), evicted (the longest idle, for a new connection when all were taken), client-limit (the client's own longest idle, for its new connection).",
+		}, []string{"reason"}),
 		autopathTable:    autopaths.WithLabelValues("table"),
 		autopathUpstream: autopaths.WithLabelValues("upstream"),
 	}
-	reg.MustRegister(m.queries, m.dropped, m.panics, autopaths)
+	// Every reason is known: show them at 0 from the start, for alerts on rates.
+	for _, r := range []string{"idle", "slow", "evicted", "client-limit"} {
+		m.tcpClosed.WithLabelValues(r)
+	}
+	reg.MustRegister(m.queries, m.dropped, m.panics, m.tcpClosed, autopaths)
 	return m
 }
 
