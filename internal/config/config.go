@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
 )
@@ -89,6 +90,8 @@ type Config struct {
 	VIPCIDR                    string
 	VIPCIDR6                   string
 	VIPQuarantine              time.Duration
+	// MaxUDPSize caps UDP replies whatever size the client advertises.
+	MaxUDPSize int
 }
 
 // Default returns a Config with every default set.
@@ -101,6 +104,7 @@ func Default() Config {
 		WatchPods:      true, KubeAPIQPS: DefaultKubeAPIQPS, KubeAPIBurst: DefaultKubeAPIBurst,
 		LeaderElect: true, LeaderElectLeaseDuration: DefaultLeaseDuration,
 		VIPCIDR: DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: vip.DefaultQuarantine,
+		MaxUDPSize: server.DefaultMaxUDPSize,
 	}
 }
 

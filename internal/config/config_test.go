@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
 )
@@ -33,6 +34,9 @@ func TestValidate(t *testing.T) {
 		{"listen with a name", func(c *Config) { c.Listen = []string{"dns.example:53"} }, Pod{}, "listen"},
 		{"listen port too big", func(c *Config) { c.Listen = []string{"127.0.0.1:70000"} }, Pod{}, "listen"},
 		{"listen on all addresses", func(c *Config) { c.Listen = []string{":53", "[::1]:53"} }, Pod{}, ""},
+		{"max UDP size below 512", func(c *Config) { c.MaxUDPSize = 511 }, Pod{}, "max-udp-size"},
+		{"max UDP size above 4096", func(c *Config) { c.MaxUDPSize = 4097 }, Pod{}, "max-udp-size"},
+		{"max UDP size 4096", func(c *Config) { c.MaxUDPSize = 4096 }, Pod{}, ""},
 		{"admin garbage", func(c *Config) { c.Admin = "nope" }, Pod{}, "admin"},
 		{"admin off", func(c *Config) { c.Admin = "" }, Pod{}, ""},
 		{"upstream name", func(c *Config) { c.Upstreams = []string{"dns.google"} }, Pod{}, "upstream"},
@@ -111,7 +115,7 @@ func TestValidateSettings(t *testing.T) {
 		CacheSize: cache.DefaultSize, CacheMaxTTL: cache.DefaultMaxTTL, ServeStale: DefaultServeStale,
 		UpstreamPolicy: upstream.Sequential,
 		VIPv4:          netip.MustParsePrefix(DefaultVIPCIDR), VIPv6: netip.MustParsePrefix(DefaultVIPCIDR6),
-		VIPQuarantine: vip.DefaultQuarantine,
+		VIPQuarantine: vip.DefaultQuarantine, MaxUDPSize: server.DefaultMaxUDPSize,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
+	"github.com/miekg/dns"
 )
 
 // Settings is a validated Config, each value parsed into the type its user takes. Only
@@ -55,6 +57,7 @@ type Settings struct {
 	StateDir                   string
 	VIPv4, VIPv6               netip.Prefix // the zero Prefix turns a family off
 	VIPQuarantine              time.Duration
+	MaxUDPSize                 int
 }
 
 // Kubernetes reports whether the Kubernetes source is on: --kubeconfig, or a pod's service
@@ -80,13 +83,13 @@ func (c Config) Validate(pod Pod) (Settings, error) {
 		ForwardUnknownClusterNames: c.ForwardUnknownClusterNames, LogJSON: c.LogFormat == "json",
 		LogQueries: c.LogQueries, CacheSize: c.CacheSize, CacheMinTTL: c.CacheMinTTL,
 		CacheMaxTTL: c.CacheMaxTTL, ServeStale: c.ServeStale, StateDir: c.StateDir,
-		VIPQuarantine: c.VIPQuarantine,
+		VIPQuarantine: c.VIPQuarantine, MaxUDPSize: c.MaxUDPSize,
 	}
 	if c.Registry == "" && !s.Kubernetes() {
 		return Settings{}, flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, or run in a pod)")
 	}
 	s.LeaseNamespace = leaseNamespace(c.LeaderElectNamespace, pod)
-	for _, parse := range []func(*Settings) error{c.checkKube, c.parseAddrs, c.parseUpstream, c.parseVIPs, c.parseNames} {
+	for _, parse := range []func(*Settings) error{c.checkKube, c.parseAddrs, c.parseClients, c.parseUpstream, c.parseVIPs, c.parseNames} {
 		if err := parse(&s); err != nil {
 			return Settings{}, err
 		}
@@ -150,6 +153,14 @@ func (c Config) parseAddrs(s *Settings) error {
 			return flagErr("upstream", "%q: %v", u, err)
 		}
 		s.Upstreams = append(s.Upstreams, ap)
+	}
+	return nil
+}
+
+// parseClients checks --max-udp-size.
+func (c Config) parseClients(s *Settings) error {
+	if c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > server.MaxUDPSizeLimit {
+		return flagErr("max-udp-size", "%d: must be between %d and %d", c.MaxUDPSize, dns.MinMsgSize, server.MaxUDPSizeLimit)
 	}
 	return nil
 }

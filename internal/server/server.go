@@ -22,8 +22,11 @@ const (
 	// ednsSize is the UDP payload size meshdns advertises (the DNS Flag Day 2020 value, which
 	// avoids IP fragmentation).
 	ednsSize = 1232
-	// maxUDPSize caps what a client may ask for over UDP.
-	maxUDPSize = 4096
+	// DefaultMaxUDPSize caps UDP replies whatever size the client advertises: larger ones are
+	// fragmented on the way, and every byte above the query's is amplification.
+	DefaultMaxUDPSize = ednsSize
+	// MaxUDPSizeLimit is the largest MaxUDPSize; the fast path's buffers are this large.
+	MaxUDPSizeLimit = 4096
 	// DefaultTCPIdleTimeout closes a TCP connection that sends no whole query for this long
 	// (RFC 7766 §6.2.3: seconds, not the minutes of RFC 1035).
 	DefaultTCPIdleTimeout = 10 * time.Second
@@ -69,6 +72,9 @@ type Options struct {
 	// DefaultTCPIdleTimeout when 0. It is a fifth of that while more than half of MaxTCPConns
 	// are open.
 	TCPIdleTimeout time.Duration
+	// MaxUDPSize caps UDP replies below the client's advertised size (512 bytes without EDNS
+	// stays 512); DefaultMaxUDPSize when 0, at most MaxUDPSizeLimit.
+	MaxUDPSize int
 	// UDPSockets is the number of UDP sockets per listen address (SO_REUSEPORT), each with
 	// its own reader; GOMAXPROCS when 0.
 	UDPSockets int
@@ -115,6 +121,10 @@ func New(res Resolver, o Options) *Server {
 	if o.TCPIdleTimeout <= 0 {
 		o.TCPIdleTimeout = DefaultTCPIdleTimeout
 	}
+	if o.MaxUDPSize <= 0 {
+		o.MaxUDPSize = DefaultMaxUDPSize
+	}
+	o.MaxUDPSize = min(max(o.MaxUDPSize, dns.MinMsgSize), MaxUDPSizeLimit)
 	if o.UDPSockets <= 0 {
 		o.UDPSockets = runtime.GOMAXPROCS(0)
 	}
@@ -274,7 +284,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.loops.Done()
 	buf := make([]byte, 65535)
 	key := make([]byte, 0, 260)
-	out := make([]byte, 0, maxUDPSize)
+	out := make([]byte, 0, MaxUDPSizeLimit)
 	var q wireQuery
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(buf)
