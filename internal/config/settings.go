@@ -58,6 +58,9 @@ type Settings struct {
 	VIPv4, VIPv6               netip.Prefix // the zero Prefix turns a family off
 	VIPQuarantine              time.Duration
 	MaxUDPSize                 int
+	// AllowClients are the client networks answered; nil answers every client (every listen
+	// address is loopback, so only this host reaches them, and --allow-clients is not given).
+	AllowClients []netip.Prefix
 }
 
 // Kubernetes reports whether the Kubernetes source is on: --kubeconfig, or a pod's service
@@ -157,12 +160,53 @@ func (c Config) parseAddrs(s *Settings) error {
 	return nil
 }
 
-// parseClients checks --max-udp-size.
+// parseClients checks --max-udp-size and parses --allow-clients (after parseAddrs: the
+// default depends on the listen addresses).
 func (c Config) parseClients(s *Settings) error {
 	if c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > server.MaxUDPSizeLimit {
 		return flagErr("max-udp-size", "%d: must be between %d and %d", c.MaxUDPSize, dns.MinMsgSize, server.MaxUDPSizeLimit)
 	}
+	nets := c.AllowClients
+	if len(nets) == 0 {
+		if allLoopback(s.Listen) {
+			return nil
+		}
+		nets = DefaultAllowClients
+	}
+	for _, n := range nets {
+		p, err := parseClientNet(n)
+		if err != nil {
+			return flagErr("allow-clients", "%q: %v", n, err)
+		}
+		s.AllowClients = append(s.AllowClients, p)
+	}
 	return nil
+}
+
+// parseClientNet parses a CIDR, or an address standing for itself alone.
+func parseClientNet(s string) (netip.Prefix, error) {
+	if ip, err := netip.ParseAddr(s); err == nil && ip.Zone() == "" {
+		return netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not a CIDR or IP address")
+	}
+	if p.Addr().Is4In6() {
+		// Clients are compared unmapped; a mapped prefix would match none of them.
+		return netip.Prefix{}, errors.New("an IPv4-mapped prefix: give the IPv4 CIDR")
+	}
+	return p.Masked(), nil
+}
+
+// allLoopback reports whether only this host can reach the listen addresses.
+func allLoopback(listen []netip.AddrPort) bool {
+	for _, l := range listen {
+		if !l.Addr().IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // parseListen parses a listen address "host:port". The host is an IP address, "localhost"

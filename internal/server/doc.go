@@ -8,7 +8,9 @@
 // resolver's epoch (its table) changes.
 //
 // Invariants: a packet that does not parse as a DNS query, or is itself a response, gets no
-// reply (no amplification, no reflection loops); a panic while answering one query costs that
-// query a SERVFAIL and nothing else; Shutdown stops reading first, then waits for queries in
-// flight.
+// reply (no amplification, no reflection loops); a UDP reply is at most MaxUDPSize bytes, and
+// one to a client outside AllowClients (REFUSED) no larger than its query; no source address
+// holds more than its share of TCP connections, nor a connection longer than the idle timeout
+// without a whole query (tcp.go); a panic while answering one query costs that query a
+// SERVFAIL and nothing else; Shutdown stops reading first, then waits for queries in flight.
 package server

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,9 @@ type Options struct {
 	// MaxUDPSize caps UDP replies below the client's advertised size (512 bytes without EDNS
 	// stays 512); DefaultMaxUDPSize when 0, at most MaxUDPSizeLimit.
 	MaxUDPSize int
+	// AllowClients are the networks whose queries are answered; queries from other addresses
+	// get a bare REFUSED. Nil answers every address.
+	AllowClients []netip.Prefix
 	// UDPSockets is the number of UDP sockets per listen address (SO_REUSEPORT), each with
 	// its own reader; GOMAXPROCS when 0.
 	UDPSockets int
@@ -100,7 +104,7 @@ type Server struct {
 	cancel   context.CancelFunc
 
 	// Failures that can recur with every packet are logged at most once per logInterval.
-	acceptFails, packFails, panicLog *ratelog.Limiter
+	acceptFails, packFails, panicLog, refusedLog *ratelog.Limiter
 }
 
 // New returns a server; Start binds it.
@@ -131,7 +135,7 @@ func New(res Resolver, o Options) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{res: res, opts: o, log: log, conns: newConnTable(), ctx: ctx, cancel: cancel,
 		acceptFails: ratelog.New(log, logInterval, o.Now), packFails: ratelog.New(log, logInterval, o.Now),
-		panicLog: ratelog.New(log, logInterval, o.Now)}
+		panicLog: ratelog.New(log, logInterval, o.Now), refusedLog: ratelog.New(log, logInterval, o.Now)}
 	if !o.LogQueries {
 		s.fast = newStore()
 	}
@@ -291,6 +295,12 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.stopping() {
 				return
+			}
+			continue
+		}
+		if !s.allowed(addr.Addr()) {
+			if reply := s.refuse(buf[:n], addr.Addr(), false); reply != nil {
+				c.WriteToUDPAddrPort(reply, addr)
 			}
 			continue
 		}

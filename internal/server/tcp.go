@@ -167,8 +167,8 @@ func (s *Server) makeRoom(src netip.Addr) (evict *tcpConn, reason string, ok boo
 	return nil, "", false
 }
 
-// remoteAddr is the client's address without IPv4 mapping or zone, as per-client limits
-// compare it.
+// remoteAddr is the client's address without IPv4 mapping or zone, as allow-lists and
+// per-client limits compare it.
 func remoteAddr(conn net.Conn) netip.Addr {
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		return a.AddrPort().Addr().Unmap().WithZone("")
@@ -239,7 +239,8 @@ func (s *Server) finished(c *tcpConn, err error, partial bool) {
 }
 
 // serveConn reads length-prefixed queries until the client goes idle or closes; queries are
-// answered concurrently (RFC 7766 pipelining) and replies written whole under a lock.
+// answered concurrently (RFC 7766 pipelining) and replies written whole under a lock. A
+// client outside AllowClients gets its first query refused, and the connection closed.
 func (s *Server) serveConn(c *tcpConn) {
 	defer s.loops.Done()
 	var wmu sync.Mutex
@@ -251,12 +252,20 @@ func (s *Server) serveConn(c *tcpConn) {
 		c.Close()
 		s.finished(c, err, partial)
 	}()
+	allowed := s.allowed(c.src)
 	for {
 		if !s.armRead(c) {
 			return
 		}
 		var pkt []byte
 		if pkt, partial, err = readTCPMsg(c); err != nil {
+			return
+		}
+		if !allowed {
+			if out := s.refuse(pkt, c.src, true); out != nil {
+				c.SetWriteDeadline(time.Now().Add(s.opts.TCPIdleTimeout))
+				c.Write(withLength(out))
+			}
 			return
 		}
 		if !s.busy(c) {
