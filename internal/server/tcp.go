@@ -126,6 +126,7 @@ func (s *Server) admit(conn net.Conn) (c *tcpConn, closing bool) {
 	}
 	evict, reason, ok := s.makeRoom(c.src)
 	if evict != nil {
+		s.closed(reason) // counted with the table change, so that both are seen together
 		s.conns.remove(evict)
 	}
 	if ok {
@@ -134,7 +135,6 @@ func (s *Server) admit(conn net.Conn) (c *tcpConn, closing bool) {
 	s.mu.Unlock()
 	if evict != nil {
 		evict.Close() // its reader sees the error and leaves
-		s.closed(reason)
 	}
 	if !ok {
 		return nil, false
@@ -226,16 +226,15 @@ func (s *Server) answered(c *tcpConn) {
 // time (not one for shutdown or eviction, which are counted or expected elsewhere).
 func (s *Server) finished(c *tcpConn, err error, partial bool) {
 	s.mu.Lock()
-	timedOut := !c.removed && !s.closing && errors.Is(err, os.ErrDeadlineExceeded)
-	s.conns.remove(c)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
 	switch {
-	case !timedOut:
+	case c.removed || s.closing || !errors.Is(err, os.ErrDeadlineExceeded):
 	case partial:
 		s.closed("slow")
 	default:
 		s.closed("idle")
 	}
+	s.conns.remove(c)
 }
 
 // serveConn reads length-prefixed queries until the client goes idle or closes; queries are
