@@ -48,6 +48,8 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.StringVar(&c.LeaderElectNamespace, "leader-elect-namespace", c.LeaderElectNamespace, "`namespace` of the Lease (default: the pod's, else "+config.DefaultLeaseNamespace+")")
 	fs.DurationVar(&c.LeaderElectLeaseDuration, "leader-elect-lease-duration", c.LeaderElectLeaseDuration, "how long the Lease of a writer that stopped renewing lasts")
 	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen.String()+")")
+	fs.Var(listFlag{&c.AllowClients}, "allow-clients", "client `networks` (CIDR or IP, comma-separated or repeated) answered; others get REFUSED (default: everyone on loopback listen addresses, else loopback, private, link-local and 100.64.0.0/10)")
+	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply in `bytes`, whatever the client advertises (512 to 4096); larger answers are truncated with TC")
 	fs.StringVar(&c.Admin, "admin", c.Admin, "admin HTTP `address` for /metrics, /healthz, /readyz, /debug/table (empty: off)")
 	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "resolv.conf `file`: upstream nameservers, search list, namespace")
 	fs.Var(listFlag{&c.Upstreams}, "upstream", "upstream resolver `IP[:port]` (repeatable; default: nameservers of --resolv-conf)")
@@ -366,7 +368,8 @@ func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
 // serve, the DNS server is shut down by serve itself (first, and within a deadline).
 func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*server.Server, error) {
 	srv := server.New(res, server.Options{Listen: addrStrings(d.cfg.Listen), Client: client, Logger: d.log,
-		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries})
+		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries,
+		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients})
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
 )
@@ -48,6 +49,18 @@ const (
 // DefaultListen is where meshdns answers DNS without --listen: the loopback address, on
 // DefaultProxyPort.
 var DefaultListen = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), DefaultProxyPort)
+
+// DefaultAllowClients are the networks answered on a listen address other than loopback
+// without --allow-clients: loopback, the private ranges (RFC 1918, unique local fc00::/7),
+// link-local (169.254/16, fe80::/10) and shared address space 100.64/10 (RFC 6598), which
+// some clusters use for pods and overlays (EKS custom networking, Tailscale). None of them
+// is routed on the Internet, so an open resolver needs them to be given explicitly.
+var DefaultAllowClients = []string{
+	"127.0.0.0/8", "::1/128",
+	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+	"169.254.0.0/16", "fe80::/10",
+	"100.64.0.0/10",
+}
 
 // Config is the command line of `meshdns serve` as given: values that need parsing are
 // strings here. Validate checks it and returns the Settings the daemon runs with.
@@ -96,6 +109,12 @@ type Config struct {
 	// ChaosVersion and ChaosID answer the CHAOS TXT names version.bind/version.server and
 	// hostname.bind/id.server; empty refuses them.
 	ChaosVersion, ChaosID string
+
+	// MaxUDPSize caps UDP replies whatever size the client advertises.
+	MaxUDPSize int
+	// AllowClients are the networks (CIDR or address) whose queries are answered; empty:
+	// everyone when every listen address is loopback, else DefaultAllowClients.
+	AllowClients []string
 }
 
 // Default returns a Config with every default set.
@@ -108,6 +127,7 @@ func Default() Config {
 		WatchPods:      true, KubeAPIQPS: DefaultKubeAPIQPS, KubeAPIBurst: DefaultKubeAPIBurst,
 		LeaderElect: true, LeaderElectLeaseDuration: DefaultLeaseDuration,
 		VIPCIDR: DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: vip.DefaultQuarantine,
+		MaxUDPSize: server.DefaultMaxUDPSize,
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
 )
@@ -33,6 +34,11 @@ func TestValidate(t *testing.T) {
 		{"listen with a name", func(c *Config) { c.Listen = []string{"dns.example:53"} }, Pod{}, "listen"},
 		{"listen port too big", func(c *Config) { c.Listen = []string{"127.0.0.1:70000"} }, Pod{}, "listen"},
 		{"listen on all addresses", func(c *Config) { c.Listen = []string{":53", "[::1]:53"} }, Pod{}, ""},
+		{"max UDP size below 512", func(c *Config) { c.MaxUDPSize = 511 }, Pod{}, "max-udp-size"},
+		{"max UDP size above 4096", func(c *Config) { c.MaxUDPSize = 4097 }, Pod{}, "max-udp-size"},
+		{"max UDP size 4096", func(c *Config) { c.MaxUDPSize = 4096 }, Pod{}, ""},
+		{"allow clients garbage", func(c *Config) { c.AllowClients = []string{"10.0.0.0/8", "lan"} }, Pod{}, "allow-clients"},
+		{"allow clients mapped", func(c *Config) { c.AllowClients = []string{"::ffff:10.0.0.0/104"} }, Pod{}, "allow-clients"},
 		{"admin garbage", func(c *Config) { c.Admin = "nope" }, Pod{}, "admin"},
 		{"admin off", func(c *Config) { c.Admin = "" }, Pod{}, ""},
 		{"upstream name", func(c *Config) { c.Upstreams = []string{"dns.google"} }, Pod{}, "upstream"},
@@ -114,7 +120,7 @@ func TestValidateSettings(t *testing.T) {
 		CacheSize: cache.DefaultSize, CacheMaxTTL: cache.DefaultMaxTTL, ServeStale: DefaultServeStale,
 		UpstreamPolicy: upstream.Sequential,
 		VIPv4:          netip.MustParsePrefix(DefaultVIPCIDR), VIPv6: netip.MustParsePrefix(DefaultVIPCIDR6),
-		VIPQuarantine: vip.DefaultQuarantine,
+		VIPQuarantine: vip.DefaultQuarantine, MaxUDPSize: server.DefaultMaxUDPSize,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)
@@ -274,5 +280,42 @@ func TestIsSelf(t *testing.T) {
 		if got := IsSelf(up, listen, local); got != tc.self {
 			t.Errorf("IsSelf(%s, %v) = %v, want %v", tc.upstream, tc.listen, got, tc.self)
 		}
+	}
+}
+
+// TestAllowClients: without the flag, loopback listen addresses answer everyone (only this
+// host reaches them) and any other listen address only the default networks; the flag's
+// networks replace the default, an address standing for itself.
+func TestAllowClients(t *testing.T) {
+	var defaults []netip.Prefix
+	for _, n := range DefaultAllowClients {
+		defaults = append(defaults, netip.MustParsePrefix(n))
+	}
+	for _, tc := range []struct {
+		name   string
+		listen []string
+		allow  []string
+		want   []netip.Prefix
+	}{
+		{"loopback listen", []string{"127.0.0.1:53", "[::1]:53"}, nil, nil},
+		{"default listen", nil, nil, nil},
+		{"all addresses", []string{":53"}, nil, defaults},
+		{"one loopback, one not", []string{"127.0.0.1:53", "10.0.0.5:53"}, nil, defaults},
+		{"given", []string{":53"}, []string{"10.1.2.3/8", "192.0.2.7", "2001:db8::/32"},
+			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+				netip.MustParsePrefix("2001:db8::/32")}},
+		{"given with loopback listen", nil, []string{"127.0.0.2"}, []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.Registry, c.Listen, c.AllowClients = "x", tc.listen, tc.allow
+			s, err := c.Validate(Pod{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(s.AllowClients, tc.want) {
+				t.Errorf("AllowClients %v, want %v", s.AllowClients, tc.want)
+			}
+		})
 	}
 }

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
+	"github.com/miekg/dns"
 )
 
 // Settings is a validated Config, each value parsed into the type its user takes. Only
@@ -58,6 +60,10 @@ type Settings struct {
 	VIPQuarantine              time.Duration
 
 	ChaosVersion, ChaosID string // empty: REFUSED
+	MaxUDPSize                 int
+	// AllowClients are the client networks answered; nil answers every client (every listen
+	// address is loopback, so only this host reaches them, and --allow-clients is not given).
+	AllowClients []netip.Prefix
 }
 
 // Kubernetes reports whether the Kubernetes source is on: --kubeconfig, or a pod's service
@@ -83,13 +89,13 @@ func (c Config) Validate(pod Pod) (Settings, error) {
 		ForwardUnknownClusterNames: c.ForwardUnknownClusterNames, LogJSON: c.LogFormat == "json",
 		LogQueries: c.LogQueries, CacheSize: c.CacheSize, CacheMinTTL: c.CacheMinTTL,
 		CacheMaxTTL: c.CacheMaxTTL, ServeStale: c.ServeStale, StateDir: c.StateDir,
-		VIPQuarantine: c.VIPQuarantine, ChaosVersion: c.ChaosVersion, ChaosID: c.ChaosID,
+		VIPQuarantine: c.VIPQuarantine, ChaosVersion: c.ChaosVersion, ChaosID: c.ChaosID, MaxUDPSize: c.MaxUDPSize,
 	}
 	if c.Registry == "" && !s.Kubernetes() {
 		return Settings{}, flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, or run in a pod)")
 	}
 	s.LeaseNamespace = leaseNamespace(c.LeaderElectNamespace, pod)
-	for _, parse := range []func(*Settings) error{c.checkKube, c.parseAddrs, c.parseUpstream, c.parseVIPs, c.parseNames, c.checkChaos} {
+	for _, parse := range []func(*Settings) error{c.checkKube, c.parseAddrs, c.parseClients, c.parseUpstream, c.parseVIPs, c.parseNames, c.checkChaos} {
 		if err := parse(&s); err != nil {
 			return Settings{}, err
 		}
@@ -171,6 +177,55 @@ func (c Config) parseAddrs(s *Settings) error {
 		s.Upstreams = append(s.Upstreams, ap)
 	}
 	return nil
+}
+
+// parseClients checks --max-udp-size and parses --allow-clients (after parseAddrs: the
+// default depends on the listen addresses).
+func (c Config) parseClients(s *Settings) error {
+	if c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > server.MaxUDPSizeLimit {
+		return flagErr("max-udp-size", "%d: must be between %d and %d", c.MaxUDPSize, dns.MinMsgSize, server.MaxUDPSizeLimit)
+	}
+	nets := c.AllowClients
+	if len(nets) == 0 {
+		if allLoopback(s.Listen) {
+			return nil
+		}
+		nets = DefaultAllowClients
+	}
+	for _, n := range nets {
+		p, err := parseClientNet(n)
+		if err != nil {
+			return flagErr("allow-clients", "%q: %v", n, err)
+		}
+		s.AllowClients = append(s.AllowClients, p)
+	}
+	return nil
+}
+
+// parseClientNet parses a CIDR, or an address standing for itself alone.
+func parseClientNet(s string) (netip.Prefix, error) {
+	if ip, err := netip.ParseAddr(s); err == nil && ip.Zone() == "" {
+		return netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not a CIDR or IP address")
+	}
+	if p.Addr().Is4In6() {
+		// Clients are compared unmapped; a mapped prefix would match none of them.
+		return netip.Prefix{}, errors.New("an IPv4-mapped prefix: give the IPv4 CIDR")
+	}
+	return p.Masked(), nil
+}
+
+// allLoopback reports whether only this host can reach the listen addresses.
+func allLoopback(listen []netip.AddrPort) bool {
+	for _, l := range listen {
+		if !l.Addr().IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // parseListen parses a listen address "host:port". The host is an IP address, "localhost"

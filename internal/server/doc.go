@@ -10,6 +10,9 @@
 // Invariants: a packet whose header and question cannot be read, or that is itself a
 // response, gets no reply (no amplification, no reflection loops); a malformed query is
 // answered FORMERR (rules.go) and never resolved or forwarded; every reply has RA set
-// (setServerBits); a panic while answering one query costs that query a SERVFAIL and nothing
+// (setServerBits); a UDP reply is at most MaxUDPSize bytes, and one to a client outside
+// AllowClients (REFUSED) no larger than its query; no source address holds more than its
+// share of TCP connections, nor a connection longer than the idle timeout without a whole
+// query (tcp.go); a panic while answering one query costs that query a SERVFAIL and nothing
 // else; Shutdown stops reading first, then waits for queries in flight.
 package server

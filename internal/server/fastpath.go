@@ -48,7 +48,7 @@ func (s *Server) fastReply(pkt, key, out []byte, q *wireQuery) []byte {
 	if p == nil {
 		return nil
 	}
-	reply := p.reply(q, out)
+	reply := p.reply(q, s.opts.MaxUDPSize, out)
 	if reply != nil {
 		p.counts.inc()
 	}
@@ -71,7 +71,7 @@ func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) [
 	}
 	p.counts = s.opts.Metrics.counters(qtypeLabel(req.Question[0].Qtype), rep, "udp")
 	s.fast.put(q.key, p)
-	out := p.reply(&q, nil)
+	out := p.reply(&q, s.opts.MaxUDPSize, nil)
 	if out != nil {
 		p.counts.inc()
 	}
@@ -224,12 +224,12 @@ func (q *wireQuery) keyBits() byte {
 	return bits
 }
 
-// limit is the largest reply the client accepts over UDP, as udpLimit computes it.
-func (q *wireQuery) limit() int {
+// limit is the largest UDP reply to q, as udpLimit computes it.
+func (q *wireQuery) limit(maxSize int) int {
 	if !q.edns {
 		return dns.MinMsgSize
 	}
-	return min(max(int(q.udpSize), dns.MinMsgSize), maxUDPSize)
+	return min(max(int(q.udpSize), dns.MinMsgSize), maxSize)
 }
 
 // packed is a reply ready to be copied: ID 0, RD and CD clear, no OPT, names of the question
@@ -259,14 +259,14 @@ func (p *packed) valid(epoch uint64) bool {
 	return p.epoch == epoch && (p.until.IsZero() || time.Now().Before(p.until))
 }
 
-// reply appends to out the reply to q, or returns nil when it would not fit the client's
-// limit (the general path then truncates it).
-func (p *packed) reply(q *wireQuery, out []byte) []byte {
+// reply appends to out the reply to q, or returns nil when it would not fit q's limit under
+// maxSize, the server's MaxUDPSize (the general path then truncates it).
+func (p *packed) reply(q *wireQuery, maxSize int, out []byte) []byte {
 	n := len(p.wire)
 	if q.edns {
 		n += optLen
 	}
-	if n > q.limit() {
+	if n > q.limit(maxSize) {
 		return nil
 	}
 	out = append(out[:0], p.wire...)
@@ -321,7 +321,7 @@ func canonical(req, resp *dns.Msg, allSections bool) []byte {
 	}
 	m.Compress = true
 	wire, err := m.Pack()
-	if err != nil || len(wire) > maxUDPSize {
+	if err != nil || len(wire) > MaxUDPSizeLimit {
 		return nil
 	}
 	name := make([]byte, 256)

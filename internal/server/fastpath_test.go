@@ -420,7 +420,7 @@ func TestFastPathAllocations(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	res, _ := testResolver(t, reg)
 	srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(reg)})
-	key, out := make([]byte, 0, 260), make([]byte, 0, maxUDPSize)
+	key, out := make([]byte, 0, 260), make([]byte, 0, MaxUDPSizeLimit)
 	for _, name := range []string{"reviews.prod.svc.cluster.local.", "ext.example.org."} {
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeA)
@@ -659,7 +659,7 @@ func BenchmarkReply(b *testing.B) {
 			srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(prometheus.NewRegistry())})
 			srv.handle(pkt, netip.Addr{}, false)
 			srv.handle(pkt, netip.Addr{}, false)
-			key, out := make([]byte, 0, 260), make([]byte, 0, maxUDPSize)
+			key, out := make([]byte, 0, 260), make([]byte, 0, MaxUDPSizeLimit)
 			var q wireQuery
 			b.ReportAllocs()
 			for b.Loop() {

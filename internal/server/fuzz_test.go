@@ -32,7 +32,7 @@ func FuzzHandle(f *testing.F) {
 			if !m.Response || len(pkt) < 2 || m.Id != uint16(pkt[0])<<8|uint16(pkt[1]) {
 				t.Fatalf("reply is not a response to the query's id")
 			}
-			if !tcp && len(out) > maxUDPSize {
+			if !tcp && len(out) > DefaultMaxUDPSize {
 				t.Fatalf("UDP reply of %d bytes", len(out))
 			}
 		}

@@ -25,7 +25,7 @@ func (s *Server) handle(pkt []byte, from netip.Addr, tcp bool) []byte {
 	}
 	limit := dns.MaxMsgSize
 	if !tcp {
-		limit = udpLimit(req)
+		limit = udpLimit(req, s.opts.MaxUDPSize)
 	}
 	out, err := finish(req, rep.Msg, limit)
 	if err != nil {
@@ -99,13 +99,14 @@ func servfail(req *dns.Msg) *dns.Msg {
 	return m
 }
 
-// udpLimit is the largest UDP reply the client accepts: its EDNS size, 512 without EDNS.
-func udpLimit(req *dns.Msg) int {
+// udpLimit is the largest UDP reply to req: the client's EDNS size (512 without EDNS, as
+// RFC 6891 §6.2.5 has for smaller sizes too), at most maxSize (the server's MaxUDPSize).
+func udpLimit(req *dns.Msg, maxSize int) int {
 	opt := req.IsEdns0()
 	if opt == nil {
 		return dns.MinMsgSize
 	}
-	return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDPSize)
+	return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxSize)
 }
 
 // finish applies the transport rules to resp: EDNS0 echoed when the query had it, compression,
@@ -144,6 +145,13 @@ func withoutOPT(rrs []dns.RR) []dns.RR {
 func (s *Server) drop(reason string) {
 	if m := s.opts.Metrics; m != nil {
 		m.dropped.WithLabelValues(reason).Inc()
+	}
+}
+
+// closed counts a TCP connection the server closed.
+func (s *Server) closed(reason string) {
+	if m := s.opts.Metrics; m != nil {
+		m.tcpClosed.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -12,6 +12,9 @@ type Metrics struct {
 	queries *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	panics  prometheus.Counter
+	// tcpClosed counts TCP connections the server closed, by reason; disallowed counts
+	// queries refused for the client's address, by transport.
+	tcpClosed, disallowed *prometheus.CounterVec
 	// autopathTable and autopathUpstream count autopath answers by where the walk found the
 	// name.
 	autopathTable, autopathUpstream prometheus.Counter
@@ -36,10 +39,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "meshdns_query_panics_total",
 			Help: "Queries whose handling panicked (answered SERVFAIL).",
 		}),
+		tcpClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshdns_tcp_connections_closed_total",
+			Help: "TCP connections the server closed, by reason: idle (no query within the idle timeout), slow (a query not whole within it), evicted (the longest idle, for a new connection when all were taken), client-limit (the client's own longest idle, for its new connection).",
+		}, []string{"reason"}),
+		disallowed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshdns_disallowed_queries_total",
+			Help: "Queries answered REFUSED because the client's address is outside --allow-clients, by transport.",
+		}, []string{"protocol"}),
 		autopathTable:    autopaths.WithLabelValues("table"),
 		autopathUpstream: autopaths.WithLabelValues("upstream"),
 	}
-	reg.MustRegister(m.queries, m.dropped, m.panics, autopaths)
+	// Every reason and transport is known: show them at 0 from the start, for alerts on rates.
+	for _, r := range []string{"idle", "slow", "evicted", "client-limit"} {
+		m.tcpClosed.WithLabelValues(r)
+	}
+	for _, p := range []string{"udp", "tcp"} {
+		m.disallowed.WithLabelValues(p)
+	}
+	reg.MustRegister(m.queries, m.dropped, m.panics, m.tcpClosed, m.disallowed, autopaths)
 	return m
 }
 

@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -25,17 +23,25 @@ const (
 	// ednsSize is the UDP payload size meshdns advertises (the DNS Flag Day 2020 value, which
 	// avoids IP fragmentation).
 	ednsSize = 1232
-	// maxUDPSize caps what a client may ask for over UDP.
-	maxUDPSize = 4096
-	// tcpIdleTimeout closes TCP connections that send nothing (RFC 7766 allows seconds).
-	tcpIdleTimeout = 10 * time.Second
+	// DefaultMaxUDPSize caps UDP replies whatever size the client advertises: larger ones are
+	// fragmented on the way, and every byte above the query's is amplification.
+	DefaultMaxUDPSize = ednsSize
+	// MaxUDPSizeLimit is the largest MaxUDPSize; the fast path's buffers are this large.
+	MaxUDPSizeLimit = 4096
+	// DefaultTCPIdleTimeout closes a TCP connection that sends no whole query for this long
+	// (RFC 7766 §6.2.3: seconds, not the minutes of RFC 1035).
+	DefaultTCPIdleTimeout = 10 * time.Second
 	// queryTimeout bounds the work on one query, upstream included.
 	queryTimeout = 10 * time.Second
 	// DefaultMaxInflight caps queries being answered at once; UDP packets beyond it are
 	// dropped (the client retries), so a flood or a dead upstream cannot exhaust memory.
 	DefaultMaxInflight = 20000
-	// DefaultMaxTCPConns caps open TCP connections; further ones are closed at once.
+	// DefaultMaxTCPConns caps open TCP connections; when all are taken, the longest idle one
+	// of the source holding the most makes room for a new one.
 	DefaultMaxTCPConns = 1000
+	// tcpConnsPerClientShare: one source address may hold this share of MaxTCPConns by
+	// default (100 of 1,000), so that no client can take every slot (RFC 7766 §6.2.2).
+	tcpConnsPerClientShare = 10
 	// logInterval is the least time between two log lines about one kind of failure.
 	logInterval = 10 * time.Second
 )
@@ -60,6 +66,19 @@ type Options struct {
 	// MaxInflight and MaxTCPConns default to DefaultMaxInflight and DefaultMaxTCPConns.
 	MaxInflight int
 	MaxTCPConns int
+	// MaxTCPConnsPerClient caps the TCP connections of one source address; a tenth of
+	// MaxTCPConns (at least 1) when 0.
+	MaxTCPConnsPerClient int
+	// TCPIdleTimeout closes a TCP connection that sends no whole query for this long;
+	// DefaultTCPIdleTimeout when 0. It is a fifth of that while more than half of MaxTCPConns
+	// are open.
+	TCPIdleTimeout time.Duration
+	// MaxUDPSize caps UDP replies below the client's advertised size (512 bytes without EDNS
+	// stays 512); DefaultMaxUDPSize when 0, at most MaxUDPSizeLimit.
+	MaxUDPSize int
+	// AllowClients are the networks whose queries are answered; queries from other addresses
+	// get a bare REFUSED. Nil answers every address.
+	AllowClients []netip.Prefix
 	// UDPSockets is the number of UDP sockets per listen address (SO_REUSEPORT), each with
 	// its own reader; GOMAXPROCS when 0.
 	UDPSockets int
@@ -79,13 +98,13 @@ type Server struct {
 	queries  sync.WaitGroup // queries in flight
 	inflight atomic.Int64
 	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
+	conns    connTable // open TCP connections, under mu
 	closing  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
 
 	// Failures that can recur with every packet are logged at most once per logInterval.
-	acceptFails, packFails, panicLog *ratelog.Limiter
+	acceptFails, packFails, panicLog, refusedLog *ratelog.Limiter
 }
 
 // New returns a server; Start binds it.
@@ -100,13 +119,23 @@ func New(res Resolver, o Options) *Server {
 	if o.MaxTCPConns <= 0 {
 		o.MaxTCPConns = DefaultMaxTCPConns
 	}
+	if o.MaxTCPConnsPerClient <= 0 {
+		o.MaxTCPConnsPerClient = max(o.MaxTCPConns/tcpConnsPerClientShare, 1)
+	}
+	if o.TCPIdleTimeout <= 0 {
+		o.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if o.MaxUDPSize <= 0 {
+		o.MaxUDPSize = DefaultMaxUDPSize
+	}
+	o.MaxUDPSize = min(max(o.MaxUDPSize, dns.MinMsgSize), MaxUDPSizeLimit)
 	if o.UDPSockets <= 0 {
 		o.UDPSockets = runtime.GOMAXPROCS(0)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{res: res, opts: o, log: log, conns: map[net.Conn]struct{}{}, ctx: ctx, cancel: cancel,
+	s := &Server{res: res, opts: o, log: log, conns: newConnTable(), ctx: ctx, cancel: cancel,
 		acceptFails: ratelog.New(log, logInterval, o.Now), packFails: ratelog.New(log, logInterval, o.Now),
-		panicLog: ratelog.New(log, logInterval, o.Now)}
+		panicLog: ratelog.New(log, logInterval, o.Now), refusedLog: ratelog.New(log, logInterval, o.Now)}
 	if !o.LogQueries {
 		s.fast = newStore()
 	}
@@ -214,7 +243,7 @@ func (s *Server) closeListeners() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	for c := range s.conns {
+	for c := range s.conns.all {
 		// Wake readers blocked on idle connections; in-flight writes still complete.
 		c.SetReadDeadline(time.Now())
 	}
@@ -236,7 +265,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		s.cancel()
 		s.mu.Lock()
-		for c := range s.conns {
+		for c := range s.conns.all {
 			c.Close()
 		}
 		s.mu.Unlock()
@@ -259,13 +288,20 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.loops.Done()
 	buf := make([]byte, 65535)
 	key := make([]byte, 0, 260)
-	out := make([]byte, 0, maxUDPSize)
+	out := make([]byte, 0, MaxUDPSizeLimit)
 	var q wireQuery
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || s.stopping() {
 				return
+			}
+			continue
+		}
+		from := clientAddr(addr.Addr())
+		if !s.allowed(from) {
+			if reply := s.refuse(buf[:n], from, false); reply != nil {
+				c.WriteToUDPAddrPort(reply, addr)
 			}
 			continue
 		}
@@ -279,66 +315,11 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		pkt := append([]byte(nil), buf[:n]...)
 		go func() {
 			defer s.release()
-			if out := s.handle(pkt, addr.Addr(), false); out != nil {
+			if out := s.handle(pkt, from, false); out != nil {
 				c.WriteToUDPAddrPort(out, addr)
 			}
 		}()
 	}
-}
-
-func (s *Server) serveTCP(l net.Listener) {
-	defer s.loops.Done()
-	var delay time.Duration
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors or the like: back off instead of spinning.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.acceptFails.Warn("accepting TCP connections failed", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		if ok, closing := s.track(conn); !ok {
-			conn.Close()
-			if closing {
-				return
-			}
-			continue
-		}
-		s.loops.Add(1)
-		go s.serveConn(conn)
-	}
-}
-
-// track registers a new TCP connection; it refuses one when shutting down or at the cap.
-func (s *Server) track(conn net.Conn) (ok, closing bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false, true
-	}
-	if len(s.conns) >= s.opts.MaxTCPConns {
-		s.drop("tcp-connection-limit")
-		return false, false
-	}
-	s.conns[conn] = struct{}{}
-	return true, false
-}
-
-// armRead sets the idle deadline for the next read, unless shutting down. It holds the lock
-// Shutdown takes, so Shutdown's immediate deadline is never overwritten.
-func (s *Server) armRead(conn net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	conn.SetReadDeadline(time.Now().Add(tcpIdleTimeout))
-	return true
 }
 
 // acquire admits one more query unless MaxInflight are being answered.
@@ -355,65 +336,4 @@ func (s *Server) acquire() bool {
 func (s *Server) release() {
 	s.inflight.Add(-1)
 	s.queries.Done()
-}
-
-// serveConn reads length-prefixed queries until the client goes idle or closes; queries are
-// answered concurrently (RFC 7766 pipelining) and replies written whole under a lock.
-func (s *Server) serveConn(conn net.Conn) {
-	defer s.loops.Done()
-	from := remoteAddr(conn)
-	var wmu sync.Mutex
-	var pending sync.WaitGroup
-	defer func() {
-		pending.Wait()
-		conn.Close()
-		s.mu.Lock()
-		delete(s.conns, conn)
-		s.mu.Unlock()
-	}()
-	for {
-		if !s.armRead(conn) {
-			return
-		}
-		pkt, err := readTCPMsg(conn)
-		if err != nil {
-			return
-		}
-		if !s.acquire() {
-			return // closing tells the client at once, where a dropped query would time out
-		}
-		pending.Add(1)
-		go func() {
-			defer s.release()
-			defer pending.Done()
-			out := s.handle(pkt, from, true)
-			if out == nil {
-				return
-			}
-			wmu.Lock()
-			defer wmu.Unlock()
-			conn.SetWriteDeadline(time.Now().Add(tcpIdleTimeout))
-			conn.Write(append(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(out)), uint16(len(out))), out...))
-		}()
-	}
-}
-
-// remoteAddr is conn's peer address, invalid if conn is not TCP.
-func remoteAddr(conn net.Conn) netip.Addr {
-	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort().Addr()
-	}
-	return netip.Addr{}
-}
-
-func readTCPMsg(r io.Reader) ([]byte, error) {
-	var l [2]byte
-	if _, err := io.ReadFull(r, l[:]); err != nil {
-		return nil, err
-	}
-	pkt := make([]byte, binary.BigEndian.Uint16(l[:]))
-	if _, err := io.ReadFull(r, pkt); err != nil {
-		return nil, err
-	}
-	return pkt, nil
 }
