@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,25 +14,9 @@ import (
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// servicesSnapshot has n ClusterIP services with a named port and one ready endpoint each,
-// over 100 namespaces.
-func servicesSnapshot(n int) model.Snapshot {
-	var s model.Snapshot
-	for i := range n {
-		ns, name := fmt.Sprintf("ns-%d", i%100), fmt.Sprintf("svc-%d", i)
-		port := model.Port{Name: "http", Protocol: "TCP", Number: 8080}
-		s.Services = append(s.Services, model.Service{Meta: model.Meta{Namespace: ns, Name: name},
-			Type: model.ServiceTypeClusterIP, ClusterIPs: []netip.Addr{netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})},
-			Ports: []model.Port{port}})
-		s.EndpointSlices = append(s.EndpointSlices, model.EndpointSlice{
-			Meta: model.Meta{Namespace: ns, Name: name + "-abcde"}, ServiceName: name, Ports: []model.Port{port},
-			Endpoints: []model.Endpoint{{Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i)})}, Ready: true}}})
-	}
-	return s
-}
 
 // adminWithTable serves the admin endpoints of a resolver holding the table of snap.
 func adminWithTable(t *testing.T, snap model.Snapshot, namespace string) string {
@@ -58,7 +41,7 @@ func adminWithTable(t *testing.T, snap model.Snapshot, namespace string) string 
 // to each request), where every request used to build and encode the whole table again
 // (about 17 MB each).
 func TestDebugTableAllocationsPerRequest(t *testing.T) {
-	url := adminWithTable(t, servicesSnapshot(5000), "") + "/debug/table"
+	url := adminWithTable(t, testutil.ServicesSnapshot(5000), "") + "/debug/table"
 	fetch := func() int64 {
 		resp, err := http.Get(url)
 		if err != nil {

@@ -60,7 +60,7 @@ type Settings struct {
 	VIPQuarantine              time.Duration
 
 	ChaosVersion, ChaosID string // empty: REFUSED
-	MaxUDPSize                 int
+	MaxUDPSize            int
 	// AllowClients are the client networks answered; nil answers every client (every listen
 	// address is loopback, so only this host reaches them, and --allow-clients is not given).
 	AllowClients []netip.Prefix
