@@ -82,8 +82,9 @@ func (c *Cache) lifetime(resp *dns.Msg) (kind, uint32) {
 		ttl := min(minTTL(resp.Answer), minTTL(resp.Ns))
 		return positive, min(max(ttl, c.minTTL), c.maxTTL)
 	case t.Negative():
+		// A CNAME chain leading to the negative answer must not outlive its own TTL either.
 		soa := response.SOA(resp) // present: Cacheability checked
-		return negative, min(ttlOf(&soa.Hdr), soa.Minttl, c.maxTTL)
+		return negative, min(ttlOf(&soa.Hdr), soa.Minttl, minTTL(resp.Answer), c.maxTTL)
 	case t == response.ServFail:
 		return servfail, seconds(ServfailTTL)
 	}

@@ -167,7 +167,8 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 // Put stores upstream's response to req unless there is a reason not to: req is not a
 // single-question QUERY; resp answers another question (RFC 5452 §3); resp is larger than
 // MaxEntryBytes (meshdns's own bound on memory); the reply itself is not cacheable
-// (response.Cacheability: truncated, negative without SOA, an error other than SERVFAIL); or
+// (response.Cacheability: truncated, negative without SOA, a CNAME chain that stops short of
+// the asked type included, an error other than SERVFAIL); or
 // its lifetime is 0 (RFC 1035 §3.2.1: a TTL of 0 is for the transaction in progress only).
 func (c *Cache) Put(req, resp *dns.Msg) {
 	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Len() > MaxEntryBytes {
