@@ -62,6 +62,7 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.StringVar(&c.ChaosID, "chaos-id", c.ChaosID, "`text` of CHAOS TXT hostname.bind and id.server (empty: REFUSED)")
 	fs.StringVar(&c.UpstreamPolicy, "upstream-policy", c.UpstreamPolicy, "order of upstream tries: sequential, random or parallel")
 	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "entries in each of the positive and negative caches of upstream answers (0: no cache)")
+	fs.StringVar(&c.CacheMaxBytes, "cache-max-bytes", c.CacheMaxBytes, "estimated memory of the cache of upstream answers, both stores together (bytes, KiB, MiB or GiB)")
 	fs.DurationVar(&c.CacheMinTTL, "cache-min-ttl", c.CacheMinTTL, "lower clamp of cached positive TTLs")
 	fs.DurationVar(&c.CacheMaxTTL, "cache-max-ttl", c.CacheMaxTTL, "upper clamp of cached TTLs")
 	fs.DurationVar(&c.ServeStale, "serve-stale", c.ServeStale, "how long after expiry a cached answer may be served when every upstream fails (0: off)")
@@ -430,8 +431,8 @@ func newCache(cfg config.Settings, reg prometheus.Registerer) *cache.Cache {
 	if cfg.CacheSize == 0 {
 		return nil
 	}
-	return cache.New(cache.Options{Size: cfg.CacheSize, MinTTL: cfg.CacheMinTTL, MaxTTL: cfg.CacheMaxTTL,
-		ServeStale: cfg.ServeStale, Metrics: cache.NewMetrics(reg)})
+	return cache.New(cache.Options{Size: cfg.CacheSize, MaxBytes: cfg.CacheMaxBytes, MinTTL: cfg.CacheMinTTL,
+		MaxTTL: cfg.CacheMaxTTL, ServeStale: cfg.ServeStale, Metrics: cache.NewMetrics(reg)})
 }
 
 // readyDetails are the lines /readyz adds: problems with the VIP state file.

@@ -43,8 +43,10 @@ type answer struct {
 	ad     bool
 	ttl    uint32 // lifetime in seconds
 	stored time.Time
-	// Deep copies without OPT or TSIG; each TTL is what the record is served with at Put time:
-	// its own TTL raised to MinTTL (positive answers only) and capped at ttl.
+	// Deep copies of what is served: no OPT or TSIG, and of a negative answer or a SERVFAIL
+	// only the answer section (a CNAME chain) and the SOA with its DNSSEC proof (keepDenial).
+	// Each TTL is what the record is served with at Put time: its own TTL raised to MinTTL
+	// (positive answers only) and capped at ttl.
 	answer, ns, extra []dns.RR
 }
 
@@ -54,20 +56,36 @@ func (c *Cache) newAnswer(resp *dns.Msg, now time.Time) *answer {
 	if k == uncacheable || ttl == 0 {
 		return nil
 	}
-	floor := uint32(0)
+	a := &answer{kind: k, rcode: resp.Rcode, ad: resp.AuthenticatedData, ttl: ttl, stored: now}
 	if k == positive {
-		floor = c.minTTL
+		a.answer = copyRRs(resp.Answer, c.minTTL, ttl, keepRecord)
+		a.ns = copyRRs(resp.Ns, c.minTTL, ttl, keepRecord)
+		a.extra = copyRRs(resp.Extra, c.minTTL, ttl, keepRecord)
+	} else {
+		a.answer = copyRRs(resp.Answer, 0, ttl, keepRecord)
+		a.ns = copyRRs(resp.Ns, 0, ttl, keepDenial)
 	}
-	return &answer{
-		kind:   k,
-		rcode:  resp.Rcode,
-		ad:     resp.AuthenticatedData,
-		ttl:    ttl,
-		stored: now,
-		answer: copyRRs(resp.Answer, floor, ttl),
-		ns:     copyRRs(resp.Ns, floor, ttl),
-		extra:  copyRRs(resp.Extra, floor, ttl),
+	return a
+}
+
+// keepRecord keeps every record but the per-message ones (OPT, TSIG): the server adds its own
+// EDNS.
+func keepRecord(rr dns.RR) bool {
+	t := rr.Header().Rrtype
+	return t != dns.TypeOPT && t != dns.TypeTSIG
+}
+
+// keepDenial keeps, of a negative answer's authority section, what a negative answer served
+// from a cache is made of: the SOA (RFC 2308 §6) and the NSEC/NSEC3 records that prove the
+// denial, with their signatures (RFC 4035 §3.1.3). NS records and the whole additional
+// section are referral data no client needs with NXDOMAIN or NODATA, and an upstream can fill
+// them to make every cached denial large.
+func keepDenial(rr dns.RR) bool {
+	t := rr.Header().Rrtype
+	if sig, ok := rr.(*dns.RRSIG); ok {
+		t = sig.TypeCovered
 	}
+	return t == dns.TypeSOA || t == dns.TypeNSEC || t == dns.TypeNSEC3
 }
 
 // lifetime says which store resp belongs to and how many seconds it stays fresh, from its
@@ -82,8 +100,9 @@ func (c *Cache) lifetime(resp *dns.Msg) (kind, uint32) {
 		ttl := min(minTTL(resp.Answer), minTTL(resp.Ns))
 		return positive, min(max(ttl, c.minTTL), c.maxTTL)
 	case t.Negative():
+		// A CNAME chain leading to the negative answer must not outlive its own TTL either.
 		soa := response.SOA(resp) // present: Cacheability checked
-		return negative, min(ttlOf(&soa.Hdr), soa.Minttl, c.maxTTL)
+		return negative, min(ttlOf(&soa.Hdr), soa.Minttl, minTTL(resp.Answer), c.maxTTL)
 	case t == response.ServFail:
 		return servfail, seconds(ServfailTTL)
 	}
@@ -112,17 +131,32 @@ func ttlOf(h *dns.RR_Header) uint32 {
 	return h.Ttl
 }
 
-// copyRRs deep-copies rrs with each TTL raised to floor and capped at ceil, leaving out the
-// per-message records (OPT, TSIG): the server adds its own EDNS.
-func copyRRs(rrs []dns.RR, floor, ceil uint32) []dns.RR {
-	var out []dns.RR
+// copyRRs deep-copies the records of rrs that keep accepts, with each TTL raised to floor and
+// capped at ceil. A run of records with the same owner shares one name string: an unpacked
+// message holds one per record, about a quarter of what an A record takes.
+func copyRRs(rrs []dns.RR, floor, ceil uint32, keep func(dns.RR) bool) []dns.RR {
+	n := 0
 	for _, rr := range rrs {
-		if t := rr.Header().Rrtype; t == dns.TypeOPT || t == dns.TypeTSIG {
+		if keep(rr) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]dns.RR, 0, n)
+	prev := ""
+	for _, rr := range rrs {
+		if !keep(rr) {
 			continue
 		}
 		cp := dns.Copy(rr)
 		h := cp.Header()
 		h.Ttl = min(max(ttlOf(h), floor), ceil)
+		if h.Name == prev {
+			h.Name = prev
+		}
+		prev = h.Name
 		out = append(out, cp)
 	}
 	return out

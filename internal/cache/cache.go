@@ -10,6 +10,10 @@ import (
 const (
 	// DefaultSize bounds each store (positive, negative) when Options.Size is 0.
 	DefaultSize = 10000
+	// DefaultMaxBytes bounds the estimated heap of both stores together when Options.MaxBytes
+	// is 0: about 4,000 of the largest answers (8 KiB of 170 A records, 15 KB each), or 100,000
+	// of one or two records.
+	DefaultMaxBytes = 64 << 20
 	// DefaultMaxTTL caps how long any answer is kept fresh when Options.MaxTTL is 0.
 	DefaultMaxTTL = time.Hour
 	// StaleTTL is the TTL, in seconds, of every record in a stale answer (RFC 8767 §4).
@@ -23,8 +27,8 @@ const (
 	// FailureRecheck is how long a stale entry whose refresh failed is served without asking
 	// upstream again (RFC 8767 §5 recommends 30 s).
 	FailureRecheck = 30 * time.Second
-	// MaxEntryBytes bounds one cached message, so that --cache-size bounds memory too: larger
-	// answers (TCP allows 64 KiB) are passed on but not kept.
+	// MaxEntryBytes bounds one cached message on the wire: larger answers (TCP allows 64 KiB)
+	// are passed on but not kept, so one answer cannot take a large share of MaxBytes.
 	MaxEntryBytes = 8192
 	// prefetchMinTTL: entries shorter than this expire too fast for a refresh to help.
 	prefetchMinTTL = 10
@@ -35,6 +39,7 @@ const (
 // Options tunes a Cache. Zero values take the defaults, except ServeStale: 0 disables it.
 type Options struct {
 	Size       int              // max entries in EACH store; DefaultSize if 0; negative disables caching
+	MaxBytes   int              // max estimated heap bytes of both stores together; DefaultMaxBytes if 0 or less
 	MinTTL     time.Duration    // floor for positive TTLs
 	MaxTTL     time.Duration    // ceiling for positive and negative TTLs; DefaultMaxTTL if 0 or less
 	ServeStale time.Duration    // how long after expiry an entry may be served stale; 0 or less disables
@@ -72,6 +77,7 @@ type Cache struct {
 	serveStale     time.Duration
 	now            func() time.Time
 	metrics        *Metrics
+	size, maxBytes int // bounds: entries per store, estimated bytes of both
 
 	mu       sync.Mutex
 	pos, neg *lru // nil when caching is disabled
@@ -92,12 +98,15 @@ func New(o Options) *Cache {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	size := o.Size
-	if size == 0 {
-		size = DefaultSize
+	c.size, c.maxBytes = o.Size, o.MaxBytes
+	if c.size == 0 {
+		c.size = DefaultSize
 	}
-	if size > 0 {
-		c.pos, c.neg = newLRU(size), newLRU(size)
+	if c.maxBytes <= 0 {
+		c.maxBytes = DefaultMaxBytes
+	}
+	if c.size > 0 {
+		c.pos, c.neg = newLRU(), newLRU()
 	}
 	return c
 }
@@ -166,8 +175,9 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 
 // Put stores upstream's response to req unless there is a reason not to: req is not a
 // single-question QUERY; resp answers another question (RFC 5452 §3); resp is larger than
-// MaxEntryBytes (meshdns's own bound on memory); the reply itself is not cacheable
-// (response.Cacheability: truncated, negative without SOA, an error other than SERVFAIL); or
+// MaxEntryBytes, or its estimated heap above MaxBytes (meshdns's own bounds on memory); the
+// reply itself is not cacheable (response.Cacheability: truncated, negative without SOA, a
+// CNAME chain that stops short of the asked type included, an error other than SERVFAIL); or
 // its lifetime is 0 (RFC 1035 §3.2.1: a TTL of 0 is for the transaction in progress only).
 func (c *Cache) Put(req, resp *dns.Msg) {
 	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Len() > MaxEntryBytes {
@@ -179,6 +189,10 @@ func (c *Cache) Put(req, resp *dns.Msg) {
 		return
 	}
 	k := keyOf(req)
+	e := &entry{key: k, ans: a, size: answerBytes(a, k.qname)}
+	if e.size > c.maxBytes {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.lookup(k); old != nil {
@@ -188,8 +202,32 @@ func (c *Cache) Put(req, resp *dns.Msg) {
 		c.remove(old)
 	}
 	s := c.store(a.kind)
-	c.metrics.evicted(s.add(&entry{key: k, ans: a}))
-	c.metrics.entries(c.pos.len(), c.neg.len())
+	c.metrics.evicted(c.makeRoom(s, e.size))
+	s.add(e)
+	c.metrics.stores(c.pos, c.neg)
+}
+
+// makeRoom evicts least recently used entries until s can take one more of size bytes: s
+// below Size entries, both stores together at most MaxBytes. Bytes are taken from the store
+// that would hold more, so a store within half of MaxBytes never loses entries to a flood of
+// the other kind (random names' NXDOMAINs cannot push out the positive answers). Callers hold
+// mu; size is at most MaxBytes.
+func (c *Cache) makeRoom(s *lru, size int) (evicted int) {
+	for ; s.len() >= c.size; evicted++ {
+		s.evictOldest()
+	}
+	other := c.neg
+	if s == c.neg {
+		other = c.pos
+	}
+	for ; s.bytes+other.bytes+size > c.maxBytes; evicted++ {
+		if other.bytes > s.bytes+size || s.len() == 0 {
+			other.evictOldest()
+		} else {
+			s.evictOldest()
+		}
+	}
+	return evicted
 }
 
 // Len returns the number of entries in the positive and negative stores.
@@ -200,6 +238,16 @@ func (c *Cache) Len() (positive, negative int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pos.len(), c.neg.len()
+}
+
+// Bytes returns the estimated heap held by the positive and negative stores.
+func (c *Cache) Bytes() (positive, negative int) {
+	if c.pos == nil {
+		return 0, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pos.bytes, c.neg.bytes
 }
 
 // status classifies a at now and returns the time since it was stored (never negative, so a
@@ -234,7 +282,7 @@ func (c *Cache) lookup(k key) *entry {
 // remove drops e from its store. Callers hold mu.
 func (c *Cache) remove(e *entry) {
 	c.store(e.ans.kind).remove(e.key)
-	c.metrics.entries(c.pos.len(), c.neg.len())
+	c.metrics.stores(c.pos, c.neg)
 }
 
 func (c *Cache) store(k kind) *lru {
@@ -248,6 +296,7 @@ func (c *Cache) store(k kind) *lru {
 type entry struct {
 	key        key
 	ans        *answer
+	size       int // estimated heap bytes (answerBytes)
 	hits       int
 	prefetched bool
 	failedAt   time.Time // last failed refresh of a stale entry
@@ -291,7 +340,7 @@ func (c *Cache) Flush() {
 	defer c.mu.Unlock()
 	c.pos.clear()
 	c.neg.clear()
-	c.metrics.entries(0, 0)
+	c.metrics.stores(c.pos, c.neg)
 }
 
 // prefetch counts a Hit served elapsed after Put and reports whether this one should trigger

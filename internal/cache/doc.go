@@ -8,7 +8,13 @@
 // Invariants:
 //   - An entry is keyed by the lowercased qname, qtype, qclass, and the request's DO and CD
 //     bits; a key lives in at most one of the two stores (positive, negative).
-//   - Each store holds at most Options.Size entries; the least recently used one is evicted.
+//   - Each store holds at most Options.Size entries, and both together at most
+//     Options.MaxBytes of estimated heap (size.go: the Go objects an entry keeps, within 25% of
+//     what runtime.MemStats sees). The least recently used entries are evicted; bytes are taken
+//     from the store that would hold more, so neither store loses entries to the other while it
+//     holds less than half of MaxBytes.
+//   - Only what is served is kept: of a negative answer or a SERVFAIL, the answer section and
+//     the SOA with its DNSSEC proof, never NS records or the additional section.
 //   - Stored messages are deep copies and are never modified after Put, so Lookup builds its
 //     copy outside the lock. Every served message is new: the request's ID, question (exact
 //     case), RD and CD; QR and RA set, AA clear, no OPT record.

@@ -2,15 +2,16 @@ package cache
 
 import "container/list"
 
-// lru is one bounded store. It is not safe for concurrent use: Cache.mu guards it.
+// lru is one store, in order of use. It is not safe for concurrent use: Cache.mu guards it.
+// It does not bound itself: Cache.makeRoom evicts across both stores.
 type lru struct {
-	max   int
 	order list.List // of *entry, most recently used first
 	items map[key]*list.Element
+	bytes int // estimated heap held by the entries (entry.size)
 }
 
-func newLRU(size int) *lru {
-	return &lru{max: size, items: make(map[key]*list.Element)}
+func newLRU() *lru {
+	return &lru{items: make(map[key]*list.Element)}
 }
 
 // get returns the entry for k, marking it most recently used, or nil.
@@ -23,28 +24,29 @@ func (l *lru) get(k key) *entry {
 	return el.Value.(*entry)
 }
 
-// add stores e, which must not be present, and returns how many entries it evicted.
-func (l *lru) add(e *entry) (evicted int) {
-	for l.order.Len() >= l.max {
-		oldest := l.order.Back()
-		l.order.Remove(oldest)
-		delete(l.items, oldest.Value.(*entry).key)
-		evicted++
-	}
+// add stores e, which must not be present, as the most recently used.
+func (l *lru) add(e *entry) {
 	l.items[e.key] = l.order.PushFront(e)
-	return evicted
+	l.bytes += e.size
+}
+
+// evictOldest drops the least recently used entry; l must not be empty.
+func (l *lru) evictOldest() {
+	l.remove(l.order.Back().Value.(*entry).key)
 }
 
 func (l *lru) remove(k key) {
 	if el, ok := l.items[k]; ok {
 		l.order.Remove(el)
 		delete(l.items, k)
+		l.bytes -= el.Value.(*entry).size
 	}
 }
 
 func (l *lru) len() int { return l.order.Len() }
 
 func (l *lru) clear() {
-	clear(l.items)
+	l.items = make(map[key]*list.Element) // clear would keep the grown map's memory
 	l.order.Init()
+	l.bytes = 0
 }

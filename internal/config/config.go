@@ -12,7 +12,8 @@ import (
 )
 
 // Defaults, referenced by flags and docs. Defaults that a package also applies to its zero
-// Options (cache size and TTL ceiling, VIP quarantine) live in that package; Default uses them.
+// Options (cache size, bytes and TTL ceiling, VIP quarantine) live in that package; Default uses
+// them.
 const (
 	DefaultAdmin         = "127.0.0.1:15054"
 	DefaultResolvConf    = "/etc/resolv.conf"
@@ -97,6 +98,7 @@ type Config struct {
 	LogFormat                  string
 	LogQueries                 bool
 	CacheSize                  int
+	CacheMaxBytes              string // a size: 64MiB
 	CacheMinTTL                time.Duration
 	CacheMaxTTL                time.Duration
 	ServeStale                 time.Duration
@@ -122,7 +124,8 @@ func Default() Config {
 	return Config{
 		Admin: DefaultAdmin, ResolvConf: DefaultResolvConf, ClusterDomain: DefaultClusterDomain,
 		TTL: DefaultTTL, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
-		CacheSize: cache.DefaultSize, CacheMaxTTL: cache.DefaultMaxTTL, ServeStale: DefaultServeStale,
+		CacheSize: cache.DefaultSize, CacheMaxBytes: formatBytes(cache.DefaultMaxBytes),
+		CacheMaxTTL: cache.DefaultMaxTTL, ServeStale: DefaultServeStale,
 		UpstreamPolicy: DefaultUpstreamPolicy.String(),
 		WatchPods:      true, KubeAPIQPS: DefaultKubeAPIQPS, KubeAPIBurst: DefaultKubeAPIBurst,
 		LeaderElect: true, LeaderElectLeaseDuration: DefaultLeaseDuration,

@@ -56,6 +56,14 @@ func TestValidate(t *testing.T) {
 		{"log level in slog's spelling", func(c *Config) { c.LogLevel = "INFO" }, Pod{}, "log-level"},
 		{"cache size negative", func(c *Config) { c.CacheSize = -1 }, Pod{}, "cache-size"},
 		{"cache off", func(c *Config) { c.CacheSize = 0 }, Pod{}, ""},
+		{"cache bytes in bytes", func(c *Config) { c.CacheMaxBytes = "1048576" }, Pod{}, ""},
+		{"cache bytes in GiB", func(c *Config) { c.CacheMaxBytes = "2GiB" }, Pod{}, ""},
+		{"cache bytes too few", func(c *Config) { c.CacheMaxBytes = "1023KiB" }, Pod{}, "cache-max-bytes"},
+		{"cache bytes zero", func(c *Config) { c.CacheMaxBytes = "0" }, Pod{}, "cache-max-bytes"},
+		{"cache bytes negative", func(c *Config) { c.CacheMaxBytes = "-64MiB" }, Pod{}, "cache-max-bytes"},
+		{"cache bytes SI unit", func(c *Config) { c.CacheMaxBytes = "64MB" }, Pod{}, "cache-max-bytes"},
+		{"cache bytes fraction", func(c *Config) { c.CacheMaxBytes = "1.5GiB" }, Pod{}, "cache-max-bytes"},
+		{"cache bytes overflow", func(c *Config) { c.CacheMaxBytes = "9223372036854775807GiB" }, Pod{}, "cache-max-bytes"},
 		{"cache min above max", func(c *Config) { c.CacheMinTTL = 2 * time.Hour }, Pod{}, "cache-min-ttl"},
 		{"cache max zero", func(c *Config) { c.CacheMaxTTL = 0 }, Pod{}, "cache-max-ttl"},
 		{"serve stale negative", func(c *Config) { c.ServeStale = -time.Second }, Pod{}, "serve-stale"},
@@ -117,9 +125,9 @@ func TestValidateSettings(t *testing.T) {
 		Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:15053")},
 		Admin:  netip.MustParseAddrPort(DefaultAdmin), ResolvConf: DefaultResolvConf,
 		ClusterDomain: "cluster.local.", TTL: DefaultTTL, LogLevel: slog.LevelInfo,
-		CacheSize: cache.DefaultSize, CacheMaxTTL: cache.DefaultMaxTTL, ServeStale: DefaultServeStale,
-		UpstreamPolicy: upstream.Sequential,
-		VIPv4:          netip.MustParsePrefix(DefaultVIPCIDR), VIPv6: netip.MustParsePrefix(DefaultVIPCIDR6),
+		CacheSize: cache.DefaultSize, CacheMaxBytes: cache.DefaultMaxBytes, CacheMaxTTL: cache.DefaultMaxTTL,
+		ServeStale: DefaultServeStale, UpstreamPolicy: upstream.Sequential,
+		VIPv4: netip.MustParsePrefix(DefaultVIPCIDR), VIPv6: netip.MustParsePrefix(DefaultVIPCIDR6),
 		VIPQuarantine: vip.DefaultQuarantine, MaxUDPSize: server.DefaultMaxUDPSize,
 	}
 	if !reflect.DeepEqual(s, want) {
@@ -317,5 +325,28 @@ func TestAllowClients(t *testing.T) {
 				t.Errorf("AllowClients %v, want %v", s.AllowClients, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		text string // formatBytes(want)
+	}{
+		{"64MiB", 64 << 20, "64MiB"},
+		{"1048576", 1 << 20, "1MiB"},
+		{"1536KiB", 1536 << 10, "1536KiB"},
+		{"3GiB", 3 << 30, "3GiB"},
+		{"1000B", 1000, "1000"},
+		{"1025", 1025, "1025"},
+	} {
+		got, err := parseBytes(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+		if s := formatBytes(tc.want); s != tc.text {
+			t.Errorf("formatBytes(%d) = %q, want %q", tc.want, s, tc.text)
+		}
 	}
 }

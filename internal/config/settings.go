@@ -51,6 +51,7 @@ type Settings struct {
 	LogJSON                    bool
 	LogQueries                 bool
 	CacheSize                  int // 0: no cache
+	CacheMaxBytes              int // estimated heap of the cache
 	CacheMinTTL                time.Duration
 	CacheMaxTTL                time.Duration
 	ServeStale                 time.Duration
@@ -279,11 +280,19 @@ func (c Config) parseUpstream(s *Settings) error {
 	case c.ServeStale < 0:
 		return flagErr("serve-stale", "%s: must be 0 (off) or more", c.ServeStale)
 	}
+	n, err := parseBytes(c.CacheMaxBytes)
+	switch {
+	case err != nil:
+		return flagErr("cache-max-bytes", "%q: %v", c.CacheMaxBytes, err)
+	case n < MinCacheMaxBytes:
+		return flagErr("cache-max-bytes", "%s: must be at least %s (--cache-size 0 turns the cache off)",
+			c.CacheMaxBytes, formatBytes(MinCacheMaxBytes))
+	}
 	p, err := upstream.ParsePolicy(c.UpstreamPolicy)
 	if err != nil {
 		return flagErr("upstream-policy", "%v", err)
 	}
-	s.UpstreamPolicy = p
+	s.CacheMaxBytes, s.UpstreamPolicy = n, p
 	return nil
 }
 

@@ -13,7 +13,10 @@ const (
 	// (RFC 2181 §9), so it answers nothing worth keeping.
 	Truncated
 	// NoSOA: a negative answer without an SOA in the authority section has no negative TTL
-	// (RFC 2308 §5), and may be a referral rather than an answer.
+	// (RFC 2308 §5), and may be a referral rather than an answer. This includes NOERROR
+	// replies holding only a CNAME chain that stops short of the asked type (NODATA): a
+	// forwarder that could not resolve the target sends them, and keeping one would hide the
+	// target's records for the CNAME's TTL.
 	NoSOA
 	// NotAnAnswer: REFUSED, FORMERR, NOTIMP and other errors speak of the query or of one
 	// server's policy, not of the name (RFC 1035 §4.1.1); RFC 2308 provides only for

@@ -3,6 +3,7 @@
 // and the forwarder (failover, health, failure metrics) all read this one verdict instead of
 // testing rcodes themselves.
 //
-// It is a leaf: it imports only miekg/dns, and it looks at a reply alone, never at the
-// request it answers (matching a reply to its question is the caller's job).
+// It is a leaf: it imports only miekg/dns and dnsname, and it looks at a reply alone (its own
+// question section included), never at the request it answers (matching a reply to its
+// question is the caller's job).
 package response

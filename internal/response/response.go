@@ -1,15 +1,21 @@
 package response
 
-import "github.com/miekg/dns"
+import (
+	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/miekg/dns"
+)
 
 // Type is what a reply says.
 type Type uint8
 
 const (
-	// NoError is NOERROR with answer records.
+	// NoError is NOERROR whose answer section answers the question: a record of the asked
+	// type at the qname or at the end of the CNAME chain that starts there.
 	NoError Type = iota
-	// NoData is NOERROR without answer records: the name exists, not with the asked type
-	// (RFC 2308 §2.2); a referral looks the same and is told apart by its missing SOA.
+	// NoData is NOERROR without an answer to the question: the name exists, not with the
+	// asked type (RFC 2308 §2.2). The answer section may hold a CNAME chain that stops short
+	// of the asked type: its end has no such record, or the server did not resolve it. A
+	// referral looks the same and is told apart by its missing SOA.
 	NoData
 	// NXDomain says the name does not exist (RFC 2308 §2.1), whatever CNAMEs led to it.
 	NXDomain
@@ -30,7 +36,7 @@ func (t Type) String() string { return typeNames[t] }
 func Typify(m *dns.Msg) Type {
 	switch m.Rcode {
 	case dns.RcodeSuccess:
-		if len(m.Answer) > 0 {
+		if answers(m) {
 			return NoError
 		}
 		return NoData
@@ -58,3 +64,37 @@ func (t Type) Refusal() bool { return t == Refused }
 
 // Negative reports whether t says the name or the type does not exist (RFC 2308).
 func (t Type) Negative() bool { return t == NXDomain || t == NoData }
+
+// maxChain bounds the CNAME hops answers follows, so that a hostile reply (a long chain
+// listed backwards) costs little; resolvers give up on longer chains too.
+const maxChain = 16
+
+// answers reports whether m's answer section answers its question (RFC 1034 §4.3.2): a record
+// of the asked type owned by the qname, or by the end of the CNAME chain that starts there.
+// ANY is answered by any record; a reply without one question, by any record.
+func answers(m *dns.Msg) bool {
+	if len(m.Answer) == 0 || len(m.Question) != 1 || m.Question[0].Qtype == dns.TypeANY {
+		return len(m.Answer) > 0
+	}
+	name, qtype := m.Question[0].Name, m.Question[0].Qtype
+	for range maxChain + 1 {
+		next := ""
+		for _, rr := range m.Answer {
+			h := rr.Header()
+			if !dnsname.EqualFold(h.Name, name) {
+				continue
+			}
+			if h.Rrtype == qtype {
+				return true
+			}
+			if c, ok := rr.(*dns.CNAME); ok && next == "" {
+				next = c.Target
+			}
+		}
+		if next == "" {
+			return false
+		}
+		name = next
+	}
+	return false
+}

@@ -12,10 +12,12 @@ const (
 	ns  = "example.org. 300 IN NS ns.example.org."
 )
 
-// reply builds a reply as dig would show it: rcode, TC bit, answer and authority records.
+// reply builds a reply to www.example.org. A as dig would show it: rcode, TC bit, answer and
+// authority records.
 func reply(t *testing.T, rcode int, tc bool, answer, authority []string) *dns.Msg {
 	t.Helper()
-	m := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Rcode: rcode, Truncated: tc}}
+	m := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true, Rcode: rcode, Truncated: tc},
+		Question: []dns.Question{{Name: "www.example.org.", Qtype: dns.TypeA, Qclass: dns.ClassINET}}}
 	for _, s := range answer {
 		m.Answer = append(m.Answer, mustRR(t, s))
 	}
@@ -37,6 +39,7 @@ func mustRR(t *testing.T, s string) dns.RR {
 func TestTypify(t *testing.T) {
 	tests := []struct {
 		name      string
+		qtype     uint16 // A if 0
 		rcode     int
 		tc        bool
 		answer    []string
@@ -60,11 +63,33 @@ func TestTypify(t *testing.T) {
 		{name: "NOTIMP", rcode: dns.RcodeNotImplemented, typ: OtherError, cache: NotAnAnswer},
 		{name: "extended rcode BADVERS", rcode: dns.RcodeBadVers, typ: OtherError, cache: NotAnAnswer},
 		{name: "truncated answer", rcode: dns.RcodeSuccess, tc: true, answer: []string{www}, typ: NoError, cache: Truncated},
+		{name: "CNAME chain to the asked type", rcode: dns.RcodeSuccess, typ: NoError,
+			answer: []string{"www.example.org. 60 IN CNAME edge.example.net.", "edge.example.net. 60 IN A 192.0.2.1"}},
+		{name: "CNAME chain listed backwards", rcode: dns.RcodeSuccess, typ: NoError,
+			answer: []string{"b.example.net. 60 IN A 192.0.2.1", "a.example.net. 60 IN CNAME b.example.net.", "www.example.org. 60 IN CNAME a.example.net."}},
+		{name: "CNAME asked for", qtype: dns.TypeCNAME, rcode: dns.RcodeSuccess, typ: NoError,
+			answer: []string{"www.example.org. 60 IN CNAME edge.example.net."}},
+		{name: "ANY answered by a CNAME", qtype: dns.TypeANY, rcode: dns.RcodeSuccess, typ: NoError,
+			answer: []string{"www.example.org. 60 IN CNAME edge.example.net."}},
+		{name: "owner in other case", rcode: dns.RcodeSuccess, typ: NoError, answer: []string{"WWW.Example.ORG. 60 IN A 192.0.2.1"}},
+		{name: "CNAME only without SOA", rcode: dns.RcodeSuccess, typ: NoData, cache: NoSOA,
+			answer: []string{"www.example.org. 60 IN CNAME edge.example.net."}},
+		{name: "CNAME only with SOA", rcode: dns.RcodeSuccess, typ: NoData,
+			answer: []string{"www.example.org. 60 IN CNAME edge.example.net."}, authority: []string{soa}},
+		{name: "CNAME chain to another type", qtype: dns.TypeAAAA, rcode: dns.RcodeSuccess, typ: NoData, cache: NoSOA,
+			answer: []string{"www.example.org. 60 IN CNAME edge.example.net.", "edge.example.net. 60 IN A 192.0.2.1"}},
+		{name: "CNAME loop", rcode: dns.RcodeSuccess, typ: NoData, cache: NoSOA,
+			answer: []string{"www.example.org. 60 IN CNAME a.example.net.", "a.example.net. 60 IN CNAME www.example.org."}},
+		{name: "records of another owner", rcode: dns.RcodeSuccess, typ: NoData, cache: NoSOA,
+			answer: []string{"other.example.org. 60 IN A 192.0.2.1"}},
 		{name: "truncated SERVFAIL", rcode: dns.RcodeServerFailure, tc: true, typ: ServFail, failure: true, cache: Truncated},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := reply(t, tc.rcode, tc.tc, tc.answer, tc.authority)
+			if tc.qtype != 0 {
+				m.Question[0].Qtype = tc.qtype
+			}
 			typ := Typify(m)
 			if typ != tc.typ {
 				t.Errorf("Typify = %v, want %v", typ, tc.typ)
@@ -90,9 +115,12 @@ func TestSOA(t *testing.T) {
 }
 
 func TestTypifyDoesNotAllocate(t *testing.T) {
-	m := reply(t, dns.RcodeSuccess, false, []string{www}, nil)
-	if n := testing.AllocsPerRun(100, func() { Typify(m) }); n != 0 {
-		t.Errorf("Typify allocated %v times", n)
+	for _, answer := range [][]string{{www}, {"b.example.net. 60 IN A 192.0.2.1",
+		"a.example.net. 60 IN CNAME b.example.net.", "www.example.org. 60 IN CNAME a.example.net."}} {
+		m := reply(t, dns.RcodeSuccess, false, answer, nil)
+		if n := testing.AllocsPerRun(100, func() { Typify(m) }); n != 0 {
+			t.Errorf("Typify of %d answers allocated %v times", len(answer), n)
+		}
 	}
 }
 

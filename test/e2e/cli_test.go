@@ -56,6 +56,7 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{"unknown flag", []string{"serve", "--registry", registry, "--bogus"}, []int{2}, "bogus"},
 		{"ttl zero", []string{"serve", "--registry", registry, "--ttl", "0s"}, []int{2}, "--ttl"},
+		{"cache bytes too few", []string{"serve", "--registry", registry, "--cache-max-bytes", "64KiB"}, []int{2}, "--cache-max-bytes: 64KiB"},
 		{"listen not an address", []string{"serve", "--registry", registry, "--listen", "nonsense"}, []int{2}, "--listen"},
 		{"upstream not an IP", []string{"serve", "--registry", registry, "--upstream", "not-an-ip"}, []int{2}, "--upstream"},
 		{"registry missing", []string{"serve"}, []int{2}, "--registry"},
