@@ -156,10 +156,13 @@ func (b *Builder) allocate(snap model.Snapshot, partial bool) vip.Assignments {
 		return nil
 	}
 	claims := vip.Claims(snap)
+	allocate := a.Allocate
 	if partial {
-		claims = holdLeased(claims, a.State())
+		// Addresses the missing sources record for their hosts are not known yet: new
+		// placements are provisional and yield to those records once every source is read.
+		claims, allocate = holdLeased(claims, a.State()), a.AllocateProvisional
 	}
-	assignments, changed := a.Allocate(claims)
+	assignments, changed := allocate(claims)
 	if (changed || b.saveErr != nil) && b.o.VIPStore != nil {
 		b.save(a.State())
 	}

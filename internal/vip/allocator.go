@@ -54,6 +54,11 @@ type Allocator struct {
 	restored *State // applied by the first Allocate, when claims' ages are known
 	started  bool   // Allocate has run
 	dirty    bool   // State changed outside the pools (Restore dropped records)
+
+	// provisional are the keys whose addresses AllocateProvisional placed by probing; partial
+	// marks that call.
+	provisional map[Key]bool
+	partial     bool
 }
 
 // entry is what the allocator knows of one key. One map lookup per claim finds it, which
@@ -120,6 +125,9 @@ func (a *Allocator) Allocate(claims []Claim) (Assignments, bool) {
 		a.applyRestored(now)
 	}
 	a.releaseGone(now)
+	if !a.partial {
+		a.yieldProvisional(list)
+	}
 	for _, p := range a.pools {
 		p.expire(now, a.quarantine)
 		a.assign(p, list, now)
@@ -132,6 +140,44 @@ func (a *Allocator) Allocate(claims []Claim) (Assignments, bool) {
 	}
 	a.report()
 	return a.assignments(list), changed
+}
+
+// AllocateProvisional is Allocate for claims that may lack some of the addresses recorded
+// elsewhere (a source not read yet, such as the Kubernetes API while it syncs). A key it
+// places by probing holds its address provisionally: the next Allocate gives that address to
+// a key that records it (Existing), since that record was made without seeing this lease,
+// and the provisional key moves. Keys given back their own address or adopting a recorded
+// one are not provisional.
+func (a *Allocator) AllocateProvisional(claims []Claim) (Assignments, bool) {
+	a.partial = true
+	defer func() { a.partial = false }()
+	return a.Allocate(claims)
+}
+
+// yieldProvisional frees the provisional leases of addresses that another claimed key
+// records, and ends provisional placement: Allocate then gives those addresses to the keys
+// recording them (adoption comes before probing) and new ones to the keys that yielded.
+func (a *Allocator) yieldProvisional(list []*entry) {
+	if len(a.provisional) == 0 {
+		return
+	}
+	for _, e := range list {
+		for _, ip := range e.claim.Existing {
+			for _, p := range a.pools {
+				off, ok := p.offset(ip)
+				holder, owned := p.owner[off]
+				if !ok || !owned || holder == e.claim.Key || !a.provisional[holder] {
+					continue
+				}
+				a.keys[holder].leases[p.idx] = lease{}
+				delete(p.owner, off)
+				p.changed = true
+				a.log.Info("a provisional VIP goes to the host that records it", "address", ip,
+					"to", e.claim.Key.String(), "from", holder.String())
+			}
+		}
+	}
+	a.provisional = nil
 }
 
 // index marks the claimed keys with this generation and returns their entries, one per key:
@@ -234,6 +280,12 @@ func (a *Allocator) assign(p *pool, list []*entry, now time.Time) {
 			continue
 		}
 		p.take(e.claim.Key, e, p.probe(e.claim.Key), now)
+		if a.partial {
+			if a.provisional == nil {
+				a.provisional = map[Key]bool{}
+			}
+			a.provisional[e.claim.Key] = true
+		}
 		a.recovered(p, e)
 	}
 }
