@@ -87,9 +87,11 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "meshdns serve: %s\n", oneLine(err.Error()))
 		return exitUsage
 	}
-	if fi, err := os.Stat(settings.Registry); settings.Registry != "" && (err != nil || !fi.IsDir()) {
-		fmt.Fprintf(stderr, "meshdns serve: --registry: %q is not a readable directory\n", settings.Registry)
-		return exitUsage
+	if settings.Registry != "" {
+		if err := file.CheckDir(settings.Registry); err != nil {
+			fmt.Fprintf(stderr, "meshdns serve: --registry: %q is not a readable directory: %s\n", settings.Registry, oneLine(err.Error()))
+			return exitUsage
+		}
 	}
 	var kcfg *rest.Config
 	if settings.Kubernetes() {

@@ -149,7 +149,7 @@ func notRegular(path string, m fs.FileMode) error {
 	if target, err := filepath.EvalSymlinks(path); err == nil && target != path {
 		name = fmt.Sprintf("%s (a symlink to %s)", path, target)
 	}
-	return fmt.Errorf("VIP state %s is %s, not a regular file: remove it or choose another --state-dir",
+	return fmt.Errorf("VIP state %s is %s, not a regular file: remove it or keep the state elsewhere",
 		name, fileKind(m))
 }
 

@@ -22,13 +22,22 @@ var errGone = errors.New("file gone")
 
 var errTooLarge = fmt.Errorf("larger than %d bytes", maxFileSize)
 
-func checkDir(dir string) error {
+// CheckDir reports whether dir is a directory this process can list, as the registry must be.
+func CheckDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("registry %s: %w", dir, err)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("registry %s: not a directory", dir)
+	}
+	f, err := os.Open(dir)
+	if err == nil {
+		_, err = f.Readdirnames(1)
+		f.Close()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("registry %s: %w", dir, err)
 	}
 	return nil
 }
@@ -51,6 +60,8 @@ type walker struct {
 	real          string
 	followOutside bool
 	outside       []string
+	unreadable    []string // directories below the root that cannot be listed, with why
+	readDir       func(string) ([]os.DirEntry, error)
 }
 
 // tree is what one walk found.
@@ -58,6 +69,9 @@ type tree struct {
 	files   []string // manifest files, sorted by path
 	dirs    []string // every directory visited
 	outside []string // links leading out of the root, not followed
+	// unreadable are the directories below the root that could not be listed, each with the
+	// reason: skipped, so that one of them (a volume's lost+found) does not hide the rest.
+	unreadable []string
 }
 
 // walkTree lists manifest files below root and every directory visited. Hidden names are
@@ -69,12 +83,12 @@ func walkTree(root string, followOutside bool) (tree, error) {
 	if err != nil {
 		return tree{}, fmt.Errorf("registry %s: %w", root, err)
 	}
-	w := walker{seen: map[string]bool{}, real: real, followOutside: followOutside}
+	w := walker{seen: map[string]bool{}, real: real, followOutside: followOutside, readDir: os.ReadDir}
 	if err := w.dir(root, true); err != nil {
 		return tree{}, err
 	}
 	slices.Sort(w.files)
-	return tree{files: w.files, dirs: w.dirs, outside: w.outside}, nil
+	return tree{files: w.files, dirs: w.dirs, outside: w.outside, unreadable: w.unreadable}, nil
 }
 
 func (w *walker) dir(dir string, isRoot bool) error {
@@ -84,13 +98,17 @@ func (w *walker) dir(dir string, isRoot bool) error {
 	}
 	var entries []os.DirEntry
 	if err == nil {
-		entries, err = os.ReadDir(dir)
+		entries, err = w.readDir(dir)
 	}
-	if err != nil {
-		if !isRoot && errors.Is(err, fs.ErrNotExist) {
-			return nil // removed while we walked; its removal event brings another rescan
-		}
+	switch {
+	case err == nil:
+	case isRoot:
 		return fmt.Errorf("registry %s: %w", dir, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // removed while we walked; its removal event brings another rescan
+	default:
+		w.unreadable = append(w.unreadable, err.Error())
+		return nil
 	}
 	w.seen[real] = true
 	w.dirs = append(w.dirs, dir)

@@ -48,10 +48,11 @@ type Source struct {
 	wg      sync.WaitGroup
 
 	// Owned by Start, then by the watch goroutine alone.
-	files   map[string]*fileState
-	watcher *fsnotify.Watcher
-	watched map[string]bool
-	outside map[string]bool // links leading out of dir, already warned about
+	files      map[string]*fileState
+	watcher    *fsnotify.Watcher
+	watched    map[string]bool
+	outside    map[string]bool // links leading out of dir, already warned about
+	unreadable map[string]bool // subdirectories that cannot be listed, already warned about
 	// parent is the directory holding dir, watched so that dir removed and re-created is seen
 	// (its own watch ends with it); "" when dir has none.
 	parent string
@@ -90,7 +91,7 @@ func New(opts Options) *Source {
 // Bad files are logged and counted, never fatal; only an unusable Dir (or a failure to
 // set up the watch) is an error.
 func (s *Source) Start(ctx context.Context) error {
-	if err := checkDir(s.dir); err != nil {
+	if err := CheckDir(s.dir); err != nil {
 		return err
 	}
 	if !s.started.CompareAndSwap(false, true) {
@@ -110,7 +111,11 @@ func (s *Source) Start(ctx context.Context) error {
 		}
 	}
 	// rescan adds the watches before reading files, so no change after this point is missed.
-	s.rescan()
+	// A registry that cannot be walked at start is an error, not an empty registry.
+	if err := s.rescan(); err != nil {
+		w.Close()
+		return err
+	}
 	s.wg.Add(1)
 	go s.run(ctx)
 	return nil
@@ -155,7 +160,9 @@ func (s *Source) run(ctx context.Context) {
 			s.log.Warn("registry watch error", "dir", s.dir, "err", err)
 		case <-timer.C:
 			armed = false
-			s.rescan()
+			if err := s.rescan(); err != nil {
+				s.log.Warn("registry scan failed, keeping previous content", "dir", s.dir, "err", err)
+			}
 			continue
 		}
 		if !armed {
@@ -182,11 +189,10 @@ func (s *Source) forget(ev fsnotify.Event) {
 
 // rescan re-reads the tree: good parses replace a file's content, bad ones keep the last good
 // content, vanished files are dropped. A failed walk keeps everything as it was.
-func (s *Source) rescan() {
+func (s *Source) rescan() error {
 	paths, err := s.walkAndWatch()
 	if err != nil {
-		s.log.Warn("registry scan failed, keeping previous content", "dir", s.dir, "err", err)
-		return
+		return err
 	}
 	files := make(map[string]*fileState, len(paths))
 	for _, p := range paths {
@@ -196,6 +202,7 @@ func (s *Source) rescan() {
 	}
 	s.files = files
 	s.publish(paths)
+	return nil
 }
 
 // walkAndWatch lists the manifest files and watches every directory. When it finds new
@@ -212,21 +219,24 @@ func (s *Source) walkAndWatch() ([]string, error) {
 			break
 		}
 	}
-	s.warnOutside(found.outside)
+	s.outside = s.warnOnce(s.outside, found.outside,
+		"registry: ignoring a symbolic link that leads out of the registry directory (see --registry-follow-symlinks)")
+	s.unreadable = s.warnOnce(s.unreadable, found.unreadable,
+		"registry: skipping a directory that cannot be read; its manifests add no names")
 	return found.files, nil
 }
 
-// warnOutside warns once about each link leading out of the registry, for as long as it does.
-func (s *Source) warnOutside(links []string) {
-	now := make(map[string]bool, len(links))
-	for _, p := range links {
-		now[p] = true
-		if !s.outside[p] {
-			s.log.Warn("registry: ignoring a symbolic link that leads out of the registry directory (see --registry-follow-symlinks)",
-				"file", p)
+// warnOnce logs msg once for each of items not in warned, and returns the items as the new
+// warned set: a problem is reported once for as long as it lasts, and again if it returns.
+func (s *Source) warnOnce(warned map[string]bool, items []string, msg string) map[string]bool {
+	now := make(map[string]bool, len(items))
+	for _, it := range items {
+		now[it] = true
+		if !warned[it] {
+			s.log.Warn(msg, "path", it)
 		}
 	}
-	s.outside = now
+	return now
 }
 
 // watchDirs makes the watched set equal to dirs and reports whether it added any.

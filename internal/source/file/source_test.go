@@ -3,6 +3,7 @@ package file
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -398,5 +399,42 @@ func TestSymlinksOutside(t *testing.T) {
 				t.Errorf("%d warnings about links leading out, want %d\n%s", warned, want, logs)
 			}
 		})
+	}
+}
+
+// TestUnreadableSubdirectorySkipped: a directory below the registry that cannot be listed (a
+// volume's lost+found, owned by root, when meshdns runs as another user) is skipped and
+// reported; the manifests beside it still count. The root itself must be readable.
+func TestUnreadableSubdirectorySkipped(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"apps", "lost+found"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "apps", "a.yaml"), "kind: Namespace\n")
+	writeFile(t, filepath.Join(dir, "lost+found", "b.yaml"), "kind: Namespace\n")
+	// Root reads every directory; the test makes one unreadable as for any other user.
+	denied := func(d string) ([]os.DirEntry, error) {
+		if filepath.Base(d) == "lost+found" {
+			return nil, &fs.PathError{Op: "open", Path: d, Err: fs.ErrPermission}
+		}
+		return os.ReadDir(d)
+	}
+	w := walker{seen: map[string]bool{}, real: dir, readDir: denied}
+	if err := w.dir(dir, true); err != nil {
+		t.Fatalf("walk failed for one unreadable subdirectory: %v", err)
+	}
+	if want := []string{filepath.Join(dir, "apps", "a.yaml")}; !slices.Equal(w.files, want) {
+		t.Errorf("files %v, want %v", w.files, want)
+	}
+	if len(w.unreadable) != 1 || !strings.Contains(w.unreadable[0], "lost+found") {
+		t.Errorf("unreadable %v, want lost+found reported", w.unreadable)
+	}
+	root := walker{seen: map[string]bool{}, real: dir, readDir: func(string) ([]os.DirEntry, error) {
+		return nil, fs.ErrPermission
+	}}
+	if err := root.dir(dir, true); err == nil {
+		t.Error("an unreadable registry root was not an error")
 	}
 }
