@@ -68,12 +68,9 @@ func (c *Cache) newAnswer(resp *dns.Msg, now time.Time) *answer {
 	return a
 }
 
-// keepRecord keeps every record but the per-message ones (OPT, TSIG): the server adds its own
-// EDNS.
-func keepRecord(rr dns.RR) bool {
-	t := rr.Header().Rrtype
-	return t != dns.TypeOPT && t != dns.TypeTSIG
-}
+// keepRecord keeps every record but the per-message ones (response.PerMessage): the server
+// adds its own EDNS.
+func keepRecord(rr dns.RR) bool { return !response.PerMessage(rr) }
 
 // keepDenial keeps, of a negative answer's authority section, what a negative answer served
 // from a cache is made of: the SOA (RFC 2308 §6) and the NSEC/NSEC3 records that prove the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -307,7 +308,7 @@ func canonical(req, resp *dns.Msg, allSections bool) []byte {
 	m.Id, m.RecursionDesired, m.CheckingDisabled = 0, false, false
 	setServerBits(m)
 	m.Question[0].Name = stand
-	m.Extra = withoutOPT(m.Extra)
+	m.Extra = response.WithoutPerMessage(m.Extra)
 	sections := [][]dns.RR{m.Answer}
 	if allSections {
 		sections = append(sections, m.Ns, m.Extra)

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -114,7 +115,7 @@ func udpLimit(req *dns.Msg, maxSize int) int {
 func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	resp.Id = req.Id
 	setServerBits(resp)
-	resp.Extra = withoutOPT(resp.Extra)
+	resp.Extra = response.WithoutPerMessage(resp.Extra)
 	if opt := req.IsEdns0(); opt != nil {
 		resp.SetEdns0(ednsSize, opt.Do())
 	}
@@ -122,7 +123,13 @@ func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 	// Truncate turns compression off when the message fits without; keep it on: replies are
 	// smaller, and no larger than the fast path's (which compresses too).
 	resp.Compress = true
-	return resp.Pack()
+	out, err := resp.Pack()
+	if err == nil && len(out) > limit {
+		// Truncate could not cut it down (it keeps a message whole that it cannot shorten):
+		// never send more than the transport allows, nor a TCP length that wraps.
+		err = fmt.Errorf("reply of %d bytes is larger than %d after truncation", len(out), limit)
+	}
+	return out, err
 }
 
 // setServerBits sets the header bits that are the server's to say, whoever built resp. RA:
@@ -131,15 +138,6 @@ func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
 // an upstream's own RA, often clear, says nothing about meshdns.
 func setServerBits(resp *dns.Msg) {
 	resp.RecursionAvailable = true
-}
-
-func withoutOPT(rrs []dns.RR) []dns.RR {
-	for i, rr := range rrs {
-		if rr.Header().Rrtype == dns.TypeOPT {
-			return append(rrs[:i:i], withoutOPT(rrs[i+1:])...)
-		}
-	}
-	return rrs
 }
 
 func (s *Server) drop(reason string) {

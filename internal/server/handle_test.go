@@ -54,3 +54,38 @@ func TestFailureFloodLogsOncePerInterval(t *testing.T) {
 		})
 	}
 }
+
+// TestSignedReplyStillTruncated: a transaction signature in a reply (TSIG kept last) makes
+// dns.Msg.Truncate leave the message whole; the server strips per-message records, so a
+// client without EDNS still gets at most 512 bytes with TC set, and no signature.
+func TestSignedReplyStillTruncated(t *testing.T) {
+	srv := New(&stubResolver{big: 200}, Options{})
+	pkt, err := new(dns.Msg).SetQuestion("signed-big.", dns.TypeA).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := srv.handle(pkt, netip.Addr{}, false)
+	resp := new(dns.Msg)
+	if err := resp.Unpack(out); err != nil {
+		t.Fatalf("reply does not unpack: %v", err)
+	}
+	if len(out) > 512 || !resp.Truncated {
+		t.Errorf("reply of %d bytes, tc %v; want at most 512 bytes with tc", len(out), resp.Truncated)
+	}
+	for _, rr := range resp.Extra {
+		if rr.Header().Rrtype == dns.TypeTSIG {
+			t.Errorf("the upstream's TSIG was relayed: %v", rr)
+		}
+	}
+}
+
+// TestRcodeLabel: rcode 16 is labelled BADVERS (what meshdns answers to an unknown EDNS
+// version), not BADSIG, which shares the number and which meshdns never sends.
+func TestRcodeLabel(t *testing.T) {
+	for rc, want := range map[int]string{dns.RcodeSuccess: "NOERROR", dns.RcodeNameError: "NXDOMAIN",
+		dns.RcodeBadVers: "BADVERS", 4000: "other"} {
+		if got := rcodeLabel(rc); got != want {
+			t.Errorf("rcodeLabel(%d) = %q, want %q", rc, got, want)
+		}
+	}
+}

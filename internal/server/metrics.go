@@ -112,6 +112,11 @@ func qtypeLabel(t uint16) string {
 }
 
 func rcodeLabel(rc int) string {
+	if rc == dns.RcodeBadVers {
+		// 16 is both BADVERS and BADSIG; meshdns signs nothing, so it is always BADVERS here,
+		// where the library's table says BADSIG.
+		return "BADVERS"
+	}
 	if s, ok := dns.RcodeToString[rc]; ok {
 		return s
 	}

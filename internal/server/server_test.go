@@ -45,12 +45,17 @@ func (s *stubResolver) Query(ctx context.Context, req *dns.Msg, _ resolver.Clien
 		return resolver.Reply{Msg: m, Result: resolver.ResultTable}
 	}
 	n := 1
-	if q.Name == "big." {
+	if q.Name == "big." || q.Name == "signed-big." {
 		n = s.big
 	}
 	for i := range n {
 		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30},
 			A: net.IPv4(10, 0, byte(i/256), byte(i%256))})
+	}
+	if q.Name == "signed-big." {
+		// As an upstream's reply would carry it, if anything let it through.
+		m.Extra = append(m.Extra, &dns.TSIG{Hdr: dns.RR_Header{Name: "key.", Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+			Algorithm: dns.HmacSHA256, MACSize: 32, MAC: strings.Repeat("00", 32), OrigId: req.Id})
 	}
 	return resolver.Reply{Msg: m, Result: resolver.ResultTable}
 }

@@ -193,8 +193,19 @@ func (s *Server) armRead(c *tcpConn) bool {
 	if s.closing || c.removed {
 		return false
 	}
-	c.SetReadDeadline(time.Now().Add(idleTimeout(s.opts.TCPIdleTimeout, len(s.conns.all), s.opts.MaxTCPConns)))
+	if c.pending > 0 {
+		// Not idle while a query is being answered: the timer starts when the last answer
+		// has gone out (RFC 7766 §6.2.3), in answered.
+		c.SetReadDeadline(time.Time{})
+	} else {
+		s.armIdle(c)
+	}
 	return true
+}
+
+// armIdle starts c's idle timer; s.mu is held.
+func (s *Server) armIdle(c *tcpConn) {
+	c.SetReadDeadline(time.Now().Add(idleTimeout(s.opts.TCPIdleTimeout, len(s.conns.all), s.opts.MaxTCPConns)))
 }
 
 // busy marks a query read on c; false when c was closed for another meanwhile.
@@ -218,6 +229,9 @@ func (s *Server) answered(c *tcpConn) {
 	defer s.mu.Unlock()
 	if c.pending--; c.pending == 0 && !c.removed {
 		c.idle = s.conns.idle.PushBack(c)
+		if !s.closing { // Shutdown's immediate deadline stands
+			s.armIdle(c)
+		}
 	}
 }
 

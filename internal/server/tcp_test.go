@@ -216,3 +216,43 @@ func TestTCPIdleTimeoutShorterWhenBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPConnectionNotIdleWhileAnswering: a connection whose query takes longer than the idle
+// timeout to answer is not idle meanwhile (RFC 7766 §6.2.3: the timer starts once nothing is
+// outstanding): it gets the answer and stays open for the next query.
+func TestTCPConnectionNotIdleWhileAnswering(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg)
+	stub := &stubResolver{release: make(chan struct{}), started: make(chan struct{}, 1)}
+	srv := New(stub, Options{Listen: []string{"127.0.0.1:0"}, Metrics: metrics, TCPIdleTimeout: 200 * time.Millisecond})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	conn, err := net.Dial("tcp", srv.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second)) // guards against a hang
+	if _, err := conn.Write(withLength(pack(t, query("slow.", 0)))); err != nil {
+		t.Fatal(err)
+	}
+	<-stub.started
+	// Three idle timeouts pass while the query is being answered.
+	time.Sleep(600 * time.Millisecond)
+	close(stub.release)
+	for _, name := range []string{"slow.", "next."} {
+		if name != "slow." {
+			if _, err := conn.Write(withLength(pack(t, query(name, 0)))); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		if _, _, err := readTCPMsg(conn); err != nil {
+			t.Fatalf("%s: no answer on the connection: %v", name, err)
+		}
+	}
+	if got := testutil.ToFloat64(metrics.tcpClosed.WithLabelValues("idle")); got != 0 {
+		t.Errorf("connections closed as idle: %v, want 0", got)
+	}
+}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -66,13 +67,15 @@ func reply(req, up *dns.Msg) *dns.Msg {
 	qname := req.Question[0].Name
 	return &dns.Msg{
 		MsgHdr: dns.MsgHdr{
-			Id:                 req.Id,
-			Response:           true,
-			Opcode:             req.Opcode,
-			RecursionDesired:   req.RecursionDesired,
-			CheckingDisabled:   req.CheckingDisabled,
-			Rcode:              up.Rcode,
-			Authoritative:      up.Authoritative,
+			Id:               req.Id,
+			Response:         true,
+			Opcode:           req.Opcode,
+			RecursionDesired: req.RecursionDesired,
+			CheckingDisabled: req.CheckingDisabled,
+			Rcode:            up.Rcode,
+			// AA clear: meshdns is not an authority for a name it forwards (RFC 1035 §4.1.1),
+			// whatever the upstream is; a cached copy says the same.
+			Authoritative:      false,
 			RecursionAvailable: up.RecursionAvailable,
 			// RFC 6840 5.7: AD only to a caller who asked for it; a coalesced joiner may not
 			// have, though the flight's query did.
@@ -86,13 +89,14 @@ func reply(req, up *dns.Msg) *dns.Msg {
 	}
 }
 
-// copyRRs deep-copies rrs, leaving out OPT: the server adds its own EDNS. Owners equal to
+// copyRRs deep-copies rrs, leaving out the per-message records (response.PerMessage): the
+// server adds its own EDNS. Owners equal to
 // qname but for case are spelled as qname: up carries the spelling of whichever caller
 // started the flight, or the upstream's own if it does not echo case (0x20).
 func copyRRs(rrs []dns.RR, qname string) []dns.RR {
 	var out []dns.RR
 	for _, rr := range rrs {
-		if rr.Header().Rrtype == dns.TypeOPT {
+		if response.PerMessage(rr) {
 			continue
 		}
 		rr = dns.Copy(rr)
