@@ -102,7 +102,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	} else {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, "not ready: no name table yet")
+		fmt.Fprintln(w, "not ready: no name table built from every source yet")
 	}
 	if s.o.Details != nil {
 		for _, d := range s.o.Details() {

@@ -354,7 +354,7 @@ func TestReadyzShowsDetails(t *testing.T) {
 	}
 	defer s.Shutdown(context.Background())
 	base := "http://" + s.Addr()
-	if code, body := get(t, base+"/readyz"); code != 503 || body != "not ready: no name table yet\n"+detail+"\n" {
+	if code, body := get(t, base+"/readyz"); code != 503 || body != "not ready: no name table built from every source yet\n"+detail+"\n" {
 		t.Errorf("/readyz before the first table = %d %q, want 503 and the detail", code, body)
 	}
 	ready.Store(true)

@@ -11,9 +11,10 @@
 //     client's question, RD, CD and AD, and meshdns's own OPT record (advertised size
 //     Options.UDPSize, the client's DO bit, none of the client's EDNS options).
 //   - A reply is accepted only from the server's address, with the query's ID, QR set and the
-//     same question (name compared case-insensitively, type, class); anything else is dropped
-//     (counted as "invalid") and reading continues until the try times out, so spoofed packets
-//     cannot answer.
+//     same question (name compared case-insensitively, type, class); any other reply is
+//     dropped (counted as "invalid") and reading continues until the try times out, so spoofed
+//     packets cannot answer. A UDP datagram that does not parse at all ends the UDP try: the
+//     question goes to the same server over TCP, where it cannot be spoofed.
 //   - UDP uses a fresh socket per try (random source port) and a 64 KiB receive buffer, so a
 //     reply larger than UDPSize is still read whole; a truncated UDP reply, or one that does
 //     not parse, is retried over TCP on the same server; TCP clients go over TCP.
