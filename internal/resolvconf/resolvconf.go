@@ -2,14 +2,16 @@ package resolvconf
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/safefile"
 )
 
 const (
@@ -17,6 +19,8 @@ const (
 	DefaultNdots = 1
 	// MaxNdots is glibc's cap (RES_MAXNDOTS); larger values are clamped to it.
 	MaxNdots = 15
+	// MaxFileBytes bounds what is read of resolv.conf; real ones hold a few hundred bytes.
+	MaxFileBytes = 1 << 20
 	// port is where resolv.conf nameservers listen; the file has no syntax for another.
 	port = 53
 )
@@ -31,14 +35,17 @@ type Config struct {
 	Ndots int
 }
 
-// ParseFile parses the resolv.conf at path. Errors name the path.
+// ParseFile parses the resolv.conf at path. Errors name the path. What is not a regular file
+// (a FIFO, a device) or is larger than MaxFileBytes is refused without waiting or reading it.
 func ParseFile(path string) (Config, error) {
-	f, err := os.Open(path)
+	b, err := safefile.ReadRegular(path, MaxFileBytes)
+	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge) {
+		return Config{}, fmt.Errorf("resolv.conf %w", err) // it names the path already
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("resolv.conf %s: %w", path, err)
 	}
-	defer f.Close()
-	c, err := Parse(f)
+	c, err := Parse(bytes.NewReader(b))
 	if err != nil {
 		return Config{}, fmt.Errorf("resolv.conf %s: %w", path, err)
 	}
