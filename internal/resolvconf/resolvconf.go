@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -36,8 +38,12 @@ type Config struct {
 }
 
 // ParseFile parses the resolv.conf at path. Errors name the path. What is not a regular file
-// (a FIFO, a device) or is larger than MaxFileBytes is refused without waiting or reading it.
+// (a FIFO, a device) or is larger than MaxFileBytes is refused without waiting or reading it,
+// except os.DevNull, the usual way to say "no resolv.conf", which reads as an empty file.
 func ParseFile(path string) (Config, error) {
+	if real, err := filepath.EvalSymlinks(path); err == nil && real == os.DevNull {
+		return Parse(bytes.NewReader(nil))
+	}
 	b, err := safefile.ReadRegular(path, MaxFileBytes)
 	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge) {
 		return Config{}, fmt.Errorf("resolv.conf %w", err) // it names the path already

@@ -171,6 +171,12 @@ func TestParseFile(t *testing.T) {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
 	})
+	t.Run("/dev/null is an empty resolv.conf", func(t *testing.T) {
+		got, err := ParseFile(os.DevNull)
+		if want := (Config{Ndots: DefaultNdots}); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseFile(%s) = %+v, %v; want %+v", os.DevNull, got, err, want)
+		}
+	})
 	t.Run("missing file names the path", func(t *testing.T) {
 		missing := filepath.Join(dir, "nope.conf")
 		_, err := ParseFile(missing)
