@@ -2,14 +2,18 @@ package resolvconf
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/safefile"
 )
 
 const (
@@ -17,6 +21,8 @@ const (
 	DefaultNdots = 1
 	// MaxNdots is glibc's cap (RES_MAXNDOTS); larger values are clamped to it.
 	MaxNdots = 15
+	// MaxFileBytes bounds what is read of resolv.conf; real ones hold a few hundred bytes.
+	MaxFileBytes = 1 << 20
 	// port is where resolv.conf nameservers listen; the file has no syntax for another.
 	port = 53
 )
@@ -31,14 +37,21 @@ type Config struct {
 	Ndots int
 }
 
-// ParseFile parses the resolv.conf at path. Errors name the path.
+// ParseFile parses the resolv.conf at path. Errors name the path. What is not a regular file
+// (a FIFO, a device) or is larger than MaxFileBytes is refused without waiting or reading it,
+// except os.DevNull, the usual way to say "no resolv.conf", which reads as an empty file.
 func ParseFile(path string) (Config, error) {
-	f, err := os.Open(path)
+	if real, err := filepath.EvalSymlinks(path); err == nil && real == os.DevNull {
+		return Parse(bytes.NewReader(nil))
+	}
+	b, err := safefile.ReadRegular(path, MaxFileBytes)
+	if errors.Is(err, safefile.ErrNotRegular) || errors.Is(err, safefile.ErrTooLarge) {
+		return Config{}, fmt.Errorf("resolv.conf %w", err) // it names the path already
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("resolv.conf %s: %w", path, err)
 	}
-	defer f.Close()
-	c, err := Parse(f)
+	c, err := Parse(bytes.NewReader(b))
 	if err != nil {
 		return Config{}, fmt.Errorf("resolv.conf %s: %w", path, err)
 	}

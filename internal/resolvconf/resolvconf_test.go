@@ -2,13 +2,16 @@ package resolvconf
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func ns(s string) netip.AddrPort {
@@ -168,6 +171,12 @@ func TestParseFile(t *testing.T) {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
 	})
+	t.Run("/dev/null is an empty resolv.conf", func(t *testing.T) {
+		got, err := ParseFile(os.DevNull)
+		if want := (Config{Ndots: DefaultNdots}); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseFile(%s) = %+v, %v; want %+v", os.DevNull, got, err, want)
+		}
+	})
 	t.Run("missing file names the path", func(t *testing.T) {
 		missing := filepath.Join(dir, "nope.conf")
 		_, err := ParseFile(missing)
@@ -210,4 +219,59 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseFileRefusesNonRegular: --resolv-conf naming a FIFO, or a link to a device, is
+// refused at once with an error naming the path and what it is: opening a FIFO must not block
+// the start, and /dev/urandom must not be read without end.
+func TestParseFileRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.conf")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Should ParseFile wait for a writer after all, this one releases it when the test ends.
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	urandom := filepath.Join(dir, "urandom.conf")
+	if err := os.Symlink("/dev/urandom", urandom); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, want string }{
+		{fifo, "resolv.conf " + fifo + " is a FIFO (named pipe), not a regular file"},
+		{urandom, "resolv.conf " + urandom + " (a symlink to /dev/urandom) is a character device, not a regular file"},
+	}
+	for _, tc := range tests {
+		done := make(chan error, 1)
+		go func() {
+			_, err := ParseFile(tc.path)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseFile(%s) = %v, want an error saying %q", tc.path, err, tc.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("ParseFile(%s) still blocked after 5s", tc.path)
+		}
+	}
+}
+
+// TestParseFileSizeLimit: a resolv.conf larger than MaxFileBytes is refused, not read.
+func TestParseFileSizeLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(path, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, MaxFileBytes+1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	_, err := ParseFile(path)
+	if want := fmt.Sprintf("resolv.conf %s is larger than %d bytes", path, MaxFileBytes); err == nil || err.Error() != want {
+		t.Errorf("ParseFile = %v, want %q", err, want)
+	}
 }

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/meshdns/meshdns/internal/safefile"
 )
 
 // StateFile is the name of the state file in --state-dir.
@@ -103,70 +103,19 @@ func (s *FileStore) Load() (State, error) {
 
 var errTooLarge = fmt.Errorf("larger than %d bytes, the most a state can take", MaxStateBytes)
 
-// readState reads a regular file of at most MaxStateBytes. It opens without blocking (a FIFO
-// would wait for a writer) and checks the type of what it opened, not only of the name.
+// readState reads a regular file of at most MaxStateBytes, without waiting on a FIFO or
+// reading a device (safefile).
 func readState(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, syscall.ENXIO) { // a socket, or a device without a driver
-		return nil, describeNonRegular(path, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("VIP state %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("VIP state %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, notRegular(path, fi.Mode())
-	}
-	if fi.Size() > MaxStateBytes {
+	b, err := safefile.ReadRegular(path, MaxStateBytes)
+	switch {
+	case errors.Is(err, safefile.ErrTooLarge):
 		return nil, errTooLarge
-	}
-	// The file may grow while it is read: never take more than the limit.
-	b, err := io.ReadAll(io.LimitReader(f, MaxStateBytes+1))
-	if err != nil {
+	case errors.Is(err, safefile.ErrNotRegular):
+		return nil, fmt.Errorf("VIP state %w: remove it or keep the state elsewhere", err)
+	case err != nil:
 		return nil, fmt.Errorf("VIP state %s: %w", path, err)
-	}
-	if len(b) > MaxStateBytes {
-		return nil, errTooLarge
 	}
 	return b, nil
-}
-
-// describeNonRegular names what path is when opening it failed with openErr.
-func describeNonRegular(path string, openErr error) error {
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().IsRegular() {
-		return fmt.Errorf("VIP state %s: %w", path, openErr)
-	}
-	return notRegular(path, fi.Mode())
-}
-
-func notRegular(path string, m fs.FileMode) error {
-	name := path
-	if target, err := filepath.EvalSymlinks(path); err == nil && target != path {
-		name = fmt.Sprintf("%s (a symlink to %s)", path, target)
-	}
-	return fmt.Errorf("VIP state %s is %s, not a regular file: remove it or keep the state elsewhere",
-		name, fileKind(m))
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO (named pipe)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "of type " + m.Type().String()
 }
 
 // decodeState parses the state file's content; the error says what is wrong with it.

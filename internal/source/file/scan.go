@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/safefile"
 )
 
 // maxFileSize bounds what one manifest may make us hold in memory.
@@ -149,7 +150,9 @@ func (w *walker) entry(dir string, e os.DirEntry) error {
 	switch {
 	case mode.IsDir():
 		return w.dir(p, false)
-	case mode.IsRegular() && isManifest(name):
+	case isManifest(name):
+		// Not only regular files: a manifest turned into a FIFO or a device is listed, so that
+		// reading it refuses it, says why and keeps its last good content.
 		w.files = append(w.files, p)
 	}
 	return nil
@@ -165,27 +168,17 @@ func (w *walker) inside(p string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
-// readManifest reads a file, refusing ones too large to be a manifest.
+// readManifest reads a file, refusing what is not a regular file (it may have been swapped
+// for a FIFO since the walk) and what is too large to be a manifest.
 func readManifest(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := safefile.ReadRegular(p, maxFileSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, errGone
+	case errors.Is(err, safefile.ErrTooLarge):
+		return nil, errTooLarge // the log line names the file
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > maxFileSize {
-		return nil, errTooLarge // without reading it: a rescan must not read 32 MiB each time
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFileSize {
-		return nil, errTooLarge // grown while read
-	}
-	return data, nil
+	return data, err
 }
 
 // clip caps every slice so that a reader appending to the shared snapshot reallocates

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -436,5 +437,73 @@ func TestUnreadableSubdirectorySkipped(t *testing.T) {
 	}}
 	if err := root.dir(dir, true); err == nil {
 		t.Error("an unreadable registry root was not an error")
+	}
+}
+
+// releaseFIFO opens a writer on the FIFO at path when the test ends, which frees a reader that
+// waits for one, so that a failing test does not leave it blocked.
+func releaseFIFO(t *testing.T, path string) {
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+}
+
+// TestReadManifestRefusesFIFO: a manifest swapped for a FIFO between the walk and the read is
+// refused at once: opening it must not wait for a writer, which would stop the watch loop.
+func TestReadManifestRefusesFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.yaml")
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	releaseFIFO(t, path)
+	done := make(chan error, 1)
+	go func() {
+		_, err := readManifest(path)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if want := path + " is a FIFO (named pipe), not a regular file"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("readManifest = %v, want an error saying %q", err, want)
+		}
+	case <-time.After(changeBound):
+		t.Fatalf("readManifest(FIFO) still blocked after %v", changeBound)
+	}
+}
+
+// TestFileReplacedByFIFO: a manifest replaced by a FIFO is reported, its last good content
+// stays in effect, and the source still shuts down.
+func TestFileReplacedByFIFO(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.yaml")
+	writeFile(t, path, svcYAML("a", "10.0.0.1"))
+	logs := &testutil.SyncBuffer{}
+	s := New(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "a=10.0.0.1")
+	mustRemove(t, path)
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	releaseFIFO(t, path)
+	writeFile(t, filepath.Join(dir, "zz.yaml"), svcYAML("zz", "10.0.1.1")) // shows the rescan ran
+	waitFor(t, s, "a=10.0.0.1", "zz=10.0.1.1")
+	want := fmt.Sprintf(`msg="registry file unreadable, keeping last good content" file=%s err="%s is a FIFO (named pipe), not a regular file"`, path, path)
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %s\n%s", want, logs)
+	}
+	cancel()
+	stopped := make(chan struct{})
+	go func() { s.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(changeBound):
+		t.Fatalf("the source did not stop within %v of its context's end", changeBound)
 	}
 }
