@@ -81,6 +81,10 @@ type Cache struct {
 
 	mu       sync.Mutex
 	pos, neg *lru // nil when caching is disabled
+	// refreshing holds the refreshes of stale entries in flight, by key, each closed when its
+	// refresh ends. It is apart from the entries, which a Put or an eviction may replace
+	// while a refresh runs; it holds no more keys than refreshes in flight.
+	refreshing map[key]chan struct{}
 }
 
 // New returns an empty cache.
@@ -107,6 +111,7 @@ func New(o Options) *Cache {
 	}
 	if c.size > 0 {
 		c.pos, c.neg = newLRU(), newLRU()
+		c.refreshing = map[key]chan struct{}{}
 	}
 	return c
 }
@@ -312,7 +317,12 @@ func (c *Cache) RefreshFailed(req *dns.Msg) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.lookup(keyOf(req)); e != nil {
+	c.refreshFailed(keyOf(req), now)
+}
+
+// refreshFailed is RefreshFailed for k; callers hold mu.
+func (c *Cache) refreshFailed(k key, now time.Time) {
+	if e := c.lookup(k); e != nil {
 		e.failedAt = now
 	}
 }
@@ -326,8 +336,57 @@ func (c *Cache) ShouldRefresh(req *dns.Msg) bool {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.lookup(keyOf(req))
+	return c.shouldRefresh(keyOf(req), now)
+}
+
+// shouldRefresh is ShouldRefresh for k; callers hold mu.
+func (c *Cache) shouldRefresh(k key, now time.Time) bool {
+	e := c.lookup(k)
 	return e == nil || e.failedAt.IsZero() || now.Sub(e.failedAt) >= FailureRecheck
+}
+
+// BeginRefresh decides who refreshes req's stale entry, so that a refresh is in flight at
+// most once per key however many queries find it stale. start: the caller is to refresh it,
+// and must call EndRefresh when done. Otherwise ended, when not nil, is closed once the
+// refresh in flight ends (the caller may wait for it, then Lookup again); nil means no
+// refresh is due (within FailureRecheck of a failed one): serve the stale answer now.
+func (c *Cache) BeginRefresh(req *dns.Msg) (start bool, ended <-chan struct{}) {
+	if c.pos == nil || !isQuery(req) {
+		return true, make(chan struct{})
+	}
+	k := keyOf(req)
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.refreshing[k]; ok {
+		return false, ch
+	}
+	if !c.shouldRefresh(k, now) {
+		return false, nil
+	}
+	ch := make(chan struct{})
+	c.refreshing[k] = ch
+	return true, ch
+}
+
+// EndRefresh ends a refresh of req's entry (a stale one BeginRefresh let start, or a
+// prefetch): the queries waiting for it are woken, and a failed one is recorded as
+// RefreshFailed does.
+func (c *Cache) EndRefresh(req *dns.Msg, failed bool) {
+	if c.pos == nil || !isQuery(req) {
+		return
+	}
+	k := keyOf(req)
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if failed { // before the waiters wake, so that none starts another refresh
+		c.refreshFailed(k, now)
+	}
+	if ch, ok := c.refreshing[k]; ok {
+		close(ch)
+		delete(c.refreshing, k)
+	}
 }
 
 // Flush drops every entry, for when the upstreams change: their answers may differ (a VPN's

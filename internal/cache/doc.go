@@ -23,4 +23,6 @@
 //     is served only within Options.ServeStale after expiry, with every TTL set to StaleTTL.
 //     A SERVFAIL is never served stale and never displaces an answer serve-stale still needs.
 //   - Entries past expiry plus ServeStale are dropped when touched and never served.
+//   - At most one refresh of a stale entry is in flight per key: BeginRefresh lets the first
+//     query start it and hands the others its end to wait for; EndRefresh wakes them.
 package cache

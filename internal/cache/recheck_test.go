@@ -60,3 +60,55 @@ func TestLargeAnswerNotKept(t *testing.T) {
 		t.Errorf("a %d-record answer over %d bytes was cached", len(rrs), cache.MaxEntryBytes)
 	}
 }
+
+// TestOneRefreshPerKey walks BeginRefresh/EndRefresh: the first query finding an entry stale
+// starts its refresh, later ones get the same refresh to wait for until it ends; a failed one
+// holds off the next for the failure recheck window, a succeeded one lets the next start.
+func TestOneRefreshPerKey(t *testing.T) {
+	clk := testutil.NewClock()
+	c := cache.New(cache.Options{ServeStale: time.Hour, Now: clk.Now})
+	req := query("www.example.org.", dns.TypeA)
+	other := query("other.example.org.", dns.TypeA)
+	for _, r := range []*dns.Msg{req, other} {
+		c.Put(r, reply(t, r, dns.RcodeSuccess, []string{r.Question[0].Name + " 60 IN A 192.0.2.1"}, nil))
+	}
+	clk.Advance(2 * time.Minute)
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	start, first := c.BeginRefresh(req)
+	if !start || first == nil || closed(first) {
+		t.Fatalf("first BeginRefresh = %v, %v; want to start an open refresh", start, first)
+	}
+	if start, ended := c.BeginRefresh(req); start || ended != first {
+		t.Errorf("second BeginRefresh = %v, %v; want to wait for the first refresh", start, ended)
+	}
+	if start, _ := c.BeginRefresh(other); !start {
+		t.Errorf("another name waits for a refresh it does not share")
+	}
+	c.EndRefresh(other, false)
+	c.EndRefresh(req, true)
+	if !closed(first) {
+		t.Error("EndRefresh did not wake the waiters")
+	}
+	if start, ended := c.BeginRefresh(req); start || ended != nil {
+		t.Errorf("BeginRefresh after a failed refresh = %v, %v; want stale at once", start, ended)
+	}
+	clk.Advance(cache.FailureRecheck)
+	start, again := c.BeginRefresh(req)
+	if !start {
+		t.Fatal("no refresh after the failure recheck window")
+	}
+	c.EndRefresh(req, false)
+	if !closed(again) {
+		t.Error("a succeeded refresh did not wake the waiters")
+	}
+	if start, _ := c.BeginRefresh(req); !start {
+		t.Error("no new refresh after a succeeded one")
+	}
+}

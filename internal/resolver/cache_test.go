@@ -256,3 +256,34 @@ func TestAutopathNeverWaitsLong(t *testing.T) {
 		t.Errorf("a down upstream was asked %d times", n)
 	}
 }
+
+// TestStaleRefreshOnce: many concurrent queries for a stale name while upstream is silent
+// start one refresh between them, not one each (a goroutine, a copy and an upstream query
+// per query); each gets the stale answer after the timer, and the one refresh, once upstream
+// answers, updates the entry for all.
+func TestStaleRefreshOnce(t *testing.T) {
+	res, up, clk := newCached(t)
+	ask(t, res, "www.example.org.")
+	clk.Advance(2 * time.Minute)
+	hold := make(chan struct{})
+	up.set(false, hold, "192.0.2.85")
+	before := up.asked.Load()
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if m, r := ask(t, res, "www.example.org."); r != resolver.ResultCacheStale || answerOf(m) != "www.example.org. 30 IN A 192.0.2.80" {
+				t.Errorf("stale name, silent upstream: %v %q, want the stale answer", r, answerOf(m))
+			}
+		})
+	}
+	wg.Wait()
+	close(hold)
+	res.Wait()
+	if got := up.asked.Load() - before; got != 1 {
+		t.Errorf("%d concurrent queries for a stale name asked upstream %d times, want 1", n, got)
+	}
+	if m, r := ask(t, res, "www.example.org."); r != resolver.ResultCacheHit || answerOf(m) != "www.example.org. 60 IN A 192.0.2.85" {
+		t.Errorf("after the refresh: %v %q, want the refreshed entry", r, answerOf(m))
+	}
+}

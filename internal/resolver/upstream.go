@@ -67,17 +67,23 @@ func (r *Resolver) exchange(ctx context.Context, req *dns.Msg, via upstream.Via)
 	return fetched{msg: resp, result: ResultUpstream}, nil
 }
 
-// staleOrFresh serves an expired entry (RFC 8767): upstream is asked in the background; its
-// answer is used if it comes within the stale answer timer and is not a failure, otherwise the stale
-// answer goes out and the refresh updates the cache when it completes.
+// staleOrFresh serves an expired entry (RFC 8767): upstream is asked in the background, once
+// per entry however many queries find it stale (the cache says who starts the refresh). The
+// query that starts it uses its answer if it comes within the stale answer timer and is not a
+// failure; the others wait as long for that refresh to end and serve what it cached. Otherwise
+// the stale answer goes out and the refresh updates the cache when it completes.
 func (r *Resolver) staleOrFresh(q *query, stale *dns.Msg) fetched {
 	req := q.req
-	if !r.opts.Cache.ShouldRefresh(req) {
+	start, ended := r.opts.Cache.BeginRefresh(req)
+	if ended == nil {
 		// Upstream failed moments ago: do not wait on it again.
 		return fetched{msg: stale, result: ResultCacheStale}
 	}
-	done := make(chan *dns.Msg, 1)
-	r.refresh(req, q.client.via(), done)
+	var done chan *dns.Msg // the starter's own answer; it does not wait on ended
+	if start {
+		done, ended = make(chan *dns.Msg, 1), nil
+		r.refresh(req, q.client.via(), done)
+	}
 	timer := time.NewTimer(r.opts.StaleAnswerTimer)
 	defer timer.Stop()
 	select {
@@ -86,20 +92,26 @@ func (r *Resolver) staleOrFresh(q *query, stale *dns.Msg) fetched {
 			resp.Id, resp.Question = req.Id, req.Question
 			return fetched{msg: resp, result: ResultUpstream}
 		}
+	case <-ended:
+		if f := r.opts.Cache.Lookup(req); f.Status == cache.Hit {
+			return fetched{msg: f.Msg, result: ResultCacheHit, until: f.Until}
+		}
 	case <-timer.C:
 	case <-q.ctx.Done():
 	}
 	return fetched{msg: stale, result: ResultCacheStale}
 }
 
-// refresh asks upstream again for req in the background and caches the answer; done, when
-// not nil, receives the reply (nil on error). The request is copied: the caller's may be
-// gone by the time the refresh runs. It takes the share of the client whose query started
-// it. After Close it does nothing (done gets nil).
+// refresh asks upstream again for req in the background, caches the answer and tells the
+// cache the refresh ended (Cache.EndRefresh); done, when not nil, receives the reply (nil on
+// error). The request is copied: the caller's may be gone by the time the refresh runs. It
+// takes the share of the client whose query started it. After Close it does nothing but end
+// the refresh (done gets nil).
 func (r *Resolver) refresh(req *dns.Msg, via upstream.Via, done chan<- *dns.Msg) {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
 	if r.closed {
+		r.opts.Cache.EndRefresh(req, false)
 		if done != nil {
 			done <- nil
 		}
@@ -115,9 +127,7 @@ func (r *Resolver) refresh(req *dns.Msg, via upstream.Via, done chan<- *dns.Msg)
 		if err == nil {
 			r.opts.Cache.Put(req, up.msg)
 		}
-		if err != nil || response.Typify(up.msg).Failure() {
-			r.opts.Cache.RefreshFailed(req)
-		}
+		r.opts.Cache.EndRefresh(req, err != nil || response.Typify(up.msg).Failure())
 		if done != nil {
 			done <- up.msg
 		}

@@ -13,6 +13,8 @@
 // (setServerBits); a UDP reply is at most MaxUDPSize bytes, and one to a client outside
 // AllowClients (REFUSED) no larger than its query; no source address holds more than its
 // share of TCP connections, nor a connection longer than the idle timeout without a whole
-// query (tcp.go); a panic while answering one query costs that query a SERVFAIL and nothing
+// query (tcp.go); no source address holds more than its share of the MaxInflight query
+// slots while others need theirs (internal/fairshare, the rule upstream's shares follow too);
+// a panic while answering one query costs that query a SERVFAIL and nothing
 // else; Shutdown stops reading first, then waits for queries in flight.
 package server

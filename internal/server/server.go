@@ -9,10 +9,10 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/fairshare"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
@@ -34,7 +34,9 @@ const (
 	// queryTimeout bounds the work on one query, upstream included.
 	queryTimeout = 10 * time.Second
 	// DefaultMaxInflight caps queries being answered at once; UDP packets beyond it are
-	// dropped (the client retries), so a flood or a dead upstream cannot exhaust memory.
+	// dropped (the client retries), so a flood or a dead upstream cannot exhaust memory. Each
+	// client address gets a fair share of them (internal/fairshare): a client with none in
+	// flight is admitted while any is free, one with some only below MaxInflight/(n+1).
 	DefaultMaxInflight = 20000
 	// DefaultMaxTCPConns caps open TCP connections; when all are taken, the longest idle one
 	// of the source holding the most makes room for a new one.
@@ -93,10 +95,10 @@ type Server struct {
 	log      *slog.Logger
 	udp      [][]*net.UDPConn // per listen address: the sockets sharing its port
 	tcp      []net.Listener
-	fast     *store         // packed replies for the fast path; nil when every query is logged
-	loops    sync.WaitGroup // reader and accept loops
-	queries  sync.WaitGroup // queries in flight
-	inflight atomic.Int64
+	fast     *store                         // packed replies for the fast path; nil when every query is logged
+	loops    sync.WaitGroup                 // reader and accept loops
+	queries  sync.WaitGroup                 // queries in flight
+	inflight *fairshare.Counter[netip.Addr] // queries being answered, by client address
 	mu       sync.Mutex
 	conns    connTable // open TCP connections, under mu
 	closing  bool
@@ -134,6 +136,7 @@ func New(res Resolver, o Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{res: res, opts: o, log: log, conns: newConnTable(), ctx: ctx, cancel: cancel,
+		inflight:    fairshare.New[netip.Addr](o.MaxInflight),
 		acceptFails: ratelog.New(log, logInterval, o.Now), packFails: ratelog.New(log, logInterval, o.Now),
 		panicLog: ratelog.New(log, logInterval, o.Now), refusedLog: ratelog.New(log, logInterval, o.Now)}
 	if !o.LogQueries {
@@ -309,12 +312,12 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			c.WriteToUDPAddrPort(reply, addr)
 			continue
 		}
-		if !s.acquire() {
+		if !s.acquire(from) {
 			continue
 		}
 		pkt := append([]byte(nil), buf[:n]...)
 		go func() {
-			defer s.release()
+			defer s.release(from)
 			if out := s.handle(pkt, from, false); out != nil {
 				c.WriteToUDPAddrPort(out, addr)
 			}
@@ -322,18 +325,24 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	}
 }
 
-// acquire admits one more query unless MaxInflight are being answered.
-func (s *Server) acquire() bool {
-	if s.inflight.Add(1) > int64(s.opts.MaxInflight) {
-		s.inflight.Add(-1)
+// acquire admits one more query of the client at from, unless MaxInflight are being
+// answered or the client holds its share of them while others may need theirs: a client
+// repeating questions a silent upstream never answers must not take every slot.
+func (s *Server) acquire(from netip.Addr) bool {
+	switch s.inflight.Acquire(from) {
+	case fairshare.Full:
 		s.drop("overload")
+		return false
+	case fairshare.Share:
+		s.drop("client-overload")
 		return false
 	}
 	s.queries.Add(1)
 	return true
 }
 
-func (s *Server) release() {
-	s.inflight.Add(-1)
+// release ends a query acquire admitted for from.
+func (s *Server) release(from netip.Addr) {
+	s.inflight.Release(from)
 	s.queries.Done()
 }

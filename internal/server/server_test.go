@@ -313,7 +313,7 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("the admitted query was not answered: %v", err)
 	}
 	// The reply is written just before the slot is released.
-	for deadline := time.Now().Add(5 * time.Second); srv.inflight.Load() > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); srv.inflight.Total() > 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	if got := testutil.ToFloat64(metrics.dropped.WithLabelValues("overload")); got != 1 {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,9 +49,12 @@ func slowDomainUpstream(t *testing.T) netip.AddrPort {
 	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-// flood sends queries for random names below silent.test. from src to addr until stop is
-// closed or max packets are sent, without reading the replies.
-func flood(t *testing.T, src, addr string, max int, stop <-chan struct{}) (wait func()) {
+// randomSilent names a new name below silent.test. for each query of a flood.
+func randomSilent(i int) string { return fmt.Sprintf("r%d-%d.silent.test.", i, time.Now().UnixNano()) }
+
+// flood sends queries for name(i) from src to addr until stop is closed or max packets are
+// sent, without reading the replies.
+func flood(t *testing.T, src, addr string, max int, stop <-chan struct{}, name func(i int) string) (wait func()) {
 	t.Helper()
 	c, err := (&net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}).Dial("udp", addr)
 	if err != nil {
@@ -65,7 +69,7 @@ func flood(t *testing.T, src, addr string, max int, stop <-chan struct{}) (wait 
 				return
 			default:
 			}
-			m := new(dns.Msg).SetQuestion(fmt.Sprintf("r%d-%d.silent.test.", i, time.Now().UnixNano()), dns.TypeA)
+			m := new(dns.Msg).SetQuestion(name(i), dns.TypeA)
 			b, _ := m.Pack()
 			c.Write(b)
 			time.Sleep(time.Millisecond) // paces the flood; not a timing assertion
@@ -113,7 +117,7 @@ func TestUpstreamShareFailsFlooderFirst(t *testing.T) {
 	_, addr := start(t, res)
 
 	stop := make(chan struct{})
-	wait := flood(t, "127.0.0.2", addr, 5000, stop)
+	wait := flood(t, "127.0.0.2", addr, 5000, stop, randomSilent)
 	defer wait()
 	defer close(stop)
 	deadline := time.Now().Add(10 * time.Second)
@@ -144,5 +148,72 @@ func TestUpstreamShareFailsFlooderFirst(t *testing.T) {
 	}
 	if n := overloads(t, reg, "source"); n == 0 {
 		t.Error(`overload_total{reason="source"} = 0, want the flooder's refusals counted`)
+	}
+}
+
+// servicesTable is a table of n Services svc<i>.prod with ClusterIP 10.96.1.<i>.
+func servicesTable(t *testing.T, n int) string {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "---\napiVersion: v1\nkind: Service\nmetadata: {name: svc%d, namespace: prod}\n"+
+			"spec:\n  clusterIPs: [10.96.1.%d]\n  ports: [{name: http, port: 80}]\n", i, i)
+	}
+	return b.String()
+}
+
+// TestInflightShareFailsFlooderFirst floods meshdns from 127.0.0.2 with one name below a
+// domain whose upstream never answers: upstream asks it once for all (coalesced), but each
+// query holds one of the server's 16 in-flight slots until the forwarder gives up. Meanwhile
+// a client at 127.0.0.3 asks Services of the table, each for the first time (so not on the
+// fast path), over UDP and TCP. The flood holds at most its share of the slots (8 of 16), so
+// every one of those lookups is answered, and every refusal is the flooder's.
+func TestInflightShareFailsFlooderFirst(t *testing.T) {
+	up := slowDomainUpstream(t)
+	fwd := upstream.New([]netip.AddrPort{up}, upstream.Options{TryTimeout: time.Second, Deadline: 3 * time.Second})
+	t.Cleanup(fwd.Close)
+	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: fwd})
+	t.Cleanup(res.Close)
+	res.SetTable(buildTable(t, servicesTable(t, 20), 1))
+	reg := prometheus.NewRegistry()
+	addr := startWith(t, res, Options{MaxInflight: 16, Metrics: NewMetrics(reg)})
+
+	stop := make(chan struct{})
+	wait := flood(t, "127.0.0.2", addr, 5000, stop, func(int) string { return "stuck.silent.test." })
+	defer wait()
+	defer close(stop)
+	dropped := func(reason string) float64 {
+		return counterValue(t, reg, "meshdns_packets_dropped_total", "reason="+reason)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for dropped("overload")+dropped("client-overload") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood never reached the cap on queries in flight")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	failed := 0
+	for i := range 20 {
+		network := []string{"udp", "tcp"}[i%2]
+		c := &dns.Client{Net: network, Timeout: 2 * time.Second, Dialer: &net.Dialer{
+			LocalAddr: map[string]net.Addr{"udp": &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)},
+				"tcp": &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}[network]}}
+		name := fmt.Sprintf("svc%d.prod.svc.cluster.local.", i)
+		resp, _, err := c.Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), addr)
+		want := fmt.Sprintf("%s\t30\tIN\tA\t10.96.1.%d", name, i)
+		if err != nil || resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 || resp.Answer[0].String() != want {
+			failed++
+			t.Errorf("%s over %s from 127.0.0.3 during the flood: %v %v, want %q", name, network, resp, err, want)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of 20 lookups of a well-behaved client failed during the flood, want 0", failed)
+	}
+	if n := dropped("overload"); n != 0 {
+		t.Errorf(`packets_dropped_total{reason="overload"} = %v, want 0: the flood alone filled the cap`, n)
+	}
+	if n := dropped("client-overload"); n == 0 {
+		t.Error(`packets_dropped_total{reason="client-overload"} = 0, want the flooder's refusals counted`)
 	}
 }

@@ -283,12 +283,12 @@ func (s *Server) serveConn(c *tcpConn) {
 		if !s.busy(c) {
 			return
 		}
-		if !s.acquire() {
+		if !s.acquire(c.src) {
 			return // closing tells the client at once, where a dropped query would time out
 		}
 		pending.Add(1)
 		go func() {
-			defer s.release()
+			defer s.release(c.src)
 			defer pending.Done()
 			defer s.answered(c)
 			out := s.handle(pkt, c.src, true)

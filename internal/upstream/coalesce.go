@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/fairshare"
 	"github.com/miekg/dns"
 )
 
@@ -45,7 +46,7 @@ type flight struct {
 type coalescer struct {
 	mu     sync.Mutex
 	m      map[flightKey]*flight
-	shares shares
+	shares *fairshare.Counter[Source]
 }
 
 // join returns the flight answering req: one in progress, or a new one started here if the
@@ -60,9 +61,9 @@ func (f *Forwarder) join(ctx context.Context, req *dns.Msg, via Via) (*flight, e
 		f.opts.Metrics.coalesce()
 		return fl, nil
 	}
-	if reason := c.shares.take(via.Source); reason != overloadNone {
+	if reason := overloadOf(c.shares.Acquire(via.Source)); reason != overloadNone {
 		f.overloaded(via.Source, reason)
-		return nil, fmt.Errorf("%w (%d in flight, %s)", ErrOverloaded, c.shares.total, reason.explain(via.Source))
+		return nil, fmt.Errorf("%w (%d in flight, %s)", ErrOverloaded, c.shares.Total(), reason.explain(via.Source))
 	}
 	// The exchange outlives any one caller: it keeps ctx's values but not its cancellation,
 	// and ends at the Forwarder's deadline or when the last waiter has left.
@@ -114,7 +115,7 @@ func (c *coalescer) leave(fl *flight) {
 func (c *coalescer) finish(fl *flight) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.shares.give(fl.source)
+	c.shares.Release(fl.source)
 	if c.m[fl.key] == fl {
 		delete(c.m, fl.key)
 	}

@@ -42,8 +42,8 @@
 //   - At most Options.MaxOutstanding exchanges are in flight (coalesced callers do not count),
 //     shared fairly among Sources (Via.Source: the client's address): a Source with none in
 //     flight is admitted while any slot is free; one with some only below MaxOutstanding/(n+1),
-//     n the Sources with exchanges in flight, so a flooding client is refused first and a
-//     newcomer finds a free slot. Beyond that Forward fails at once with ErrOverloaded, for a
+//     n the Sources with exchanges in flight (internal/fairshare holds the rule), so a
+//     flooding client is refused first and a newcomer finds a free slot. Beyond that Forward fails at once with ErrOverloaded, for a
 //     SERVFAIL rather than a queue.
 //   - The returned message answers the client's request: its ID, question (exact case), RD and
 //     CD; the upstream's rcode, sections and AA/RA flags (the server sets RA for clients); the upstream's AD only if the request

@@ -1,6 +1,10 @@
 package upstream
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/meshdns/meshdns/internal/fairshare"
+)
 
 // Source is who a question is forwarded for: the unit that gets a fair share of the
 // outstanding upstream queries. It is comparable and opaque, so that a finer identity (the
@@ -52,38 +56,14 @@ func (r overloadReason) explain(src Source) string {
 	return "every slot taken"
 }
 
-// shares counts the exchanges in flight, in all and by the Source that started each. A
-// Source holding none is admitted while any slot is free. One holding some is admitted only
-// below its share, max/(n+1) for n Sources with exchanges in flight: the one that holds the
-// most is refused first, and a slice of the slots stays free for a Source yet to come. One
-// client alone may hold half; a flood from one address leaves the other half to the rest.
-type shares struct {
-	max   int
-	total int
-	held  map[Source]int
-}
-
-// take admits one more exchange for src, or says why not.
-func (s *shares) take(src Source) overloadReason {
-	n := s.held[src]
-	switch {
-	case s.total >= s.max:
+// overloadOf names a refusal of the shares of outstanding exchanges (internal/fairshare
+// holds the rule) as the reason label: Full is total, Share is source.
+func overloadOf(r fairshare.Refusal) overloadReason {
+	switch r {
+	case fairshare.Full:
 		return overloadTotal
-	case n > 0 && n >= s.max/(len(s.held)+1):
+	case fairshare.Share:
 		return overloadSource
 	}
-	if s.held == nil {
-		s.held = map[Source]int{}
-	}
-	s.held[src] = n + 1
-	s.total++
 	return overloadNone
-}
-
-// give back an exchange src took.
-func (s *shares) give(src Source) {
-	s.total--
-	if s.held[src]--; s.held[src] <= 0 {
-		delete(s.held, src)
-	}
 }

@@ -3,11 +3,11 @@ package upstream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/meshdns/meshdns/internal/fairshare"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
@@ -19,9 +19,10 @@ var (
 	third    = AddrSource(netip.MustParseAddr("::ffff:127.0.0.4")) // the same as 127.0.0.4
 )
 
-// TestSharesFailFlooderFirst walks the share rule over 8 slots: a source alone holds half;
-// a newcomer is admitted while any slot is free; the source holding the most is refused
-// first; only a full cap refuses a newcomer.
+// TestSharesFailFlooderFirst walks the share rule (internal/fairshare) over 8 slots with
+// Sources as keys, as the coalescer counts them: a source alone holds half; a newcomer is
+// admitted while any slot is free; the source holding the most is refused first; only a full
+// cap refuses a newcomer; the reasons are the labels of meshdns_upstream_overload_total.
 func TestSharesFailFlooderFirst(t *testing.T) {
 	steps := []struct {
 		name string
@@ -42,28 +43,34 @@ func TestSharesFailFlooderFirst(t *testing.T) {
 		{name: "flooder's exchanges end", give: true, src: flooder, n: 4},
 		{name: "a newcomer takes a freed slot", src: Source{}, n: 1},
 	}
-	s := shares{max: 8}
+	s := fairshare.New[Source](8)
 	for _, step := range steps {
 		for i := range step.n {
 			if step.give {
-				s.give(step.src)
+				s.Release(step.src)
 				continue
 			}
-			if got := s.take(step.src); got != step.want {
+			if got := overloadOf(s.Acquire(step.src)); got != step.want {
 				t.Fatalf("%s: take %d for %v = %q, want %q", step.name, i+1, step.src, got, step.want)
 			}
 		}
 	}
-	if want := map[Source]int{neighbor: 2, third: 2, {}: 1}; fmt.Sprint(s.held) != fmt.Sprint(want) || s.total != 5 {
-		t.Errorf("held %v total %d, want %v total 5", s.held, s.total, want)
-	}
-	for src, n := range s.held {
-		for range n {
-			s.give(src)
+	want := map[Source]int{neighbor: 2, third: 2, {}: 1}
+	for src, n := range want {
+		if got := s.Held(src); got != n {
+			t.Errorf("%v holds %d, want %d", src, got, n)
 		}
 	}
-	if s.total != 0 || len(s.held) != 0 {
-		t.Errorf("after every exchange ended: held %v total %d, want none", s.held, s.total)
+	if s.Keys() != len(want) || s.Total() != 5 {
+		t.Errorf("%d sources hold %d, want %v total 5", s.Keys(), s.Total(), want)
+	}
+	for src, n := range want {
+		for range n {
+			s.Release(src)
+		}
+	}
+	if s.Total() != 0 || s.Keys() != 0 {
+		t.Errorf("after every exchange ended: %d sources hold %d, want none", s.Keys(), s.Total())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/fairshare"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/miekg/dns"
 )
@@ -108,7 +109,7 @@ func New(servers []netip.AddrPort, opts Options) *Forwarder {
 	opts = opts.withDefaults()
 	f := &Forwarder{
 		opts:        opts,
-		flights:     coalescer{m: map[flightKey]*flight{}, shares: shares{max: opts.MaxOutstanding}},
+		flights:     coalescer{m: map[flightKey]*flight{}, shares: fairshare.New[Source](opts.MaxOutstanding)},
 		fails:       ratelog.New(opts.Logger, failureLogInterval, opts.Now),
 		overloads:   ratelog.New(opts.Logger, failureLogInterval, opts.Now),
 		newID:       randomID,
