@@ -18,11 +18,7 @@ type key struct {
 
 func keyOf(req *dns.Msg) key {
 	q := req.Question[0]
-	do := false
-	if opt := req.IsEdns0(); opt != nil {
-		do = opt.Do()
-	}
-	return key{qname: dnsname.Lower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: do, cd: req.CheckingDisabled}
+	return key{qname: dnsname.Lower(q.Name), qtype: q.Qtype, qclass: q.Qclass, do: response.DO(req), cd: req.CheckingDisabled}
 }
 
 // kind says which store an answer belongs to and how it ages.
@@ -160,8 +156,8 @@ func copyRRs(rrs []dns.RR, floor, ceil uint32, keep func(dns.RR) bool) []dns.RR 
 }
 
 // serve builds a fresh response to req from a, elapsed after Put. The AD bit is kept only for
-// clients that asked for it (RFC 6840 §5.7) even if the request that filled the entry did.
-func (a *answer) serve(req *dns.Msg, do bool, elapsed time.Duration, stale bool) *dns.Msg {
+// clients that asked for it (response.AD) even if the request that filled the entry did.
+func (a *answer) serve(req *dns.Msg, elapsed time.Duration, stale bool) *dns.Msg {
 	q := req.Question[0]
 	ttl := func(orig uint32) uint32 {
 		if stale {
@@ -177,7 +173,7 @@ func (a *answer) serve(req *dns.Msg, do bool, elapsed time.Duration, stale bool)
 			RecursionDesired:   req.RecursionDesired,
 			CheckingDisabled:   req.CheckingDisabled,
 			RecursionAvailable: true,
-			AuthenticatedData:  a.ad && (req.AuthenticatedData || do),
+			AuthenticatedData:  response.AD(a.ad, req),
 			Rcode:              a.rcode,
 		},
 		Question: []dns.Question{q},
@@ -209,13 +205,4 @@ func serveRRs(rrs []dns.RR, qname string, ttl func(uint32) uint32) []dns.RR {
 // isQuery reports whether req is a request the cache can answer: one question, opcode QUERY.
 func isQuery(req *dns.Msg) bool {
 	return req != nil && req.Opcode == dns.OpcodeQuery && len(req.Question) == 1
-}
-
-// sameQuestion reports whether resp answers req's single question (name compared without case).
-func sameQuestion(resp, req *dns.Msg) bool {
-	if resp == nil || len(resp.Question) != 1 {
-		return false
-	}
-	got, want := resp.Question[0], req.Question[0]
-	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && dnsname.EqualFold(got.Name, want.Name)
 }

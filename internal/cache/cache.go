@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -174,7 +175,7 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 		return Found{}
 	}
 	// a is never modified after Put, so the copy is built without holding the lock.
-	f.Msg = a.serve(req, k.do, elapsed, f.Status == Stale)
+	f.Msg = a.serve(req, elapsed, f.Status == Stale)
 	return f
 }
 
@@ -185,7 +186,7 @@ func (c *Cache) Lookup(req *dns.Msg) Found {
 // CNAME chain that stops short of the asked type included, an error other than SERVFAIL); or
 // its lifetime is 0 (RFC 1035 §3.2.1: a TTL of 0 is for the transaction in progress only).
 func (c *Cache) Put(req, resp *dns.Msg) {
-	if c.pos == nil || !isQuery(req) || !sameQuestion(resp, req) || resp.Len() > MaxEntryBytes {
+	if c.pos == nil || !isQuery(req) || !response.SameQuestion(resp, req) || resp.Len() > MaxEntryBytes {
 		return
 	}
 	now := c.now()

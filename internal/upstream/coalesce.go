@@ -7,6 +7,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/fairshare"
+	"github.com/meshdns/meshdns/internal/response"
 	"github.com/miekg/dns"
 )
 
@@ -26,7 +27,7 @@ type flightKey struct {
 func keyOf(req *dns.Msg, tcp bool) flightKey {
 	q := req.Question[0]
 	return flightKey{name: dnsname.Lower(q.Name), qtype: q.Qtype, qclass: q.Qclass,
-		do: doBit(req), cd: req.CheckingDisabled, rd: req.RecursionDesired, tcp: tcp}
+		do: response.DO(req), cd: req.CheckingDisabled, rd: req.RecursionDesired, tcp: tcp}
 }
 
 // flight is one upstream exchange and the callers waiting for it. resp and err are written

@@ -19,13 +19,7 @@ func (f *Forwarder) query(req *dns.Msg) *dns.Msg {
 		},
 		Question: []dns.Question{req.Question[0]},
 	}
-	return q.SetEdns0(f.opts.UDPSize, doBit(req))
-}
-
-// doBit reports whether m asks for DNSSEC records (EDNS DO).
-func doBit(m *dns.Msg) bool {
-	opt := m.IsEdns0()
-	return opt != nil && opt.Do()
+	return q.SetEdns0(f.opts.UDPSize, response.DO(req))
 }
 
 // parseReply unpacks b and returns it if it answers q, or nil.
@@ -52,11 +46,7 @@ func unpackReply(b []byte) (*dns.Msg, error) {
 
 // answers reports whether resp is a reply to q: same ID, QR set, same opcode and question.
 func answers(resp, q *dns.Msg) bool {
-	if resp.Id != q.Id || !resp.Response || resp.Opcode != q.Opcode || len(resp.Question) != 1 {
-		return false
-	}
-	got, want := resp.Question[0], q.Question[0]
-	return got.Qtype == want.Qtype && got.Qclass == want.Qclass && dnsname.EqualFold(got.Name, want.Name)
+	return resp.Id == q.Id && resp.Response && resp.Opcode == q.Opcode && response.SameQuestion(resp, q)
 }
 
 // reply turns the upstream's response into a response to req. Rcode may exceed 15 when the
@@ -77,9 +67,8 @@ func reply(req, up *dns.Msg) *dns.Msg {
 			// whatever the upstream is; a cached copy says the same.
 			Authoritative:      false,
 			RecursionAvailable: up.RecursionAvailable,
-			// RFC 6840 5.7: AD only to a caller who asked for it; a coalesced joiner may not
-			// have, though the flight's query did.
-			AuthenticatedData: up.AuthenticatedData && (req.AuthenticatedData || doBit(req)),
+			// A coalesced joiner may not have asked for AD, though the flight's query did.
+			AuthenticatedData: response.AD(up.AuthenticatedData, req),
 			Truncated:         up.Truncated,
 		},
 		Question: []dns.Question{req.Question[0]},
