@@ -43,6 +43,15 @@ func randomSecret() CookieSecret {
 	return k
 }
 
+// cookieAnswer is CookieSecret.cookieAnswer with the server's secret and clock; a query
+// without a cookie costs no clock reading.
+func (s *Server) cookieAnswer(dst *[cookieReplyLen]byte, sent []byte, ip netip.Addr) []byte {
+	if sent == nil {
+		return nil
+	}
+	return s.cookies.cookieAnswer(dst, sent, ip, s.now())
+}
+
 // cookieAnswer writes to dst the COOKIE option data answering the query's option data sent,
 // for the client at ip at now, and returns dst's part to send; nil when the query had no
 // cookie of a valid length (the rules answer those FORMERR). It keeps a valid server cookie

@@ -52,7 +52,7 @@ func (s *Server) fastReply(pkt []byte, from netip.Addr, key, out []byte, q *wire
 		return nil
 	}
 	var buf [cookieReplyLen]byte
-	reply := p.reply(q, s.cookies.cookieAnswer(&buf, q.cookie, from, s.now()), s.opts.MaxUDPSize, out)
+	reply := p.reply(q, s.cookieAnswer(&buf, q.cookie, from), s.opts.MaxUDPSize, out)
 	if reply != nil {
 		p.counts.inc()
 	}
@@ -76,7 +76,7 @@ func (s *Server) reuse(pkt []byte, from netip.Addr, req *dns.Msg, rep resolver.R
 	p.counts = s.opts.Metrics.counters(qtypeLabel(req.Question[0].Qtype), rep, "udp")
 	s.fast.put(q.key, p)
 	var buf [cookieReplyLen]byte
-	out := p.reply(&q, s.cookies.cookieAnswer(&buf, q.cookie, from, s.now()), s.opts.MaxUDPSize, nil)
+	out := p.reply(&q, s.cookieAnswer(&buf, q.cookie, from), s.opts.MaxUDPSize, nil)
 	if out != nil {
 		p.counts.inc()
 	}

@@ -593,6 +593,8 @@ func FuzzParseQuery(f *testing.F) {
 	}
 	m := query("a-b.Example.ORG.", 1232)
 	f.Add(pack(f, m))
+	m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708010000005cf79f111f8130c3eee29480"}}
+	f.Add(pack(f, m))
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		var q wireQuery
 		if !parseQuery(pkt, make([]byte, 0, 260), &q) {
@@ -627,6 +629,9 @@ func FuzzParseQuery(f *testing.F) {
 		opt := m.IsEdns0()
 		if (opt != nil) != q.edns || (opt != nil && (opt.Do() != q.do || opt.UDPSize() != q.udpSize || opt.Version() != 0)) {
 			t.Fatalf("EDNS read differently: %v", opt)
+		}
+		if !bytes.Equal(q.cookie, queryCookie(&m)) {
+			t.Fatalf("cookie %x, miekg/dns reads %x", q.cookie, queryCookie(&m))
 		}
 	})
 }

@@ -30,7 +30,7 @@ func (s *Server) handle(pkt []byte, from netip.Addr, tcp bool) []byte {
 		limit = udpLimit(req, s.opts.MaxUDPSize)
 	}
 	var buf [cookieReplyLen]byte
-	cookie := s.cookies.cookieAnswer(&buf, queryCookie(req), from, s.now())
+	cookie := s.cookieAnswer(&buf, queryCookie(req), from)
 	out, err := finish(req, rep.Msg, cookie, limit)
 	if err != nil {
 		// A reply that does not pack fails the same way for every query asking for it.
