@@ -3,6 +3,7 @@ module github.com/meshdns/meshdns
 go 1.26.8
 
 require (
+	github.com/dchest/siphash v1.2.3
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/miekg/dns v1.1.73
 	github.com/prometheus/client_golang v1.25.0

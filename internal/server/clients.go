@@ -37,7 +37,7 @@ func (s *Server) refuse(pkt []byte, client netip.Addr, tcp bool) []byte {
 		return nil
 	}
 	rep := resolver.Reply{Msg: rejection(req, dns.RcodeRefused), Result: resolver.ResultRejected}
-	out, err := finish(req, rep.Msg, dns.MinMsgSize)
+	out, err := finish(req, rep.Msg, nil, dns.MinMsgSize) // no server cookie: nothing to amplify
 	if err != nil {
 		return nil
 	}

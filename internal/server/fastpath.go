@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -39,9 +40,10 @@ const (
 	optLen = 11
 )
 
-// fastReply answers pkt from the store into out, or returns nil for the general path. key and
-// q are the caller's, reused from query to query: the fast path allocates nothing.
-func (s *Server) fastReply(pkt, key, out []byte, q *wireQuery) []byte {
+// fastReply answers pkt, from the client at from, from the store into out, or returns nil for
+// the general path. key and q are the caller's, reused from query to query: the fast path
+// allocates nothing.
+func (s *Server) fastReply(pkt []byte, from netip.Addr, key, out []byte, q *wireQuery) []byte {
 	if s.fast == nil || !parseQuery(pkt, key, q) {
 		return nil
 	}
@@ -49,7 +51,8 @@ func (s *Server) fastReply(pkt, key, out []byte, q *wireQuery) []byte {
 	if p == nil {
 		return nil
 	}
-	reply := p.reply(q, s.opts.MaxUDPSize, out)
+	var buf [cookieReplyLen]byte
+	reply := p.reply(q, s.cookieAnswer(&buf, q.cookie, from), s.opts.MaxUDPSize, out)
 	if reply != nil {
 		p.counts.inc()
 	}
@@ -58,7 +61,7 @@ func (s *Server) fastReply(pkt, key, out []byte, q *wireQuery) []byte {
 
 // reuse stores a reusable reply for the fast path and answers the query from it as the fast
 // path would, counting it. It returns nil when the query or reply is not for the fast path.
-func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) []byte {
+func (s *Server) reuse(pkt []byte, from netip.Addr, req *dns.Msg, rep resolver.Reply, tcp bool) []byte {
 	if s.fast == nil || tcp || !rep.Reusable {
 		return nil
 	}
@@ -72,7 +75,8 @@ func (s *Server) reuse(pkt []byte, req *dns.Msg, rep resolver.Reply, tcp bool) [
 	}
 	p.counts = s.opts.Metrics.counters(qtypeLabel(req.Question[0].Qtype), rep, "udp")
 	s.fast.put(q.key, p)
-	out := p.reply(&q, s.opts.MaxUDPSize, nil)
+	var buf [cookieReplyLen]byte
+	out := p.reply(&q, s.cookieAnswer(&buf, q.cookie, from), s.opts.MaxUDPSize, nil)
 	if out != nil {
 		p.counts.inc()
 	}
@@ -91,6 +95,7 @@ type wireQuery struct {
 	edns    bool
 	do      bool
 	udpSize uint16
+	cookie  []byte // the COOKIE option's data as sent, nil without one
 }
 
 // parseQuery reads a plain query from pkt into q, its key into key's array, and reports
@@ -184,8 +189,8 @@ func appendLabel(key, label []byte) ([]byte, bool) {
 }
 
 // parseOPT reads the OPT record that ends a query: version 0, and options (if any) only of
-// the kinds the fast path ignores (cookie, padding) and well-formed (optionRcode), since the
-// general path answers FORMERR to a malformed option.
+// the kinds the fast path handles (cookie, answered per query; padding, ignored) and
+// well-formed (optionRcode), since the general path answers FORMERR to a malformed option.
 func parseOPT(b []byte, q *wireQuery) bool {
 	if len(b) < optLen || b[0] != 0 || binary.BigEndian.Uint16(b[1:]) != dns.TypeOPT || b[6] != 0 {
 		return false
@@ -202,6 +207,9 @@ func parseOPT(b []byte, q *wireQuery) bool {
 		if (code != dns.EDNS0COOKIE && code != dns.EDNS0PADDING) || 4+l > len(opts) ||
 			optionRcode(code, opts[4:4+l]) != dns.RcodeSuccess {
 			return false
+		}
+		if code == dns.EDNS0COOKIE && q.cookie == nil { // the first one counts (RFC 7873 §5.2)
+			q.cookie = opts[4 : 4+l : 4+l]
 		}
 		opts = opts[4+l:]
 	}
@@ -260,12 +268,16 @@ func (p *packed) valid(epoch uint64) bool {
 	return p.epoch == epoch && (p.until.IsZero() || time.Now().Before(p.until))
 }
 
-// reply appends to out the reply to q, or returns nil when it would not fit q's limit under
-// maxSize, the server's MaxUDPSize (the general path then truncates it).
-func (p *packed) reply(q *wireQuery, maxSize int, out []byte) []byte {
+// reply appends to out the reply to q, with cookie (the COOKIE option's data, nil for none)
+// in its OPT record, or returns nil when it would not fit q's limit under maxSize, the
+// server's MaxUDPSize (the general path then truncates it).
+func (p *packed) reply(q *wireQuery, cookie []byte, maxSize int, out []byte) []byte {
 	n := len(p.wire)
 	if q.edns {
 		n += optLen
+		if cookie != nil {
+			n += 4 + len(cookie)
+		}
 	}
 	if n > q.limit(maxSize) {
 		return nil
@@ -282,8 +294,20 @@ func (p *packed) reply(q *wireQuery, maxSize int, out []byte) []byte {
 		}
 		out = append(out, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT), byte(ednsSize>>8), byte(ednsSize&0xff),
 			0, 0, doBit, 0, 0, 0)
+		if cookie != nil {
+			out = appendCookie(out, cookie)
+		}
 	}
 	return out
+}
+
+// appendCookie appends the COOKIE option with data to out, which ends with an OPT record
+// without options, and sets that record's RDLENGTH.
+func appendCookie(out, data []byte) []byte {
+	binary.BigEndian.PutUint16(out[len(out)-2:], uint16(4+len(data)))
+	out = binary.BigEndian.AppendUint16(out, dns.EDNS0COOKIE)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(data)))
+	return append(out, data...)
 }
 
 // canonical packs resp (the answer to req) in the stored form, or returns nil when it cannot

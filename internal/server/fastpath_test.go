@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -125,13 +126,15 @@ func pack(t testing.TB, m *dns.Msg) []byte {
 // same bytes, and the fast path must actually have been taken.
 func TestFastPathSameBytes(t *testing.T) {
 	res, _ := testResolver(t, nil)
-	fastSrv := New(res, Options{Listen: []string{"127.0.0.1:0"}, Client: prodClient})
+	// One secret and one clock: both servers make the same server cookies.
+	secret, clock := CookieSecret{1, 2, 3}, func() time.Time { return time.Unix(1800000000, 0) }
+	fastSrv := New(res, Options{Listen: []string{"127.0.0.1:0"}, Client: prodClient, CookieSecret: secret, Now: clock})
 	if err := fastSrv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fastSrv.Shutdown(context.Background()) })
 	fast := fastSrv.Addrs()[0]
-	general := startWith(t, res, Options{LogQueries: true, Logger: slog.New(slog.DiscardHandler)})
+	general := startWith(t, res, Options{LogQueries: true, Logger: slog.New(slog.DiscardHandler), CookieSecret: secret, Now: clock})
 
 	type variant struct {
 		name   string
@@ -415,28 +418,38 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, labels string) f
 }
 
 // TestFastPathAllocations: a table hit and a cached upstream answer on the fast path allocate
-// nothing, metrics included.
+// nothing, metrics and server cookies included.
 func TestFastPathAllocations(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	res, _ := testResolver(t, reg)
 	srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(reg)})
 	key, out := make([]byte, 0, 260), make([]byte, 0, MaxUDPSizeLimit)
+	from := netip.MustParseAddr("192.0.2.7")
 	for _, name := range []string{"reviews.prod.svc.cluster.local.", "ext.example.org."} {
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		m.SetEdns0(1232, false)
-		pkt := pack(t, m)
-		for range 2 { // the second time, the upstream answer comes from the cache
-			if srv.handle(pkt, netip.Addr{}, false) == nil {
-				t.Fatalf("%s: no reply", name)
+		for _, cookie := range []string{"", "0102030405060708", "valid"} {
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeA)
+			m.SetEdns0(1232, false)
+			if cookie == "valid" { // the client cookie and the server cookie the server made
+				var buf [cookieReplyLen]byte
+				cookie = hex.EncodeToString(srv.cookies.cookieAnswer(&buf, []byte("clientck"), from, time.Now()))
 			}
-		}
-		var q wireQuery
-		if srv.fastReply(pkt, key, out, &q) == nil {
-			t.Fatalf("%s: not answered by the fast path", name)
-		}
-		if n := testing.AllocsPerRun(1000, func() { srv.fastReply(pkt, key, out, &q) }); n != 0 {
-			t.Errorf("%s: %.1f allocations per fast-path reply, want 0", name, n)
+			if cookie != "" {
+				m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: cookie}}
+			}
+			pkt := pack(t, m)
+			for range 2 { // the second time, the upstream answer comes from the cache
+				if srv.handle(pkt, from, false) == nil {
+					t.Fatalf("%s: no reply", name)
+				}
+			}
+			var q wireQuery
+			if srv.fastReply(pkt, from, key, out, &q) == nil {
+				t.Fatalf("%s (cookie %q): not answered by the fast path", name, cookie)
+			}
+			if n := testing.AllocsPerRun(1000, func() { srv.fastReply(pkt, from, key, out, &q) }); n != 0 {
+				t.Errorf("%s (cookie %q): %.1f allocations per fast-path reply, want 0", name, cookie, n)
+			}
 		}
 	}
 }
@@ -580,6 +593,8 @@ func FuzzParseQuery(f *testing.F) {
 	}
 	m := query("a-b.Example.ORG.", 1232)
 	f.Add(pack(f, m))
+	m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708010000005cf79f111f8130c3eee29480"}}
+	f.Add(pack(f, m))
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		var q wireQuery
 		if !parseQuery(pkt, make([]byte, 0, 260), &q) {
@@ -614,6 +629,9 @@ func FuzzParseQuery(f *testing.F) {
 		opt := m.IsEdns0()
 		if (opt != nil) != q.edns || (opt != nil && (opt.Do() != q.do || opt.UDPSize() != q.udpSize || opt.Version() != 0)) {
 			t.Fatalf("EDNS read differently: %v", opt)
+		}
+		if !bytes.Equal(q.cookie, queryCookie(&m)) {
+			t.Fatalf("cookie %x, miekg/dns reads %x", q.cookie, queryCookie(&m))
 		}
 	})
 }
@@ -663,7 +681,7 @@ func BenchmarkReply(b *testing.B) {
 			var q wireQuery
 			b.ReportAllocs()
 			for b.Loop() {
-				if srv.fastReply(pkt, key, out, &q) == nil {
+				if srv.fastReply(pkt, netip.Addr{}, key, out, &q) == nil {
 					srv.handle(pkt, netip.Addr{}, false) // as the server does: a cached answer is re-stored each second
 				}
 			}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"runtime/debug"
@@ -20,7 +21,7 @@ func (s *Server) handle(pkt []byte, from netip.Addr, tcp bool) []byte {
 	}
 	if rep.Msg == nil {
 		rep = s.resolve(req, from, tcp)
-		if out := s.reuse(pkt, req, rep, tcp); out != nil {
+		if out := s.reuse(pkt, from, req, rep, tcp); out != nil {
 			return out
 		}
 	}
@@ -28,12 +29,14 @@ func (s *Server) handle(pkt []byte, from netip.Addr, tcp bool) []byte {
 	if !tcp {
 		limit = udpLimit(req, s.opts.MaxUDPSize)
 	}
-	out, err := finish(req, rep.Msg, limit)
+	var buf [cookieReplyLen]byte
+	cookie := s.cookieAnswer(&buf, queryCookie(req), from)
+	out, err := finish(req, rep.Msg, cookie, limit)
 	if err != nil {
 		// A reply that does not pack fails the same way for every query asking for it.
 		s.packFails.Error("packing response", "qname", req.Question, "err", err)
 		rep = resolver.Reply{Msg: servfail(req), Result: resolver.ResultError}
-		if out, err = finish(req, rep.Msg, limit); err != nil {
+		if out, err = finish(req, rep.Msg, cookie, limit); err != nil {
 			return nil
 		}
 	}
@@ -110,14 +113,19 @@ func udpLimit(req *dns.Msg, maxSize int) int {
 	return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxSize)
 }
 
-// finish applies the transport rules to resp: EDNS0 echoed when the query had it, compression,
-// and truncation with TC to limit; then packs it.
-func finish(req, resp *dns.Msg, limit int) ([]byte, error) {
+// finish applies the transport rules to resp: EDNS0 echoed when the query had it, with cookie
+// (the COOKIE option's data, nil for none), compression, and truncation with TC to limit
+// (which counts the OPT record); then packs it.
+func finish(req, resp *dns.Msg, cookie []byte, limit int) ([]byte, error) {
 	resp.Id = req.Id
 	setServerBits(resp)
 	resp.Extra = response.WithoutPerMessage(resp.Extra)
 	if opt := req.IsEdns0(); opt != nil {
 		resp.SetEdns0(ednsSize, opt.Do())
+		if cookie != nil {
+			o := resp.IsEdns0()
+			o.Option = append(o.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: hex.EncodeToString(cookie)})
+		}
 	}
 	resp.Truncate(limit)
 	// Truncate turns compression off when the message fits without; keep it on: replies are
@@ -164,4 +172,22 @@ func (s *Server) count(req *dns.Msg, rep resolver.Reply, tcp bool) {
 		proto = "tcp"
 	}
 	s.opts.Metrics.counters(qtype, rep, proto).inc()
+}
+
+// queryCookie returns the data of the first COOKIE option of req (RFC 7873 §5.2), or nil.
+func queryCookie(req *dns.Msg) []byte {
+	opt := req.IsEdns0()
+	if opt == nil {
+		return nil
+	}
+	for _, o := range opt.Option {
+		if c, ok := o.(*dns.EDNS0_COOKIE); ok {
+			b, err := hex.DecodeString(c.Cookie)
+			if err != nil {
+				return nil
+			}
+			return b
+		}
+	}
+	return nil
 }

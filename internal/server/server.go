@@ -84,8 +84,11 @@ type Options struct {
 	// UDPSockets is the number of UDP sockets per listen address (SO_REUSEPORT), each with
 	// its own reader; GOMAXPROCS when 0.
 	UDPSockets int
-	// Now is the clock of the rate-limited logs; time.Now when nil.
+	// Now is the clock of the rate-limited logs and of server cookies' timestamps; time.Now
+	// when nil.
 	Now func() time.Time
+	// CookieSecret keys the server cookies (cookie.go); a random one when zero.
+	CookieSecret CookieSecret
 }
 
 // Server serves DNS over UDP and TCP.
@@ -104,6 +107,8 @@ type Server struct {
 	closing  bool
 	ctx      context.Context
 	cancel   context.CancelFunc
+	cookies  CookieSecret
+	now      func() time.Time
 
 	// Failures that can recur with every packet are logged at most once per logInterval.
 	acceptFails, packFails, panicLog, refusedLog *ratelog.Limiter
@@ -134,8 +139,16 @@ func New(res Resolver, o Options) *Server {
 	if o.UDPSockets <= 0 {
 		o.UDPSockets = runtime.GOMAXPROCS(0)
 	}
+	if o.CookieSecret == (CookieSecret{}) {
+		o.CookieSecret = randomSecret()
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{res: res, opts: o, log: log, conns: newConnTable(), ctx: ctx, cancel: cancel,
+		cookies: o.CookieSecret, now: now,
 		inflight:    fairshare.New[netip.Addr](o.MaxInflight),
 		acceptFails: ratelog.New(log, logInterval, o.Now), packFails: ratelog.New(log, logInterval, o.Now),
 		panicLog: ratelog.New(log, logInterval, o.Now), refusedLog: ratelog.New(log, logInterval, o.Now)}
@@ -308,7 +321,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue
 		}
-		if reply := s.fastReply(buf[:n], key, out, &q); reply != nil {
+		if reply := s.fastReply(buf[:n], from, key, out, &q); reply != nil {
 			c.WriteToUDPAddrPort(reply, addr)
 			continue
 		}
