@@ -233,13 +233,8 @@ func (q *wireQuery) keyBits() byte {
 	return bits
 }
 
-// limit is the largest UDP reply to q, as udpLimit computes it.
-func (q *wireQuery) limit(maxSize int) int {
-	if !q.edns {
-		return dns.MinMsgSize
-	}
-	return min(max(int(q.udpSize), dns.MinMsgSize), maxSize)
-}
+// limit is the largest UDP reply to q (replyLimit).
+func (q *wireQuery) limit(maxSize int) int { return replyLimit(q.edns, q.udpSize, maxSize) }
 
 // packed is a reply ready to be copied: ID 0, RD and CD clear, no OPT, names of the question
 // lowercased; the answer's owner names point at the question (compression), so restoring the

@@ -103,14 +103,22 @@ func servfail(req *dns.Msg) *dns.Msg {
 	return m
 }
 
-// udpLimit is the largest UDP reply to req: the client's EDNS size (512 without EDNS, as
-// RFC 6891 §6.2.5 has for smaller sizes too), at most maxSize (the server's MaxUDPSize).
+// udpLimit is the largest UDP reply to req, at most maxSize (the server's MaxUDPSize).
 func udpLimit(req *dns.Msg, maxSize int) int {
-	opt := req.IsEdns0()
-	if opt == nil {
+	if opt := req.IsEdns0(); opt != nil {
+		return replyLimit(true, opt.UDPSize(), maxSize)
+	}
+	return replyLimit(false, 0, maxSize)
+}
+
+// replyLimit is the largest UDP reply to a query: 512 bytes without EDNS (RFC 1035 §4.2.1),
+// else the size the client advertises, at least 512 (RFC 6891 §6.2.5) and at most maxSize.
+// Both paths (udpLimit, wireQuery.limit) ask it.
+func replyLimit(edns bool, advertised uint16, maxSize int) int {
+	if !edns {
 		return dns.MinMsgSize
 	}
-	return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxSize)
+	return min(max(int(advertised), dns.MinMsgSize), maxSize)
 }
 
 // finish applies the transport rules to resp: EDNS0 echoed when the query had it, with cookie
