@@ -78,10 +78,10 @@ func (t *trace) add(rule, name, detail string) {
 	}
 }
 
-// node records a step about a table node: the object behind it and its VIPs.
+// node records a step about a table node: the object behind it.
 func (t *trace) node(rule, name string, n *table.Node) {
 	if t != nil {
-		t.steps = append(t.steps, Step{Rule: rule, Name: name, Origin: n.Origin, VIPs: n.VIPs})
+		t.steps = append(t.steps, Step{Rule: rule, Name: name, Origin: n.Origin})
 	}
 }
 
@@ -114,7 +114,7 @@ func (t *trace) match(name string, m table.Match) {
 	case m.Kind == table.Synthesized:
 		rule = RulePodName
 	}
-	t.node(rule, name, m.Node)
+	t.steps = append(t.steps, Step{Rule: rule, Name: name, Origin: m.Node.Origin, VIPs: m.Node.VIPs})
 }
 
 // fetched records where an upstream answer came from: the cache (with the time its TTLs have
