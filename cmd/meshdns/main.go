@@ -23,9 +23,13 @@ Usage:
                                          answer mesh names, forward the rest
   meshdns capture print|install|uninstall|verify [flags]
                                          send the host's DNS traffic to meshdns
+  meshdns explain NAME [--type A] [--namespace NS] [--admin ADDR] [-o json]
+                                         why a running meshdns answers NAME as it does
+  meshdns table [--admin ADDR] [--all] [-o json]
+                                         the live name table of a running meshdns
   meshdns version                        print the version
 
-Run "meshdns serve -h" or "meshdns capture print -h" for the flags.
+Run "meshdns COMMAND -h" (capture: "meshdns capture print -h") for the flags.
 `
 
 func main() {
@@ -42,6 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCmd(args[1:], stdout, stderr)
 	case "capture":
 		return captureCmd(args[1:], stdout, stderr)
+	case "explain":
+		return explainCmd(args[1:], stdout, stderr)
+	case "table":
+		return tableCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "meshdns", version)
 		return 0
@@ -49,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve, capture or version)\n", args[0])
+	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve, capture, explain, table or version)\n", args[0])
 	return exitUsage
 }
 

@@ -224,6 +224,8 @@ type daemon struct {
 	bg       context.Context // background work: source watch, builder, resolv.conf watch
 	cancelBg context.CancelFunc
 	stops    []func()
+	// resolvSearch is the search list of --resolv-conf, read once at start.
+	resolvSearch []string
 }
 
 func (d *daemon) onStop(f func()) { d.stops = append(d.stops, f) }
@@ -304,6 +306,7 @@ func (d *daemon) startSources() (source.Source, error) {
 func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 	cfg, log := d.cfg, d.log
 	servers, client, rc := clientSetup(cfg, log)
+	d.resolvSearch = rc.Search
 	fwd := upstream.New(servers, upstream.Options{Policy: cfg.UpstreamPolicy, Logger: log, Metrics: upstream.NewMetrics(d.reg)})
 	d.onStop(fwd.Close)
 	if len(servers) == 0 {
@@ -376,7 +379,7 @@ func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	adm, err := startAdmin(d.cfg, d.reg, res, client.Namespace, d.readyDetails, d.log)
+	adm, err := startAdmin(d.cfg, d.reg, res, client.Namespace, explainer(d.cfg, res, client, d.resolvSearch), d.readyDetails, d.log)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return nil, err
@@ -445,7 +448,7 @@ func (d *daemon) readyDetails() []string {
 	return d.vipStore.Problems()
 }
 
-func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, namespace string, details func() []string, log *slog.Logger) (*admin.Server, error) {
+func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, namespace string, explain admin.ExplainFunc, details func() []string, log *slog.Logger) (*admin.Server, error) {
 	if !cfg.Admin.IsValid() {
 		return nil, nil
 	}
@@ -455,6 +458,7 @@ func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Res
 		Table:      func() admin.TableDump { return tableDump(res.Table(), namespace) },
 		ClientView: clientView(namespace),
 		Limits:     adminLimits(fileLimit(), log), Metrics: admin.NewMetrics(reg),
+		Explain: explain,
 	})
 	return adm, adm.Start()
 }

@@ -32,6 +32,8 @@ type Options struct {
 	// ClientView describes the names /debug/table shows without ?all=1 (those of the client
 	// namespace meshdns serves), for ViewHeader.
 	ClientView string
+	// Explain, when set, serves /debug/explain.
+	Explain ExplainFunc
 	// Limits bound connections, requests and their durations; zero fields take the defaults.
 	Limits  Limits
 	Metrics *Metrics // nil: counted nowhere
@@ -80,8 +82,8 @@ func writeEmpty(w io.Writer) error {
 	return err
 }
 
-// Handler returns the admin routes. /metrics and /debug/table, whose answers take work, share
-// Limits.MaxRequests; the probes' /healthz and /readyz are never refused for them.
+// Handler returns the admin routes. /metrics, /debug/table and /debug/explain, whose answers
+// take work, share Limits.MaxRequests; the probes' /healthz and /readyz are never refused for them.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.limited(promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{})))
@@ -90,6 +92,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /debug/table", s.limited(http.HandlerFunc(s.debugTable)))
+	mux.Handle("GET /debug/explain", s.limited(http.HandlerFunc(s.debugExplain)))
 	return mux
 }
 

@@ -27,14 +27,17 @@ func (r *Resolver) answer(q *query, owner string, m table.Match) {
 		resp.Answer = append(resp.Answer, withOwner(n.CNAME[0], owner))
 		if hop+1 > maxChain {
 			// A loop or an absurd chain: no client could use the answer.
+			q.trace.add(RuleCNAMELoop, n.Name, "SERVFAIL")
 			resp.Rcode, resp.Answer = dns.RcodeServerFailure, nil
 			return
 		}
+		q.trace.add(RuleCNAME, n.Name, target)
 		next, ok := t.Lookup(target, q.client.Namespace)
 		if !ok {
 			r.chaseUpstream(q, target)
 			return
 		}
+		q.trace.match(target, next)
 		owner, m = target, next
 		if m.Kind == table.Alias {
 			m.Kind = table.Exact // target names are FQDNs; an alias hop would repeat the CNAME
@@ -47,9 +50,11 @@ func (r *Resolver) records(q *query, owner string, m table.Match) {
 	resp, n := q.rep.Msg, m.Node
 	rrs := n.Records(q.qtype)
 	if len(rrs) == 0 {
+		q.trace.node(RuleNoData, n.Name, n)
 		resp.Ns = append(resp.Ns, q.t.SOA(apex(q.t, n)))
 		return
 	}
+	q.trace.node(RuleRecords, n.Name, n)
 	start := len(resp.Answer)
 	for _, rr := range rrs {
 		resp.Answer = append(resp.Answer, withOwner(rr, owner))
@@ -79,11 +84,13 @@ func apex(t *table.Table, n *table.Node) string {
 func (r *Resolver) chaseUpstream(q *query, target string) {
 	resp := q.rep.Msg
 	if q.t.InZone(target) && !r.opts.ForwardUnknownClusterNames {
+		q.trace.add(RuleCNAMENXDomain, target, "NXDOMAIN")
 		resp.Rcode = dns.RcodeNameError
 		resp.Ns = append(resp.Ns, q.t.SOA(q.t.Zone()))
 		return
 	}
 	q.rep.Reusable = false
+	q.trace.add(RuleCNAMEUpstream, target, "")
 	sub := q.sub(target)
 	up, err := r.upstream(&sub)
 	if err != nil {

@@ -52,6 +52,7 @@ func (r *Resolver) walkSearch(q *query, stem string) bool {
 		m, ok := q.t.Lookup(name, q.client.Namespace)
 		switch {
 		case ok && !m.Node.Empty():
+			q.trace.autopath(name, search, i, "the table")
 			r.autopathAnswer(q, name, m)
 			return true
 		case ok || q.t.InZone(name):
@@ -66,6 +67,7 @@ func (r *Resolver) walkSearch(q *query, stem string) bool {
 			return false
 		}
 		if exists {
+			q.trace.autopath(name, search, i, "upstream")
 			q.rep.Msg, q.rep.AutopathUpstream = resp, true
 			return true
 		}

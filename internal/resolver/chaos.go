@@ -8,14 +8,20 @@ import (
 // otherClass answers a question of a class other than IN and ANY, which meshdns neither holds
 // nor forwards: the CHAOS names that ask a server for its version or identity (RFC 4892) get
 // the configured text, every other one REFUSED.
-func (r *Resolver) otherClass(req *dns.Msg) Reply {
+func (r *Resolver) otherClass(req *dns.Msg, tr *trace) Reply {
 	q := req.Question[0]
 	text := ""
 	if q.Qclass == dns.ClassCHAOS {
 		text = r.chaosText(q.Name)
 	}
 	if text == "" {
+		if tr != nil {
+			tr.add(RuleRejected, dnsname.Lower(q.Name), "class "+dns.ClassToString[q.Qclass]+": REFUSED")
+		}
 		return Reply{Msg: reply(req, dns.RcodeRefused), Result: ResultRejected}
+	}
+	if tr != nil {
+		tr.add(RuleLocal, dnsname.Lower(q.Name), "")
 	}
 	m := reply(req, dns.RcodeSuccess)
 	m.Authoritative = true

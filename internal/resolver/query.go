@@ -22,6 +22,8 @@ type query struct {
 	// context (escape analysis does not tell fields apart), one allocation per query. A
 	// sub-query builds none; its caller merges what upstream says.
 	rep Reply
+	// trace, when not nil, records the rules the answer goes through (Explain).
+	trace *trace
 }
 
 // name is the question's name as the client spelt it, which owner names keep (0x20).
@@ -38,5 +40,5 @@ func (q *query) sub(name string) query {
 	if opt := q.req.IsEdns0(); opt != nil && opt.Do() {
 		m.SetEdns0(opt.UDPSize(), true)
 	}
-	return query{ctx: q.ctx, req: m, qname: name, qtype: q.qtype, client: q.client, t: q.t, epoch: q.epoch}
+	return query{ctx: q.ctx, req: m, qname: name, qtype: q.qtype, client: q.client, t: q.t, epoch: q.epoch, trace: q.trace}
 }

@@ -169,18 +169,25 @@ func (r *Resolver) Epoch() uint64 {
 // Query answers req for client c and says whether the answer may be reused. The response
 // has no OPT record and its RA bit means nothing: the server adds EDNS and sets RA.
 func (r *Resolver) Query(ctx context.Context, req *dns.Msg, c Client) Reply {
+	return r.resolve(ctx, req, c, nil)
+}
+
+// resolve is Query, recording its steps in tr when tr is not nil (Explain).
+func (r *Resolver) resolve(ctx context.Context, req *dns.Msg, c Client, tr *trace) Reply {
 	if rcode := Triage(req); rcode != dns.RcodeSuccess {
+		tr.add(RuleRejected, "", dns.RcodeToString[rcode])
 		return Reply{Msg: reply(req, rcode), Result: ResultRejected}
 	}
 	question := req.Question[0]
 	if question.Qclass != dns.ClassINET && question.Qclass != dns.ClassANY {
-		return r.otherClass(req)
+		return r.otherClass(req, tr)
 	}
-	q := query{ctx: ctx, req: req, qname: dnsname.Lower(question.Name), qtype: question.Qtype, client: c}
+	q := query{ctx: ctx, req: req, qname: dnsname.Lower(question.Name), qtype: question.Qtype, client: c, trace: tr}
 	inZone := dnsname.InDomain(q.qname, r.zone)
 	p := r.table.Load()
 	if p == nil {
 		if inZone {
+			tr.add(RuleNotReady, q.qname, "no table yet")
 			return notReady(req)
 		}
 		return r.forward(&q)
@@ -226,6 +233,7 @@ func (r *Resolver) fromTable(q *query, inZone bool) Reply {
 	// Table answers are reusable unless a step below asks upstream or shuffles.
 	q.rep = Reply{Result: ResultTable, Reusable: true, Epoch: q.epoch}
 	if m, ok := q.t.Lookup(q.qname, q.client.Namespace); ok {
+		q.trace.match(q.qname, m)
 		q.rep.Msg = r.authoritative(q.req)
 		r.answer(q, q.name(), m)
 		return q.rep
@@ -235,6 +243,7 @@ func (r *Resolver) fromTable(q *query, inZone bool) Reply {
 	}
 	if q.t.Partial() {
 		// A source still syncing may define this name: neither autopath nor NXDOMAIN yet.
+		q.trace.add(RuleNotReady, q.qname, "partial table: a source is not ready")
 		return notReady(q.req)
 	}
 	if r.autopath(q) {
@@ -244,6 +253,7 @@ func (r *Resolver) fromTable(q *query, inZone bool) Reply {
 	if r.opts.ForwardUnknownClusterNames {
 		return r.forward(q)
 	}
+	q.trace.add(RuleNXDomain, q.qname, "not in the table")
 	q.rep.Msg = r.authoritative(q.req)
 	q.rep.Msg.Rcode = dns.RcodeNameError
 	q.rep.Msg.Ns = []dns.RR{q.t.SOA(q.t.Zone())}
@@ -271,6 +281,7 @@ func (r *Resolver) authoritative(req *dns.Msg) *dns.Msg {
 // forward answers q from upstream (through the cache); q's epoch is the table that left it to
 // upstream (0 before the first). A cache hit is reusable within the time the cache gives.
 func (r *Resolver) forward(q *query) Reply {
+	q.trace.add(RuleForward, q.qname, "")
 	up, err := r.upstream(q)
 	if err != nil {
 		return Reply{Msg: reply(q.req, dns.RcodeServerFailure), Result: ResultError}

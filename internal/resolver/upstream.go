@@ -34,6 +34,16 @@ type fetched struct {
 // upstream answers q from the cache or the upstream resolvers. Every name meshdns does not
 // own goes through here: direct queries, CNAME chains leaving the table, and autopath steps.
 func (r *Resolver) upstream(q *query) (fetched, error) {
+	f, err := r.fetch(q)
+	if q.trace != nil {
+		q.trace.upstream = true
+		q.trace.fetched(q.qname, f, err)
+	}
+	return f, err
+}
+
+// fetch is upstream without the trace.
+func (r *Resolver) fetch(q *query) (fetched, error) {
 	if r.opts.Forwarder == nil {
 		return fetched{result: ResultError}, errNoUpstream
 	}
