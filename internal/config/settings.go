@@ -59,6 +59,9 @@ type Settings struct {
 	StateDir                   string
 	VIPv4, VIPv6               netip.Prefix // the zero Prefix turns a family off
 	VIPQuarantine              time.Duration
+	// VIPForward are the loopback addresses of the VIP forwarder, one per VIP family in use;
+	// nil without --forward-vips.
+	VIPForward []netip.AddrPort
 
 	ChaosVersion, ChaosID string // empty: REFUSED
 	MaxUDPSize            int
@@ -307,6 +310,28 @@ func (c Config) parseVIPs(s *Settings) error {
 	if c.VIPQuarantine <= 0 {
 		// Handing a freed VIP to another host at once is the bug quarantine exists to prevent.
 		return flagErr("vip-quarantine", "%s: must be positive", c.VIPQuarantine)
+	}
+	return c.parseVIPForward(s)
+}
+
+// parseVIPForward sets where the VIP forwarder listens: nat REDIRECT of a locally made
+// connection delivers it to the loopback address of its family.
+func (c Config) parseVIPForward(s *Settings) error {
+	if c.VIPForwardPort < 0 || c.VIPForwardPort > 65535 {
+		return flagErr("vip-forward-port", "%d: not a port", c.VIPForwardPort)
+	}
+	if !c.ForwardVIPs {
+		return nil
+	}
+	port := uint16(c.VIPForwardPort)
+	if s.VIPv4.IsValid() {
+		s.VIPForward = append(s.VIPForward, netip.AddrPortFrom(DefaultListen.Addr(), port))
+	}
+	if s.VIPv6.IsValid() {
+		s.VIPForward = append(s.VIPForward, netip.AddrPortFrom(netip.IPv6Loopback(), port))
+	}
+	if len(s.VIPForward) == 0 {
+		return flagErr("forward-vips", "no VIP pool to forward (--vip-cidr and --vip-cidr6 are empty)")
 	}
 	return nil
 }

@@ -201,7 +201,7 @@ func TestForwardsEachVIPToItsHost(t *testing.T) {
 		t.Errorf("forwarded connections: %v, want 2", got)
 	}
 	r.fwd.Close() // the byte counts are final once every pipe has ended
-	if got := testutil.ToFloat64(r.m.bytes.WithLabelValues("to_target")); got != 2*float64(len("hello\n")) {
+	if got := testutil.ToFloat64(r.m.bytes.WithLabelValues("to-target")); got != 2*float64(len("hello\n")) {
 		t.Errorf("bytes to target: %v", got)
 	}
 	var h dto.Metric

@@ -5,12 +5,12 @@ import "github.com/prometheus/client_golang/prometheus"
 // Results label meshdns_vip_forward_connections_total.
 const (
 	resultForwarded  = "forwarded"   // dialed and copied until one side ended
-	resultNoVIP      = "no_vip"      // the original destination is no VIP of the table
-	resultNoPort     = "no_port"     // a VIP, on a port its ServiceEntry lacks
+	resultNoVIP      = "no-vip"      // the original destination is no VIP of the table
+	resultNoPort     = "no-port"     // a VIP, on a port its ServiceEntry lacks
 	resultUnresolved = "unresolved"  // the host has no address of the connection's family
-	resultDialFailed = "dial_failed" // no address accepted the connection in time
+	resultDialFailed = "dial-failed" // no address accepted the connection in time
 	resultLimit      = "limit"       // MaxConns connections were already open
-	resultNoOrigDst  = "no_original_destination"
+	resultNoOrigDst  = "no-original-destination"
 )
 
 var results = []string{resultForwarded, resultNoVIP, resultNoPort, resultUnresolved, resultDialFailed, resultLimit, resultNoOrigDst}
@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "TCP connections to VIPs accepted by the forwarder, by result."}, []string{"result"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshdns_vip_forward_bytes_total",
-			Help: "Bytes copied by the VIP forwarder: to_target (client to host) or from_target."}, []string{"direction"}),
+			Help: "Bytes copied by the VIP forwarder: to-target (client to host) or from-target."}, []string{"direction"}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshdns_vip_forward_active_connections", Help: "Connections the VIP forwarder is copying now."}),
 		dial: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -43,8 +43,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range results {
 		m.conns.WithLabelValues(r) // present from the start, so rate() needs no first event
 	}
-	m.bytes.WithLabelValues("to_target")
-	m.bytes.WithLabelValues("from_target")
+	m.bytes.WithLabelValues("to-target")
+	m.bytes.WithLabelValues("from-target")
 	return m
 }
 

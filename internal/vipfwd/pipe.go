@@ -34,9 +34,9 @@ func (f *Forwarder) pipe(client, target *net.TCPConn) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		f.opts.Metrics.copied("from_target", p.half(client, target))
+		f.opts.Metrics.copied("from-target", p.half(client, target))
 	}()
-	f.opts.Metrics.copied("to_target", p.half(target, client))
+	f.opts.Metrics.copied("to-target", p.half(target, client))
 	wg.Wait()
 }
 
