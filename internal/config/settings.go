@@ -301,10 +301,10 @@ func (c Config) parseUpstream(s *Settings) error {
 
 func (c Config) parseVIPs(s *Settings) error {
 	var err error
-	if s.VIPv4, err = parsePool(vip.IPv4, c.VIPCIDR); err != nil {
+	if s.VIPv4, err = ParseVIPPool(vip.IPv4, c.VIPCIDR); err != nil {
 		return flagErr("vip-cidr", "%v", err)
 	}
-	if s.VIPv6, err = parsePool(vip.IPv6, c.VIPCIDR6); err != nil {
+	if s.VIPv6, err = ParseVIPPool(vip.IPv6, c.VIPCIDR6); err != nil {
 		return flagErr("vip-cidr6", "%v", err)
 	}
 	if c.VIPQuarantine <= 0 {
@@ -336,9 +336,9 @@ func (c Config) parseVIPForward(s *Settings) error {
 	return nil
 }
 
-// parsePool parses a VIP pool flag: "" turns the family off (the zero Prefix). vip decides
-// what makes a pool usable.
-func parsePool(f vip.Family, s string) (netip.Prefix, error) {
+// ParseVIPPool parses a VIP pool flag, of serve and of capture --vips: "" turns the family
+// off (the zero Prefix). vip decides what makes a pool usable.
+func ParseVIPPool(f vip.Family, s string) (netip.Prefix, error) {
 	if s == "" {
 		return netip.Prefix{}, nil
 	}
