@@ -14,14 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -29,12 +31,23 @@ import (
 const wait = 10 * time.Second
 
 // fakeDNS answers A questions from names, NXDOMAIN for the rest.
-type fakeDNS struct{ names map[string]string }
+type fakeDNS struct {
+	mu    sync.Mutex
+	names map[string]string
+}
 
-func (f fakeDNS) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) (*dns.Msg, error) {
+func (f *fakeDNS) set(name, ip string) {
+	f.mu.Lock()
+	f.names[name] = ip
+	f.mu.Unlock()
+}
+
+func (f *fakeDNS) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetReply(req)
+	f.mu.Lock()
 	ip, ok := f.names[req.Question[0].Name]
+	f.mu.Unlock()
 	if !ok || req.Question[0].Qtype != dns.TypeA {
 		m.Rcode = dns.RcodeNameError
 		return m, nil
@@ -80,6 +93,7 @@ func server(t *testing.T, addr string, banner string) uint16 {
 
 type rig struct {
 	fwd  *Forwarder
+	dns  *fakeDNS
 	m    *Metrics
 	reg  *prometheus.Registry
 	mu   sync.Mutex
@@ -89,8 +103,8 @@ type rig struct {
 // newRig starts a forwarder whose table has orders-db (DNS, VIP 240.240.0.1, resolving to
 // 127.0.0.2), cache (STATIC, VIP 240.240.0.2, endpoint 127.0.0.3), gone (VIP 240.240.0.3,
 // resolving nowhere) and dead (VIP 240.240.0.4, resolving to an address nobody listens on),
-// each on port.
-func newRig(t *testing.T, port uint16, o Options) *rig {
+// each on port; answers is the resolver's cache (nil: none).
+func newRig(t *testing.T, port uint16, o Options, answers *cache.Cache) *rig {
 	t.Helper()
 	entry := func(name string, res model.Resolution, endpoints ...string) model.ServiceEntry {
 		se := model.ServiceEntry{Meta: model.Meta{Namespace: "db", Name: name}, Hosts: []string{name + ".example.com"},
@@ -113,11 +127,11 @@ func newRig(t *testing.T, port uint16, o Options) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: fakeDNS{names: map[string]string{
-		"orders-db.example.com.": "127.0.0.2", "dead.example.com.": "127.0.0.4"}}})
+	up := &fakeDNS{names: map[string]string{"orders-db.example.com.": "127.0.0.2", "dead.example.com.": "127.0.0.4"}}
+	res := resolver.New(resolver.Options{Zone: "cluster.local", Forwarder: up, Cache: answers})
 	t.Cleanup(res.Close)
 	res.SetTable(tb)
-	r := &rig{reg: prometheus.NewRegistry()}
+	r := &rig{reg: prometheus.NewRegistry(), dns: up}
 	r.m = NewMetrics(r.reg)
 	o.Listen, o.Resolver, o.Metrics = []string{"127.0.0.1:0"}, res, r.m
 	r.fwd = New(o)
@@ -171,7 +185,7 @@ func (r *rig) refused(dst string) error {
 }
 
 func (r *rig) count(result string) float64 {
-	return testutil.ToFloat64(r.m.conns.WithLabelValues(result))
+	return promtest.ToFloat64(r.m.conns.WithLabelValues(result))
 }
 
 // TestForwardsEachVIPToItsHost checks that a connection to a VIP reaches its own host (DNS
@@ -182,7 +196,7 @@ func TestForwardsEachVIPToItsHost(t *testing.T) {
 	if p := server(t, "127.0.0.3:"+strconv.Itoa(int(port)), "cache"); p != port {
 		t.Fatal("ports differ")
 	}
-	r := newRig(t, port, Options{})
+	r := newRig(t, port, Options{}, nil)
 	for _, tc := range []struct{ vip, banner string }{
 		{vip: "240.240.0.1", banner: "orders"},
 		{vip: "240.240.0.2", banner: "cache"},
@@ -201,7 +215,7 @@ func TestForwardsEachVIPToItsHost(t *testing.T) {
 		t.Errorf("forwarded connections: %v, want 2", got)
 	}
 	r.fwd.Close() // the byte counts are final once every pipe has ended
-	if got := testutil.ToFloat64(r.m.bytes.WithLabelValues("to-target")); got != 2*float64(len("hello\n")) {
+	if got := promtest.ToFloat64(r.m.bytes.WithLabelValues("to-target")); got != 2*float64(len("hello\n")) {
 		t.Errorf("bytes to target: %v", got)
 	}
 	var h dto.Metric
@@ -214,7 +228,7 @@ func TestForwardsEachVIPToItsHost(t *testing.T) {
 // reset and counted by why.
 func TestRefusesWhatItCannotForward(t *testing.T) {
 	port := server(t, "127.0.0.2:0", "orders")
-	r := newRig(t, port, Options{DialTimeout: 2 * time.Second})
+	r := newRig(t, port, Options{DialTimeout: 2 * time.Second}, nil)
 	p := strconv.Itoa(int(port))
 	for _, tc := range []struct{ name, dst, result string }{
 		{name: "not a VIP", dst: "240.240.9.9:" + p, result: resultNoVIP},
@@ -238,7 +252,7 @@ func TestRefusesWhatItCannotForward(t *testing.T) {
 // TestMaxConns checks that a connection beyond the cap is reset while the others go on.
 func TestMaxConns(t *testing.T) {
 	port := server(t, "127.0.0.2:0", "orders")
-	r := newRig(t, port, Options{MaxConns: 1})
+	r := newRig(t, port, Options{MaxConns: 1}, nil)
 	dst := "240.240.0.1:" + strconv.Itoa(int(port))
 	first := r.connect(t, dst)
 	if line, err := bufio.NewReader(first).ReadString('\n'); line != "orders\n" {
@@ -255,10 +269,37 @@ func TestMaxConns(t *testing.T) {
 // TestIdleTimeout checks that a connection with no bytes either way is closed.
 func TestIdleTimeout(t *testing.T) {
 	port := server(t, "127.0.0.2:0", "orders")
-	r := newRig(t, port, Options{IdleTimeout: 200 * time.Millisecond})
+	r := newRig(t, port, Options{IdleTimeout: 200 * time.Millisecond}, nil)
 	c := r.connect(t, "240.240.0.1:"+strconv.Itoa(int(port)))
 	got, err := io.ReadAll(c) // bounded by the connection's deadline
 	if string(got) != "orders\n" || err != nil {
 		t.Errorf("read %q, %v; want the banner, then the end", got, err)
+	}
+}
+
+// TestFollowsUpstreamChange checks that the host is resolved through the resolver's cache: a
+// new address upstream reaches new connections once the cached answer (TTL 30s) expires, and
+// not before.
+func TestFollowsUpstreamChange(t *testing.T) {
+	port := server(t, "127.0.0.2:0", "old")
+	server(t, "127.0.0.3:"+strconv.Itoa(int(port)), "new")
+	clock := testutil.NewClock()
+	r := newRig(t, port, Options{}, cache.New(cache.Options{Size: 100, Now: clock.Now}))
+	dst := "240.240.0.1:" + strconv.Itoa(int(port))
+	banner := func() string {
+		c := r.connect(t, dst)
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return line
+	}
+	if got := banner(); got != "old\n" {
+		t.Fatalf("first connection: %q, want old", got)
+	}
+	r.dns.set("orders-db.example.com.", "127.0.0.3")
+	if got := banner(); got != "old\n" {
+		t.Errorf("within the TTL: %q, want old (the cached answer)", got)
+	}
+	clock.Advance(31 * time.Second)
+	if got := banner(); got != "new\n" {
+		t.Errorf("after the TTL: %q, want new", got)
 	}
 }
