@@ -23,6 +23,7 @@ const (
 	inventoryDB = "inventory-db.corp.example.com"
 	ordersIP    = "192.0.2.11"
 	inventoryIP = "192.0.2.12"
+	ordersIP6   = "fd00:db::11"
 )
 
 const vipEntries = `apiVersion: networking.istio.io/v1
@@ -46,7 +47,8 @@ spec:
 
 // TestVIPForwarding runs meshdns --forward-vips behind capture --vips, with each backend, in a
 // pod-like namespace: an ordinary user connecting by name reaches each database through its
-// VIP (the original destination read from the redirected socket), the proxy's uid is not
+// VIP (the original destination read from the redirected socket), and over the IPv6 VIP its
+// IPv6 address (AAAA asked upstream for an IPv6 connection), the proxy's uid is not
 // redirected, and a VIP on a port its ServiceEntry lacks is reset.
 func TestVIPForwarding(t *testing.T) {
 	for _, backend := range []string{"iptables", "iptables-legacy", "nftables"} {
@@ -64,6 +66,10 @@ func TestVIPForwarding(t *testing.T) {
 			vip := strings.TrimSpace(n.run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", ordersDB))
 			if !strings.HasPrefix(vip, "240.240.") {
 				t.Fatalf("%s answered %q, want a VIP", ordersDB, vip)
+			}
+			vip6 := strings.TrimSpace(n.run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", "AAAA", ordersDB))
+			if got, err := connectAs(n, "1000", vip6, "3306", "10"); got != "orders over IPv6" || err != nil {
+				t.Errorf("uid 1000 to the IPv6 VIP %s:3306: %q (%v), want the IPv6 server's banner", vip6, got, err)
 			}
 			if got, err := connectAs(n, "1337", vip, "3306", "2"); err == nil {
 				t.Errorf("uid 1337 to the VIP %s:3306 got %q: it was redirected", vip, got)
@@ -94,15 +100,18 @@ func vipPod(t *testing.T) (*netns, *testutil.SyncBuffer) {
 	for _, ip := range []string{clusterDNS, ordersIP, inventoryIP} {
 		n.run(t, "ip", "addr", "add", ip+"/32", "dev", "lo")
 	}
-	// A pod's default route, here one that leads nowhere: the kernel routes a VIP before nat
+	n.run(t, "ip", "-6", "addr", "add", ordersIP6+"/128", "dev", "lo", "nodad")
+	// A pod's default routes, here ones that lead nowhere: the kernel routes a VIP before nat
 	// OUTPUT redirects it, and what is not redirected is lost.
 	n.run(t, "ip", "route", "add", "default", "dev", "lo")
+	n.run(t, "ip", "-6", "route", "add", "default", "dev", "lo")
 	bannerServer(t, n, ordersIP+":3306", "orders")
 	bannerServer(t, n, inventoryIP+":3306", "inventory")
+	bannerServer(t, n, "["+ordersIP6+"]:3306", "orders over IPv6")
 	n.start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--bind-interfaces", "--listen-address="+clusterDNS, "--port=53", "--pid-file=", "--user=root",
 		"--log-facility=-", "--local=/example.com/", "--local-ttl=60",
-		"--host-record="+ordersDB+","+ordersIP, "--host-record="+inventoryDB+","+inventoryIP)
+		"--host-record="+ordersDB+","+ordersIP+","+ordersIP6, "--host-record="+inventoryDB+","+inventoryIP)
 	waitAnswerAt(t, n, clusterDNS, "53", ordersDB, ordersIP)
 	bin, registry := readableByProxy(t)
 	if err := os.WriteFile(filepath.Join(registry, "databases.yaml"), []byte(vipEntries), 0o644); err != nil {
