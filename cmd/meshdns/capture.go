@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/meshdns/meshdns/internal/capture"
 	"github.com/meshdns/meshdns/internal/config"
 	"github.com/meshdns/meshdns/internal/resolvconf"
+	"github.com/meshdns/meshdns/internal/vip"
 )
 
 const captureUsage = "want print, install, uninstall or verify"
@@ -22,6 +24,10 @@ type captureFlags struct {
 	resolvConf     string
 	all            bool
 	backend        string
+	// vips redirects TCP to the VIP pools to the VIP forwarder (serve --forward-vips).
+	vips              bool
+	vipCIDR, vipCIDR6 string
+	vipForwardPort    uint
 }
 
 func newCaptureFlags(action string) (*flag.FlagSet, *captureFlags) {
@@ -33,6 +39,10 @@ func newCaptureFlags(action string) (*flag.FlagSet, *captureFlags) {
 	fs.StringVar(&c.resolvConf, "resolv-conf", config.DefaultResolvConf, "resolv.conf `file` whose nameservers are captured")
 	fs.BoolVar(&c.all, "all", false, "capture all port-53 traffic, not only to the resolv.conf nameservers")
 	fs.StringVar(&c.backend, "backend", "", "iptables, iptables-legacy or nftables (default: what the host uses)")
+	fs.BoolVar(&c.vips, "vips", false, "also redirect TCP to the VIP pools to the VIP forwarder (serve --forward-vips)")
+	fs.StringVar(&c.vipCIDR, "vip-cidr", config.DefaultVIPCIDR, "IPv4 VIP `pool` redirected with --vips (empty: none)")
+	fs.StringVar(&c.vipCIDR6, "vip-cidr6", config.DefaultVIPCIDR6, "IPv6 VIP `pool` redirected with --vips (empty: none)")
+	fs.UintVar(&c.vipForwardPort, "vip-forward-port", config.DefaultVIPForwardPort, "`port` of the VIP forwarder; VIP connections are redirected there")
 	return fs, c
 }
 
@@ -102,8 +112,40 @@ func (c *captureFlags) rules() (capture.Rules, error) {
 			nameservers = append(nameservers, ns.Addr())
 		}
 	}
-	return capture.Build(capture.Spec{ProxyPort: uint16(c.port), ProxyUID: uint32(c.uid),
-		ProxyGID: uint32(c.gid), Nameservers: nameservers, All: c.all})
+	spec := capture.Spec{ProxyPort: uint16(c.port), ProxyUID: uint32(c.uid),
+		ProxyGID: uint32(c.gid), Nameservers: nameservers, All: c.all}
+	if c.vips {
+		pools, err := c.pools()
+		if err != nil {
+			return capture.Rules{}, err
+		}
+		spec.VIPPools, spec.VIPPort = pools, uint16(c.vipForwardPort)
+	}
+	return capture.Build(spec)
+}
+
+// pools returns the VIP pools of --vips, parsed as serve parses them; errors name the flag.
+func (c *captureFlags) pools() ([]netip.Prefix, error) {
+	if c.vipForwardPort == 0 || c.vipForwardPort > 65535 {
+		return nil, fmt.Errorf("--vip-forward-port %d: want 1 to 65535", c.vipForwardPort)
+	}
+	var pools []netip.Prefix
+	for _, p := range []struct {
+		flag, value string
+		family      vip.Family
+	}{{"vip-cidr", c.vipCIDR, vip.IPv4}, {"vip-cidr6", c.vipCIDR6, vip.IPv6}} {
+		pool, err := config.ParseVIPPool(p.family, p.value)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", p.flag, err)
+		}
+		if pool.IsValid() {
+			pools = append(pools, pool)
+		}
+	}
+	if len(pools) == 0 {
+		return nil, errors.New("--vips: no VIP pool (--vip-cidr and --vip-cidr6 are empty)")
+	}
+	return pools, nil
 }
 
 func runCapture(ctx context.Context, action string, backend capture.Backend, rules capture.Rules, stdout io.Writer) error {

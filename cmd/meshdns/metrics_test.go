@@ -25,14 +25,14 @@ import (
 // (and whose writes appear only after a write); a manifest directory does not bring them up.
 var kubeOnlyMetrics = []string{"meshdns_vip_status_writer_leader", "meshdns_vip_status_writes_total"}
 
-// TestMetricNames runs serve on the examples with the cache, the VIP pools, a state
+// TestMetricNames runs serve on the examples with the cache, the VIP pools and forwarder, a state
 // directory, the admin endpoint and an upstream, asks it a query and sends it a malformed
 // packet (so that labelled metrics have series), then lints every metric of its registry with promlint: names, units, help, types and labels
 // are a contract with dashboards and alerts. Every metric README.md lists must be among them.
 func TestMetricNames(t *testing.T) {
 	reg := runServe(t, "--registry", "../../examples/registry", "--resolv-conf", "../../examples/resolv.conf",
 		"--upstream", "127.0.0.1:9", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--state-dir", t.TempDir())
+		"--state-dir", t.TempDir(), "--forward-vips", "--vip-forward-port", "0")
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
+	"github.com/meshdns/meshdns/internal/vipfwd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/rest"
@@ -70,6 +71,8 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.StringVar(&c.VIPCIDR, "vip-cidr", c.VIPCIDR, "IPv4 `pool` of auto-allocated ServiceEntry VIPs (empty: none)")
 	fs.StringVar(&c.VIPCIDR6, "vip-cidr6", c.VIPCIDR6, "IPv6 `pool` of auto-allocated ServiceEntry VIPs (empty: none)")
 	fs.DurationVar(&c.VIPQuarantine, "vip-quarantine", c.VIPQuarantine, "how long a freed VIP is kept from other hosts")
+	fs.BoolVar(&c.ForwardVIPs, "forward-vips", c.ForwardVIPs, "forward TCP connections to VIPs (redirected by capture install --vips) to their ServiceEntry hosts")
+	fs.IntVar(&c.VIPForwardPort, "vip-forward-port", c.VIPForwardPort, "loopback `port` of the VIP forwarder")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
@@ -257,6 +260,9 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 	if err := d.startBuilder(src, res); err != nil {
 		return err
 	}
+	if err := d.startVIPForwarder(res, client); err != nil {
+		return err
+	}
 	srv, err := d.startServing(res, client)
 	if err != nil {
 		return err
@@ -350,6 +356,22 @@ func (d *daemon) startBuilder(src source.Source, res *resolver.Resolver) error {
 		b.Run(d.bg)
 	}()
 	d.onStop(func() { <-done })
+	return nil
+}
+
+// startVIPForwarder runs the VIP forwarder with --forward-vips (docs/vips.md, Forwarding);
+// it stops with serve.
+func (d *daemon) startVIPForwarder(res *resolver.Resolver, client resolver.Client) error {
+	if len(d.cfg.VIPForward) == 0 {
+		return nil
+	}
+	f := vipfwd.New(vipfwd.Options{Listen: addrStrings(d.cfg.VIPForward), Resolver: res,
+		Client: client, Logger: d.log, Metrics: vipfwd.NewMetrics(d.reg)})
+	if err := f.Start(); err != nil {
+		return err
+	}
+	d.onStop(f.Close)
+	d.log.Info("forwarding VIPs", "addrs", f.Addrs())
 	return nil
 }
 

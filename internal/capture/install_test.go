@@ -224,3 +224,40 @@ func census(t *testing.T, n *netns, bc backendCase) string {
 	}
 	return strings.Join(counts, ", ")
 }
+
+// TestInstallVIPs installs the rules with the VIP pools (capture install --vips) with each
+// backend: the live rules show the redirect of each pool to the forwarder port, Verify finds
+// them, a missing one is reported, and Uninstall removes them with the rest.
+func TestInstallVIPs(t *testing.T) {
+	for _, bc := range backendCases {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			bc.need(t)
+			n := newNetns(t)
+			run, ctx := bc.wrap(n.runner()), testContext(t)
+			r := mustBuild(t, withVIPs(defaultSpec("10.96.0.10")))
+			if err := Install(ctx, run, bc.backend, r); err != nil {
+				t.Fatalf("install: %v", err)
+			}
+			wantDiff(t, ctx, run, bc.backend, r, "after install", "")
+			live := n.run(t, "nft", "list", "ruleset")
+			want := []string{"ip daddr 240.240.0.0/16 meta l4proto tcp redirect to :15055",
+				"ip6 daddr 2001:2::/48 meta l4proto tcp redirect to :15055"}
+			if bc.backend != NFTables {
+				live = n.run(t, bc.iptables[0]+"-save", "-t", "nat") + n.run(t, bc.iptables[1]+"-save", "-t", "nat")
+				want = []string{"-A MESHDNS_OUTPUT -d 240.240.0.0/16 -p tcp -m tcp -j REDIRECT --to-ports 15055",
+					"-A MESHDNS_OUTPUT -d 2001:2::/48 -p tcp -m tcp -j REDIRECT --to-ports 15055"}
+			}
+			for _, w := range want {
+				if !strings.Contains(live, w) {
+					t.Errorf("live rules lack %q:\n%s", w, live)
+				}
+			}
+			wantDiff(t, ctx, run, bc.backend, mustBuild(t, defaultSpec("10.96.0.10")), "without --vips", "unexpected: ")
+			if err := Uninstall(ctx, run, bc.backend); err != nil {
+				t.Fatalf("uninstall: %v", err)
+			}
+			wantDiff(t, ctx, run, bc.backend, r, "after uninstall", "missing: ")
+		})
+	}
+}

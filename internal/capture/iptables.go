@@ -147,6 +147,9 @@ func (r rule) iptSpec() string {
 	if r.dst.IsValid() {
 		f = append(f, "-d", hostPrefix(r.dst))
 	}
+	if r.dstNet.IsValid() {
+		f = append(f, "-d", r.dstNet.String())
+	}
 	if r.proto != "" {
 		f = append(f, "-p", r.proto, "-m", r.proto)
 	}

@@ -96,6 +96,9 @@ func (r rule) nftStatement() string {
 	if r.dst.IsValid() {
 		f = append(f, ip, "daddr", r.dst.String())
 	}
+	if r.dstNet.IsValid() {
+		f = append(f, ip, "daddr", r.dstNet.String())
+	}
 	if r.sport != 0 {
 		f = append(f, r.proto, "sport", strconv.Itoa(int(r.sport)))
 	}

@@ -29,6 +29,14 @@ var renderCases = []struct {
 	{"all", Spec{ProxyPort: 15053, ProxyUID: 1337, ProxyGID: 1337, All: true}},
 	{"custom", Spec{ProxyPort: 5300, ProxyUID: 2001, ProxyGID: 2002,
 		Nameservers: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")}}},
+	{"vips", withVIPs(defaultSpec("10.96.0.10"))},
+}
+
+// withVIPs adds the default VIP pools and forward port (capture install --vips) to s.
+func withVIPs(s Spec) Spec {
+	s.VIPPools = []netip.Prefix{netip.MustParsePrefix("240.240.0.0/16"), netip.MustParsePrefix("2001:2::/48")}
+	s.VIPPort = 15055
+	return s
 }
 
 // TestRenderGolden compares the rendered rules of every backend and option combination with

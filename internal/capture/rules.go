@@ -33,6 +33,11 @@ type Spec struct {
 	Nameservers []netip.Addr
 	// All captures port-53 traffic to any address, of both families; Nameservers is ignored.
 	All bool
+	// VIPPools, when set, are the VIP pools (--vip-cidr, --vip-cidr6) whose TCP connections
+	// are redirected to VIPPort, where meshdns serve --forward-vips listens (docs/capture.md,
+	// VIPs), with the same exemption of the proxy's uid and gid.
+	VIPPools []netip.Prefix
+	VIPPort  uint16
 }
 
 // Rules is the rule set as data, independent of any backend: an ordered list of rules per
@@ -94,6 +99,7 @@ type rule struct {
 	chain    chain
 	proto    string // "udp", "tcp"
 	src, dst netip.Addr
+	dstNet   netip.Prefix // a destination network (a VIP pool), instead of dst
 	sport    uint16
 	dport    uint16
 	owner    owner
@@ -112,14 +118,43 @@ func Build(s Spec) (Rules, error) {
 	if err != nil {
 		return Rules{}, err
 	}
+	pools, err := vipPools(s)
+	if err != nil {
+		return Rules{}, err
+	}
 	var r Rules
 	for _, f := range families {
-		if dsts := perFamily[f]; len(dsts) > 0 {
-			r.rules = append(r.rules, natRules(s, f, dsts)...)
+		dsts := perFamily[f]
+		if len(dsts) > 0 || len(pools[f]) > 0 {
+			r.rules = append(r.rules, natRules(s, f, dsts, pools[f])...)
+		}
+		if len(dsts) > 0 {
 			r.rules = append(r.rules, zoneRules(s, f, dsts)...)
 		}
 	}
 	return r, nil
+}
+
+// vipPools returns the VIP pools per family, masked, in order and without duplicates.
+func vipPools(s Spec) (map[family][]netip.Prefix, error) {
+	if len(s.VIPPools) > 0 && s.VIPPort == 0 {
+		return nil, errors.New("VIP forward port 0: want the port of meshdns serve --forward-vips (--vip-forward-port)")
+	}
+	out := map[family][]netip.Prefix{}
+	for _, p := range s.VIPPools {
+		if !p.IsValid() {
+			return nil, errors.New("VIP pool: invalid (zero) prefix")
+		}
+		p = p.Masked()
+		f := ipv4
+		if p.Addr().Is6() {
+			f = ipv6
+		}
+		if !slices.Contains(out[f], p) {
+			out[f] = append(out[f], p)
+		}
+	}
+	return out, nil
 }
 
 // destinations returns the captured addresses per family, in order and without duplicates;
@@ -148,10 +183,10 @@ func destinations(s Spec) (map[family][]netip.Addr, error) {
 	return out, nil
 }
 
-// natRules redirects port-53 UDP and TCP to dsts to the proxy, except the proxy's own packets,
-// which would otherwise come straight back to it; the exemptions come first so that they are
-// decided before any redirect.
-func natRules(s Spec, f family, dsts []netip.Addr) []rule {
+// natRules redirects port-53 UDP and TCP to dsts to the proxy, and TCP to the VIP pools to the
+// VIP forwarder, except the proxy's own packets, which would otherwise come straight back to
+// it; the exemptions come first so that they are decided before any redirect.
+func natRules(s Spec, f family, dsts []netip.Addr, pools []netip.Prefix) []rule {
 	base := rule{family: f, chain: natOutput, uid: s.ProxyUID, gid: s.ProxyGID}
 	out := []rule{
 		with(base, func(r *rule) { r.owner, r.verdict = proxyUID, doReturn }),
@@ -164,6 +199,11 @@ func natRules(s Spec, f family, dsts []netip.Addr) []rule {
 				r.verdict, r.arg = doRedirect, s.ProxyPort
 			}))
 		}
+	}
+	for _, pool := range pools {
+		out = append(out, with(base, func(r *rule) {
+			r.proto, r.dstNet, r.verdict, r.arg = "tcp", pool, doRedirect, s.VIPPort
+		}))
 	}
 	return out
 }

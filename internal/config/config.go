@@ -29,6 +29,9 @@ const (
 	// DefaultVIPCIDR and DefaultVIPCIDR6 are the pools of auto-allocated VIPs (Istio's).
 	DefaultVIPCIDR  = "240.240.0.0/16"
 	DefaultVIPCIDR6 = "2001:2::/48"
+	// DefaultVIPForwardPort is where the VIP forwarder (--forward-vips) accepts the
+	// connections capture redirects from VIPs; not 15001, which Envoy uses.
+	DefaultVIPForwardPort = 15055
 	// DefaultProxyPort is where meshdns listens by default (DefaultListen) and so where
 	// capture redirects DNS.
 	DefaultProxyPort = 15053
@@ -107,6 +110,9 @@ type Config struct {
 	VIPCIDR                    string
 	VIPCIDR6                   string
 	VIPQuarantine              time.Duration
+	// ForwardVIPs runs the VIP forwarder on VIPForwardPort (docs/vips.md, Forwarding).
+	ForwardVIPs    bool
+	VIPForwardPort int
 
 	// ChaosVersion and ChaosID answer the CHAOS TXT names version.bind/version.server and
 	// hostname.bind/id.server; empty refuses them.
@@ -130,7 +136,7 @@ func Default() Config {
 		WatchPods:      true, KubeAPIQPS: DefaultKubeAPIQPS, KubeAPIBurst: DefaultKubeAPIBurst,
 		LeaderElect: true, LeaderElectLeaseDuration: DefaultLeaseDuration,
 		VIPCIDR: DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: vip.DefaultQuarantine,
-		MaxUDPSize: server.DefaultMaxUDPSize,
+		VIPForwardPort: DefaultVIPForwardPort, MaxUDPSize: server.DefaultMaxUDPSize,
 	}
 }
 

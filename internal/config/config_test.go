@@ -82,6 +82,10 @@ func TestValidate(t *testing.T) {
 		{"vip pools off", func(c *Config) { c.VIPCIDR, c.VIPCIDR6 = "", "" }, Pod{}, ""},
 		{"vip quarantine negative", func(c *Config) { c.VIPQuarantine = -time.Second }, Pod{}, "vip-quarantine"},
 		{"vip quarantine zero", func(c *Config) { c.VIPQuarantine = 0 }, Pod{}, "vip-quarantine"},
+		{"forward vips", func(c *Config) { c.ForwardVIPs = true }, Pod{}, ""},
+		{"forward vips without pools", func(c *Config) { c.ForwardVIPs, c.VIPCIDR, c.VIPCIDR6 = true, "", "" }, Pod{}, "forward-vips"},
+		{"vip forward port too big", func(c *Config) { c.VIPForwardPort = 65536 }, Pod{}, "vip-forward-port"},
+		{"vip forward port negative", func(c *Config) { c.VIPForwardPort = -1 }, Pod{}, "vip-forward-port"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, Pod{}, "log-format"},
 		{"kubeconfig alone", func(c *Config) { c.Registry, c.Kubeconfig = "", "/k" }, Pod{}, ""},
 		{"namespaces without kubernetes", func(c *Config) { c.Namespaces = []string{"a"} }, Pod{}, "namespaces"},
@@ -139,11 +143,12 @@ func TestValidateSettings(t *testing.T) {
 	c.ClusterDomain, c.Search = "Corp.Example.", []string{"Team.svc.Corp.Example", "svc.corp.example."}
 	c.LogLevel, c.LogFormat, c.UpstreamPolicy = "debug", "json", "parallel"
 	c.VIPCIDR, c.VIPCIDR6 = "10.1.2.3/16", ""
+	c.ForwardVIPs, c.VIPForwardPort = true, 3306
 	if s, err = c.Validate(Pod{}); err != nil {
 		t.Fatal(err)
 	}
 	got := []any{s.Listen, s.Admin, s.Upstreams, s.ClusterDomain, s.Search, s.LogLevel, s.LogJSON,
-		s.UpstreamPolicy, s.VIPv4, s.VIPv6}
+		s.UpstreamPolicy, s.VIPv4, s.VIPv6, s.VIPForward}
 	wantTyped := []any{
 		[]netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:53"), netip.MustParseAddrPort("127.0.0.1:5353"),
 			netip.MustParseAddrPort("[::1]:53"), netip.MustParseAddrPort("[::]:53")},
@@ -152,6 +157,7 @@ func TestValidateSettings(t *testing.T) {
 			netip.MustParseAddrPort("[fd00::2]:53")},
 		dnsname.FQDN("corp.example."), []dnsname.FQDN{"team.svc.corp.example.", "svc.corp.example."},
 		slog.LevelDebug, true, upstream.Parallel, netip.MustParsePrefix("10.1.0.0/16"), netip.Prefix{},
+		[]netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:3306")}, // the IPv6 pool is off
 	}
 	for i := range got {
 		if !reflect.DeepEqual(got[i], wantTyped[i]) {

@@ -59,6 +59,9 @@ type Settings struct {
 	StateDir                   string
 	VIPv4, VIPv6               netip.Prefix // the zero Prefix turns a family off
 	VIPQuarantine              time.Duration
+	// VIPForward are the loopback addresses of the VIP forwarder, one per VIP family in use;
+	// nil without --forward-vips.
+	VIPForward []netip.AddrPort
 
 	ChaosVersion, ChaosID string // empty: REFUSED
 	MaxUDPSize            int
@@ -298,22 +301,44 @@ func (c Config) parseUpstream(s *Settings) error {
 
 func (c Config) parseVIPs(s *Settings) error {
 	var err error
-	if s.VIPv4, err = parsePool(vip.IPv4, c.VIPCIDR); err != nil {
+	if s.VIPv4, err = ParseVIPPool(vip.IPv4, c.VIPCIDR); err != nil {
 		return flagErr("vip-cidr", "%v", err)
 	}
-	if s.VIPv6, err = parsePool(vip.IPv6, c.VIPCIDR6); err != nil {
+	if s.VIPv6, err = ParseVIPPool(vip.IPv6, c.VIPCIDR6); err != nil {
 		return flagErr("vip-cidr6", "%v", err)
 	}
 	if c.VIPQuarantine <= 0 {
 		// Handing a freed VIP to another host at once is the bug quarantine exists to prevent.
 		return flagErr("vip-quarantine", "%s: must be positive", c.VIPQuarantine)
 	}
+	return c.parseVIPForward(s)
+}
+
+// parseVIPForward sets where the VIP forwarder listens: nat REDIRECT of a locally made
+// connection delivers it to the loopback address of its family.
+func (c Config) parseVIPForward(s *Settings) error {
+	if c.VIPForwardPort < 0 || c.VIPForwardPort > 65535 {
+		return flagErr("vip-forward-port", "%d: not a port", c.VIPForwardPort)
+	}
+	if !c.ForwardVIPs {
+		return nil
+	}
+	port := uint16(c.VIPForwardPort)
+	if s.VIPv4.IsValid() {
+		s.VIPForward = append(s.VIPForward, netip.AddrPortFrom(DefaultListen.Addr(), port))
+	}
+	if s.VIPv6.IsValid() {
+		s.VIPForward = append(s.VIPForward, netip.AddrPortFrom(netip.IPv6Loopback(), port))
+	}
+	if len(s.VIPForward) == 0 {
+		return flagErr("forward-vips", "no VIP pool to forward (--vip-cidr and --vip-cidr6 are empty)")
+	}
 	return nil
 }
 
-// parsePool parses a VIP pool flag: "" turns the family off (the zero Prefix). vip decides
-// what makes a pool usable.
-func parsePool(f vip.Family, s string) (netip.Prefix, error) {
+// ParseVIPPool parses a VIP pool flag, of serve and of capture --vips: "" turns the family
+// off (the zero Prefix). vip decides what makes a pool usable.
+func ParseVIPPool(f vip.Family, s string) (netip.Prefix, error) {
 	if s == "" {
 		return netip.Prefix{}, nil
 	}

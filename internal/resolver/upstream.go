@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/response"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/miekg/dns"
@@ -151,4 +152,15 @@ func (r *Resolver) Close() {
 	r.bgMu.Unlock()
 	r.bgCancel()
 	r.bg.Wait()
+}
+
+// Upstream answers req from the cache and the upstream resolvers only, never from the table:
+// the VIP forwarder needs the real addresses of a ServiceEntry host, which the table answers
+// with its VIP. The response shares the cache and the upstreams of every other query.
+func (r *Resolver) Upstream(ctx context.Context, req *dns.Msg, c Client) Reply {
+	if rcode := Triage(req); rcode != dns.RcodeSuccess {
+		return Reply{Msg: reply(req, rcode), Result: ResultRejected}
+	}
+	q := query{ctx: ctx, req: req, qname: dnsname.Lower(req.Question[0].Name), qtype: req.Question[0].Qtype, client: c}
+	return r.forward(&q)
 }

@@ -33,6 +33,7 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 		addrs, leases := specAddrs, []vip.Lease(nil)
 		if len(se.Addresses) == 0 {
 			addrs, leases = b.virtualAddrs(se, host, name)
+			b.addVIPTargets(se, name, addrs, endpoints)
 			if len(addrs) == 0 {
 				addrs = endpoints
 			}

@@ -45,6 +45,9 @@ type Table struct {
 	aliases    map[serviceKey]string // cluster service -> its FQDN; see aliasKey
 	wildcards  map[string][]*Node    // "example.com." for host "*.example.com"
 	namespaces map[string]bool
+	// vipTargets maps the VIPs of ServiceEntry hosts to where the VIP forwarder connects;
+	// nil when no host has a VIP.
+	vipTargets map[netip.Addr]*VIPTarget
 	soa        *dns.SOA
 }
 

@@ -70,6 +70,10 @@ func TestCommandLine(t *testing.T) {
 		{"capture port 0", []string{"capture", "print", "--all", "--proxy-port", "0"}, []int{2}, "--proxy-port"},
 		{"capture unknown backend", []string{"capture", "print", "--all", "--backend", "pf"}, []int{2}, "--backend"},
 		{"capture without nameservers", []string{"capture", "print", "--backend", "nftables", "--resolv-conf", os.DevNull}, []int{2}, "--all"},
+		{"capture vips bad pool", []string{"capture", "print", "--all", "--vips", "--vip-cidr", "10.0.0.0/33"}, []int{2}, "--vip-cidr: "},
+		{"capture vips without pools", []string{"capture", "print", "--all", "--vips", "--vip-cidr", "", "--vip-cidr6", ""}, []int{2}, "--vips"},
+		{"capture vips port 0", []string{"capture", "print", "--all", "--vips", "--vip-forward-port", "0"}, []int{2}, "--vip-forward-port"},
+		{"forward vips without pools", []string{"serve", "--registry", registry, "--forward-vips", "--vip-cidr", "", "--vip-cidr6", ""}, []int{2}, "--forward-vips"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

@@ -1,0 +1,110 @@
+package vipfwd
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/table"
+	"github.com/miekg/dns"
+)
+
+// handle forwards one redirected connection, or refuses it.
+func (f *Forwarder) handle(c *net.TCPConn) {
+	dst, err := f.origDst(c)
+	if err != nil {
+		f.refuse(c, resultNoOrigDst, "err", err)
+		return
+	}
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	t := f.opts.Resolver.Table()
+	var target *table.VIPTarget
+	if t != nil {
+		target, _ = t.VIPTarget(dst.Addr())
+	}
+	switch {
+	case target == nil:
+		f.refuse(c, resultNoVIP, "dst", dst.String())
+		return
+	case !target.HasPort(dst.Port()):
+		f.refuse(c, resultNoPort, "dst", dst.String(), "host", target.Host)
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(f.ctx, f.opts.DialTimeout)
+	addrs := f.addrs(ctx, target, dst.Addr().Is6())
+	if len(addrs) == 0 {
+		cancel()
+		f.refuse(c, resultUnresolved, "dst", dst.String(), "host", target.Host)
+		return
+	}
+	cancel()
+	up, err := f.dial(addrs, dst.Port())
+	if err != nil {
+		f.refuse(c, resultDialFailed, "dst", dst.String(), "host", target.Host, "err", err)
+		return
+	}
+	f.opts.Metrics.dialed(time.Since(start).Seconds())
+	f.opts.Metrics.result(resultForwarded)
+	f.opts.Metrics.activeAdd(1)
+	defer f.opts.Metrics.activeAdd(-1)
+	f.pipe(c, up)
+}
+
+// addrs returns the addresses of target of the connection's family: a STATIC entry's
+// endpoints, else the host's upstream answer (through the resolver's cache).
+func (f *Forwarder) addrs(ctx context.Context, target *table.VIPTarget, v6 bool) []netip.Addr {
+	var out []netip.Addr
+	if target.Static {
+		for _, ip := range target.Endpoints {
+			if ip.Is6() == v6 {
+				out = append(out, ip)
+			}
+		}
+		return out
+	}
+	qtype := dns.TypeA
+	if v6 {
+		qtype = dns.TypeAAAA
+	}
+	req := new(dns.Msg)
+	req.SetQuestion(target.Host, qtype)
+	rep := f.opts.Resolver.Upstream(ctx, req, f.opts.Client)
+	if rep.Msg == nil || rep.Msg.Rcode != dns.RcodeSuccess {
+		return nil
+	}
+	for _, rr := range rep.Msg.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok && !v6 {
+				out = append(out, ip)
+			}
+		case *dns.AAAA:
+			if ip, ok := netip.AddrFromSlice(rr.AAAA); ok && v6 {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
+}
+
+// dial connects to the addresses in order, each within the dial timeout, and returns the
+// first connection made.
+func (f *Forwarder) dial(addrs []netip.Addr, port uint16) (*net.TCPConn, error) {
+	var d net.Dialer
+	var err error
+	for _, ip := range addrs {
+		actx, cancel := context.WithTimeout(f.ctx, f.opts.DialTimeout)
+		var c net.Conn
+		c, err = d.DialContext(actx, "tcp", netip.AddrPortFrom(ip, port).String())
+		cancel()
+		if err == nil {
+			return c.(*net.TCPConn), nil
+		}
+		if f.ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}

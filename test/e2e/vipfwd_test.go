@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// The two "external databases" of the VIP test: same port, different addresses, each known to
+// the cluster DNS under its own name and described by a ServiceEntry without addresses.
+const (
+	ordersDB    = "orders-db.corp.example.com"
+	inventoryDB = "inventory-db.corp.example.com"
+	ordersIP    = "192.0.2.11"
+	inventoryIP = "192.0.2.12"
+	ordersIP6   = "fd00:db::11"
+)
+
+const vipEntries = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: orders-db, namespace: db}
+spec:
+  hosts: [` + ordersDB + `]
+  ports: [{number: 3306, name: mysql, protocol: TCP}]
+  location: MESH_EXTERNAL
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: inventory-db, namespace: db}
+spec:
+  hosts: [` + inventoryDB + `]
+  ports: [{number: 3306, name: mysql, protocol: TCP}]
+  location: MESH_EXTERNAL
+  resolution: DNS
+`
+
+// TestVIPForwarding runs meshdns --forward-vips behind capture --vips, with each backend, in a
+// pod-like namespace: an ordinary user connecting by name reaches each database through its
+// VIP (the original destination read from the redirected socket), and over the IPv6 VIP its
+// IPv6 address (AAAA asked upstream for an IPv6 connection), the proxy's uid is not
+// redirected, and a VIP on a port its ServiceEntry lacks is reset.
+func TestVIPForwarding(t *testing.T) {
+	for _, backend := range []string{"iptables", "iptables-legacy", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			n, meshdnsLog := vipPod(t)
+			n.run(t, meshdnsBin, "capture", "install", "--backend", backend, "--vips")
+			t.Cleanup(func() { n.command(meshdnsBin, "capture", "uninstall", "--backend", backend).Run() })
+			n.run(t, meshdnsBin, "capture", "verify", "--backend", backend, "--vips")
+
+			for name, banner := range map[string]string{ordersDB: "orders", inventoryDB: "inventory"} {
+				if got, err := connectAs(n, "1000", name, "3306", "10"); got != banner || err != nil {
+					t.Errorf("uid 1000 to %s:3306: %q (%v), want banner %q", name, got, err, banner)
+				}
+			}
+			vip := strings.TrimSpace(n.run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", ordersDB))
+			if !strings.HasPrefix(vip, "240.240.") {
+				t.Fatalf("%s answered %q, want a VIP", ordersDB, vip)
+			}
+			vip6 := strings.TrimSpace(n.run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", "AAAA", ordersDB))
+			if got, err := connectAs(n, "1000", vip6, "3306", "10"); got != "orders over IPv6" || err != nil {
+				t.Errorf("uid 1000 to the IPv6 VIP %s:3306: %q (%v), want the IPv6 server's banner", vip6, got, err)
+			}
+			if got, err := connectAs(n, "1337", vip, "3306", "2"); err == nil {
+				t.Errorf("uid 1337 to the VIP %s:3306 got %q: it was redirected", vip, got)
+			}
+			if got, err := connectAs(n, "1000", vip, "3307", "10"); err == nil {
+				t.Errorf("uid 1000 to the VIP %s:3307 got %q, want a refusal", vip, got)
+			}
+			eventually(t, readyTimeout, "refusal logged", func() string {
+				if !strings.Contains(meshdnsLog.String(), "reason=no-port") {
+					return "no log line with reason=no-port"
+				}
+				return ""
+			})
+		})
+	}
+}
+
+// vipPod prepares a namespace like capturedPod's, with the two databases, the cluster DNS
+// knowing them, and meshdns as uid 1337 with --forward-vips and their ServiceEntries.
+func vipPod(t *testing.T) (*netns, *testutil.SyncBuffer) {
+	for _, tool := range []string{"dig", "dnsmasq", "setpriv", "bash", "timeout"} {
+		need(t, tool)
+	}
+	n := newNetns(t)
+	if err := os.WriteFile(filepath.Join("/etc/netns", n.name, "resolv.conf"), []byte(captureResolvConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{clusterDNS, ordersIP, inventoryIP} {
+		n.run(t, "ip", "addr", "add", ip+"/32", "dev", "lo")
+	}
+	n.run(t, "ip", "-6", "addr", "add", ordersIP6+"/128", "dev", "lo", "nodad")
+	// A pod's default routes, here ones that lead nowhere: the kernel routes a VIP before nat
+	// OUTPUT redirects it, and what is not redirected is lost.
+	n.run(t, "ip", "route", "add", "default", "dev", "lo")
+	n.run(t, "ip", "-6", "route", "add", "default", "dev", "lo")
+	bannerServer(t, n, ordersIP+":3306", "orders")
+	bannerServer(t, n, inventoryIP+":3306", "inventory")
+	bannerServer(t, n, "["+ordersIP6+"]:3306", "orders over IPv6")
+	n.start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--bind-interfaces", "--listen-address="+clusterDNS, "--port=53", "--pid-file=", "--user=root",
+		"--log-facility=-", "--local=/example.com/", "--local-ttl=60",
+		"--host-record="+ordersDB+","+ordersIP+","+ordersIP6, "--host-record="+inventoryDB+","+inventoryIP)
+	waitAnswerAt(t, n, clusterDNS, "53", ordersDB, ordersIP)
+	bin, registry := readableByProxy(t)
+	if err := os.WriteFile(filepath.Join(registry, "databases.yaml"), []byte(vipEntries), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log := n.start(t, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
+		bin, "serve", "--registry", registry, "--listen", "127.0.0.1:15053", "--admin", "", "--forward-vips")
+	eventually(t, readyTimeout, ordersDB+" answered with a VIP", func() string {
+		got, _ := n.command("dig", "@127.0.0.1", "-p", "15053", "+short", "+tries=1", "+time=1", ordersDB).Output()
+		if !strings.HasPrefix(string(got), "240.240.") {
+			return fmt.Sprintf("dig said %q", got)
+		}
+		return ""
+	})
+	return n, log
+}
+
+// bannerServer listens on addr inside n and sends banner on each connection. The socket is
+// made on a thread moved into the namespace (a socket stays in the namespace it was made in);
+// the thread is left locked so that it ends with its goroutine.
+func bannerServer(t *testing.T, n *netns, addr, banner string) {
+	t.Helper()
+	lnc := make(chan net.Listener, 1)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open("/var/run/netns/"+n.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Setns(fd, unix.CLONE_NEWNET)
+			unix.Close(fd)
+		}
+		var ln net.Listener
+		if err == nil {
+			ln, err = net.Listen("tcp", addr)
+		}
+		if err != nil {
+			errc <- err
+			return
+		}
+		lnc <- ln
+	}()
+	var ln net.Listener
+	select {
+	case err := <-errc:
+		t.Fatalf("listen on %s in %s: %v", addr, n.name, err)
+	case ln = <-lnc:
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(readyTimeout))
+			io.WriteString(c, banner+"\n")
+			c.Close()
+		}
+	}()
+}
+
+// connectAs connects to host:port inside n as uid (name resolution by glibc, through
+// capture) and returns the first line it reads, giving up after seconds.
+func connectAs(n *netns, uid, host, port, seconds string) (string, error) {
+	out, err := n.command("setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
+		"timeout", seconds, "bash", "-c", "exec 3<>/dev/tcp/$0/$1 && head -n1 <&3", host, port).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
