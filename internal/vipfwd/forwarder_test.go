@@ -34,6 +34,7 @@ const wait = 10 * time.Second
 type fakeDNS struct {
 	mu    sync.Mutex
 	names map[string]string
+	asked int // questions received
 }
 
 func (f *fakeDNS) set(name, ip string) {
@@ -46,6 +47,7 @@ func (f *fakeDNS) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) (*dns
 	m := new(dns.Msg)
 	m.SetReply(req)
 	f.mu.Lock()
+	f.asked++
 	ip, ok := f.names[req.Question[0].Name]
 	f.mu.Unlock()
 	if !ok || req.Question[0].Qtype != dns.TypeA {
@@ -59,7 +61,7 @@ func (f *fakeDNS) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) (*dns
 
 // server accepts on ip (port 0 for any) and, per connection, sends banner, echoes one line,
 // then reads to EOF and answers "bye": a client sees its server and the half close.
-func server(t *testing.T, addr string, banner string) uint16 {
+func server(t testing.TB, addr string, banner string) uint16 {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -104,7 +106,7 @@ type rig struct {
 // 127.0.0.2), cache (STATIC, VIP 240.240.0.2, endpoint 127.0.0.3), gone (VIP 240.240.0.3,
 // resolving nowhere) and dead (VIP 240.240.0.4, resolving to an address nobody listens on),
 // each on port; answers is the resolver's cache (nil: none).
-func newRig(t *testing.T, port uint16, o Options, answers *cache.Cache) *rig {
+func newRig(t testing.TB, port uint16, o Options, answers *cache.Cache) *rig {
 	t.Helper()
 	entry := func(name string, res model.Resolution, endpoints ...string) model.ServiceEntry {
 		se := model.ServiceEntry{Meta: model.Meta{Namespace: "db", Name: name}, Hosts: []string{name + ".example.com"},

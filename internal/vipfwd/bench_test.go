@@ -1,0 +1,191 @@
+package vipfwd
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/meshdns/meshdns/internal/cache"
+	"github.com/meshdns/meshdns/internal/testutil"
+)
+
+// bulkBytes is what one iteration of BenchmarkVIPForwarderBulk sends: large enough that the
+// connection's setup is lost in it.
+const bulkBytes = 256 << 20
+
+// bulkWait bounds one bulk connection, so that a bug fails the benchmark instead of hanging it.
+const bulkWait = 2 * time.Minute
+
+// serve accepts on addr and runs handle per connection until the benchmark ends.
+func serve(b *testing.B, addr string, handle func(net.Conn)) uint16 {
+	b.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	b.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// sink reads to EOF, then answers the number of bytes it read (8 bytes, big endian): the
+// client learns that every byte arrived, and the answer travels after a half close.
+func sink(c net.Conn) {
+	c.SetDeadline(time.Now().Add(bulkWait))
+	buf := make([]byte, 1<<20)
+	var n uint64
+	for {
+		m, err := c.Read(buf)
+		n += uint64(m)
+		if err != nil {
+			break
+		}
+	}
+	c.Write(binary.BigEndian.AppendUint64(nil, n))
+}
+
+// echoByte answers one byte with itself, then waits for the client's close.
+func echoByte(c net.Conn) {
+	c.SetDeadline(time.Now().Add(wait))
+	var one [1]byte
+	if _, err := io.ReadFull(c, one[:]); err != nil {
+		return
+	}
+	c.Write(one[:])
+	io.Copy(io.Discard, c)
+}
+
+// benchRig starts a server on 127.0.0.2 and a forwarder in front of it (orders-db's VIP,
+// 240.240.0.1, on the server's port, resolved through a cache that never expires), and
+// returns how to open a connection directly and through the forwarder.
+func benchRig(b *testing.B, handle func(net.Conn)) (r *rig, direct, forwarded func() (*net.TCPConn, error)) {
+	b.Helper()
+	port := serve(b, "127.0.0.2:0", handle)
+	r = newRig(b, port, Options{}, cache.New(cache.Options{Size: 100, Now: testutil.NewClock().Now}))
+	target := "127.0.0.2:" + strconv.Itoa(int(port))
+	vip := netip.AddrPortFrom(netip.MustParseAddr("240.240.0.1"), port).String()
+	direct = func() (*net.TCPConn, error) {
+		c, err := net.Dial("tcp", target)
+		if err != nil {
+			return nil, err
+		}
+		return c.(*net.TCPConn), nil
+	}
+	forwarded = func() (*net.TCPConn, error) { return r.dial(vip) }
+	return r, direct, forwarded
+}
+
+// BenchmarkVIPForwarderBulk sends bulkBytes per iteration on one connection, directly to a
+// loopback server and through the forwarder, then half-closes and waits for the server's
+// count: MB/s of the two sub-benchmarks give the forwarder's share of direct throughput.
+func BenchmarkVIPForwarderBulk(b *testing.B) {
+	_, direct, forwarded := benchRig(b, sink)
+	buf := make([]byte, 1<<20)
+	for _, tc := range []struct {
+		name string
+		dial func() (*net.TCPConn, error)
+	}{{"direct", direct}, {"forwarder", forwarded}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(bulkBytes)
+			for b.Loop() {
+				if err := bulkOnce(tc.dial, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// bulkOnce sends bulkBytes on a new connection, half-closes it and checks the server's count.
+func bulkOnce(dial func() (*net.TCPConn, error), buf []byte) error {
+	c, err := dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(bulkWait))
+	for sent := 0; sent < bulkBytes; sent += len(buf) {
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		return err
+	}
+	var got [8]byte
+	if _, err := io.ReadFull(c, got[:]); err != nil {
+		return err
+	}
+	if n := binary.BigEndian.Uint64(got[:]); n != bulkBytes {
+		return fmt.Errorf("server read %d bytes, want %d", n, bulkBytes)
+	}
+	return nil
+}
+
+// BenchmarkVIPForwarderSetup opens a connection, sends one byte, reads it back and closes,
+// directly and through the forwarder with the host's answer already cached: the difference of
+// the two ns/op is what the forwarder adds to a connection's start.
+func BenchmarkVIPForwarderSetup(b *testing.B) {
+	r, direct, forwarded := benchRig(b, echoByte)
+	if err := pingOnce(forwarded); err != nil { // warms the cache
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		dial func() (*net.TCPConn, error)
+	}{{"direct", direct}, {"forwarder", forwarded}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := pingOnce(tc.dial); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	r.dns.mu.Lock()
+	defer r.dns.mu.Unlock()
+	if r.dns.asked != 1 {
+		b.Errorf("upstream asked %d times, want once (the rest from the cache)", r.dns.asked)
+	}
+}
+
+func pingOnce(dial func() (*net.TCPConn, error)) error {
+	c, err := dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	one := []byte{'x'}
+	if _, err := c.Write(one); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(c, one); err != nil {
+		return err
+	}
+	return nil
+}
