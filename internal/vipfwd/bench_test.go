@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,34 +20,6 @@ const bulkBytes = 256 << 20
 
 // bulkWait bounds one bulk connection, so that a bug fails the benchmark instead of hanging it.
 const bulkWait = 2 * time.Minute
-
-// serve accepts on addr and runs handle per connection until the benchmark ends.
-func serve(b *testing.B, addr string, handle func(net.Conn)) uint16 {
-	b.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
-}
 
 // sink reads to EOF, then answers the number of bytes it read (8 bytes, big endian): the
 // client learns that every byte arrived, and the answer travels after a half close.

@@ -59,16 +59,30 @@ func (f *fakeDNS) Forward(_ context.Context, req *dns.Msg, _ upstream.Via) (*dns
 	return m, err
 }
 
-// server accepts on ip (port 0 for any) and, per connection, sends banner, echoes one line,
-// then reads to EOF and answers "bye": a client sees its server and the half close.
+// server accepts on addr and, per connection, sends banner, echoes one line, then reads to
+// EOF and answers "bye": a client sees its server and the half close.
 func server(t testing.TB, addr string, banner string) uint16 {
 	t.Helper()
+	return serve(t, addr, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(wait))
+		io.WriteString(c, banner+"\n")
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "echo "+line)
+		io.Copy(io.Discard, c)
+		io.WriteString(c, "bye\n")
+	})
+}
+
+// serve accepts on addr (port 0 for any) and runs handle per connection until the test or
+// benchmark ends.
+func serve(b testing.TB, addr string, handle func(net.Conn)) uint16 {
+	b.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	b.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -81,12 +95,7 @@ func server(t testing.TB, addr string, banner string) uint16 {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(wait))
-				io.WriteString(c, banner+"\n")
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				io.WriteString(c, "echo "+line)
-				io.Copy(io.Discard, c)
-				io.WriteString(c, "bye\n")
+				handle(c)
 			}()
 		}
 	}()
