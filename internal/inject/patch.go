@@ -42,6 +42,15 @@ func (c Config) Patch(pod *corev1.Pod) []Operation {
 			ops = append(ops, Operation{Op: "add", Path: "/spec/initContainers/" + strconv.Itoa(i), Value: ctr})
 		}
 	}
+	if pod.Spec.ServiceAccountName == "" {
+		// The token volume needs the name. The API server's ServiceAccount admission sets it
+		// before webhooks run; where that plugin is off, name what it would.
+		sa := pod.Spec.DeprecatedServiceAccount
+		if sa == "" {
+			sa = "default"
+		}
+		ops = append(ops, Operation{Op: "add", Path: "/spec/serviceAccountName", Value: sa})
+	}
 	if len(pod.Spec.Volumes) == 0 {
 		ops = append(ops, Operation{Op: "add", Path: "/spec/volumes", Value: []corev1.Volume{Volume()}})
 	} else {

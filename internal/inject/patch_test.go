@@ -78,15 +78,18 @@ func TestPatch(t *testing.T) {
 		spec        corev1.PodSpec
 		wantInit    []string
 		wantVolumes []string
+		wantAccount string
 	}{
 		{name: "no init containers, no volumes", spec: corev1.PodSpec{Containers: app},
-			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{VolumeName}},
+			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{VolumeName}, wantAccount: "default"},
 		{name: "empty lists", spec: corev1.PodSpec{Containers: app, InitContainers: []corev1.Container{}, Volumes: []corev1.Volume{}},
-			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{VolumeName}},
-		{name: "own init containers and volumes",
-			spec: corev1.PodSpec{Containers: app, InitContainers: []corev1.Container{{Name: "migrate"}, {Name: "warm-cache"}},
+			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{VolumeName}, wantAccount: "default"},
+		{name: "deprecated service account field", spec: corev1.PodSpec{Containers: app, DeprecatedServiceAccount: "legacy"},
+			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{VolumeName}, wantAccount: "legacy"},
+		{name: "own init containers, volumes and service account",
+			spec: corev1.PodSpec{Containers: app, ServiceAccountName: "web", InitContainers: []corev1.Container{{Name: "migrate"}, {Name: "warm-cache"}},
 				Volumes: []corev1.Volume{{Name: "data"}}},
-			wantInit: []string{CaptureName, SidecarName, "migrate", "warm-cache"}, wantVolumes: []string{"data", VolumeName}},
+			wantInit: []string{CaptureName, SidecarName, "migrate", "warm-cache"}, wantVolumes: []string{"data", VolumeName}, wantAccount: "web"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testConfig()
@@ -100,6 +103,9 @@ func TestPatch(t *testing.T) {
 			}
 			if n := names(got.Spec.Containers); !slices.Equal(n, []string{"app"}) {
 				t.Errorf("containers %v, want [app]", n)
+			}
+			if got.Spec.ServiceAccountName != tc.wantAccount {
+				t.Errorf("serviceAccountName %q, want %q", got.Spec.ServiceAccountName, tc.wantAccount)
 			}
 			if ops := c.Patch(got); len(ops) != 0 {
 				t.Errorf("patch of the injected pod: %+v, want none", ops)
@@ -131,7 +137,7 @@ func TestPatchGolden(t *testing.T) {
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}},
+			pod := &corev1.Pod{Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{Name: "app"}},
 				InitContainers: []corev1.Container{{Name: "migrate"}}, Volumes: []corev1.Volume{{Name: "data"}}}}
 			got, err := json.MarshalIndent(c.Patch(pod), "", "  ")
 			if err != nil {
