@@ -165,6 +165,7 @@ func runInjector(ctx context.Context, f *injectorFlags, certs *inject.CertReload
 	log.Info("meshdns injector serving", "webhook", ln.Addr().String(), "admin", adminAddr, "image", f.cfg.Image)
 	select {
 	case <-ctx.Done():
+		log.Info("shutting down")
 	case err = <-errc:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), config.ShutdownTimeout)
@@ -175,7 +176,6 @@ func runInjector(ctx context.Context, f *injectorFlags, certs *inject.CertReload
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("shutting down")
 	return nil
 }
 
