@@ -39,6 +39,7 @@ fuzz FuzzParseQuery ./internal/server
 fuzz FuzzParseFile ./internal/manifest
 fuzz FuzzParse ./internal/resolvconf
 fuzz FuzzParseReply ./internal/upstream
+fuzz FuzzHandler ./internal/inject
 
 go test -race -count=1 ./...
 

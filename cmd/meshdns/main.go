@@ -27,6 +27,8 @@ Usage:
                                          why a running meshdns answers NAME as it does
   meshdns table [--admin ADDR] [--all] [-o json]
                                          the live name table of a running meshdns
+  meshdns injector --tls-cert FILE --tls-key FILE --image IMAGE [flags]
+                                         the sidecar injection webhook
   meshdns version                        print the version
 
 Run "meshdns COMMAND -h" (capture: "meshdns capture print -h") for the flags.
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return explainCmd(args[1:], stdout, stderr)
 	case "table":
 		return tableCmd(args[1:], stdout, stderr)
+	case "injector":
+		return injectorCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "meshdns", version)
 		return 0
@@ -57,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve, capture, explain, table or version)\n", args[0])
+	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve, capture, explain, table, injector or version)\n", args[0])
 	return exitUsage
 }
 

@@ -73,6 +73,10 @@ func TestCommandLine(t *testing.T) {
 		{"capture vips bad pool", []string{"capture", "print", "--all", "--vips", "--vip-cidr", "10.0.0.0/33"}, []int{2}, "--vip-cidr: "},
 		{"capture vips without pools", []string{"capture", "print", "--all", "--vips", "--vip-cidr", "", "--vip-cidr6", ""}, []int{2}, "--vips"},
 		{"capture vips port 0", []string{"capture", "print", "--all", "--vips", "--vip-forward-port", "0"}, []int{2}, "--vip-forward-port"},
+		{"injector without image", []string{"injector", "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--image: required"},
+		{"injector without key pair", []string{"injector", "--image", "meshdns:dev"}, []int{2}, "--tls-cert: required"},
+		{"injector key pair missing", []string{"injector", "--image", "meshdns:dev", "--tls-cert", missingDir + "/tls.crt", "--tls-key", missingDir + "/tls.key"}, []int{2}, "--tls-cert: stat " + missingDir},
+		{"injector admin on loopback", []string{"injector", "--image", "meshdns:dev", "--sidecar-admin", "127.0.0.1:15054", "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--sidecar-admin"},
 		{"forward vips without pools", []string{"serve", "--registry", registry, "--forward-vips", "--vip-cidr", "", "--vip-cidr6", ""}, []int{2}, "--forward-vips"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,13 +25,19 @@ func kubeconfigFor(t *testing.T, user string) string {
 	return path
 }
 
-// TestDeployManifests applies deploy/ (RBAC, Deployment, Service) and runs meshdns with the
+// TestDeployManifests applies deploy/ (RBAC, Deployments, Services, the injector's webhook
+// configuration) and runs meshdns with the
 // identity of its service account: the roles must let it sync, answer, win the Lease and
 // write VIPs to ServiceEntry status. The same
 // meshdns as a user without the binding never becomes ready, so the test measures the
 // ClusterRole and not the test's own rights.
 func TestDeployManifests(t *testing.T) {
 	apply(t, readManifests(t, filepath.Join(repoRoot, "deploy")))
+	// Its Service has no pods here: the webhook must not outlive the test (TestInjector
+	// registers it with a reachable URL).
+	t.Cleanup(func() {
+		clients.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(ctx(t), "meshdns-injector", metav1.DeleteOptions{})
+	})
 	const ns = "deployed"
 	createNamespace(t, ns)
 	if _, err := clients.CoreV1().Services(ns).Create(ctx(t), service(ns, "api", corev1.ServiceSpec{ClusterIP: "10.96.5.1", Ports: httpPort()}), metav1.CreateOptions{}); err != nil {

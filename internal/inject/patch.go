@@ -1,0 +1,62 @@
+package inject
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Operation is one JSONPatch (RFC 6902) operation.
+type Operation struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// HasInjected reports whether pod holds a container or volume the injector adds: such a pod
+// is left as it is (a second call of the webhook, or a pod spec copied from an injected pod).
+func HasInjected(pod *corev1.Pod) bool {
+	names := func(cs []corev1.Container) bool {
+		return slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == CaptureName || c.Name == SidecarName })
+	}
+	return names(pod.Spec.InitContainers) || names(pod.Spec.Containers) ||
+		slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == VolumeName })
+}
+
+// Patch returns the operations that inject c's containers and volume into pod: the capture
+// step and the sidecar become the first init containers, in that order, before the pod's own.
+// A pod already injected gets no operation.
+func (c Config) Patch(pod *corev1.Pod) []Operation {
+	if HasInjected(pod) {
+		return nil
+	}
+	var ops []Operation
+	injected := c.Containers()
+	if len(pod.Spec.InitContainers) == 0 {
+		ops = append(ops, Operation{Op: "add", Path: "/spec/initContainers", Value: injected})
+	} else {
+		// Each add at index i shifts what was there; adding in order keeps the injected order.
+		for i, ctr := range injected {
+			ops = append(ops, Operation{Op: "add", Path: "/spec/initContainers/" + strconv.Itoa(i), Value: ctr})
+		}
+	}
+	if pod.Spec.ServiceAccountName == "" {
+		// The token volume needs the name. The API server's ServiceAccount admission sets it
+		// before webhooks run; where that plugin is off, name what it would.
+		sa := pod.Spec.DeprecatedServiceAccount
+		if sa == "" {
+			sa = "default"
+		}
+		ops = append(ops, Operation{Op: "add", Path: "/spec/serviceAccountName", Value: sa})
+	}
+	if len(pod.Spec.Volumes) == 0 {
+		ops = append(ops, Operation{Op: "add", Path: "/spec/volumes", Value: []corev1.Volume{Volume()}})
+	} else {
+		ops = append(ops, Operation{Op: "add", Path: "/spec/volumes/-", Value: Volume()})
+	}
+	return ops
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ") }
