@@ -25,6 +25,7 @@ var resources = map[string]string{
 	"ServiceEntry": "serviceentries", "WorkloadEntry": "workloadentries",
 	"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
 	"Role": "roles", "RoleBinding": "rolebindings", "Deployment": "deployments",
+	"PodDisruptionBudget": "poddisruptionbudgets",
 }
 
 // readManifests reads every object of the manifest files in dir (List items unpacked).
