@@ -363,9 +363,10 @@ func TestChartInjectorTLSKept(t *testing.T) {
 }
 
 // TestChartServeFlags runs the meshdns binary with the arguments the chart renders for
-// `meshdns serve` (with the kubelet's expansion of $(POD_IP)): every flag must parse and every
-// value pass serve's validation, which ends, outside a pod, at the unreadable --kubeconfig the
-// test adds. Bad values in the chart's values must fail there too.
+// `meshdns serve`: those of the cluster mode's Deployment (with the kubelet's expansion of
+// $(POD_IP)), and those the injector passes to its sidecars (--sidecar-args). Every flag must
+// parse and every value pass serve's validation, which ends, outside a pod, at the unreadable
+// --kubeconfig the test adds. Bad values in the chart's values must fail there too.
 func TestChartServeFlags(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-kubeconfig")
 	for _, tc := range []struct {
@@ -375,17 +376,14 @@ func TestChartServeFlags(t *testing.T) {
 	}{
 		{name: "defaults", want: "meshdns serve: --kubeconfig: "},
 		{name: "every value set", args: []string{"-f", "testdata/helm/cluster-full.values.yaml"}, want: "meshdns serve: --kubeconfig: "},
+		{name: "sidecars", args: append([]string{"-f", "testdata/helm/sidecar-full.values.yaml"}, fixtureTLS...), want: "meshdns serve: --kubeconfig: "},
 		{name: "bad ttl", args: []string{"--set", "serve.ttl=soon"}, want: "flag -ttl"},
 		{name: "bad vip pool", args: []string{"--set", "serve.vips.cidr=240.240.0.0"}, want: "--vip-cidr"},
 		{name: "unknown flag", args: []string{"--set", "serve.extraArgs={--no-such-flag}"}, want: "no-such-flag"},
+		{name: "bad ttl of sidecars", args: []string{"--set", "mode=sidecar", "--set", "serve.ttl=soon"}, want: "flag -ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var dep appsv1.Deployment
-			find(t, decodeAll(t, render(t, "meshdns-system", tc.args...)), "Deployment", "", &dep)
-			args := slices.Clone(dep.Spec.Template.Spec.Containers[0].Args)
-			for i, a := range args {
-				args[i] = strings.ReplaceAll(a, "$(POD_IP)", "127.0.0.1")
-			}
+			args := serveArgs(t, render(t, "meshdns-system", tc.args...))
 			cmd := exec.Command(cluster.Binary(), append(args, "--kubeconfig="+missing)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -399,6 +397,36 @@ func TestChartServeFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveArgs returns the arguments of meshdns serve in a render: the cluster mode's
+// container's, or in sidecar mode what the injector gives its sidecars (their listen address,
+// then --sidecar-args split at spaces, as the injector splits them).
+func serveArgs(t *testing.T, manifest string) []string {
+	t.Helper()
+	var dep appsv1.Deployment
+	find(t, decodeAll(t, manifest), "Deployment", "", &dep)
+	c := dep.Spec.Template.Spec.Containers[0]
+	var out []string
+	switch c.Name {
+	case "meshdns":
+		for _, a := range c.Args {
+			out = append(out, strings.ReplaceAll(a, "$(POD_IP)", "127.0.0.1"))
+		}
+	case "injector":
+		out = []string{"serve", "--listen=127.0.0.1:15053"}
+		for _, a := range c.Args {
+			if v, ok := strings.CutPrefix(a, "--sidecar-args="); ok {
+				out = append(out, strings.Fields(v)...)
+			}
+		}
+		if len(out) == 2 {
+			t.Fatalf("no --sidecar-args in the injector's arguments %q", c.Args)
+		}
+	default:
+		t.Fatalf("Deployment %s runs container %s", dep.Name, c.Name)
+	}
+	return out
 }
 
 // TestChartFullValues keeps testdata/helm/cluster-full.values.yaml setting every value of

@@ -44,13 +44,32 @@ print 1000000 as 1e+06.
 {{- end -}}
 
 {{/*
-The arguments of `meshdns serve` in cluster mode: the fixed ones, then one --flag=value per
-value of .Values.serve that is not null (one per item of a list), then serve.extraArgs.
+Flags from values ((list "flag-name" value) ...) as --flag=value, for the values that are not
+null (one per item of a list), as a YAML list.
 */}}
-{{- define "meshdns.serveArgs" -}}
+{{- define "meshdns.flags" -}}
+{{- $args := list -}}
+{{- range . -}}
+{{- $name := index . 0 -}}
+{{- $v := index . 1 -}}
+{{- if kindIs "slice" $v -}}
+{{- range $v -}}
+{{- $args = append $args (printf "--%s=%s" $name (include "meshdns.flagValue" .)) -}}
+{{- end -}}
+{{- else if not (kindIs "invalid" $v) -}}
+{{- $args = append $args (printf "--%s=%s" $name (include "meshdns.flagValue" $v)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $args -}}
+{{- end -}}
+
+{{/*
+The flags of `meshdns serve` that .Values.serve sets, then serve.extraArgs: the cluster
+mode's Deployment runs them, the injector passes them to the sidecars.
+*/}}
+{{- define "meshdns.serveFlags" -}}
 {{- $s := .Values.serve -}}
-{{- $args := list "serve" "--listen=0.0.0.0:5353" "--admin=$(POD_IP):15054" "--resolv-conf=/etc/resolv.conf" -}}
-{{- $flags := list
+{{- $flags := include "meshdns.flags" (list
   (list "cluster-domain" $s.clusterDomain)
   (list "ttl" $s.ttl)
   (list "upstream" $s.upstreams)
@@ -76,19 +95,45 @@ value of .Values.serve that is not null (one per item of a list), then serve.ext
   (list "log-level" $s.log.level)
   (list "log-format" $s.log.format)
   (list "log-queries" $s.log.queries)
--}}
-{{- range $flags -}}
-{{- $name := index . 0 -}}
-{{- $v := index . 1 -}}
-{{- if kindIs "slice" $v -}}
-{{- range $v -}}
-{{- $args = append $args (printf "--%s=%s" $name (include "meshdns.flagValue" .)) -}}
+) | fromYamlArray -}}
+{{- concat $flags $s.extraArgs | toYaml -}}
 {{- end -}}
-{{- else if not (kindIs "invalid" $v) -}}
-{{- $args = append $args (printf "--%s=%s" $name (include "meshdns.flagValue" $v)) -}}
+
+{{/* The arguments of `meshdns serve` in cluster mode. */}}
+{{- define "meshdns.serveArgs" -}}
+{{- $fixed := list "serve" "--listen=0.0.0.0:5353" "--admin=$(POD_IP):15054" "--resolv-conf=/etc/resolv.conf" -}}
+{{- concat $fixed (include "meshdns.serveFlags" . | fromYamlArray) | toYaml -}}
 {{- end -}}
+
+{{/*
+The arguments of `meshdns injector` (docs/injection.md). The sidecars get the serve flags of
+the values through --sidecar-args, which the injector splits at spaces: a value with a space
+cannot be passed that way.
+*/}}
+{{- define "meshdns.injectorArgs" -}}
+{{- $i := .Values.injector -}}
+{{- $args := list "injector" "--listen=:15443" "--tls-cert=/etc/meshdns/tls/tls.crt" "--tls-key=/etc/meshdns/tls/tls.key" "--admin=:15054" (printf "--image=%s" (include "meshdns.image" .)) -}}
+{{- with $i.captureImage.repository -}}
+{{- $args = append $args (printf "--capture-image=%s:%s" . ($i.captureImage.tag | default $.Chart.AppVersion)) -}}
 {{- end -}}
-{{- concat $args $s.extraArgs | toYaml -}}
+{{- $args = concat $args (include "meshdns.flags" (list
+  (list "exempt-uid" $i.exemptUID)
+  (list "proxy-port" $i.proxyPort)
+  (list "sidecar-admin" $i.sidecarAdmin)
+  (list "sidecar-cpu" $i.sidecarResources.cpu)
+  (list "sidecar-memory" $i.sidecarResources.memory)
+  (list "sidecar-memory-limit" $i.sidecarResources.memoryLimit)
+  (list "capture-args" $i.captureArgs)
+  (list "log-level" $i.log.level)
+  (list "log-format" $i.log.format)
+) | fromYamlArray) -}}
+{{- range concat (include "meshdns.serveFlags" . | fromYamlArray) $i.sidecarArgs -}}
+{{- if contains " " . -}}
+{{- fail (printf "serve or injector.sidecarArgs: %q has a space; the injector splits sidecar arguments at spaces" .) -}}
+{{- end -}}
+{{- $args = append $args (printf "--sidecar-args=%s" .) -}}
+{{- end -}}
+{{- concat $args $i.extraArgs | toYaml -}}
 {{- end -}}
 
 {{/*
