@@ -198,15 +198,15 @@ capabilities: {drop: [ALL]}
 {{- end -}}
 
 {{/*
-A PodDisruptionBudget of a component's pods
-((dict "root" $ "component" "dns" "name" "meshdns" "pdb" .Values.cluster.podDisruptionBudget)).
+The PodDisruptionBudget of a mode's workload
+((dict "root" $ "component" "dns" "pdb" .Values.cluster.podDisruptionBudget)).
 */}}
 {{- define "meshdns.pdb" -}}
 {{- if .pdb.enabled }}
 apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
-  name: {{ .name }}
+  name: {{ include "meshdns.fullname" .root }}
   namespace: {{ .root.Release.Namespace }}
   labels:
     {{- include "meshdns.selectorLabels" (list .root .component) | nindent 4 }}
@@ -227,7 +227,7 @@ admin endpoint gets no cluster IP of its own.
 {{- $root := index . 0 -}}
 {{- $component := index . 1 -}}
 {{- if $root.Values.serviceMonitor.enabled }}
-{{- $name := include "meshdns.partName" (list $root (printf "%s-metrics" $component)) }}
+{{- $name := include "meshdns.partName" (list $root "metrics") }}
 apiVersion: v1
 kind: Service
 metadata:
