@@ -147,6 +147,34 @@ func TestChartLint(t *testing.T) {
 	}
 }
 
+// TestChartRefusesBadValues: values the chart cannot render right stop helm with one line
+// naming them.
+func TestChartRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "unknown mode", args: []string{"--set", "mode=node-agent"}, want: "/mode"},
+		{name: "misspelt value", args: []string{"--set", "serve.cahce.size=1"}, want: "cahce"},
+		{name: "log level", args: []string{"--set", "serve.log.level=verbose"}, want: "/serve/log/level"},
+		{name: "certificate without its key", args: []string{"--set", "mode=sidecar", "--set-file", "injector.tls.cert=testdata/helm/tls/tls.crt"},
+			want: "injector.tls: give cert, key and caBundle together"},
+		{name: "space in a sidecar argument", args: []string{"--set", "mode=sidecar", "--set", "serve.chaos.version=meshdns 1"},
+			want: `"--chaos-version=meshdns 1" has a space`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runHelm(t, append([]string{"template", "meshdns", filepath.Join(repoRoot, chartPath)}, tc.args...)...)
+			if err == nil {
+				t.Fatalf("helm template rendered:\n%s", out)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v\nwant an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // TestChartRenders compares each render with its golden file (go test -run TestChartRenders
 // -update rewrites them).
 func TestChartRenders(t *testing.T) {
