@@ -43,7 +43,8 @@ fuzz FuzzHandler ./internal/inject
 
 go test -race -count=1 ./...
 
-# Kubernetes source against a real kube-apiserver and etcd (built once by
-# scripts/kube-tools.sh and cached; the first build takes several minutes). The tests live in
-# their own module so that the product's go.mod stays free of envtest and the API server.
+# Kubernetes source and the Helm chart against a real kube-apiserver and etcd (built once by
+# scripts/kube-tools.sh and cached; the first build takes several minutes), with a helm built
+# and cached the same way by scripts/helm-tool.sh. The tests live in their own module so that
+# the product's go.mod stays free of envtest and the API server.
 (cd test/kube && go vet ./... && go test -count=1 ./...)

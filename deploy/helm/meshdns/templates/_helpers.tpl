@@ -1,0 +1,268 @@
+{{/*
+Every object of a release is named from meshdns.fullname: the release name when it already
+says meshdns, else release-meshdns. Cluster-wide objects (ClusterRoles, the webhook
+configuration) carry it too, so that two releases never collide.
+*/}}
+{{- define "meshdns.name" -}}
+{{- .Values.nameOverride | default .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "meshdns.fullname" -}}
+{{- $name := include "meshdns.name" . -}}
+{{- $full := ternary .Release.Name (printf "%s-%s" .Release.Name $name) (contains $name .Release.Name) -}}
+{{- .Values.fullnameOverride | default $full | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The name of a part of the release: (list $ "injector") gives meshdns-injector. */}}
+{{- define "meshdns.partName" -}}
+{{- printf "%s-%s" (include "meshdns.fullname" (index . 0)) (index . 1) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of the pods of a component ((list $ "dns")), which its selectors match. */}}
+{{- define "meshdns.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "meshdns.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* The image of meshdns, also the one the injector puts into pods. */}}
+{{- define "meshdns.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/*
+A value as meshdns reads it in a flag. Numbers of a values file arrive as float64, which would
+print 1000000 as 1e+06.
+*/}}
+{{- define "meshdns.flagValue" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Flags from values ((list "flag-name" value) ...) as --flag=value, for the values that are not
+null (one per item of a list), as a YAML list.
+*/}}
+{{- define "meshdns.flags" -}}
+{{- $args := list -}}
+{{- range . -}}
+{{- $name := index . 0 -}}
+{{- $v := index . 1 -}}
+{{- if kindIs "slice" $v -}}
+{{- range $v -}}
+{{- $args = append $args (printf "--%s=%s" $name (include "meshdns.flagValue" .)) -}}
+{{- end -}}
+{{- else if not (kindIs "invalid" $v) -}}
+{{- $args = append $args (printf "--%s=%s" $name (include "meshdns.flagValue" $v)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $args -}}
+{{- end -}}
+
+{{/*
+The flags of `meshdns serve` that .Values.serve sets, then serve.extraArgs: the cluster
+mode's Deployment runs them, the injector passes them to the sidecars.
+*/}}
+{{- define "meshdns.serveFlags" -}}
+{{- $s := .Values.serve -}}
+{{- $flags := include "meshdns.flags" (list
+  (list "cluster-domain" $s.clusterDomain)
+  (list "ttl" $s.ttl)
+  (list "upstream" $s.upstreams)
+  (list "upstream-policy" $s.upstreamPolicy)
+  (list "forward-unknown-cluster-names" $s.forwardUnknownClusterNames)
+  (list "allow-clients" $s.allowClients)
+  (list "max-udp-size" $s.maxUDPSize)
+  (list "namespaces" $s.namespaces)
+  (list "watch-pods" $s.watchPods)
+  (list "kube-api-qps" $s.kubeAPIQPS)
+  (list "kube-api-burst" $s.kubeAPIBurst)
+  (list "leader-elect-lease-duration" $s.leaderElectLeaseDuration)
+  (list "cache-size" $s.cache.size)
+  (list "cache-max-bytes" $s.cache.maxBytes)
+  (list "cache-min-ttl" $s.cache.minTTL)
+  (list "cache-max-ttl" $s.cache.maxTTL)
+  (list "serve-stale" $s.cache.serveStale)
+  (list "vip-cidr" $s.vips.cidr)
+  (list "vip-cidr6" $s.vips.cidr6)
+  (list "vip-quarantine" $s.vips.quarantine)
+  (list "chaos-version" $s.chaos.version)
+  (list "chaos-id" $s.chaos.id)
+  (list "log-level" $s.log.level)
+  (list "log-format" $s.log.format)
+  (list "log-queries" $s.log.queries)
+) | fromYamlArray -}}
+{{- concat $flags $s.extraArgs | toYaml -}}
+{{- end -}}
+
+{{/* The arguments of `meshdns serve` in cluster mode. */}}
+{{- define "meshdns.serveArgs" -}}
+{{- $fixed := list "serve" "--listen=0.0.0.0:5353" "--admin=$(POD_IP):15054" "--resolv-conf=/etc/resolv.conf" -}}
+{{- concat $fixed (include "meshdns.serveFlags" . | fromYamlArray) | toYaml -}}
+{{- end -}}
+
+{{/*
+The arguments of `meshdns injector` (docs/injection.md). The sidecars get the serve flags of
+the values through --sidecar-args, which the injector splits at spaces: a value with a space
+cannot be passed that way.
+*/}}
+{{- define "meshdns.injectorArgs" -}}
+{{- $i := .Values.injector -}}
+{{- $args := list "injector" "--listen=:15443" "--tls-cert=/etc/meshdns/tls/tls.crt" "--tls-key=/etc/meshdns/tls/tls.key" "--admin=:15054" (printf "--image=%s" (include "meshdns.image" .)) -}}
+{{- with $i.captureImage.repository -}}
+{{- $args = append $args (printf "--capture-image=%s:%s" . ($i.captureImage.tag | default $.Chart.AppVersion)) -}}
+{{- end -}}
+{{- $args = concat $args (include "meshdns.flags" (list
+  (list "exempt-uid" $i.exemptUID)
+  (list "proxy-port" $i.proxyPort)
+  (list "sidecar-admin" $i.sidecarAdmin)
+  (list "sidecar-cpu" $i.sidecarResources.cpu)
+  (list "sidecar-memory" $i.sidecarResources.memory)
+  (list "sidecar-memory-limit" $i.sidecarResources.memoryLimit)
+  (list "capture-args" $i.captureArgs)
+  (list "log-level" $i.log.level)
+  (list "log-format" $i.log.format)
+) | fromYamlArray) -}}
+{{- range concat (include "meshdns.serveFlags" . | fromYamlArray) $i.sidecarArgs -}}
+{{- if contains " " . -}}
+{{- fail (printf "serve or injector.sidecarArgs: %q has a space; the injector splits sidecar arguments at spaces" .) -}}
+{{- end -}}
+{{- $args = append $args (printf "--sidecar-args=%s" .) -}}
+{{- end -}}
+{{- concat $args $i.extraArgs | toYaml -}}
+{{- end -}}
+
+{{/*
+What meshdns reads from the API server to answer for the cluster (README, "Running in a
+cluster"): the cluster mode's ClusterRole and the injected sidecars' share it.
+*/}}
+{{- define "meshdns.readRules" -}}
+- apiGroups: [""]
+  resources: [services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+- apiGroups: [networking.istio.io]
+  resources: [serviceentries, workloadentries]
+  verbs: [get, list, watch]
+# To notice Istio's CRDs being installed or removed (meshdns watches only their two names).
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end -}}
+
+{{/*
+The scheduling and pod settings shared by the modes' pod templates, from a mode's values
+((list $ .Values.cluster)).
+*/}}
+{{- define "meshdns.podScheduling" -}}
+{{- $root := index . 0 -}}
+{{- $v := index . 1 -}}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The container security context of every mode: meshdns needs no privilege. */}}
+{{- define "meshdns.securityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities: {drop: [ALL]}
+{{- end -}}
+
+{{/*
+The PodDisruptionBudget of a mode's workload
+((dict "root" $ "component" "dns" "pdb" .Values.cluster.podDisruptionBudget)).
+*/}}
+{{- define "meshdns.pdb" -}}
+{{- if .pdb.enabled }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "meshdns.fullname" .root }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "meshdns.selectorLabels" (list .root .component) | nindent 4 }}
+spec:
+  maxUnavailable: {{ .pdb.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "meshdns.selectorLabels" (list .root .component) | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+With serviceMonitor.enabled, a headless Service naming the admin port of a component's pods
+and a ServiceMonitor of it ((list $ "dns")). Headless: Prometheus scrapes the pods, and the
+admin endpoint gets no cluster IP of its own.
+*/}}
+{{- define "meshdns.serviceMonitor" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- if $root.Values.serviceMonitor.enabled }}
+{{- $name := include "meshdns.partName" (list $root "metrics") }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "meshdns.selectorLabels" (list $root $component) | nindent 4 }}
+    meshdns.io/metrics: "true"
+spec:
+  clusterIP: None
+  selector:
+    {{- include "meshdns.selectorLabels" (list $root $component) | nindent 4 }}
+  ports:
+    - {name: admin, port: 15054, targetPort: admin, protocol: TCP}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "meshdns.selectorLabels" (list $root $component) | nindent 4 }}
+    {{- with $root.Values.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "meshdns.selectorLabels" (list $root $component) | nindent 6 }}
+      meshdns.io/metrics: "true"
+  endpoints:
+    - port: admin
+      path: /metrics
+      {{- with $root.Values.serviceMonitor.interval }}
+      interval: {{ . }}
+      {{- end }}
+{{- end }}
+{{- end -}}
