@@ -26,7 +26,7 @@ var resources = map[string]string{
 	"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
 	"Role": "roles", "RoleBinding": "rolebindings", "Deployment": "deployments",
 	"MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
-	"PodDisruptionBudget": "poddisruptionbudgets",
+	"PodDisruptionBudget":          "poddisruptionbudgets",
 }
 
 // readManifests reads every object of the manifest files in dir (List items unpacked).
