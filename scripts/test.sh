@@ -42,6 +42,11 @@ fuzz FuzzParseReply ./internal/upstream
 
 go test -race -count=1 ./...
 
+# The container image, built twice by scripts/image.sh and taken apart. Its writer is a module
+# of its own so that go-containerregistry stays out of the product's go.mod. A cold Go build
+# cache makes the first image build compile meshdns for amd64 and arm64 (several minutes).
+(cd build/image && go vet ./... && go test -count=1 -timeout 30m ./...)
+
 # Kubernetes source against a real kube-apiserver and etcd (built once by
 # scripts/kube-tools.sh and cached; the first build takes several minutes). The tests live in
 # their own module so that the product's go.mod stays free of envtest and the API server.
