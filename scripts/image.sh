@@ -11,7 +11,7 @@
 #             linux/amd64,linux/arm64 (oci), this machine's architecture (docker)
 # --format    oci (default): an OCI image layout tar holding an index of every platform, for
 #             skopeo, crane, podman; docker: a `docker load` tar of one platform
-# OUT         default bin/meshdns-VERSION.oci.tar or .docker.tar
+# OUT         default bin/meshdns.oci.tar or bin/meshdns.docker.tar
 #
 # Two builds of the same commit with the same Go give the same bytes: the binaries are built
 # with -trimpath and without VCS stamping, and every timestamp in the image is
@@ -67,7 +67,7 @@ if ! [[ $version =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
 	echo "image.sh: version $version is not an image tag: letters, digits, _ . - (at most 128)" >&2
 	exit 2
 fi
-: "${out:=$root/bin/meshdns-$version.$format.tar}"
+: "${out:=$root/bin/meshdns.$format.tar}"
 mkdir -p "$(dirname "$out")"
 
 tmp=$(mktemp -d)

@@ -351,3 +351,23 @@ func writeFile(path string, r io.Reader) error {
 	}
 	return f.Close()
 }
+
+// TestDeployManifest keeps deploy/meshdns.yaml in step with the image: the container runs the
+// image's entrypoint (it sets no command of its own) as the image's user.
+func TestDeployManifest(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "meshdns.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := string(data)
+	uid, _, _ := strings.Cut(user, ":")
+	if !strings.Contains(manifest, "\n            runAsUser: "+uid+"\n") {
+		t.Errorf("deploy/meshdns.yaml: no runAsUser: %s, the image's user", uid)
+	}
+	if strings.Contains(manifest, "command:") {
+		t.Errorf("deploy/meshdns.yaml sets a command; the image's entrypoint is %s", binaryPath)
+	}
+	if !strings.Contains(manifest, "\n          args:\n            - serve\n") {
+		t.Errorf("deploy/meshdns.yaml: args do not start with serve, the command of %s", binaryPath)
+	}
+}
