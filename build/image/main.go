@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// exitUsage is the exit code for bad flags or input files.
+// exitUsage is the exit code for bad flags; a binary that cannot go in the image exits 1.
 const exitUsage = 2
 
 // options are the parsed flags.
