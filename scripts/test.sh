@@ -43,6 +43,11 @@ fuzz FuzzHandler ./internal/inject
 
 go test -race -count=1 ./...
 
+# The container image, built twice by scripts/image.sh and taken apart. Its writer is a module
+# of its own so that go-containerregistry stays out of the product's go.mod. A cold Go build
+# cache makes the first image build compile meshdns for amd64 and arm64 (several minutes).
+(cd build/image && go vet ./... && go test -count=1 -timeout 30m ./...)
+
 # Kubernetes source and the Helm chart against a real kube-apiserver and etcd (built once by
 # scripts/kube-tools.sh and cached; the first build takes several minutes), with a helm built
 # and cached the same way by scripts/helm-tool.sh. The tests live in their own module so that
