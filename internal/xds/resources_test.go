@@ -46,7 +46,7 @@ func fullSnapshot() model.Snapshot {
 				Resolution: model.ResolutionDNS, Location: model.LocationInternal},
 			{Meta: meta("b", "public", nil), Hosts: []string{"api.example.com", "*.wild.example.com"},
 				Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::1/128")},
-				Ports: ports, Location: model.LocationExternal, Resolution: model.ResolutionStatic,
+				Ports:     ports, Location: model.LocationExternal, Resolution: model.ResolutionStatic,
 				Endpoints: []model.WorkloadEndpoint{we}, WorkloadSelector: map[string]string{"app": "legacy"},
 				StatusAddresses: []model.HostAddress{{Host: "api.example.com", Address: netip.MustParseAddr("240.240.0.1")}}},
 		},
@@ -140,9 +140,9 @@ func TestPodsThatCannotChangeANameStayHome(t *testing.T) {
 
 func TestDecodeRejectsBadInput(t *testing.T) {
 	bad := map[string][]byte{
-		TypeService:            {0xff, 0xff},
-		TypeServiceEntry:       mustMarshal(t, ServiceEntryPB(&model.ServiceEntry{})), // fine: no error expected below
-		TypeScopedServiceEntry: nil,                                                      // no service_entry
+		TypeService:             {0xff, 0xff},
+		TypeServiceEntry:        mustMarshal(t, ServiceEntryPB(&model.ServiceEntry{})), // fine: no error expected below
+		TypeScopedServiceEntry:  nil,                                                   // no service_entry
 		"type.googleapis.com/x": nil,
 	}
 	for typeURL, b := range bad {
