@@ -44,6 +44,10 @@ var ErrRejected = errors.New("token rejected")
 // Options configure a Controller.
 type Options struct {
 	Source source.Source
+	// Changed signals that the source's snapshot may have changed; nil: Source.Changed().
+	// Give it when something else (a table builder) reads Source.Changed(), which has room
+	// for one reader only.
+	Changed <-chan struct{}
 	// Auth checks the token of every stream; nil trusts the namespace an agent names (tests,
 	// and agents on a network only they reach).
 	Auth     Authenticator
@@ -79,6 +83,9 @@ func New(o Options) *Controller {
 	if o.Debounce == 0 {
 		o.Debounce = DefaultDebounce
 	}
+	if o.Changed == nil {
+		o.Changed = o.Source.Changed()
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -107,13 +114,13 @@ func (c *Controller) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-src.Changed():
+		case <-c.o.Changed:
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	// Everything signalled so far is in this first snapshot.
 	select {
-	case <-src.Changed():
+	case <-c.o.Changed:
 	default:
 	}
 	c.apply(src)
@@ -126,7 +133,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-ctx.Done():
 			timer.Stop()
 			return
-		case <-src.Changed():
+		case <-c.o.Changed:
 			timer.Reset(c.o.Debounce)
 			continue
 		case <-timer.C:
