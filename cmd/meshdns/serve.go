@@ -228,7 +228,7 @@ type daemon struct {
 	cfg      config.Settings
 	kube     *rest.Config // nil without the Kubernetes source
 	kubeSrc  *kube.Source
-	agentSrc *agent.Source // nil without --controller
+	agentSrc *agent.Source  // nil without --controller
 	vipStore *vip.FileStore // nil without --state-dir
 	log      *slog.Logger
 	reg      *prometheus.Registry

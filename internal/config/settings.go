@@ -26,7 +26,7 @@ type Settings struct {
 	Kubeconfig             string
 	// InCluster: meshdns runs in a pod whose service account reaches the API server (used
 	// when there is no Kubeconfig).
-	InCluster    bool
+	InCluster bool
 	// Controller, ControllerCA and TokenFile: see Config.
 	Controller   []string
 	ControllerCA string

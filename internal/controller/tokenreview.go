@@ -112,4 +112,3 @@ func (r *TokenReviewer) review(ctx context.Context, token string) (string, error
 	}
 	return parts[2], nil
 }
-
