@@ -19,8 +19,10 @@ const exitUsage = 2
 const usage = `meshdns: a DNS proxy for Kubernetes and service meshes
 
 Usage:
-  meshdns serve --registry DIR | --kubeconfig FILE [flags]
+  meshdns serve --registry DIR | --kubeconfig FILE | --controller HOST:PORT [flags]
                                          answer mesh names, forward the rest
+  meshdns controller --kubeconfig FILE --tls-cert FILE --tls-key FILE [flags]
+                                         watch the API server once, stream names to agents
   meshdns capture print|install|uninstall|verify [flags]
                                          send the host's DNS traffic to meshdns
   meshdns explain NAME [--type A] [--namespace NS] [--admin ADDR] [-o json]
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCmd(args[1:], stdout, stderr)
 	case "capture":
 		return captureCmd(args[1:], stdout, stderr)
+	case "controller":
+		return controllerCmd(args[1:], stdout, stderr)
 	case "explain":
 		return explainCmd(args[1:], stdout, stderr)
 	case "table":
@@ -61,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve, capture, explain, table, injector or version)\n", args[0])
+	fmt.Fprintf(stderr, "meshdns: unknown command %q (want serve, controller, capture, explain, table, injector or version)\n", args[0])
 	return exitUsage
 }
 

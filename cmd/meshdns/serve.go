@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,12 +16,14 @@ import (
 	"syscall"
 
 	"github.com/meshdns/meshdns/internal/admin"
+	"github.com/meshdns/meshdns/internal/agent"
 	"github.com/meshdns/meshdns/internal/builder"
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/config"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/resolvconf"
 	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/safefile"
 	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/source"
 	"github.com/meshdns/meshdns/internal/source/file"
@@ -41,6 +45,9 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.StringVar(&c.Registry, "registry", c.Registry, "manifest `directory` (Services, EndpointSlices, Pods, ServiceEntries, ...); watched for changes")
 	fs.BoolVar(&c.RegistryFollowSymlinks, "registry-follow-symlinks", c.RegistryFollowSymlinks, "follow symbolic links of --registry that lead out of its directory (off: ignored, with a warning)")
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `file` of the Kubernetes API server to watch (in a pod: its service account, without this flag)")
+	fs.Var(listFlag{&c.Controller}, "controller", "meshdns controller `host:port` to take the cluster's names from instead of watching the API server (comma-separated or repeated: tried in turn)")
+	fs.StringVar(&c.ControllerCA, "controller-ca", c.ControllerCA, "CA certificate `file` (PEM) that verifies the controller (empty: plain text, no token)")
+	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "service account token `file` presented to the controller; read again on every reconnection")
 	fs.Var(listFlag{&c.Namespaces}, "namespaces", "watch only these Kubernetes `namespaces` (comma-separated or repeated; default: all)")
 	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod names (a-b-c-d.<ns>.pod.<domain>), StatefulSet names from pods, pods selected by ServiceEntries")
 	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "requests per second to the API server")
@@ -221,14 +228,17 @@ type daemon struct {
 	cfg      config.Settings
 	kube     *rest.Config // nil without the Kubernetes source
 	kubeSrc  *kube.Source
+	agentSrc *agent.Source  // nil without --controller
 	vipStore *vip.FileStore // nil without --state-dir
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	bg       context.Context // background work: source watch, builder, resolv.conf watch
 	cancelBg context.CancelFunc
 	stops    []func()
-	// resolvSearch is the search list of --resolv-conf, read once at start.
-	resolvSearch []string
+	// What --resolv-conf and the flags say of upstreams and the client, read once at start.
+	servers []netip.AddrPort
+	client  resolver.Client
+	resolv  resolvconf.Config
 }
 
 func (d *daemon) onStop(f func()) { d.stops = append(d.stops, f) }
@@ -252,12 +262,13 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 	bg, cancelBg := context.WithCancel(context.Background())
 	d := &daemon{cfg: cfg, kube: kube, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
 	defer d.close()
+	d.servers, d.client, d.resolv = clientSetup(cfg, log)
 	src, err := d.startSources()
 	if err != nil {
 		return err
 	}
 	res, client := d.newResolver()
-	if err := d.startBuilder(src, res); err != nil {
+	if err := d.startBuilder(src, res.SetTable); err != nil {
 		return err
 	}
 	if err := d.startVIPForwarder(res, client); err != nil {
@@ -305,14 +316,45 @@ func (d *daemon) startSources() (source.Source, error) {
 		d.kubeSrc = k
 		srcs = append(srcs, k)
 	}
+	if len(d.cfg.Controller) > 0 {
+		a, err := d.startAgent()
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, a)
+	}
 	return source.Merge(d.bg, srcs...), nil
+}
+
+// startAgent streams the cluster's objects from the controller (docs/controller.md).
+func (d *daemon) startAgent() (*agent.Source, error) {
+	var tlsCfg *tls.Config
+	if d.cfg.ControllerCA != "" {
+		pem, err := safefile.ReadRegular(d.cfg.ControllerCA, 1<<20)
+		if err != nil {
+			return nil, fmt.Errorf("--controller-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--controller-ca: %s holds no PEM certificate", d.cfg.ControllerCA)
+		}
+		tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	id, _ := os.Hostname()
+	a, err := agent.New(agent.Options{Addrs: d.cfg.Controller, TLS: tlsCfg, TokenFile: d.cfg.TokenFile,
+		Namespace: d.client.Namespace, NodeID: id, StateDir: d.cfg.StateDir, Logger: d.log,
+		Metrics: agent.NewMetrics(d.reg)})
+	if err != nil {
+		return nil, err
+	}
+	d.onStop(a.Start(d.bg))
+	d.agentSrc = a
+	return a, nil
 }
 
 // newResolver wires the forwarder, the cache and the resolver, and follows resolv.conf.
 func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
-	cfg, log := d.cfg, d.log
-	servers, client, rc := clientSetup(cfg, log)
-	d.resolvSearch = rc.Search
+	cfg, log, servers, client, rc := d.cfg, d.log, d.servers, d.client, d.resolv
 	fwd := upstream.New(servers, upstream.Options{Policy: cfg.UpstreamPolicy, Logger: log, Metrics: upstream.NewMetrics(d.reg)})
 	d.onStop(fwd.Close)
 	if len(servers) == 0 {
@@ -332,16 +374,18 @@ func (d *daemon) newResolver() (*resolver.Resolver, resolver.Client) {
 
 // startBuilder runs the table builder. Until every source is ready its tables are partial:
 // the names of the ready sources are answered, other cluster names get SERVFAIL (not ready).
-func (d *daemon) startBuilder(src source.Source, res *resolver.Resolver) error {
+func (d *daemon) startBuilder(src source.Source, publish func(*table.Table)) error {
 	vips, store, err := newVIPs(d.cfg, d.reg, d.log)
 	if err != nil {
 		return err
 	}
+	// An agent answers as a meshdns watching the API server would.
+	cluster := d.kube != nil || d.agentSrc != nil
 	opts := builder.Options{
 		Table: table.Options{Zone: d.cfg.ClusterDomain.String(), TTL: d.cfg.TTL,
-			NoPodRecords: d.kube != nil && !d.cfg.WatchPods, StatusFirst: d.kube != nil},
+			NoPodRecords: cluster && !d.cfg.WatchPods, StatusFirst: cluster},
 		Snapshot: src.Snapshot, Changed: src.Changed(), Ready: func() bool { return source.Ready(src) },
-		Publish: res.SetTable, Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips,
+		Publish: publish, Logger: d.log, Metrics: builder.NewMetrics(d.reg), VIPs: vips,
 	}
 	if store != nil {
 		opts.VIPStore, d.vipStore = store, store
@@ -401,7 +445,7 @@ func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	adm, err := startAdmin(d.cfg, d.reg, res, client.Namespace, explainer(d.cfg, res, client, d.resolvSearch), d.readyDetails, d.log)
+	adm, err := startAdmin(d.cfg, d.reg, res, client.Namespace, explainer(d.cfg, res, client, d.resolv.Search), d.readyDetails, d.log)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return nil, err
@@ -462,12 +506,17 @@ func newCache(cfg config.Settings, reg prometheus.Registerer) *cache.Cache {
 		MaxTTL: cfg.CacheMaxTTL, ServeStale: cfg.ServeStale, Metrics: cache.NewMetrics(reg)})
 }
 
-// readyDetails are the lines /readyz adds: problems with the VIP state file.
+// readyDetails are the lines /readyz adds: problems with the VIP state file, and an agent's
+// connection to its controller.
 func (d *daemon) readyDetails() []string {
-	if d.vipStore == nil {
-		return nil
+	var out []string
+	if d.vipStore != nil {
+		out = append(out, d.vipStore.Problems()...)
 	}
-	return d.vipStore.Problems()
+	if d.agentSrc != nil {
+		out = append(out, d.agentSrc.Status()...)
+	}
+	return out
 }
 
 func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, namespace string, explain admin.ExplainFunc, details func() []string, log *slog.Logger) (*admin.Server, error) {

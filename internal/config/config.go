@@ -76,6 +76,12 @@ type Config struct {
 	// Kubeconfig is the kubeconfig file of the Kubernetes source; in a pod, the service
 	// account is used without it (Pod.InCluster).
 	Kubeconfig string
+	// Controller are the addresses (host:port) of a meshdns controller to take the cluster's
+	// objects from instead of watching the API server (docs/controller.md); ControllerCA
+	// verifies it, TokenFile holds the service account token the agent presents.
+	Controller   []string
+	ControllerCA string
+	TokenFile    string
 	// Namespaces limits the Kubernetes watch; empty watches every namespace.
 	Namespaces []string
 	// WatchPods watches pods; off, the Kubernetes source has no pod names, no StatefulSet

@@ -96,6 +96,16 @@ func TestValidate(t *testing.T) {
 		{"kube api burst zero", func(c *Config) { c.Kubeconfig, c.KubeAPIBurst = "/k", 0 }, Pod{}, "kube-api-burst"},
 		{"lease duration short", func(c *Config) { c.LeaderElectLeaseDuration = time.Second / 2 }, Pod{}, "leader-elect-lease-duration"},
 		{"lease namespace bad name", func(c *Config) { c.LeaderElectNamespace = "A" }, Pod{}, "leader-elect-namespace"},
+		{"controller alone", func(c *Config) { c.Registry, c.Controller = "", []string{"ctl:15012"} }, Pod{}, ""},
+		{"controller with token", func(c *Config) {
+			c.Registry, c.Controller, c.ControllerCA, c.TokenFile = "", []string{"ctl:15012", "[::1]:15012"}, "/ca", "/t"
+		}, Pod{}, ""},
+		{"controller without port", func(c *Config) { c.Controller = []string{"ctl"} }, Pod{}, "controller"},
+		{"controller with kubeconfig", func(c *Config) { c.Controller, c.Kubeconfig = []string{"ctl:1"}, "/k" }, Pod{}, "controller"},
+		{"token without ca", func(c *Config) { c.Controller, c.TokenFile = []string{"ctl:1"}, "/t" }, Pod{}, "token-file"},
+		{"token without controller", func(c *Config) { c.TokenFile = "/t" }, Pod{}, "token-file"},
+		{"ca without controller", func(c *Config) { c.ControllerCA = "/ca" }, Pod{}, "controller-ca"},
+		{"namespaces of a controller's agent", func(c *Config) { c.Controller, c.Namespaces = []string{"ctl:1"}, []string{"a"} }, inPod, "namespaces"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Default()
@@ -112,6 +122,20 @@ func TestValidate(t *testing.T) {
 				t.Errorf("err = %q, want it to start with the flag", err)
 			}
 		})
+	}
+}
+
+// TestAnAgentInAPodDoesNotWatchTheAPIServer: with --controller, the pod's service account
+// is for the token only.
+func TestAnAgentInAPodDoesNotWatchTheAPIServer(t *testing.T) {
+	c := Default()
+	c.Controller = []string{"meshdns-controller.meshdns-system:15012"}
+	s, err := c.Validate(Pod{InCluster: true, Namespace: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Kubernetes() {
+		t.Error("an agent in a pod would watch the API server itself")
 	}
 }
 

@@ -26,7 +26,11 @@ type Settings struct {
 	Kubeconfig             string
 	// InCluster: meshdns runs in a pod whose service account reaches the API server (used
 	// when there is no Kubeconfig).
-	InCluster    bool
+	InCluster bool
+	// Controller, ControllerCA and TokenFile: see Config.
+	Controller   []string
+	ControllerCA string
+	TokenFile    string
 	Namespaces   []string
 	WatchPods    bool
 	KubeAPIQPS   float64
@@ -71,8 +75,10 @@ type Settings struct {
 }
 
 // Kubernetes reports whether the Kubernetes source is on: --kubeconfig, or a pod's service
-// account.
-func (s *Settings) Kubernetes() bool { return s.Kubeconfig != "" || s.InCluster }
+// account unless a controller watches the API server instead.
+func (s *Settings) Kubernetes() bool {
+	return s.Kubeconfig != "" || (s.InCluster && len(s.Controller) == 0)
+}
 
 // namespaceName is a Kubernetes namespace name: an RFC 1123 label.
 var namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -87,6 +93,7 @@ var logLevels = map[string]slog.Level{
 func (c Config) Validate(pod Pod) (Settings, error) {
 	s := Settings{
 		Registry: c.Registry, RegistryFollowSymlinks: c.RegistryFollowSymlinks, Kubeconfig: c.Kubeconfig, InCluster: pod.InCluster,
+		Controller: c.Controller, ControllerCA: c.ControllerCA, TokenFile: c.TokenFile,
 		Namespaces: c.Namespaces, WatchPods: c.WatchPods, KubeAPIQPS: c.KubeAPIQPS,
 		KubeAPIBurst: c.KubeAPIBurst, LeaderElect: c.LeaderElect, LeaseDuration: c.LeaderElectLeaseDuration,
 		ResolvConf: c.ResolvConf, Namespace: c.Namespace, TTL: c.TTL,
@@ -95,11 +102,11 @@ func (c Config) Validate(pod Pod) (Settings, error) {
 		CacheMaxTTL: c.CacheMaxTTL, ServeStale: c.ServeStale, StateDir: c.StateDir,
 		VIPQuarantine: c.VIPQuarantine, ChaosVersion: c.ChaosVersion, ChaosID: c.ChaosID, MaxUDPSize: c.MaxUDPSize,
 	}
-	if c.Registry == "" && !s.Kubernetes() {
-		return Settings{}, flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, or run in a pod)")
+	if c.Registry == "" && !s.Kubernetes() && len(c.Controller) == 0 {
+		return Settings{}, flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, --controller, or run in a pod)")
 	}
 	s.LeaseNamespace = leaseNamespace(c.LeaderElectNamespace, pod)
-	for _, parse := range []func(*Settings) error{c.checkKube, c.parseAddrs, c.parseClients, c.parseUpstream, c.parseVIPs, c.parseNames, c.checkChaos} {
+	for _, parse := range []func(*Settings) error{c.checkKube, c.checkController, c.parseAddrs, c.parseClients, c.parseUpstream, c.parseVIPs, c.parseNames, c.checkChaos} {
 		if err := parse(&s); err != nil {
 			return Settings{}, err
 		}
@@ -124,6 +131,25 @@ func (c Config) checkKube(s *Settings) error {
 		return flagErr("leader-elect-lease-duration", "%s: must be at least 1s", c.LeaderElectLeaseDuration)
 	case c.LeaderElectNamespace != "" && !namespaceName.MatchString(c.LeaderElectNamespace):
 		return flagErr("leader-elect-namespace", "%q is not a namespace name", c.LeaderElectNamespace)
+	}
+	return nil
+}
+
+func (c Config) checkController(*Settings) error {
+	for _, a := range c.Controller {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return flagErr("controller", "%q: want host:port", a)
+		}
+	}
+	switch {
+	case len(c.Controller) == 0 && c.ControllerCA != "":
+		return flagErr("controller-ca", "needs --controller")
+	case len(c.Controller) == 0 && c.TokenFile != "":
+		return flagErr("token-file", "needs --controller")
+	case len(c.Controller) > 0 && c.Kubeconfig != "":
+		return flagErr("controller", "not with --kubeconfig: the controller watches the API server for its agents")
+	case c.TokenFile != "" && c.ControllerCA == "":
+		return flagErr("token-file", "needs --controller-ca: a token is only sent to a controller verified over TLS")
 	}
 	return nil
 }

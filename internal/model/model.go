@@ -154,6 +154,23 @@ type HostAddress struct {
 	Address netip.Addr
 }
 
+// Selects reports whether a workload selector matches: every selector label is present in one
+// of the label sets (a WorkloadEntry carries labels both in metadata and in spec).
+func Selects(selector map[string]string, labelSets ...map[string]string) bool {
+	for k, v := range selector {
+		found := false
+		for _, ls := range labelSets {
+			if got, ok := ls[k]; ok && got == v {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 // WorkloadEntry is a networking.istio.io WorkloadEntry.
 type WorkloadEntry struct {
 	Meta

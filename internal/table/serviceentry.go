@@ -154,14 +154,14 @@ func (b *builder) workloadAddrs(se *model.ServiceEntry) []netip.Addr {
 	}
 	w := b.workloadsIn(se.Namespace)
 	for _, we := range w.entries {
-		if selects(se.WorkloadSelector, we.Meta.Labels, we.WorkloadEndpoint.Labels) {
+		if model.Selects(se.WorkloadSelector, we.Meta.Labels, we.WorkloadEndpoint.Labels) {
 			if ip, ok := we.IP(); ok {
 				out = append(out, ip)
 			}
 		}
 	}
 	for _, p := range w.pods {
-		if selects(se.WorkloadSelector, p.Labels, nil) {
+		if model.Selects(se.WorkloadSelector, p.Labels, nil) {
 			out = append(out, p.IPs...)
 		}
 	}
@@ -195,23 +195,6 @@ func (b *builder) workloadsIn(ns string) workloads {
 		}
 	}
 	return b.workloads[ns]
-}
-
-// selects reports whether every selector label is present in one of the label sets (a
-// WorkloadEntry carries labels both in metadata and in spec).
-func selects(selector map[string]string, labelSets ...map[string]string) bool {
-	for k, v := range selector {
-		found := false
-		for _, ls := range labelSets {
-			if got, ok := ls[k]; ok && got == v {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
 
 func statusAddrs(se *model.ServiceEntry, host string) []netip.Addr {

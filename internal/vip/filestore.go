@@ -147,7 +147,7 @@ func (s *FileStore) putAside(problem error) error {
 	if err := os.Rename(s.path, kept); err != nil {
 		return fmt.Errorf("VIP state %s: %v, and it cannot be set aside: %w", s.path, problem, err)
 	}
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(s.path)); err != nil {
 		return fmt.Errorf("VIP state %s: %v; set aside as %s, but: %w", s.path, problem, kept, err)
 	}
 	e := &SetAsideError{Path: s.path, Kept: kept, Err: problem}
@@ -163,7 +163,7 @@ func (s *FileStore) putAside(problem error) error {
 func (s *FileStore) Save(st State) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeAtomic(s.path, append(b, '\n'))
+		err = safefile.WriteAtomic(s.path, append(b, '\n'))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -193,44 +193,4 @@ func (s *FileStore) Problems() []string {
 			"a restart may move them", s.path, s.failing.Format(time.RFC3339), s.saveErr))
 	}
 	return out
-}
-
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	// Readable by operators and tools; it holds nothing secret.
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -149,6 +150,15 @@ func withoutSerial(rr string) string {
 	return rr
 }
 
+var examplesLoaded sync.Once
+
+// loadExamples applies the example registry to the API server, once for every test that
+// uses it.
+func loadExamples(t *testing.T) {
+	t.Helper()
+	examplesLoaded.Do(func() { apply(t, readManifests(t, filepath.Join(repoRoot, "examples", "registry"))) })
+}
+
 // TestExamplesThroughAPIServer loads the example registry into the API server and checks that
 // meshdns, watching only the examples' namespaces, builds the very table it builds from the
 // manifest directory: every record kind of the examples (services, dual stack, headless and
@@ -156,7 +166,7 @@ func withoutSerial(rr string) string {
 // endpoints, VIPs, wildcards, WorkloadEntries) arrives through the API as it does from files.
 func TestExamplesThroughAPIServer(t *testing.T) {
 	dir := filepath.Join(repoRoot, "examples", "registry")
-	apply(t, readManifests(t, dir))
+	loadExamples(t)
 	// Clients in bookinfo, as in the README's walk-through (billing is exported to them).
 	fromAPI := startWithKube(t, "--namespaces", "bookinfo,data,vms", "--namespace", "bookinfo")
 	fromFiles := startMeshdns(t, "--registry", dir, "--namespace", "bookinfo")

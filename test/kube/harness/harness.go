@@ -238,6 +238,32 @@ func (c *Cluster) RunWrapped(t testing.TB, prefix, env []string, bin string, arg
 	return m
 }
 
+// Controller runs `meshdns controller` with args (plus an admin address) until the test ends;
+// the returned process has no DNS address.
+func (c *Cluster) Controller(t testing.TB, args ...string) *Meshdns {
+	t.Helper()
+	adminAddr, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Meshdns{Admin: adminAddr.String(), Log: &testutil.SyncBuffer{}}
+	argv := append([]string{"controller", "--admin", m.Admin, "--log-level", "debug"}, args...)
+	cmd := exec.Command(c.meshdns, argv...)
+	cmd.Stdout, cmd.Stderr = m.Log, m.Log
+	m.cmd = cmd
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("controller log:\n%s", m.Log)
+		}
+	})
+	return m
+}
+
 // MeshdnsWithKube runs meshdns against the API server, as a cluster admin.
 func (c *Cluster) MeshdnsWithKube(t testing.TB, args ...string) *Meshdns {
 	t.Helper()
@@ -306,10 +332,15 @@ func (m *Meshdns) WaitReady(t testing.TB) {
 }
 
 // Table returns /debug/table?all=1: every name, whatever the client namespace sees.
-func (m *Meshdns) Table(t testing.TB) []TableEntry {
+func (m *Meshdns) Table(t testing.TB) []TableEntry { return m.table(t, "?all=1") }
+
+// View returns /debug/table: the names its client namespace sees.
+func (m *Meshdns) View(t testing.TB) []TableEntry { return m.table(t, "") }
+
+func (m *Meshdns) table(t testing.TB, query string) []TableEntry {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + m.Admin + "/debug/table?all=1")
+	resp, err := c.Get("http://" + m.Admin + "/debug/table" + query)
 	if err != nil {
 		t.Fatal(err)
 	}
