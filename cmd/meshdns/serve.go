@@ -42,19 +42,15 @@ import (
 
 func serveFlags(c *config.Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	kubeFlags(fs, c)
+	vipFlags(fs, c)
+	logFlags(fs, c)
 	fs.StringVar(&c.Registry, "registry", c.Registry, "manifest `directory` (Services, EndpointSlices, Pods, ServiceEntries, ...); watched for changes")
 	fs.BoolVar(&c.RegistryFollowSymlinks, "registry-follow-symlinks", c.RegistryFollowSymlinks, "follow symbolic links of --registry that lead out of its directory (off: ignored, with a warning)")
-	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `file` of the Kubernetes API server to watch (in a pod: its service account, without this flag)")
 	fs.Var(listFlag{&c.Controller}, "controller", "meshdns controller `host:port` to take the cluster's names from instead of watching the API server (comma-separated or repeated: tried in turn)")
 	fs.StringVar(&c.ControllerCA, "controller-ca", c.ControllerCA, "CA certificate `file` (PEM) that verifies the controller (empty: plain text, no token)")
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "service account token `file` presented to the controller; read again on every reconnection")
-	fs.Var(listFlag{&c.Namespaces}, "namespaces", "watch only these Kubernetes `namespaces` (comma-separated or repeated; default: all)")
 	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod names (a-b-c-d.<ns>.pod.<domain>), StatefulSet names from pods, pods selected by ServiceEntries")
-	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "requests per second to the API server")
-	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "request burst to the API server")
-	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one replica (with a Lease) to write VIPs to ServiceEntry status; off: this one writes")
-	fs.StringVar(&c.LeaderElectNamespace, "leader-elect-namespace", c.LeaderElectNamespace, "`namespace` of the Lease (default: the pod's, else "+config.DefaultLeaseNamespace+")")
-	fs.DurationVar(&c.LeaderElectLeaseDuration, "leader-elect-lease-duration", c.LeaderElectLeaseDuration, "how long the Lease of a writer that stopped renewing lasts")
 	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen.String()+")")
 	fs.Var(listFlag{&c.AllowClients}, "allow-clients", "client `networks` (CIDR or IP, comma-separated or repeated) answered; others get REFUSED (default: everyone on loopback listen addresses, else loopback, private, link-local and 100.64.0.0/10)")
 	fs.IntVar(&c.MaxUDPSize, "max-udp-size", c.MaxUDPSize, "largest UDP reply in `bytes`, whatever the client advertises (512 to 4096); larger answers are truncated with TC")
@@ -75,15 +71,33 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.DurationVar(&c.CacheMaxTTL, "cache-max-ttl", c.CacheMaxTTL, "upper clamp of cached TTLs")
 	fs.DurationVar(&c.ServeStale, "serve-stale", c.ServeStale, "how long after expiry a cached answer may be served when every upstream fails (0: off)")
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "`directory` where VIP assignments are kept across restarts (empty: in memory only)")
+	fs.BoolVar(&c.ForwardVIPs, "forward-vips", c.ForwardVIPs, "forward TCP connections to VIPs (redirected by capture install --vips) to their ServiceEntry hosts")
+	fs.IntVar(&c.VIPForwardPort, "vip-forward-port", c.VIPForwardPort, "loopback `port` of the VIP forwarder")
+	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
+	return fs
+}
+
+// kubeFlags are the Kubernetes source's flags, which serve and controller share.
+func kubeFlags(fs *flag.FlagSet, c *config.Config) {
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", c.Kubeconfig, "kubeconfig `file` of the Kubernetes API server to watch (in a pod: its service account, without this flag)")
+	fs.Var(listFlag{&c.Namespaces}, "namespaces", "watch only these Kubernetes `namespaces` (comma-separated or repeated; default: all)")
+	fs.Float64Var(&c.KubeAPIQPS, "kube-api-qps", c.KubeAPIQPS, "requests per second to the API server")
+	fs.IntVar(&c.KubeAPIBurst, "kube-api-burst", c.KubeAPIBurst, "request burst to the API server")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "elect one replica (with a Lease) to write VIPs to ServiceEntry status; off: this one writes")
+	fs.StringVar(&c.LeaderElectNamespace, "leader-elect-namespace", c.LeaderElectNamespace, "`namespace` of the Lease (default: the pod's, else "+config.DefaultLeaseNamespace+")")
+	fs.DurationVar(&c.LeaderElectLeaseDuration, "leader-elect-lease-duration", c.LeaderElectLeaseDuration, "how long the Lease of a writer that stopped renewing lasts")
+}
+
+// vipFlags are the VIP allocator's flags.
+func vipFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.VIPCIDR, "vip-cidr", c.VIPCIDR, "IPv4 `pool` of auto-allocated ServiceEntry VIPs (empty: none)")
 	fs.StringVar(&c.VIPCIDR6, "vip-cidr6", c.VIPCIDR6, "IPv6 `pool` of auto-allocated ServiceEntry VIPs (empty: none)")
 	fs.DurationVar(&c.VIPQuarantine, "vip-quarantine", c.VIPQuarantine, "how long a freed VIP is kept from other hosts")
-	fs.BoolVar(&c.ForwardVIPs, "forward-vips", c.ForwardVIPs, "forward TCP connections to VIPs (redirected by capture install --vips) to their ServiceEntry hosts")
-	fs.IntVar(&c.VIPForwardPort, "vip-forward-port", c.VIPForwardPort, "loopback `port` of the VIP forwarder")
+}
+
+func logFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
-	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
-	return fs
 }
 
 func serveCmd(args []string, stdout, stderr io.Writer) int {

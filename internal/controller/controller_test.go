@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -487,4 +488,27 @@ func metric(t *testing.T, reg *prometheus.Registry, name, label string) float64 
 		}
 	}
 	return 0
+}
+
+// TestMetricsLint lints the controller's and an agent's metrics once each has series.
+func TestMetricsLint(t *testing.T) {
+	f := startController(t, newMemSource(baseSnapshot()), nil, false)
+	a := f.agent("a", "", "")
+	waitSynced(t, a)
+	for name, reg := range map[string]*prometheus.Registry{"controller": f.reg, "agent": a.reg} {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mfs) < 5 {
+			t.Errorf("%s: only %d metrics gathered", name, len(mfs))
+		}
+		problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: %s: %s", name, p.Metric, p.Text)
+		}
+	}
 }

@@ -196,3 +196,25 @@ func (s *Snapshot) Append(o Snapshot) {
 	s.ServiceEntries = append(s.ServiceEntries, o.ServiceEntries...)
 	s.WorkloadEntries = append(s.WorkloadEntries, o.WorkloadEntries...)
 }
+
+// Add appends obj, a Service, EndpointSlice, Pod, Namespace, ServiceEntry or WorkloadEntry, to
+// the list of its kind; it reports false for anything else.
+func (s *Snapshot) Add(obj any) bool {
+	switch v := obj.(type) {
+	case Service:
+		s.Services = append(s.Services, v)
+	case EndpointSlice:
+		s.EndpointSlices = append(s.EndpointSlices, v)
+	case Pod:
+		s.Pods = append(s.Pods, v)
+	case Namespace:
+		s.Namespaces = append(s.Namespaces, v)
+	case ServiceEntry:
+		s.ServiceEntries = append(s.ServiceEntries, v)
+	case WorkloadEntry:
+		s.WorkloadEntries = append(s.WorkloadEntries, v)
+	default:
+		return false
+	}
+	return true
+}

@@ -1,12 +1,12 @@
 package server
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/resolver"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/miekg/dns"
 )
@@ -15,13 +15,8 @@ import (
 // question with one record and RA clear, as an authoritative-only upstream does.
 func startNoRecursionUpstream(t *testing.T) netip.AddrPort {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, l, err := testutil.ListenBoth()
 	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		t.Fatal(err)
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {

@@ -127,18 +127,28 @@ func waitAnswer(addr netip.AddrPort, exited <-chan struct{}) error {
 // FreePort returns a 127.0.0.1 port that is free for both UDP and TCP right now. Someone may
 // take it before it is bound again; callers retry then.
 func FreePort() (netip.AddrPort, error) {
+	pc, ln, err := ListenBoth()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	pc.Close()
+	ln.Close()
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort(), nil
+}
+
+// ListenBoth listens on one loopback port for UDP and TCP, as a DNS server does. The port is
+// the system's choice for UDP; another process may hold it for TCP, so it tries again.
+func ListenBoth() (net.PacketConn, net.Listener, error) {
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
-			return netip.AddrPort{}, err
+			return nil, nil, err
 		}
-		addr := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		ln, err := net.Listen("tcp", addr.String())
-		pc.Close()
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
 		if err == nil {
-			ln.Close()
-			return addr, nil
+			return pc, ln, nil
 		}
+		pc.Close()
 	}
-	return netip.AddrPort{}, errors.New("no port free for both UDP and TCP")
+	return nil, nil, errors.New("no port free for both UDP and TCP")
 }

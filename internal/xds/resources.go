@@ -184,32 +184,36 @@ func decode(typeURL string, value []byte) (any, error) {
 // namespace then name, as the Kubernetes source orders its snapshot: the table's answers
 // list addresses in snapshot order.
 func Snapshot(objs []any) model.Snapshot {
-	var snap model.Snapshot
+	type keyed struct {
+		namespace, name string
+		obj             any
+	}
+	all := make([]keyed, 0, len(objs))
 	for _, o := range objs {
+		k := keyed{obj: o}
 		switch v := o.(type) {
 		case model.Namespace:
-			snap.Namespaces = append(snap.Namespaces, v)
+			k.name = v.Name
 		case model.Service:
-			snap.Services = append(snap.Services, v)
+			k.namespace, k.name = v.Namespace, v.Name
 		case model.EndpointSlice:
-			snap.EndpointSlices = append(snap.EndpointSlices, v)
+			k.namespace, k.name = v.Namespace, v.Name
 		case model.Pod:
-			snap.Pods = append(snap.Pods, v)
+			k.namespace, k.name = v.Namespace, v.Name
 		case model.WorkloadEntry:
-			snap.WorkloadEntries = append(snap.WorkloadEntries, v)
+			k.namespace, k.name = v.Namespace, v.Name
 		case model.ServiceEntry:
-			snap.ServiceEntries = append(snap.ServiceEntries, v)
+			k.namespace, k.name = v.Namespace, v.Name
 		}
+		all = append(all, k)
 	}
-	byName := func(a, b model.Meta) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	slices.SortFunc(all, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
+	})
+	var snap model.Snapshot
+	for _, k := range all {
+		snap.Add(k.obj)
 	}
-	slices.SortFunc(snap.Namespaces, func(a, b model.Namespace) int { return cmp.Compare(a.Name, b.Name) })
-	slices.SortFunc(snap.Services, func(a, b model.Service) int { return byName(a.Meta, b.Meta) })
-	slices.SortFunc(snap.EndpointSlices, func(a, b model.EndpointSlice) int { return byName(a.Meta, b.Meta) })
-	slices.SortFunc(snap.Pods, func(a, b model.Pod) int { return byName(a.Meta, b.Meta) })
-	slices.SortFunc(snap.WorkloadEntries, func(a, b model.WorkloadEntry) int { return byName(a.Meta, b.Meta) })
-	slices.SortFunc(snap.ServiceEntries, func(a, b model.ServiceEntry) int { return byName(a.Meta, b.Meta) })
 	return snap
 }
 

@@ -269,20 +269,7 @@ func (s *Source) Snapshot() model.Snapshot {
 	})
 	var snap model.Snapshot
 	for _, r := range recs {
-		switch v := r.value.(type) {
-		case model.Service:
-			snap.Services = append(snap.Services, v)
-		case model.EndpointSlice:
-			snap.EndpointSlices = append(snap.EndpointSlices, v)
-		case model.Pod:
-			snap.Pods = append(snap.Pods, v)
-		case model.Namespace:
-			snap.Namespaces = append(snap.Namespaces, v)
-		case model.ServiceEntry:
-			snap.ServiceEntries = append(snap.ServiceEntries, v)
-		case model.WorkloadEntry:
-			snap.WorkloadEntries = append(snap.WorkloadEntries, v)
-		}
+		snap.Add(r.value)
 	}
 	for _, ns := range s.opts.Namespaces {
 		snap.Namespaces = append(snap.Namespaces, model.Namespace{Name: ns})

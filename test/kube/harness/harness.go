@@ -218,23 +218,9 @@ func (c *Cluster) RunWrapped(t testing.TB, prefix, env []string, bin string, arg
 	if err := os.WriteFile(rc, []byte("search default.svc.cluster.local svc.cluster.local cluster.local\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := &Meshdns{DNS: dnsAddr.String(), Admin: adminAddr.String(), Log: &testutil.SyncBuffer{}}
+	m := &Meshdns{DNS: dnsAddr.String(), Admin: adminAddr.String()}
 	argv := append([]string{"serve", "--listen", m.DNS, "--admin", m.Admin, "--resolv-conf", rc, "--log-level", "debug"}, args...)
-	argv = append(append(slices.Clone(prefix), bin), argv...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = m.Log, m.Log
-	m.cmd = cmd
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("meshdns log:\n%s", m.Log)
-		}
-	})
+	m.start(t, "meshdns", append(append(slices.Clone(prefix), bin), argv...), env)
 	return m
 }
 
@@ -246,9 +232,18 @@ func (c *Cluster) Controller(t testing.TB, args ...string) *Meshdns {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Meshdns{Admin: adminAddr.String(), Log: &testutil.SyncBuffer{}}
-	argv := append([]string{"controller", "--admin", m.Admin, "--log-level", "debug"}, args...)
-	cmd := exec.Command(c.meshdns, argv...)
+	m := &Meshdns{Admin: adminAddr.String()}
+	m.start(t, "controller", append([]string{c.meshdns, "controller", "--admin", m.Admin, "--log-level", "debug"}, args...), nil)
+	return m
+}
+
+// start runs argv with env added to the environment until the test ends, its output in
+// m.Log (shown, named label, when the test fails).
+func (m *Meshdns) start(t testing.TB, label string, argv, env []string) {
+	t.Helper()
+	m.Log = &testutil.SyncBuffer{}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = m.Log, m.Log
 	m.cmd = cmd
 	if err := cmd.Start(); err != nil {
@@ -258,10 +253,9 @@ func (c *Cluster) Controller(t testing.TB, args ...string) *Meshdns {
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("controller log:\n%s", m.Log)
+			t.Logf("%s log:\n%s", label, m.Log)
 		}
 	})
-	return m
 }
 
 // MeshdnsWithKube runs meshdns against the API server, as a cluster admin.
