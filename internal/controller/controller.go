@@ -10,15 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/server/delta/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshdns/meshdns/internal/source"
@@ -61,21 +55,12 @@ type Options struct {
 type Controller struct {
 	o     Options
 	log   *slog.Logger
-	delta delta.Server
-	ready atomic.Bool // the first complete snapshot is in the caches
+	ready atomic.Bool // the first complete snapshot is in the stores
 
 	mu      sync.Mutex
-	shared  map[string]*cache.LinearCache // by type
-	scoped  map[string]*cache.LinearCache // TypeScopedServiceEntry, by namespace
+	shared  map[string]*store // by type
+	scoped  map[string]*store // TypeScopedServiceEntry, by namespace
 	current xds.Resources
-	streams map[int64]*agentStream
-}
-
-// agentStream is what the controller knows of one agent's stream.
-type agentStream struct {
-	namespace string // authenticated (or, without Auth, as the agent named it)
-	trusted   bool   // namespace comes from the token
-	node      bool   // the first request has been given the stream's node
 }
 
 // New returns a Controller; Run feeds it, Register serves it.
@@ -90,14 +75,13 @@ func New(o Options) *Controller {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Controller{o: o, log: log, shared: map[string]*cache.LinearCache{}, scoped: map[string]*cache.LinearCache{},
-		current: xds.Resources{Shared: map[string]xds.Set{}, Scoped: map[string]xds.Set{}}, streams: map[int64]*agentStream{}}
+	c := &Controller{o: o, log: log, shared: map[string]*store{}, scoped: map[string]*store{},
+		current: xds.Resources{Shared: map[string]xds.Set{}, Scoped: map[string]xds.Set{}}}
 	for _, t := range xds.Types {
 		if t != xds.TypeScopedServiceEntry {
-			c.shared[t] = cache.NewLinearCache(t)
+			c.shared[t] = newStore(t)
 		}
 	}
-	c.delta = delta.NewServer(context.Background(), views{c}, callbacks{c})
 	return c
 }
 
@@ -149,8 +133,8 @@ func (c *Controller) apply(src source.Source) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	changed := 0
-	for t, lc := range c.shared {
-		changed += update(lc, c.current.Shared[t], next.Shared[t])
+	for t, st := range c.shared {
+		changed += c.update(st, c.current.Shared[t], next.Shared[t])
 	}
 	for ns := range c.current.Scoped {
 		if _, ok := next.Scoped[ns]; !ok {
@@ -158,9 +142,10 @@ func (c *Controller) apply(src source.Source) {
 		}
 	}
 	for ns, set := range next.Scoped {
-		changed += update(c.scopedCache(ns), c.current.Scoped[ns], set)
-		if len(set) == 0 && c.scoped[ns].NumCacheWatches() == 0 {
-			// Nobody left to tell: the namespace's agents get an empty cache when they come.
+		st := c.scopedStore(ns)
+		changed += c.update(st, c.current.Scoped[ns], set)
+		if len(set) == 0 && st.watchers() == 0 {
+			// Nobody left to tell: the namespace's agents get an empty store when they come.
 			delete(c.scoped, ns)
 			delete(next.Scoped, ns)
 		}
@@ -170,9 +155,9 @@ func (c *Controller) apply(src source.Source) {
 	c.log.Debug("resources updated", "changed", changed, "took", time.Since(start))
 }
 
-// update hands lc the difference between old and next, and returns its size.
-func update(lc *cache.LinearCache, old, next xds.Set) int {
-	upd := map[string]types.Resource{}
+// update hands st the difference between old and next, and returns its size.
+func (c *Controller) update(st *store, old, next xds.Set) int {
+	upd := map[string]proto.Message{}
 	for name, m := range next {
 		if o, ok := old[name]; !ok || !proto.Equal(o, m) {
 			upd[name] = m
@@ -184,26 +169,45 @@ func update(lc *cache.LinearCache, old, next xds.Set) int {
 			del = append(del, name)
 		}
 	}
-	if len(upd)+len(del) > 0 {
-		// Errors come only from resources that cannot be marshaled, which ours always can.
-		_ = lc.UpdateResources(upd, del)
+	n, err := st.update(upd, del)
+	if err != nil {
+		// Only a message that cannot be marshaled fails, which the model's never are.
+		c.log.Error("resources not updated", "type", st.typeURL, "err", err)
 	}
-	return len(upd) + len(del)
+	return n
 }
 
-// scopedCache returns the cache of the scoped ServiceEntries namespace ns sees, made from
+// scopedStore returns the store of the scoped ServiceEntries namespace ns sees, made from
 // the current ones on first use. c.mu is held.
-func (c *Controller) scopedCache(ns string) *cache.LinearCache {
-	lc := c.scoped[ns]
-	if lc == nil {
-		initial := map[string]types.Resource{}
+func (c *Controller) scopedStore(ns string) *store {
+	st := c.scoped[ns]
+	if st == nil {
+		st = newStore(xds.TypeScopedServiceEntry)
+		initial := map[string]proto.Message{}
 		for name, m := range c.current.Scoped[ns] {
 			initial[name] = m
 		}
-		lc = cache.NewLinearCache(xds.TypeScopedServiceEntry, cache.WithInitialResources(initial))
-		c.scoped[ns] = lc
+		if _, err := st.update(initial, nil); err != nil {
+			c.log.Error("resources not updated", "type", st.typeURL, "err", err)
+		}
+		c.scoped[ns] = st
 	}
-	return lc
+	return st
+}
+
+// subscribe returns the store a stream of a client in namespace ns reads for typeURL, with
+// wake registered to be told of its changes; nil for an unknown type.
+func (c *Controller) subscribe(typeURL, ns string, wake chan struct{}) *store {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.shared[typeURL]
+	if typeURL == xds.TypeScopedServiceEntry {
+		st = c.scopedStore(ns)
+	}
+	if st != nil {
+		st.watch(wake)
+	}
+	return st
 }
 
 func (c *Controller) count() int {
@@ -222,118 +226,16 @@ func (c *Controller) count() int {
 // Register serves the aggregated delta xDS service on s. The state-of-the-world variant is
 // not served: a full resend on every change is what this design exists to avoid.
 func (c *Controller) Register(s *grpc.Server) {
-	discovery.RegisterAggregatedDiscoveryServiceServer(s, ads{d: c.delta})
+	discovery.RegisterAggregatedDiscoveryServiceServer(s, ads{c: c})
 }
 
 type ads struct {
 	discovery.UnimplementedAggregatedDiscoveryServiceServer
-	d delta.Server
+	c *Controller
 }
 
 func (a ads) DeltaAggregatedResources(s discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	return a.d.DeltaStreamHandler(s, "") // "": ADS, every type on one stream
-}
-
-// views picks the cache of a watch: the shared one of its type, or for scoped
-// ServiceEntries that of the stream's namespace (set on the request's node by the callbacks,
-// from the token).
-type views struct{ c *Controller }
-
-func (v views) CreateWatch(*cache.Request, cache.Subscription, chan cache.Response) (func(), error) {
-	return nil, status.Error(codes.Unimplemented, "meshdns serves delta xDS only")
-}
-
-func (v views) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
-	c := v.c
-	c.mu.Lock()
-	lc := c.shared[req.GetTypeUrl()]
-	if req.GetTypeUrl() == xds.TypeScopedServiceEntry {
-		lc = c.scopedCache(xds.NodeNamespace(req.GetNode()))
-	}
-	c.mu.Unlock()
-	if lc == nil {
-		return nil, status.Errorf(codes.InvalidArgument, "unknown resource type %q (want one of %s)",
-			req.GetTypeUrl(), strings.Join(xds.Types, ", "))
-	}
-	return lc.CreateDeltaWatch(req, sub, out)
-}
-
-// callbacks authenticate each stream and pin its namespace on the node its requests carry.
-type callbacks struct{ c *Controller }
-
-func (cb callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
-	c := cb.c
-	if !c.Ready() {
-		return status.Error(codes.Unavailable, "the controller has not read the cluster yet; try again shortly")
-	}
-	st := &agentStream{}
-	if c.o.Auth != nil {
-		token, err := bearer(ctx)
-		if err != nil {
-			c.o.Metrics.refused("unauthenticated")
-			return status.Error(codes.Unauthenticated, err.Error())
-		}
-		ns, err := c.o.Auth.Authenticate(ctx, token)
-		switch {
-		case errors.Is(err, ErrRejected):
-			c.o.Metrics.refused("unauthenticated")
-			return status.Error(codes.Unauthenticated, err.Error())
-		case err != nil:
-			c.o.Metrics.refused("unavailable")
-			return status.Errorf(codes.Unavailable, "cannot check the token now: %v", err)
-		}
-		st.namespace, st.trusted = ns, true
-	}
-	c.mu.Lock()
-	c.streams[id] = st
-	c.mu.Unlock()
-	c.o.Metrics.agents(1)
-	return nil
-}
-
-func (cb callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) {
-	c := cb.c
-	c.mu.Lock()
-	_, ok := c.streams[id]
-	delete(c.streams, id)
-	c.mu.Unlock()
-	if ok {
-		c.o.Metrics.agents(-1)
-	}
-}
-
-func (cb callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
-	c := cb.c
-	c.mu.Lock()
-	st := c.streams[id]
-	c.mu.Unlock()
-	if st == nil {
-		return status.Error(codes.Internal, "unknown stream")
-	}
-	if d := req.GetErrorDetail(); d != nil {
-		c.o.Metrics.nacked(req.GetTypeUrl())
-		c.log.Warn("an agent rejected an update", "type", req.GetTypeUrl(), "error", d.GetMessage(), "node", req.GetNode().GetId())
-	}
-	if st.node && req.GetNode() == nil {
-		return nil // the server gives it the stream's node
-	}
-	asked := xds.NodeNamespace(req.GetNode())
-	if !st.trusted {
-		if st.node && asked != st.namespace {
-			return status.Errorf(codes.InvalidArgument, "namespace %q: the stream is for %q", asked, st.namespace)
-		}
-		st.namespace = asked
-	} else if asked != "" && asked != st.namespace {
-		c.o.Metrics.refused("permission_denied")
-		return status.Errorf(codes.PermissionDenied, "namespace %q: the token is of a service account in namespace %q", asked, st.namespace)
-	}
-	st.node = true
-	req.Node = xds.NodeOf(req.GetNode().GetId(), st.namespace)
-	return nil
-}
-
-func (cb callbacks) OnStreamDeltaResponse(_ int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
-	cb.c.o.Metrics.sent(resp.GetTypeUrl(), len(resp.GetResources()), len(resp.GetRemovedResources()), proto.Size(resp))
+	return a.c.serveStream(s)
 }
 
 // bearer returns the token of the stream's "authorization: Bearer" metadata.
