@@ -68,7 +68,6 @@ type Options struct {
 // entry is one resource held.
 type entry struct {
 	version string
-	value   []byte // as received, for the saved state
 	obj     any    // decoded
 }
 
@@ -325,7 +324,7 @@ func (s *Source) apply(resp *discovery.DeltaDiscoveryResponse) error {
 		if err != nil {
 			return fmt.Errorf("resource %s: %w", r.GetName(), err)
 		}
-		decoded[i] = entry{version: r.GetVersion(), value: r.GetResource().GetValue(), obj: obj}
+		decoded[i] = entry{version: r.GetVersion(), obj: obj}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -396,13 +395,22 @@ func (s *Source) save() {
 		return
 	}
 	state := &pb.AgentState{Saved: timestamppb.Now(), Controller: strings.Join(s.o.Addrs, ","), Namespace: s.o.Namespace}
+	// Encoded again rather than kept as received: the bytes would double what the agent holds.
+	var err error
 	for t, set := range s.held {
 		for name, e := range set {
-			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: name, Version: e.version, Value: e.value})
+			var value []byte
+			if value, err = xds.Encode(t, e.obj); err != nil {
+				break
+			}
+			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: name, Version: e.version, Value: value})
 		}
 	}
 	s.mu.Unlock()
-	b, err := proto.Marshal(state)
+	var b []byte
+	if err == nil {
+		b, err = proto.Marshal(state)
+	}
 	if err == nil {
 		err = safefile.WriteAtomic(s.path(), b)
 	}
@@ -442,7 +450,7 @@ func (s *Source) load() error {
 		}
 		var obj any
 		if obj, err = xds.Decode(r.GetTypeUrl(), r.GetValue()); err == nil {
-			held[r.GetTypeUrl()][r.GetName()] = entry{version: r.GetVersion(), value: r.GetValue(), obj: obj}
+			held[r.GetTypeUrl()][r.GetName()] = entry{version: r.GetVersion(), obj: obj}
 		}
 	}
 	if err != nil {

@@ -180,6 +180,31 @@ func decode(typeURL string, value []byte) (any, error) {
 	return nil, fmt.Errorf("unknown resource type")
 }
 
+// Encode is the inverse of Decode: the encoding of obj as a resource of type typeURL.
+func Encode(typeURL string, obj any) ([]byte, error) {
+	var m proto.Message
+	switch v := obj.(type) {
+	case model.Namespace:
+		m = &pb.Namespace{Name: v.Name}
+	case model.Service:
+		m = ServicePB(&v)
+	case model.EndpointSlice:
+		m = EndpointSlicePB(&v)
+	case model.Pod:
+		m = PodPB(&v)
+	case model.WorkloadEntry:
+		m = WorkloadEntryPB(&v)
+	case model.ServiceEntry:
+		m = ServiceEntryPB(&v)
+		if typeURL == TypeScopedServiceEntry {
+			m = &pb.ScopedServiceEntry{ServiceEntry: ServiceEntryPB(&v)}
+		}
+	default:
+		return nil, fmt.Errorf("%T is not a resource", obj)
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
 // Snapshot assembles decoded objects (Decode's) into a snapshot, each kind in the order of
 // namespace then name, as the Kubernetes source orders its snapshot: the table's answers
 // list addresses in snapshot order.

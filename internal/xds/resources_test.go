@@ -166,3 +166,40 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 	}
 	return b
 }
+
+// TestEncodeIsTheWireEncoding: what an agent saves is what the controller sent.
+func TestEncodeIsTheWireEncoding(t *testing.T) {
+	r := Split(fullSnapshot())
+	sets := map[string]Set{TypeScopedServiceEntry: r.Scoped["b"]}
+	for typeURL, set := range r.Shared {
+		sets[typeURL] = set
+	}
+	for typeURL, set := range sets {
+		for name, m := range set {
+			want := mustMarshalDeterministic(t, m)
+			obj, err := Decode(typeURL, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Encode(typeURL, obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("%s %s: encoded again differs", ShortType(typeURL), name)
+			}
+		}
+	}
+	if _, err := Encode(TypeService, 42); err == nil {
+		t.Error("an int was encoded")
+	}
+}
+
+func mustMarshalDeterministic(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
