@@ -68,7 +68,7 @@ type Options struct {
 // entry is one resource held.
 type entry struct {
 	version string
-	obj     any    // decoded
+	obj     any // decoded
 }
 
 // Source holds the resources received from the controller; it is a source.Source and a
