@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshdns/meshdns/internal/testutil"
@@ -119,7 +118,6 @@ func freeAddr(t *testing.T) string {
 	return a.String()
 }
 
-var serviceEntriesGVR = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "serviceentries"}
 
 // TestControllerAndAgents runs a controller and agents of two namespaces (separate processes,
 // authenticated with service account tokens from the TokenRequest API) next to meshdns
@@ -184,7 +182,17 @@ kind: EndpointSlice
 metadata: {name: ctl-db-1, namespace: data, labels: {kubernetes.io/service-name: ctl-db}}
 addressType: IPv4
 ports: [{name: pg, port: 5432}]
-endpoints: [{addresses: [10.244.9.1]}]
+endpoints: [{addresses: [10.244.9.1], targetRef: {kind: Pod, namespace: data, name: ctl-db-0}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ctl-db-0, namespace: data}
+spec: {hostname: ctl-db-0, subdomain: ctl-db}
+status: {podIP: 10.244.9.1, podIPs: [{ip: 10.244.9.1}]}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ctl-new}
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -203,6 +211,14 @@ spec:
 	for _, m := range []*harness.Meshdns{bookinfo, data} {
 		m.Expect(t, "ctl-db.data.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.9.1")
 		m.Expect(t, "legacy.ctl.example.com", dns.TypeA, "NOERROR", "192.0.2.78")
+		// The endpoint's name comes from its pod (hostname and subdomain).
+		m.Expect(t, "ctl-db-0.ctl-db.data.svc.cluster.local", dns.TypeA, "NOERROR", "10.244.9.1")
+		eventually(t, "the new namespace's pod zone", func() error {
+			if !hasName(m.Table(t), "ctl-new.pod.cluster.local.") {
+				return fmt.Errorf("no ctl-new.pod.cluster.local")
+			}
+			return nil
+		})
 	}
 	esClient := clients.DiscoveryV1().EndpointSlices("data")
 	es, err := esClient.Get(ctx(t), "ctl-db-1", metav1.GetOptions{})
@@ -219,7 +235,13 @@ spec:
 	if err := clients.CoreV1().Services("data").Delete(ctx(t), "ctl-db", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := dyn.Resource(serviceEntriesGVR).Namespace("data").Delete(ctx(t), "ctl-legacy", metav1.DeleteOptions{}); err != nil {
+	if err := dyn.Resource(serviceEntriesV1).Namespace("data").Delete(ctx(t), "ctl-legacy", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dyn.Resource(workloadEntriesV1).Namespace("data").Delete(ctx(t), "ctl-vm", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := clients.CoreV1().Pods("data").Delete(ctx(t), "ctl-db-0", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
 	data.Expect(t, "ctl-db.data.svc.cluster.local", dns.TypeA, "NXDOMAIN")
