@@ -92,8 +92,12 @@ func New(o Options) *Forwarder {
 
 // Start binds the listeners and accepts connections until Close.
 func (f *Forwarder) Start() error {
+	// Redirected connections come from local processes, whose end the kernel reports at
+	// once: keep-alive probes on them would find nothing, and cost four system calls per
+	// connection to set up.
+	lc := net.ListenConfig{KeepAlive: -1}
 	for _, addr := range f.opts.Listen {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := lc.Listen(f.ctx, "tcp", addr)
 		if errors.Is(err, syscall.EADDRNOTAVAIL) {
 			f.log.Warn("VIP forwarder: address not available, skipped", "addr", addr)
 			continue
