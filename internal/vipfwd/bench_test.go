@@ -59,13 +59,15 @@ type path struct {
 // least a TCP forwarder in Go can do; and through the forwarder (orders-db's VIP,
 // 240.240.0.1, on the server's port, resolved through a cache that never expires). The
 // relay's cost over direct is what any forwarder pays for its second connection; the
-// forwarder's cost over the relay is its own work.
+// forwarder's cost over the relay is its own work. The client dials each path alike.
 func benchRig(b *testing.B, handle func(net.Conn)) (*rig, []path) {
 	b.Helper()
 	port := serve(b, "127.0.0.2:0", handle)
 	r := newRig(b, port, Options{}, cache.New(cache.Options{Size: 100, Now: testutil.NewClock().Now}))
 	target := "127.0.0.2:" + strconv.Itoa(int(port))
-	vip := netip.AddrPortFrom(netip.MustParseAddr("240.240.0.1"), port).String()
+	r.mu.Lock()
+	r.next = netip.AddrPortFrom(netip.MustParseAddr("240.240.0.1"), port) // every connection's
+	r.mu.Unlock()
 	dialer := func(addr string) func() (*net.TCPConn, error) {
 		return func() (*net.TCPConn, error) {
 			c, err := net.Dial("tcp", addr)
@@ -78,7 +80,7 @@ func benchRig(b *testing.B, handle func(net.Conn)) (*rig, []path) {
 	return r, []path{
 		{"path=direct", dialer(target)},
 		{"path=relay", dialer(relay(b, target))},
-		{"path=forwarder", func() (*net.TCPConn, error) { return r.dial(vip) }},
+		{"path=forwarder", dialer(r.fwd.Addrs()[0])},
 	}
 }
 
