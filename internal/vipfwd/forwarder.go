@@ -27,6 +27,8 @@ const (
 	DefaultMaxConns = 4096
 	// refuseLogInterval is the least time between two log lines about refused connections.
 	refuseLogInterval = 10 * time.Second
+	// workerIdle is how long a goroutine that handled a connection waits for another.
+	workerIdle = 10 * time.Second
 )
 
 // Resolver is what the forwarder needs of resolver.Resolver: the current table (VIP to host)
@@ -58,6 +60,7 @@ type Forwarder struct {
 	log       *slog.Logger
 	refusals  *ratelog.Limiter
 	slots     chan struct{}
+	idle      chan *net.TCPConn // connections for goroutines waiting in work
 	ctx       context.Context
 	cancel    context.CancelFunc
 	mu        sync.Mutex
@@ -85,15 +88,19 @@ func New(o Options) *Forwarder {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Forwarder{opts: o, log: log, refusals: ratelog.New(log, refuseLogInterval, nil),
-		slots: make(chan struct{}, o.MaxConns), conns: map[*net.TCPConn]struct{}{}, origDst: originalDst}
+		slots: make(chan struct{}, o.MaxConns), idle: make(chan *net.TCPConn), conns: map[*net.TCPConn]struct{}{}, origDst: originalDst}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	return f
 }
 
 // Start binds the listeners and accepts connections until Close.
 func (f *Forwarder) Start() error {
+	// Redirected connections come from local processes, whose end the kernel reports at
+	// once: keep-alive probes on them would find nothing, and cost four system calls per
+	// connection to set up.
+	lc := net.ListenConfig{KeepAlive: -1}
 	for _, addr := range f.opts.Listen {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := lc.Listen(f.ctx, "tcp", addr)
 		if errors.Is(err, syscall.EADDRNOTAVAIL) {
 			f.log.Warn("VIP forwarder: address not available, skipped", "addr", addr)
 			continue
@@ -165,12 +172,35 @@ func (f *Forwarder) accept(ln *net.TCPListener) {
 			f.refuse(c, resultLimit, "closing", true)
 			continue
 		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			defer func() { f.untrack(c); <-f.slots }()
-			f.handle(c)
-		}()
+		select {
+		case f.idle <- c: // a goroutine done with an earlier connection takes it
+		default:
+			f.wg.Add(1)
+			go f.work(c)
+		}
+	}
+}
+
+// work handles c, then each connection handed to it while it waits, until it has waited
+// workerIdle for one or the forwarder closes. A new goroutine's stack grows, by copying, to
+// what a connection needs (resolver, dialer, splice), which costs more than the table lookup
+// and the cached answer together; a goroutine that is reused has grown already.
+func (f *Forwarder) work(c *net.TCPConn) {
+	defer f.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f.handle(c)
+		f.untrack(c)
+		<-f.slots
+		idle.Reset(workerIdle)
+		select {
+		case c = <-f.idle:
+		case <-idle.C:
+			return
+		case <-f.ctx.Done():
+			return
+		}
 	}
 }
 

@@ -314,3 +314,40 @@ func TestFollowsUpstreamChange(t *testing.T) {
 		t.Errorf("after the TTL: %q, want new", got)
 	}
 }
+
+// TestKeepAliveTowardsTheHostOnly checks that the connection to the host probes for a host
+// that vanished (keep-alive on), and the redirected one from a local process does not.
+func TestKeepAliveTowardsTheHostOnly(t *testing.T) {
+	port := server(t, "127.0.0.2:0", "orders")
+	r := newRig(t, port, Options{}, nil)
+	c := r.connect(t, "240.240.0.1:"+strconv.Itoa(int(port)))
+	if line, err := bufio.NewReader(c).ReadString('\n'); line != "orders\n" {
+		t.Fatalf("read %q, %v; want the banner", line, err)
+	}
+	r.fwd.mu.Lock()
+	defer r.fwd.mu.Unlock()
+	want := map[string]int{"client": 0, "host": 1}
+	got := map[string]int{}
+	for conn := range r.fwd.conns {
+		side := "client"
+		if conn.RemoteAddr().(*net.TCPAddr).IP.Equal(net.IPv4(127, 0, 0, 2)) {
+			side = "host"
+		}
+		raw, err := conn.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var on int
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			on, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		})
+		if err != nil || serr != nil {
+			t.Fatal(err, serr)
+		}
+		got[side] = on
+	}
+	if len(got) != 2 || got["client"] != want["client"] || got["host"] != want["host"] {
+		t.Errorf("SO_KEEPALIVE by side: %v, want %v", got, want)
+	}
+}

@@ -90,17 +90,16 @@ func (f *Forwarder) addrs(ctx context.Context, target *table.VIPTarget, v6 bool)
 }
 
 // dial connects to the addresses in order, each within the dial timeout, and returns the
-// first connection made.
+// first connection made. These connections keep Go's keep-alive probes: a host that vanishes
+// is noticed long before the idle timeout.
 func (f *Forwarder) dial(addrs []netip.Addr, port uint16) (*net.TCPConn, error) {
-	var d net.Dialer
+	d := net.Dialer{Timeout: f.opts.DialTimeout}
 	var err error
 	for _, ip := range addrs {
-		actx, cancel := context.WithTimeout(f.ctx, f.opts.DialTimeout)
-		var c net.Conn
-		c, err = d.DialContext(actx, "tcp", netip.AddrPortFrom(ip, port).String())
-		cancel()
+		var c *net.TCPConn
+		c, err = d.DialTCP(f.ctx, "tcp", netip.AddrPort{}, netip.AddrPortFrom(ip, port))
 		if err == nil {
-			return c.(*net.TCPConn), nil
+			return c, nil
 		}
 		if f.ctx.Err() != nil {
 			break

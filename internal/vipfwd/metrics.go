@@ -21,6 +21,9 @@ type Metrics struct {
 	bytes  *prometheus.CounterVec
 	active prometheus.Gauge
 	dial   prometheus.Histogram
+	// The labelled counters, looked up once here rather than per connection.
+	byResult             map[string]prometheus.Counter
+	toTarget, fromTarget prometheus.Counter
 }
 
 // NewMetrics registers the forwarder's metrics with reg.
@@ -40,23 +43,31 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
 	}
 	reg.MustRegister(m.conns, m.bytes, m.active, m.dial)
+	// Every series is present from the start, so rate() needs no first event.
+	m.byResult = make(map[string]prometheus.Counter, len(results))
 	for _, r := range results {
-		m.conns.WithLabelValues(r) // present from the start, so rate() needs no first event
+		m.byResult[r] = m.conns.WithLabelValues(r)
 	}
-	m.bytes.WithLabelValues("to-target")
-	m.bytes.WithLabelValues("from-target")
+	m.toTarget = m.bytes.WithLabelValues("to-target")
+	m.fromTarget = m.bytes.WithLabelValues("from-target")
 	return m
 }
 
 func (m *Metrics) result(r string) {
 	if m != nil {
-		m.conns.WithLabelValues(r).Inc()
+		m.byResult[r].Inc()
 	}
 }
 
-func (m *Metrics) copied(direction string, n int64) {
-	if m != nil && n > 0 {
-		m.bytes.WithLabelValues(direction).Add(float64(n))
+// copied counts n bytes moved towards the target, or from it.
+func (m *Metrics) copied(toTarget bool, n int64) {
+	if m == nil || n <= 0 {
+		return
+	}
+	if toTarget {
+		m.toTarget.Add(float64(n))
+	} else {
+		m.fromTarget.Add(float64(n))
 	}
 }
 

@@ -22,7 +22,8 @@ func originalDst(c *net.TCPConn) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	local, _ := netip.ParseAddrPort(c.LocalAddr().String())
+	laddr, _ := c.LocalAddr().(*net.TCPAddr)
+	local := laddr.AddrPort()
 	var dst netip.AddrPort
 	var serr error
 	err = raw.Control(func(fd uintptr) {

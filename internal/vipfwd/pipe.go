@@ -34,9 +34,9 @@ func (f *Forwarder) pipe(client, target *net.TCPConn) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		f.opts.Metrics.copied("from-target", p.half(client, target))
+		f.opts.Metrics.copied(false, p.half(client, target))
 	}()
-	f.opts.Metrics.copied("to-target", p.half(target, client))
+	f.opts.Metrics.copied(true, p.half(target, client))
 	wg.Wait()
 }
 
@@ -56,12 +56,14 @@ func (p *pipe) quiet() bool { return time.Since(time.Unix(0, p.last.Load())) >= 
 // too. It returns the bytes copied.
 func (p *pipe) half(dst, src *net.TCPConn) int64 {
 	var total int64
+	chunk := &io.LimitedReader{R: src}
 	for {
 		// Only reads have a deadline: a write timing out could lose bytes already spliced
 		// out of src; a writer stuck on a peer that does not read is ended by the other
 		// half, once the pipe is quiet.
 		src.SetReadDeadline(time.Now().Add(p.idle))
-		n, err := io.Copy(dst, &io.LimitedReader{R: src, N: copyChunk})
+		chunk.N = copyChunk
+		n, err := io.Copy(dst, chunk)
 		total += n
 		if n > 0 {
 			p.touch()
