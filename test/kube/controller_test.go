@@ -118,7 +118,6 @@ func freeAddr(t *testing.T) string {
 	return a.String()
 }
 
-
 // TestControllerAndAgents runs a controller and agents of two namespaces (separate processes,
 // authenticated with service account tokens from the TokenRequest API) next to meshdns
 // processes watching the API server themselves, and checks that each agent's client sees
