@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/config"
 	"github.com/meshdns/meshdns/internal/inject"
+	"github.com/meshdns/meshdns/internal/safefile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -27,6 +28,10 @@ const (
 	defaultInjectorListen = ":15443"
 	defaultInjectorAdmin  = ":15054"
 )
+
+// maxCAFile bounds --controller-ca: every injected pod carries it in an annotation, and a
+// pod's annotations may hold 256 KiB in all.
+const maxCAFile = 64 << 10
 
 // HTTP limits of the webhook and its admin endpoint: the API server waits for a webhook at
 // most 30 s (timeoutSeconds), so nothing needs longer.
@@ -40,6 +45,7 @@ const (
 type injectorFlags struct {
 	listen, admin       string
 	tlsCert, tlsKey     string
+	controllerCA        string // file; its PEM becomes cfg.ControllerCA
 	cfg                 inject.Config
 	logLevel, logFormat string
 }
@@ -62,6 +68,10 @@ func newInjectorFlags() (*flag.FlagSet, *injectorFlags) {
 	fs.StringVar(&c.SidecarCPU, "sidecar-cpu", c.SidecarCPU, "CPU `request` of the sidecar (empty: none)")
 	fs.StringVar(&c.SidecarMemory, "sidecar-memory", c.SidecarMemory, "memory `request` of the sidecar (empty: none)")
 	fs.StringVar(&c.SidecarMemoryLimit, "sidecar-memory-limit", c.SidecarMemoryLimit, "memory `limit` of the sidecar (empty: none)")
+	fs.StringVar(&c.Controller, "controller", "", "make the sidecars agents of the meshdns controller at `host:port` (comma-separated), with no access to the API server (empty: they watch it)")
+	fs.StringVar(&f.controllerCA, "controller-ca", "", "CA certificate `file` (PEM) that verifies the controller, handed to each pod (read at start)")
+	fs.StringVar(&c.ControllerCAConfigMap, "controller-ca-configmap", "", "ConfigMap `name`, in each pod's namespace, whose ca.crt verifies the controller")
+	fs.StringVar(&c.TokenAudience, "token-audience", c.TokenAudience, "`audience` of the sidecars' tokens for the controller (its --token-audience)")
 	fs.StringVar(&f.logLevel, "log-level", config.DefaultLogLevel, "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", config.DefaultLogFormat, "log `format`: text or json")
 	return fs, f
@@ -85,6 +95,13 @@ func (a argsFlag) Set(s string) error {
 // validate checks what Config.Validate does not: addresses, files and logging; errors name
 // the flag.
 func (f *injectorFlags) validate(stderr io.Writer) (*slog.Logger, error) {
+	if f.controllerCA != "" {
+		pem, err := safefile.ReadRegular(f.controllerCA, maxCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--controller-ca: %w", err)
+		}
+		f.cfg.ControllerCA = string(pem)
+	}
 	if err := f.cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -162,7 +179,7 @@ func runInjector(ctx context.Context, f *injectorFlags, certs *inject.CertReload
 		adminAddr = aln.Addr().String()
 		go func() { errc <- adm.Serve(aln) }()
 	}
-	log.Info("meshdns injector serving", "webhook", ln.Addr().String(), "admin", adminAddr, "image", f.cfg.Image)
+	log.Info("meshdns injector serving", "webhook", ln.Addr().String(), "admin", adminAddr, "image", f.cfg.Image, "controller", f.cfg.Controller)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")

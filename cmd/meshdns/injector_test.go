@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/controller"
 	"github.com/meshdns/meshdns/internal/inject"
 	"github.com/meshdns/meshdns/internal/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -111,4 +112,28 @@ func getOK(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %d %s %v", url, resp.StatusCode, body, err)
 	}
 	return string(body)
+}
+
+// TestInjectorAgentFlags: with --controller, the injector reads the CA file it is given and
+// hands the sidecars the audience meshdns controller reviews tokens for by default.
+func TestInjectorAgentFlags(t *testing.T) {
+	ca := testutil.NewCA(t, "controller CA")
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(file, ca.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs, f := newInjectorFlags()
+	if err := fs.Parse([]string{"--image", "meshdns:test", "--tls-cert", "c", "--tls-key", "k",
+		"--controller", "meshdns-controller.meshdns-system.svc:15012", "--controller-ca", file}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.validate(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.ControllerCA != string(ca.CertPEM) {
+		t.Errorf("ControllerCA %q, want the file's PEM", f.cfg.ControllerCA)
+	}
+	if f.cfg.TokenAudience != controller.DefaultAudience {
+		t.Errorf("token audience %q, want meshdns controller's default %q", f.cfg.TokenAudience, controller.DefaultAudience)
+	}
 }

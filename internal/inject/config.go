@@ -1,6 +1,8 @@
 package inject
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +11,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Names of what the injector adds to a pod; their presence marks a pod as injected.
@@ -17,6 +20,13 @@ const (
 	SidecarName = "meshdns"
 	// VolumeName is the sidecar's own service account token volume.
 	VolumeName = "meshdns-kube-api-access"
+	// AgentVolumeName holds an agent sidecar's token for the controller and the CA that
+	// verifies the controller; StateVolumeName its saved state.
+	AgentVolumeName = "meshdns-agent"
+	StateVolumeName = "meshdns-state"
+	// CAAnnotation carries the controller's CA (--controller-ca) into each pod, for the
+	// downward API to make it a file of the agent volume.
+	CAAnnotation = "meshdns.io/controller-ca"
 )
 
 // Defaults of the injector's flags.
@@ -33,6 +43,9 @@ const (
 	DefaultSidecarCPU      = "10m"
 	DefaultSidecarMemory   = "64Mi"
 	DefaultSidecarMemLimit = "512Mi"
+	// DefaultTokenAudience is the audience of the agents' tokens: meshdns controller's
+	// --token-audience default.
+	DefaultTokenAudience = "meshdns"
 )
 
 // Config is what the injected containers are made of.
@@ -51,12 +64,19 @@ type Config struct {
 	// SidecarCPU and SidecarMemory are the sidecar's requests, SidecarMemoryLimit its limit
 	// ("" leaves each out).
 	SidecarCPU, SidecarMemory, SidecarMemoryLimit string
+	// Controller, when set, makes the sidecar an agent of a meshdns controller
+	// (docs/controller.md), serve's --controller: host:port, comma-separated. The sidecar then
+	// needs no access to the API server, only a token for TokenAudience, and the CA that
+	// verifies the controller: ControllerCA (PEM, handed to each pod) or the key ca.crt of
+	// the ConfigMap ControllerCAConfigMap in the pod's namespace.
+	Controller, ControllerCA, ControllerCAConfigMap, TokenAudience string
 }
 
 // DefaultConfig returns a Config with every default but the image.
 func DefaultConfig() Config {
 	return Config{ExemptUID: DefaultExemptUID, ProxyPort: DefaultProxyPort, SidecarAdmin: DefaultSidecarAdmin,
-		SidecarCPU: DefaultSidecarCPU, SidecarMemory: DefaultSidecarMemory, SidecarMemoryLimit: DefaultSidecarMemLimit}
+		SidecarCPU: DefaultSidecarCPU, SidecarMemory: DefaultSidecarMemory, SidecarMemoryLimit: DefaultSidecarMemLimit,
+		TokenAudience: DefaultTokenAudience}
 }
 
 // FlagError is a problem with one setting, named by its flag.
@@ -87,7 +107,58 @@ func (c Config) Validate() error {
 			return &FlagError{q.flag, fmt.Sprintf("%q: not a Kubernetes quantity (e.g. 100m, 64Mi)", q.value)}
 		}
 	}
+	return c.validateAgent()
+}
+
+// validateAgent checks the settings of agent sidecars: all or none, and a CA from one place,
+// since a controller serves TLS only.
+func (c Config) validateAgent() error {
+	if c.Controller == "" {
+		for _, f := range []struct{ flag, value string }{{"controller-ca", c.ControllerCA}, {"controller-ca-configmap", c.ControllerCAConfigMap}} {
+			if f.value != "" {
+				return &FlagError{f.flag, "needs --controller"}
+			}
+		}
+		return nil
+	}
+	for a := range strings.SplitSeq(c.Controller, ",") {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return &FlagError{"controller", fmt.Sprintf("%q: want host:port (comma-separated)", a)}
+		}
+	}
+	switch {
+	case c.ControllerCA == "" && c.ControllerCAConfigMap == "":
+		return &FlagError{"controller", "needs --controller-ca or --controller-ca-configmap: the controller serves TLS only"}
+	case c.ControllerCA != "" && c.ControllerCAConfigMap != "":
+		return &FlagError{"controller-ca", "not with --controller-ca-configmap: give the CA one way"}
+	case c.ControllerCAConfigMap != "" && len(validation.IsDNS1123Subdomain(c.ControllerCAConfigMap)) > 0:
+		return &FlagError{"controller-ca-configmap", fmt.Sprintf("%q: not a ConfigMap name", c.ControllerCAConfigMap)}
+	case strings.TrimSpace(c.TokenAudience) == "":
+		return &FlagError{"token-audience", "empty: the controller reviews tokens for one audience"}
+	}
+	if c.ControllerCA != "" && !holdsCertificate(c.ControllerCA) {
+		return &FlagError{"controller-ca", "holds no PEM certificate"}
+	}
 	return nil
+}
+
+// holdsCertificate reports whether pem holds at least one X.509 certificate, and nothing else
+// than certificates.
+func holdsCertificate(data string) bool {
+	rest, n := []byte(data), 0
+	for {
+		block, more := pem.Decode(rest)
+		if block == nil {
+			return n > 0 && strings.TrimSpace(string(rest)) == ""
+		}
+		if block.Type != "CERTIFICATE" {
+			return false
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return false
+		}
+		rest, n = more, n+1
+	}
 }
 
 // adminPort is the port of SidecarAdmin. The host must be one the kubelet's probes reach (the

@@ -26,6 +26,22 @@ func TestConfigValidate(t *testing.T) {
 		{"bad cpu", func(c *Config) { c.SidecarCPU = "lots" }, `--sidecar-cpu: "lots": not a Kubernetes quantity`},
 		{"bad memory limit", func(c *Config) { c.SidecarMemoryLimit = "1 GB" }, `--sidecar-memory-limit: "1 GB": not a Kubernetes quantity`},
 		{"no resources", func(c *Config) { c.SidecarCPU, c.SidecarMemory, c.SidecarMemoryLimit = "", "", "" }, ""},
+		{"agent with a CA bundle", func(c *Config) { *c = agentConfig(t) }, ""},
+		{"agent with a CA ConfigMap", func(c *Config) { c.Controller, c.ControllerCAConfigMap = "ctl.example:15012", "meshdns-ca" }, ""},
+		{"agent of two controllers", func(c *Config) { *c = agentConfig(t); c.Controller = "10.0.0.1:15012,[fd00::1]:15012" }, ""},
+		{"agent without a CA", func(c *Config) { c.Controller = "ctl.example:15012" }, "--controller: needs --controller-ca or --controller-ca-configmap"},
+		{"agent with two CAs", func(c *Config) { *c = agentConfig(t); c.ControllerCAConfigMap = "meshdns-ca" }, "--controller-ca: not with --controller-ca-configmap"},
+		{"controller without port", func(c *Config) { *c = agentConfig(t); c.Controller = "ctl.example" }, `--controller: "ctl.example": want host:port`},
+		{"controller list with a hole", func(c *Config) { *c = agentConfig(t); c.Controller = "ctl.example:15012," }, `--controller: "": want host:port`},
+		{"CA without controller", func(c *Config) { c.ControllerCA = agentConfig(t).ControllerCA }, "--controller-ca: needs --controller"},
+		{"CA ConfigMap without controller", func(c *Config) { c.ControllerCAConfigMap = "meshdns-ca" }, "--controller-ca-configmap: needs --controller"},
+		{"CA not PEM", func(c *Config) { *c = agentConfig(t); c.ControllerCA = "not a certificate" }, "--controller-ca: holds no PEM certificate"},
+		{"CA with a key", func(c *Config) {
+			*c = agentConfig(t)
+			c.ControllerCA += "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+		}, "--controller-ca: holds no PEM certificate"},
+		{"bad ConfigMap name", func(c *Config) { c.Controller, c.ControllerCAConfigMap = "ctl.example:15012", "Meshdns CA" }, `--controller-ca-configmap: "Meshdns CA": not a ConfigMap name`},
+		{"no audience", func(c *Config) { *c = agentConfig(t); c.TokenAudience = "" }, "--token-audience: empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testConfig()

@@ -1,7 +1,8 @@
 // Package inject is the sidecar injector's admission logic (docs/injection.md): which pods get
-// meshdns (Select), the init containers and volume they get (Config.Containers), the JSONPatch
-// that adds them (Patch), and the HTTP handler that answers the API server's AdmissionReviews
-// (Handler), plus the TLS certificate that follows its files (CertReloader).
+// meshdns (Select), the init containers and volumes they get (Config.Containers,
+// Config.Volumes: a sidecar that watches the API server, or an agent of the controller), the
+// JSONPatch that adds them (Patch), and the HTTP handler that answers the API server's
+// AdmissionReviews (Handler), plus the TLS certificate that follows its files (CertReloader).
 //
 // Invariants: Patch of a pod that already holds an injected container is empty, so the API
 // server may call the webhook any number of times (reinvocationPolicy) and the pod gets one

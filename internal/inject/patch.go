@@ -22,12 +22,15 @@ func HasInjected(pod *corev1.Pod) bool {
 		return slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == CaptureName || c.Name == SidecarName })
 	}
 	return names(pod.Spec.InitContainers) || names(pod.Spec.Containers) ||
-		slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == VolumeName })
+		slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool {
+			return v.Name == VolumeName || v.Name == AgentVolumeName || v.Name == StateVolumeName
+		})
 }
 
-// Patch returns the operations that inject c's containers and volume into pod: the capture
+// Patch returns the operations that inject c's containers and volumes into pod: the capture
 // step and the sidecar become the first init containers, in that order, before the pod's own.
-// A pod already injected gets no operation.
+// An agent sidecar given the controller's CA by --controller-ca also gets it in an
+// annotation. A pod already injected gets no operation.
 func (c Config) Patch(pod *corev1.Pod) []Operation {
 	if HasInjected(pod) {
 		return nil
@@ -51,12 +54,28 @@ func (c Config) Patch(pod *corev1.Pod) []Operation {
 		}
 		ops = append(ops, Operation{Op: "add", Path: "/spec/serviceAccountName", Value: sa})
 	}
+	volumes := c.Volumes()
 	if len(pod.Spec.Volumes) == 0 {
-		ops = append(ops, Operation{Op: "add", Path: "/spec/volumes", Value: []corev1.Volume{Volume()}})
+		ops = append(ops, Operation{Op: "add", Path: "/spec/volumes", Value: volumes})
 	} else {
-		ops = append(ops, Operation{Op: "add", Path: "/spec/volumes/-", Value: Volume()})
+		for _, v := range volumes {
+			ops = append(ops, Operation{Op: "add", Path: "/spec/volumes/-", Value: v})
+		}
+	}
+	if c.Controller != "" && c.ControllerCA != "" {
+		ops = append(ops, c.caAnnotation(pod))
 	}
 	return ops
+}
+
+// caAnnotation adds the controller's CA to the pod's annotations (replacing any value the pod
+// had: the injector's CA is the one to trust).
+func (c Config) caAnnotation(pod *corev1.Pod) Operation {
+	if pod.Annotations == nil {
+		return Operation{Op: "add", Path: "/metadata/annotations", Value: map[string]string{CAAnnotation: c.ControllerCA}}
+	}
+	// RFC 6901: "/" in a member name is written "~1".
+	return Operation{Op: "add", Path: "/metadata/annotations/" + strings.ReplaceAll(CAAnnotation, "/", "~1"), Value: c.ControllerCA}
 }
 
 func oneLine(err error) string { return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ") }

@@ -22,6 +22,19 @@ func testConfig() Config {
 	return c
 }
 
+// agentConfig is testConfig making the sidecar an agent of a controller, whose CA (a fixed
+// test CA, testdata/controller-ca.crt) each pod gets in an annotation.
+func agentConfig(t *testing.T) Config {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join("testdata", "controller-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig()
+	c.Controller, c.ControllerCA = "meshdns-controller.meshdns-system.svc:15012", string(ca)
+	return c
+}
+
 // applyPatch applies c's patch for pod as the API server does and returns the pod it stores.
 func applyPatch(t *testing.T, c Config, pod *corev1.Pod) *corev1.Pod {
 	t.Helper()
@@ -73,12 +86,18 @@ func volumeNames(vs []corev1.Volume) []string {
 // were; a second application changes nothing.
 func TestPatch(t *testing.T) {
 	app := []corev1.Container{{Name: "app", Image: "app"}}
+	agent := agentConfig(t)
+	configMapAgent := testConfig()
+	configMapAgent.Controller, configMapAgent.ControllerCAConfigMap = agent.Controller, "meshdns-ca"
 	for _, tc := range []struct {
 		name        string
+		cfg         *Config // nil: testConfig
+		annotations map[string]string
 		spec        corev1.PodSpec
 		wantInit    []string
 		wantVolumes []string
 		wantAccount string
+		wantCA      string // the pod's CAAnnotation
 	}{
 		{name: "no init containers, no volumes", spec: corev1.PodSpec{Containers: app},
 			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{VolumeName}, wantAccount: "default"},
@@ -90,10 +109,25 @@ func TestPatch(t *testing.T) {
 			spec: corev1.PodSpec{Containers: app, ServiceAccountName: "web", InitContainers: []corev1.Container{{Name: "migrate"}, {Name: "warm-cache"}},
 				Volumes: []corev1.Volume{{Name: "data"}}},
 			wantInit: []string{CaptureName, SidecarName, "migrate", "warm-cache"}, wantVolumes: []string{"data", VolumeName}, wantAccount: "web"},
+		{name: "agent, no annotations, no volumes", cfg: &agent, spec: corev1.PodSpec{Containers: app},
+			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{AgentVolumeName, StateVolumeName}, wantAccount: "default",
+			wantCA: agent.ControllerCA},
+		{name: "agent, own annotations and volumes", cfg: &agent, annotations: map[string]string{"meshdns.io/inject": "true", CAAnnotation: "forged"},
+			spec:     corev1.PodSpec{Containers: app, ServiceAccountName: "web", Volumes: []corev1.Volume{{Name: "data"}}},
+			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{"data", AgentVolumeName, StateVolumeName}, wantAccount: "web",
+			wantCA: agent.ControllerCA},
+		{name: "agent, CA from a ConfigMap", cfg: &configMapAgent, spec: corev1.PodSpec{Containers: app},
+			wantInit: []string{CaptureName, SidecarName}, wantVolumes: []string{AgentVolumeName, StateVolumeName}, wantAccount: "default"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testConfig()
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: tc.spec}
+			if tc.cfg != nil {
+				c = *tc.cfg
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Annotations: tc.annotations}, Spec: tc.spec}
 			got := applyPatch(t, c, pod)
 			if n := names(got.Spec.InitContainers); !slices.Equal(n, tc.wantInit) {
 				t.Errorf("init containers %v, want %v", n, tc.wantInit)
@@ -106,6 +140,14 @@ func TestPatch(t *testing.T) {
 			}
 			if got.Spec.ServiceAccountName != tc.wantAccount {
 				t.Errorf("serviceAccountName %q, want %q", got.Spec.ServiceAccountName, tc.wantAccount)
+			}
+			if ca, ok := got.Annotations[CAAnnotation]; ca != tc.wantCA || ok != (tc.wantCA != "") {
+				t.Errorf("annotation %s %q, want %q", CAAnnotation, ca, tc.wantCA)
+			}
+			for k, v := range tc.annotations {
+				if k != CAAnnotation && got.Annotations[k] != v {
+					t.Errorf("annotation %s %q, want the pod's %q", k, got.Annotations[k], v)
+				}
 			}
 			if ops := c.Patch(got); len(ops) != 0 {
 				t.Errorf("patch of the injected pod: %+v, want none", ops)
@@ -129,6 +171,11 @@ func TestPatchGolden(t *testing.T) {
 			c.SidecarArgs = []string{"--watch-pods=false", "--log-level=debug"}
 			c.CaptureArgs = []string{"--vips"}
 			c.SidecarCPU, c.SidecarMemoryLimit = "", ""
+		}},
+		{"agent", func(c *Config) { *c = agentConfig(t) }},
+		{"agent-configmap", func(c *Config) {
+			c.Controller, c.ControllerCAConfigMap, c.TokenAudience = "10.0.0.1:15012,10.0.0.2:15012", "meshdns-ca", "dns.example"
+			c.SidecarArgs = []string{"--log-level=debug"}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,6 +77,8 @@ func TestHasInjected(t *testing.T) {
 		{"sidecar only", corev1.PodSpec{InitContainers: []corev1.Container{{Name: SidecarName}}}, true},
 		{"sidecar as a regular container", corev1.PodSpec{Containers: []corev1.Container{{Name: SidecarName}}}, true},
 		{"volume only", corev1.PodSpec{Volumes: []corev1.Volume{{Name: VolumeName}}}, true},
+		{"agent volume only", corev1.PodSpec{Volumes: []corev1.Volume{{Name: AgentVolumeName}}}, true},
+		{"agent state only", corev1.PodSpec{Volumes: []corev1.Volume{{Name: StateVolumeName}}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := HasInjected(&corev1.Pod{Spec: tc.spec}); got != tc.want {

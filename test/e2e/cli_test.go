@@ -76,6 +76,9 @@ func TestCommandLine(t *testing.T) {
 		{"injector without image", []string{"injector", "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--image: required"},
 		{"injector without key pair", []string{"injector", "--image", "meshdns:dev"}, []int{2}, "--tls-cert: required"},
 		{"injector key pair missing", []string{"injector", "--image", "meshdns:dev", "--tls-cert", missingDir + "/tls.crt", "--tls-key", missingDir + "/tls.key"}, []int{2}, "--tls-cert: stat " + missingDir},
+		{"injector controller without CA", []string{"injector", "--image", "meshdns:dev", "--controller", "ctl:15012", "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--controller: needs --controller-ca"},
+		{"injector controller CA missing", []string{"injector", "--image", "meshdns:dev", "--controller", "ctl:15012", "--controller-ca", missingDir + "/ca.crt", "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--controller-ca: "},
+		{"injector controller CA not PEM", []string{"injector", "--image", "meshdns:dev", "--controller", "ctl:15012", "--controller-ca", examplePath("resolv.conf"), "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--controller-ca: holds no PEM certificate"},
 		{"injector admin on loopback", []string{"injector", "--image", "meshdns:dev", "--sidecar-admin", "127.0.0.1:15054", "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--sidecar-admin"},
 		{"forward vips without pools", []string{"serve", "--registry", registry, "--forward-vips", "--vip-cidr", "", "--vip-cidr6", ""}, []int{2}, "--forward-vips"},
 	} {

@@ -15,13 +15,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshdns/meshdns/internal/testutil"
+	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
 // injectorProc is a running meshdns injector serving HTTPS on 127.0.0.1 with a key pair
@@ -48,8 +52,9 @@ func injectorManifest(t *testing.T, kind string, into any) {
 }
 
 // startInjector runs the binary with the arguments of deploy/injector.yaml's Deployment (so
-// they must be ones it accepts), its addresses and key pair replaced by the test's.
-func startInjector(t *testing.T) *injectorProc {
+// they must be ones it accepts), its addresses and key pair replaced by the test's, and extra
+// arguments after them.
+func startInjector(t *testing.T, extra ...string) *injectorProc {
 	t.Helper()
 	var d appsv1.Deployment
 	injectorManifest(t, "Deployment", &d)
@@ -74,6 +79,7 @@ func startInjector(t *testing.T) *injectorProc {
 	// Later flags win: the manifest's addresses and files give way to the test's.
 	args = append(slices.Clone(args), "--listen="+p.webhook, "--admin="+p.admin, "--log-level=debug",
 		"--tls-cert="+filepath.Join(dir, "tls.crt"), "--tls-key="+filepath.Join(dir, "tls.key"))
+	args = append(args, extra...)
 	p.cmd = exec.Command(cluster.Binary(), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -112,15 +118,15 @@ func (p *injectorProc) get(path string) (string, error) {
 	return string(body), err
 }
 
-// registerInjector registers deploy/injector.yaml's MutatingWebhookConfiguration with the API
-// server, each entry calling p at its path instead of the Service, trusting the test's CA,
-// and waits until the API server calls it.
-func registerInjector(t *testing.T, p *injectorProc) {
+// registerInjector registers deploy/injector.yaml's MutatingWebhookConfiguration as name with
+// the API server, each entry calling p at its path instead of the Service, trusting the test's
+// CA, and waits until the API server calls it for a pod of namespace probe (created here).
+func registerInjector(t *testing.T, p *injectorProc, name, probe string) {
 	t.Helper()
-	registerConfig(t, p, "meshdns-injector-test")
-	createNamespace(t, "inject-probe")
+	registerConfig(t, p, name)
+	createNamespace(t, probe)
 	eventually(t, "the API server calls the injector", func() error {
-		pod, err := clients.CoreV1().Pods("inject-probe").Create(ctx(t), testPod("probe", map[string]string{"meshdns.io/inject": "true"}),
+		pod, err := clients.CoreV1().Pods(probe).Create(ctx(t), testPod("probe", map[string]string{"meshdns.io/inject": "true"}),
 			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			return err
@@ -206,7 +212,7 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 // calling a running meshdns injector, and creates pods through it.
 func TestInjector(t *testing.T) {
 	p := startInjector(t)
-	registerInjector(t, p)
+	registerInjector(t, p, "meshdns-injector-test", "inject-probe")
 	const plain, enabled = "inject-plain", "inject-enabled"
 	createNamespace(t, plain)
 	if _, err := clients.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: enabled,
@@ -327,4 +333,191 @@ func (p *injectorProc) admissions(t *testing.T, result string) float64 {
 	}
 	t.Fatalf("no %s in /metrics", prefix)
 	return 0
+}
+
+// TestInjectorAgents runs the injector with --controller and --controller-ca, as the chart's
+// sidecar mode does when it points at a controller, and creates pods through the real API
+// server: the stored pods carry an agent sidecar (a token for the audience meshdns and the
+// controller's CA, no API token), and that sidecar, run with what the kubelet would give it,
+// answers from a running controller.
+func TestInjectorAgents(t *testing.T) {
+	ca, cert, key := controllerTLS(t, t.TempDir())
+	xds := freeAddr(t)
+	ctl := cluster.Controller(t, "--kubeconfig", kubeconfig, "--xds-listen", xds, "--tls-cert", cert, "--tls-key", key)
+	ctl.WaitReady(t)
+	p := startInjector(t, "--controller="+xds, "--controller-ca="+ca)
+	registerInjector(t, p, "meshdns-injector-agents-test", "inject-agents-probe")
+	const ns, labelled = "inject-agents", "inject-agents-enabled"
+	createNamespace(t, ns)
+	if _, err := clients.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: labelled,
+		Labels: map[string]string{"meshdns.io/inject": "enabled"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clients.CoreV1().Services(ns).Create(ctx(t), service(ns, "api", corev1.ServiceSpec{ClusterIP: "10.96.7.53", Ports: httpPort()}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(t *testing.T, ns string, pod *corev1.Pod) *corev1.Pod {
+		t.Helper()
+		if _, err := clients.CoreV1().ServiceAccounts(ns).Create(ctx(t), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "shop-app"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		pod.Spec.ServiceAccountName = "shop-app"
+		pod.Spec.AutomountServiceAccountToken = ptr.To(false)
+		if _, err := clients.CoreV1().Pods(ns).Create(ctx(t), pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := clients.CoreV1().Pods(ns).Get(ctx(t), pod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAgentInjected(t, got, xds, string(caPEM))
+		return got
+	}
+
+	t.Run("annotated pod gets an agent", func(t *testing.T) {
+		pod := create(t, ns, testPod("agent", map[string]string{"meshdns.io/inject": "true"}))
+		sidecar := runSidecar(t, pod)
+		sidecar.WaitReady(t)
+		sidecar.Expect(t, "api.inject-agents.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.7.53")
+		if n := sidecar.Metric(t, "meshdns_agent_controller_connected"); n != 1 {
+			t.Errorf("meshdns_agent_controller_connected %v, want 1", n)
+		}
+	})
+	t.Run("pod without annotations of a labelled namespace gets an agent", func(t *testing.T) {
+		create(t, labelled, testPod("agent", nil))
+	})
+}
+
+// checkAgentInjected fails unless the stored pod has the capture step and an agent sidecar of
+// the controller at xds, with a token for the audience meshdns and the CA caPEM (from the
+// pod's annotation), and nothing that reaches the API server.
+func checkAgentInjected(t *testing.T, pod *corev1.Pod, xds, caPEM string) {
+	t.Helper()
+	if got, want := containerNames(pod.Spec.InitContainers), []string{"meshdns-capture", "meshdns", "migrate"}; !slices.Equal(got, want) {
+		t.Fatalf("init containers %v, want %v", got, want)
+	}
+	sidecar := pod.Spec.InitContainers[1]
+	for _, want := range []string{"--controller=" + xds, "--controller-ca=/var/run/secrets/meshdns/ca.crt", "--token-file=/var/run/secrets/meshdns/token"} {
+		if !slices.Contains(sidecar.Args, want) {
+			t.Errorf("sidecar arguments %q lack %s", sidecar.Args, want)
+		}
+	}
+	for _, m := range sidecar.VolumeMounts {
+		if strings.HasPrefix(m.MountPath, "/var/run/secrets/kubernetes.io") {
+			t.Errorf("the sidecar mounts %s at %s: an agent needs no API token", m.Name, m.MountPath)
+		}
+	}
+	var volumes []string
+	for _, v := range pod.Spec.Volumes {
+		volumes = append(volumes, v.Name)
+	}
+	if !slices.Equal(volumes, []string{"meshdns-agent", "meshdns-state"}) {
+		t.Fatalf("volumes %v, want [meshdns-agent meshdns-state]", volumes)
+	}
+	token := pod.Spec.Volumes[0].Projected.Sources[0].ServiceAccountToken
+	if token == nil || token.Audience != "meshdns" {
+		t.Errorf("agent volume's first source %+v, want a token for the audience meshdns", pod.Spec.Volumes[0].Projected.Sources[0])
+	}
+	if got := pod.Annotations["meshdns.io/controller-ca"]; got != caPEM {
+		t.Errorf("annotation meshdns.io/controller-ca %q, want the CA of --controller-ca", got)
+	}
+}
+
+// runSidecar runs the stored pod's meshdns sidecar as the kubelet would run it: each volume
+// it mounts made from the API server in a directory standing for its mount path (a token of
+// the pod's service account requested for the projected audience, annotations through the
+// downward API, ConfigMap keys, empty directories), and $(VAR) in its arguments expanded from
+// its environment, the pod IP being 127.0.0.1. Its --listen and --admin give way to the
+// harness's addresses.
+func runSidecar(t *testing.T, pod *corev1.Pod) *harness.Meshdns {
+	t.Helper()
+	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == "meshdns" })
+	if i < 0 {
+		t.Fatal("no meshdns sidecar")
+	}
+	c := pod.Spec.InitContainers[i]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env[e.Name] = pod.Namespace
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP":
+			env[e.Name] = "127.0.0.1"
+		default:
+			t.Fatalf("env %s: %+v", e.Name, e.ValueFrom)
+		}
+	}
+	var paths []string // mount path, directory, ...
+	for _, m := range c.VolumeMounts {
+		i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		if i < 0 {
+			t.Fatalf("mount of volume %s, which the pod lacks", m.Name)
+		}
+		paths = append(paths, m.MountPath, materialize(t, pod, pod.Spec.Volumes[i]))
+	}
+	var args []string
+	for _, a := range c.Args[1:] {
+		if strings.HasPrefix(a, "--listen=") || strings.HasPrefix(a, "--admin=") {
+			continue
+		}
+		for k, v := range env {
+			a = strings.ReplaceAll(a, "$("+k+")", v)
+		}
+		args = append(args, strings.NewReplacer(paths...).Replace(a))
+	}
+	return cluster.Run(t, cluster.Binary(), args...)
+}
+
+// materialize writes the files of volume v of pod into a new directory, as the kubelet does.
+func materialize(t *testing.T, pod *corev1.Pod, v corev1.Volume) string {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	switch {
+	case v.EmptyDir != nil:
+	case v.Projected != nil:
+		for _, s := range v.Projected.Sources {
+			switch {
+			case s.ServiceAccountToken != nil:
+				tr, err := clients.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx(t), pod.Spec.ServiceAccountName, &authv1.TokenRequest{
+					Spec: authv1.TokenRequestSpec{Audiences: []string{s.ServiceAccountToken.Audience}, ExpirationSeconds: s.ServiceAccountToken.ExpirationSeconds}},
+					metav1.CreateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				write(s.ServiceAccountToken.Path, []byte(tr.Status.Token))
+			case s.DownwardAPI != nil:
+				for _, item := range s.DownwardAPI.Items {
+					key, ok := strings.CutPrefix(item.FieldRef.FieldPath, "metadata.annotations['")
+					if !ok {
+						t.Fatalf("downward API field %s", item.FieldRef.FieldPath)
+					}
+					write(item.Path, []byte(pod.Annotations[strings.TrimSuffix(key, "']")]))
+				}
+			case s.ConfigMap != nil:
+				cm, err := clients.CoreV1().ConfigMaps(pod.Namespace).Get(ctx(t), s.ConfigMap.Name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, item := range s.ConfigMap.Items {
+					write(item.Path, []byte(cm.Data[item.Key]))
+				}
+			default:
+				t.Fatalf("volume %s: projection %+v", v.Name, s)
+			}
+		}
+	default:
+		t.Fatalf("volume %s: %+v", v.Name, v.VolumeSource)
+	}
+	return dir
 }

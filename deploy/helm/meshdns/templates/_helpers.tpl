@@ -65,10 +65,13 @@ null (one per item of a list), as a YAML list.
 
 {{/*
 The flags of `meshdns serve` that .Values.serve sets, then serve.extraArgs: the cluster
-mode's Deployment runs them, the injector passes them to the sidecars.
+mode's Deployment runs them, the injector passes them to the sidecars. For agents of a
+controller ((list $ true)), the flags of the Kubernetes source are left out: the controller
+watches the API server with them, and serve --controller refuses them.
 */}}
-{{- define "meshdns.serveFlags" -}}
-{{- $s := .Values.serve -}}
+{{- define "meshdns.serveFlagsOf" -}}
+{{- $s := (index . 0).Values.serve -}}
+{{- $kube := not (index . 1) -}}
 {{- $flags := include "meshdns.flags" (list
   (list "cluster-domain" $s.clusterDomain)
   (list "ttl" $s.ttl)
@@ -77,11 +80,11 @@ mode's Deployment runs them, the injector passes them to the sidecars.
   (list "forward-unknown-cluster-names" $s.forwardUnknownClusterNames)
   (list "allow-clients" $s.allowClients)
   (list "max-udp-size" $s.maxUDPSize)
-  (list "namespaces" $s.namespaces)
+  (list "namespaces" (ternary $s.namespaces list $kube))
   (list "watch-pods" $s.watchPods)
-  (list "kube-api-qps" $s.kubeAPIQPS)
-  (list "kube-api-burst" $s.kubeAPIBurst)
-  (list "leader-elect-lease-duration" $s.leaderElectLeaseDuration)
+  (list "kube-api-qps" (ternary $s.kubeAPIQPS nil $kube))
+  (list "kube-api-burst" (ternary $s.kubeAPIBurst nil $kube))
+  (list "leader-elect-lease-duration" (ternary $s.leaderElectLeaseDuration nil $kube))
   (list "cache-size" $s.cache.size)
   (list "cache-max-bytes" $s.cache.maxBytes)
   (list "cache-min-ttl" $s.cache.minTTL)
@@ -97,6 +100,10 @@ mode's Deployment runs them, the injector passes them to the sidecars.
   (list "log-queries" $s.log.queries)
 ) | fromYamlArray -}}
 {{- concat $flags $s.extraArgs | toYaml -}}
+{{- end -}}
+
+{{- define "meshdns.serveFlags" -}}
+{{- include "meshdns.serveFlagsOf" (list . false) -}}
 {{- end -}}
 
 {{/* The arguments of `meshdns serve` in cluster mode. */}}
@@ -127,13 +134,78 @@ cannot be passed that way.
   (list "log-level" $i.log.level)
   (list "log-format" $i.log.format)
 ) | fromYamlArray) -}}
-{{- range concat (include "meshdns.serveFlags" . | fromYamlArray) $i.sidecarArgs -}}
+{{- $agents := include "meshdns.injectorAgents" . | eq "true" -}}
+{{- if $agents -}}
+{{- $args = append $args (printf "--controller=%s" $i.controller.address) -}}
+{{- if $i.controller.caBundle -}}
+{{- $args = append $args "--controller-ca=/etc/meshdns/controller-ca/ca.crt" -}}
+{{- else -}}
+{{- $args = append $args (printf "--controller-ca-configmap=%s" $i.controller.caConfigMap) -}}
+{{- end -}}
+{{- with $i.controller.tokenAudience -}}
+{{- $args = append $args (printf "--token-audience=%s" .) -}}
+{{- end -}}
+{{- end -}}
+{{- range concat (include "meshdns.serveFlagsOf" (list . $agents) | fromYamlArray) $i.sidecarArgs -}}
 {{- if contains " " . -}}
 {{- fail (printf "serve or injector.sidecarArgs: %q has a space; the injector splits sidecar arguments at spaces" .) -}}
 {{- end -}}
 {{- $args = append $args (printf "--sidecar-args=%s" .) -}}
 {{- end -}}
 {{- concat $args $i.extraArgs | toYaml -}}
+{{- end -}}
+
+{{/*
+The arguments of `meshdns controller` (docs/controller.md): its own values, then those of
+serve that the controller shares (cluster domain, the Kubernetes source, VIP pools, logging),
+so that one values file gives the controller and its agents the same VIP pools.
+*/}}
+{{- define "meshdns.controllerArgs" -}}
+{{- $c := .Values.controller -}}
+{{- $s := .Values.serve -}}
+{{- $args := list "controller" (printf "--xds-listen=:%d" (int $c.xdsPort)) "--tls-cert=/etc/meshdns/tls/tls.crt" "--tls-key=/etc/meshdns/tls/tls.key" "--admin=$(POD_IP):15054" -}}
+{{- with $c.stateDir -}}
+{{- $args = append $args (printf "--state-dir=%s" .) -}}
+{{- end -}}
+{{- $args = concat $args (include "meshdns.flags" (list
+  (list "token-audience" $c.tokenAudience)
+  (list "cluster-domain" $s.clusterDomain)
+  (list "namespaces" $s.namespaces)
+  (list "kube-api-qps" $s.kubeAPIQPS)
+  (list "kube-api-burst" $s.kubeAPIBurst)
+  (list "leader-elect-lease-duration" $s.leaderElectLeaseDuration)
+  (list "vip-cidr" $s.vips.cidr)
+  (list "vip-cidr6" $s.vips.cidr6)
+  (list "vip-quarantine" $s.vips.quarantine)
+  (list "log-level" $s.log.level)
+  (list "log-format" $s.log.format)
+) | fromYamlArray) -}}
+{{- concat $args $c.extraArgs | toYaml -}}
+{{- end -}}
+
+{{/* The Secret of the controller's key pair: one of the user's, or the chart's. */}}
+{{- define "meshdns.controllerTLSSecret" -}}
+{{- .Values.controller.tls.existingSecret | default (include "meshdns.partName" (list . "tls")) -}}
+{{- end -}}
+
+{{/*
+"true" when the injected sidecars are agents of a controller (injector.controller.address);
+stops helm when the controller's CA is not given exactly one way.
+*/}}
+{{- define "meshdns.injectorAgents" -}}
+{{- $c := .Values.injector.controller -}}
+{{- if $c.address -}}
+{{- if and $c.caBundle $c.caConfigMap -}}
+{{- fail "injector.controller: give caBundle or caConfigMap, not both" -}}
+{{- else if not (or $c.caBundle $c.caConfigMap) -}}
+{{- fail "injector.controller.address: needs caBundle or caConfigMap, the CA of the controller's certificate (it serves TLS only)" -}}
+{{- end -}}
+true
+{{- else if or $c.caBundle $c.caConfigMap $c.tokenAudience -}}
+{{- fail "injector.controller: caBundle, caConfigMap and tokenAudience need address" -}}
+{{- else -}}
+false
+{{- end -}}
 {{- end -}}
 
 {{/*
