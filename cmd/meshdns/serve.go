@@ -21,6 +21,7 @@ import (
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/config"
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/nodeagent"
 	"github.com/meshdns/meshdns/internal/resolvconf"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/safefile"
@@ -49,6 +50,8 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.BoolVar(&c.RegistryFollowSymlinks, "registry-follow-symlinks", c.RegistryFollowSymlinks, "follow symbolic links of --registry that lead out of its directory (off: ignored, with a warning)")
 	fs.Var(listFlag{&c.Controller}, "controller", "meshdns controller `host:port` to take the cluster's names from instead of watching the API server (comma-separated or repeated: tried in turn)")
 	fs.StringVar(&c.ControllerCA, "controller-ca", c.ControllerCA, "CA certificate `file` (PEM) that verifies the controller (empty: plain text, no token)")
+	fs.BoolVar(&c.NodeAgent, "node-agent", c.NodeAgent, "answer each pod of this node in its own context (namespace, search list), found by the query's source address; needs the Kubernetes source")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "`node` whose pods --node-agent serves (default: $NODE_NAME)")
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "service account token `file` presented to the controller; read again on every reconnection")
 	fs.BoolVar(&c.WatchPods, "watch-pods", c.WatchPods, "watch pods: pod names (a-b-c-d.<ns>.pod.<domain>), StatefulSet names from pods, pods selected by ServiceEntries")
 	fs.Var(listFlag{&c.Listen}, "listen", "DNS `address` for UDP and TCP (repeatable; default "+config.DefaultListen.String()+")")
@@ -243,6 +246,7 @@ type daemon struct {
 	kube     *rest.Config // nil without the Kubernetes source
 	kubeSrc  *kube.Source
 	agentSrc *agent.Source  // nil without --controller
+	views    *server.Views  // nil without --node-agent
 	vipStore *vip.FileStore // nil without --state-dir
 	log      *slog.Logger
 	reg      *prometheus.Registry
@@ -277,6 +281,14 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 	d := &daemon{cfg: cfg, kube: kube, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
 	defer d.close()
 	d.servers, d.client, d.resolv = clientSetup(cfg, log)
+	if cfg.NodeAgent {
+		// A client the agent cannot place (the host network, a pod not seen yet) is answered
+		// as by a plain cluster DNS: no namespace, no search list.
+		d.client = resolver.Client{}
+		if err := d.startNodeAgent(); err != nil {
+			return err
+		}
+	}
 	src, err := d.startSources()
 	if err != nil {
 		return err
@@ -338,6 +350,24 @@ func (d *daemon) startSources() (source.Source, error) {
 		srcs = append(srcs, a)
 	}
 	return source.Merge(d.bg, srcs...), nil
+}
+
+// startNodeAgent watches the pods of the node and keeps the server's views of them
+// (docs/nodeagent.md).
+func (d *daemon) startNodeAgent() error {
+	d.views = server.NewViews()
+	p, err := nodeagent.New(nodeagent.Options{Config: d.kube, Node: d.cfg.NodeName, Zone: d.cfg.ClusterDomain.String(),
+		NodeSearch: d.resolv.Search, Publish: d.views.Set, Logger: d.log})
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(d.bg, make(chan struct{}))
+	}()
+	d.onStop(func() { <-done })
+	return nil
 }
 
 // startAgent streams the cluster's objects from the controller (docs/controller.md).
@@ -453,7 +483,7 @@ func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
 // startServing binds the DNS listeners and the admin endpoint; the admin server stops with
 // serve, the DNS server is shut down by serve itself (first, and within a deadline).
 func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*server.Server, error) {
-	srv := server.New(res, server.Options{Listen: addrStrings(d.cfg.Listen), Client: client, Logger: d.log,
+	srv := server.New(res, server.Options{Listen: addrStrings(d.cfg.Listen), Client: client, Views: d.views, Logger: d.log,
 		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries,
 		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients})
 	if err := srv.Start(); err != nil {

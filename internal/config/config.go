@@ -82,6 +82,10 @@ type Config struct {
 	Controller   []string
 	ControllerCA string
 	TokenFile    string
+	// NodeAgent answers every pod of node NodeName in its own context, found by the query's
+	// source address (docs/nodeagent.md); NodeName defaults to Pod.NodeName.
+	NodeAgent bool
+	NodeName  string
 	// Namespaces limits the Kubernetes watch; empty watches every namespace.
 	Namespaces []string
 	// WatchPods watches pods; off, the Kubernetes source has no pod names, no StatefulSet

@@ -96,6 +96,12 @@ func TestValidate(t *testing.T) {
 		{"kube api burst zero", func(c *Config) { c.Kubeconfig, c.KubeAPIBurst = "/k", 0 }, Pod{}, "kube-api-burst"},
 		{"lease duration short", func(c *Config) { c.LeaderElectLeaseDuration = time.Second / 2 }, Pod{}, "leader-elect-lease-duration"},
 		{"lease namespace bad name", func(c *Config) { c.LeaderElectNamespace = "A" }, Pod{}, "leader-elect-namespace"},
+		{"node agent", func(c *Config) { c.Registry, c.Kubeconfig, c.NodeAgent, c.NodeName = "", "/k", true, "n1" }, Pod{}, ""},
+		{"node agent named by the pod", func(c *Config) { c.Registry, c.NodeAgent = "", true }, Pod{InCluster: true, NodeName: "n1"}, ""},
+		{"node agent without a node", func(c *Config) { c.Kubeconfig, c.NodeAgent = "/k", true }, Pod{}, "node-name"},
+		{"node agent without kubernetes", func(c *Config) { c.NodeAgent, c.NodeName = true, "n1" }, Pod{}, "node-agent"},
+		{"node name alone", func(c *Config) { c.NodeName = "n1" }, Pod{}, "node-name"},
+		{"node name bad", func(c *Config) { c.Kubeconfig, c.NodeAgent, c.NodeName = "/k", true, "a/b" }, Pod{}, "node-name"},
 		{"controller alone", func(c *Config) { c.Registry, c.Controller = "", []string{"ctl:15012"} }, Pod{}, ""},
 		{"controller with token", func(c *Config) {
 			c.Registry, c.Controller, c.ControllerCA, c.TokenFile = "", []string{"ctl:15012", "[::1]:15012"}, "/ca", "/t"

@@ -17,13 +17,16 @@ type Pod struct {
 	InCluster bool
 	// Namespace is the pod's namespace, from its service account; "" outside a pod.
 	Namespace string
+	// NodeName is the environment's NODE_NAME (the downward API's spec.nodeName, as the
+	// node agent's DaemonSet sets it).
+	NodeName string
 }
 
 // DetectPod reads the environment and the service account mount.
 func DetectPod() Pod { return detectPod(os.Getenv, serviceAccountDir) }
 
 func detectPod(getenv func(string) string, saDir string) Pod {
-	var p Pod
+	p := Pod{NodeName: getenv("NODE_NAME")}
 	if getenv("KUBERNETES_SERVICE_HOST") != "" && getenv("KUBERNETES_SERVICE_PORT") != "" {
 		_, err := os.Stat(filepath.Join(saDir, "token"))
 		p.InCluster = err == nil

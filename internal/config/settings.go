@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,9 @@ type Settings struct {
 	// InCluster: meshdns runs in a pod whose service account reaches the API server (used
 	// when there is no Kubeconfig).
 	InCluster bool
+	// NodeAgent and NodeName: see Config.
+	NodeAgent bool
+	NodeName  string
 	// Controller, ControllerCA and TokenFile: see Config.
 	Controller   []string
 	ControllerCA string
@@ -94,6 +98,7 @@ func (c Config) Validate(pod Pod) (Settings, error) {
 	s := Settings{
 		Registry: c.Registry, RegistryFollowSymlinks: c.RegistryFollowSymlinks, Kubeconfig: c.Kubeconfig, InCluster: pod.InCluster,
 		Controller: c.Controller, ControllerCA: c.ControllerCA, TokenFile: c.TokenFile,
+		NodeAgent: c.NodeAgent, NodeName: cmp.Or(c.NodeName, pod.NodeName),
 		Namespaces: c.Namespaces, WatchPods: c.WatchPods, KubeAPIQPS: c.KubeAPIQPS,
 		KubeAPIBurst: c.KubeAPIBurst, LeaderElect: c.LeaderElect, LeaseDuration: c.LeaderElectLeaseDuration,
 		ResolvConf: c.ResolvConf, Namespace: c.Namespace, TTL: c.TTL,
@@ -106,7 +111,7 @@ func (c Config) Validate(pod Pod) (Settings, error) {
 		return Settings{}, flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, --controller, or run in a pod)")
 	}
 	s.LeaseNamespace = leaseNamespace(c.LeaderElectNamespace, pod)
-	for _, parse := range []func(*Settings) error{c.checkKube, c.checkController, c.parseAddrs, c.parseClients, c.parseUpstream, c.parseVIPs, c.parseNames, c.checkChaos} {
+	for _, parse := range []func(*Settings) error{c.checkKube, c.checkController, c.checkNodeAgent, c.parseAddrs, c.parseClients, c.parseUpstream, c.parseVIPs, c.parseNames, c.checkChaos} {
 		if err := parse(&s); err != nil {
 			return Settings{}, err
 		}
@@ -150,6 +155,20 @@ func (c Config) checkController(*Settings) error {
 		return flagErr("controller", "not with --kubeconfig: the controller watches the API server for its agents")
 	case c.TokenFile != "" && c.ControllerCA == "":
 		return flagErr("token-file", "needs --controller-ca: a token is only sent to a controller verified over TLS")
+	}
+	return nil
+}
+
+func (c Config) checkNodeAgent(s *Settings) error {
+	switch {
+	case c.NodeAgent && !s.Kubernetes():
+		return flagErr("node-agent", "needs --kubeconfig (or a pod's service account): the agent watches the pods of its node")
+	case c.NodeAgent && s.NodeName == "":
+		return flagErr("node-name", "required with --node-agent (or NODE_NAME, from the downward API's spec.nodeName)")
+	case c.NodeName != "" && !c.NodeAgent:
+		return flagErr("node-name", "needs --node-agent")
+	case strings.ContainsAny(s.NodeName, "/, \t"):
+		return flagErr("node-name", "%q is not a node name", s.NodeName)
 	}
 	return nil
 }

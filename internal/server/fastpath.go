@@ -47,6 +47,7 @@ func (s *Server) fastReply(pkt []byte, from netip.Addr, key, out []byte, q *wire
 	if s.fast == nil || !parseQuery(pkt, key, q) {
 		return nil
 	}
+	s.keyView(q, from)
 	p := s.fast.get(q, s.res.Epoch())
 	if p == nil {
 		return nil
@@ -66,9 +67,10 @@ func (s *Server) reuse(pkt []byte, from netip.Addr, req *dns.Msg, rep resolver.R
 		return nil
 	}
 	var q wireQuery
-	if !parseQuery(pkt, make([]byte, 0, 260), &q) {
+	if !parseQuery(pkt, make([]byte, 0, keyCap), &q) {
 		return nil
 	}
+	s.keyView(&q, from)
 	p := newPacked(req, rep)
 	if p == nil {
 		return nil
@@ -81,6 +83,22 @@ func (s *Server) reuse(pkt []byte, from netip.Addr, req *dns.Msg, rep resolver.R
 		p.counts.inc()
 	}
 	return out
+}
+
+// keyCap is the capacity of a key: the name (at most 255 bytes), type, class, the bits of
+// keyBits and the view number.
+const keyCap = 255 + 4 + 1 + 2
+
+// keyView ends q's key with the number of the client's view, with Views: the same question
+// from clients of different contexts has different answers.
+func (s *Server) keyView(q *wireQuery, from netip.Addr) {
+	if s.opts.Views != nil {
+		var id uint16
+		if w := s.opts.Views.lookup(from); w != nil {
+			id = w.id
+		}
+		q.key = append(q.key, byte(id>>8), byte(id))
+	}
 }
 
 // wireQuery is what the fast path reads from a packet.

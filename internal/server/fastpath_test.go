@@ -194,7 +194,7 @@ func TestFastPathSameBytes(t *testing.T) {
 				}
 			}
 			var wq wireQuery
-			if !parseQuery(pkt, make([]byte, 0, 260), &wq) {
+			if !parseQuery(pkt, make([]byte, 0, keyCap), &wq) {
 				t.Fatalf("%s (%s): not a plain query", q.name, v.name)
 			}
 			if stored := fastSrv.fast.get(&wq, res.Epoch()) != nil; stored != q.fast {
@@ -420,11 +420,23 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, labels string) f
 // TestFastPathAllocations: a table hit and a cached upstream answer on the fast path allocate
 // nothing, metrics and server cookies included.
 func TestFastPathAllocations(t *testing.T) {
+	t.Run("one client context", func(t *testing.T) { testFastPathAllocations(t, false) })
+	// A node agent's: the context comes from the client's address.
+	t.Run("views", func(t *testing.T) { testFastPathAllocations(t, true) })
+}
+
+func testFastPathAllocations(t *testing.T, withViews bool) {
 	reg := prometheus.NewRegistry()
 	res, _ := testResolver(t, reg)
-	srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(reg)})
-	key, out := make([]byte, 0, 260), make([]byte, 0, MaxUDPSizeLimit)
 	from := netip.MustParseAddr("192.0.2.7")
+	o := Options{Client: prodClient, Metrics: NewMetrics(reg)}
+	if withViews {
+		o.Client = resolver.Client{}
+		o.Views = NewViews()
+		o.Views.Set(map[netip.Addr]resolver.Client{from: prodClient, netip.MustParseAddr("192.0.2.8"): clientOf("store")})
+	}
+	srv := New(res, o)
+	key, out := make([]byte, 0, keyCap), make([]byte, 0, MaxUDPSizeLimit)
 	for _, name := range []string{"reviews.prod.svc.cluster.local.", "ext.example.org."} {
 		for _, cookie := range []string{"", "0102030405060708", "valid"} {
 			m := new(dns.Msg)
@@ -534,7 +546,7 @@ func TestParseQuery(t *testing.T) {
 		{"compression pointer", []byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}, false},
 	} {
 		var q wireQuery
-		ok := parseQuery(c.pkt, make([]byte, 0, 260), &q)
+		ok := parseQuery(c.pkt, make([]byte, 0, keyCap), &q)
 		if ok != c.ok {
 			t.Errorf("%s: parseQuery = %v, want %v", c.name, ok, c.ok)
 			continue
@@ -597,7 +609,7 @@ func FuzzParseQuery(f *testing.F) {
 	f.Add(pack(f, m))
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		var q wireQuery
-		if !parseQuery(pkt, make([]byte, 0, 260), &q) {
+		if !parseQuery(pkt, make([]byte, 0, keyCap), &q) {
 			return
 		}
 		var m dns.Msg
@@ -673,18 +685,36 @@ func BenchmarkReply(b *testing.B) {
 				srv.handle(pkt, netip.Addr{}, false)
 			}
 		})
-		b.Run(name+"/fast", func(b *testing.B) {
-			srv := New(res, Options{Client: prodClient, Metrics: NewMetrics(prometheus.NewRegistry())})
-			srv.handle(pkt, netip.Addr{}, false)
-			srv.handle(pkt, netip.Addr{}, false)
-			key, out := make([]byte, 0, 260), make([]byte, 0, MaxUDPSizeLimit)
+		fast := func(b *testing.B, o Options, from netip.Addr) {
+			srv := New(res, o)
+			srv.handle(pkt, from, false)
+			srv.handle(pkt, from, false)
+			key, out := make([]byte, 0, keyCap), make([]byte, 0, MaxUDPSizeLimit)
 			var q wireQuery
 			b.ReportAllocs()
 			for b.Loop() {
-				if srv.fastReply(pkt, netip.Addr{}, key, out, &q) == nil {
-					srv.handle(pkt, netip.Addr{}, false) // as the server does: a cached answer is re-stored each second
+				if srv.fastReply(pkt, from, key, out, &q) == nil {
+					srv.handle(pkt, from, false) // as the server does: a cached answer is re-stored each second
 				}
 			}
+		}
+		b.Run(name+"/fast", func(b *testing.B) {
+			fast(b, Options{Client: prodClient, Metrics: NewMetrics(prometheus.NewRegistry())}, netip.Addr{})
+		})
+		// A node agent's: the client's context looked up among 110 pods (the kubelet's
+		// default maximum) by its address.
+		b.Run(name+"/fast-views", func(b *testing.B) {
+			views := NewViews()
+			pods := map[netip.Addr]resolver.Client{}
+			for i := range 110 {
+				ns := "prod"
+				if i%4 != 0 {
+					ns = fmt.Sprintf("team-%d", i%7)
+				}
+				pods[netip.AddrFrom4([4]byte{10, 244, 1, byte(i + 2)})] = clientOf(ns)
+			}
+			views.Set(pods)
+			fast(b, Options{Views: views, Metrics: NewMetrics(prometheus.NewRegistry())}, netip.AddrFrom4([4]byte{10, 244, 1, 2}))
 		})
 	}
 }

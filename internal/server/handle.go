@@ -92,7 +92,7 @@ func (s *Server) resolve(req *dns.Msg, from netip.Addr, tcp bool) (rep resolver.
 	}()
 	ctx, cancel := context.WithTimeout(s.ctx, queryTimeout)
 	defer cancel()
-	c := s.opts.Client
+	c := s.clientFor(from)
 	c.TCP, c.Addr = tcp, from
 	return s.res.Query(ctx, req, c)
 }

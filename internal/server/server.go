@@ -59,8 +59,11 @@ type Resolver interface {
 type Options struct {
 	// Listen addresses; each gets a UDP socket and a TCP listener on the same port.
 	Listen []string
-	// Client is the context of every client (namespace and search list).
-	Client  resolver.Client
+	// Client is the context of every client (namespace and search list), or with Views of
+	// every client Views does not know.
+	Client resolver.Client
+	// Views, when set, gives clients their own context by source address (a node agent).
+	Views   *Views
 	Logger  *slog.Logger
 	Metrics *Metrics
 	// LogQueries logs every query and its outcome at info level.
@@ -303,7 +306,7 @@ func (s *Server) stopping() bool {
 func (s *Server) serveUDP(c *net.UDPConn) {
 	defer s.loops.Done()
 	buf := make([]byte, 65535)
-	key := make([]byte, 0, 260)
+	key := make([]byte, 0, keyCap)
 	out := make([]byte, 0, MaxUDPSizeLimit)
 	var q wireQuery
 	for {

@@ -1,0 +1,124 @@
+package kube_test
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/meshdns/meshdns/test/kube/harness"
+)
+
+// askFrom sends one question from the local address src and returns the rcode and the
+// answer's records (name, type and data).
+func askFrom(m *harness.Meshdns, src, name string) (string, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	c := dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
+	resp, _, err := c.Exchange(q, m.DNS)
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	for _, rr := range resp.Answer {
+		f := strings.Fields(rr.String())
+		out = append(out, f[0]+" "+f[3]+" "+f[len(f)-1])
+	}
+	slices.Sort(out)
+	return dns.RcodeToString[resp.Rcode] + " " + strings.Join(out, " | "), nil
+}
+
+func expectFrom(t *testing.T, m *harness.Meshdns, src, name, want string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s from %s", name, src), func() error {
+		got, err := askFrom(m, src, name)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("got %q, want %q", got, want)
+		}
+		return nil
+	})
+}
+
+// nodePod creates a pod of node in ns with address ip (written to its status, as the kubelet
+// would), dnsPolicy policy and dnsConfig searches.
+func nodePod(t *testing.T, node, ns, name, ip string, policy corev1.DNSPolicy, searches ...string) {
+	t.Helper()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.PodSpec{NodeName: node, DNSPolicy: policy, Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+	if policy == corev1.DNSNone { // the API requires a nameserver then
+		p.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{"10.96.0.10"}, Searches: searches}
+	}
+	created, err := clients.CoreV1().Pods(ns).Create(ctx(t), p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if _, err := clients.CoreV1().Pods(ns).UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNodeAgentViews: a node agent answers each pod of its node (told apart by the query's
+// source address, here loopback addresses the pods' statuses claim) in the pod's own context:
+// bare names in its namespace, autopath for its own search list (dnsPolicy None with
+// dnsConfig), and a pod of another node, or no pod, as a plain cluster DNS would. An address
+// taken over by a pod of another namespace takes that namespace's view.
+func TestNodeAgentViews(t *testing.T) {
+	for _, ns := range []string{"na-a", "na-b"} {
+		createNamespace(t, ns)
+	}
+	ips := map[string]string{}
+	for _, ns := range []string{"na-a", "na-b"} {
+		svc, err := clients.CoreV1().Services(ns).Create(ctx(t), service(ns, "web", corev1.ServiceSpec{Ports: httpPort()}), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ips[ns] = svc.Spec.ClusterIP
+	}
+	nodePod(t, "node-1", "na-a", "a1", "127.0.0.21", corev1.DNSClusterFirst)
+	nodePod(t, "node-1", "na-b", "b1", "127.0.0.22", "")
+	nodePod(t, "node-1", "na-a", "own-list", "127.0.0.23", corev1.DNSNone, "svc.cluster.local", "na-b.svc.cluster.local")
+	nodePod(t, "node-2", "na-a", "elsewhere", "127.0.0.24", corev1.DNSClusterFirst)
+
+	m := startWithKube(t, "--node-agent", "--node-name", "node-1")
+	m.WaitReady(t)
+	webA := "web.na-a.svc.cluster.local. A " + ips["na-a"]
+	webB := "web.na-b.svc.cluster.local. A " + ips["na-b"]
+	expectFrom(t, m, "127.0.0.21", "web.na-a.svc.cluster.local", "NOERROR "+webA)
+	expectFrom(t, m, "127.0.0.21", "web", "NOERROR web. CNAME web.na-a.svc.cluster.local. | "+webA)
+	expectFrom(t, m, "127.0.0.22", "web", "NOERROR web. CNAME web.na-b.svc.cluster.local. | "+webB)
+	// Autopath: a ClusterFirst pod of na-a asking web.na-b first asks it with its first
+	// search domain; the answer is the name it would end on.
+	expectFrom(t, m, "127.0.0.21", "web.na-b.na-a.svc.cluster.local",
+		"NOERROR web.na-b.na-a.svc.cluster.local. CNAME web.na-b.svc.cluster.local. | "+webB)
+	// The dnsPolicy None pod's first search domain is svc.cluster.local: its first question
+	// for web is web.svc.cluster.local, which autopath answers from its second domain. For a
+	// ClusterFirst pod that is a second expansion, answered as it is: NXDOMAIN.
+	expectFrom(t, m, "127.0.0.23", "web.svc.cluster.local",
+		"NOERROR "+webB+" | web.svc.cluster.local. CNAME web.na-b.svc.cluster.local.")
+	expectFrom(t, m, "127.0.0.21", "web.svc.cluster.local", "NXDOMAIN ")
+	// Not a pod of this node, and no pod at all: no namespace, no search list. A bare name is
+	// not the cluster's, so it is forwarded (and fails: these tests give meshdns no upstream);
+	// a search expansion gets no autopath.
+	for _, src := range []string{"127.0.0.24", "127.0.0.1"} {
+		expectFrom(t, m, src, "web", "SERVFAIL ")
+		expectFrom(t, m, src, "web.svc.cluster.local", "NXDOMAIN ")
+	}
+
+	// a1 goes, and its address comes back as a pod of na-b.
+	if err := clients.CoreV1().Pods("na-a").Delete(ctx(t), "a1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	nodePod(t, "node-1", "na-b", "b2", "127.0.0.21", corev1.DNSClusterFirst)
+	expectFrom(t, m, "127.0.0.21", "web", "NOERROR web. CNAME web.na-b.svc.cluster.local. | "+webB)
+}
