@@ -121,7 +121,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var kcfg *rest.Config
-	if settings.Kubernetes() {
+	if settings.Kubernetes() || settings.NodeAgent {
 		if kcfg, err = kubeConfig(settings); err != nil {
 			fmt.Fprintf(stderr, "meshdns serve: --kubeconfig: %s\n", oneLine(err.Error()))
 			return exitUsage
@@ -332,7 +332,7 @@ func (d *daemon) startSources() (source.Source, error) {
 		d.onStop(f.Wait)
 		srcs = append(srcs, f)
 	}
-	if d.kube != nil {
+	if d.cfg.Kubernetes() {
 		k, err := kube.New(kube.Options{Config: d.kube, Namespaces: d.cfg.Namespaces,
 			WatchPods: d.cfg.WatchPods, Logger: d.log})
 		if err != nil {
@@ -424,7 +424,7 @@ func (d *daemon) startBuilder(src source.Source, publish func(*table.Table)) err
 		return err
 	}
 	// An agent answers as a meshdns watching the API server would.
-	cluster := d.kube != nil || d.agentSrc != nil
+	cluster := d.cfg.Kubernetes() || d.agentSrc != nil
 	opts := builder.Options{
 		Table: table.Options{Zone: d.cfg.ClusterDomain.String(), TTL: d.cfg.TTL,
 			NoPodRecords: cluster && !d.cfg.WatchPods, StatusFirst: cluster},

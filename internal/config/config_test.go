@@ -100,6 +100,11 @@ func TestValidate(t *testing.T) {
 		{"node agent named by the pod", func(c *Config) { c.Registry, c.NodeAgent = "", true }, Pod{InCluster: true, NodeName: "n1"}, ""},
 		{"node agent without a node", func(c *Config) { c.Kubeconfig, c.NodeAgent = "/k", true }, Pod{}, "node-name"},
 		{"node agent without kubernetes", func(c *Config) { c.NodeAgent, c.NodeName = true, "n1" }, Pod{}, "node-agent"},
+		{"node agent of a controller", func(c *Config) {
+			c.Registry, c.Kubeconfig, c.NodeAgent, c.NodeName, c.Controller = "", "/k", true, "n1", []string{"ctl:1"}
+		}, Pod{}, ""},
+		{"node agent of a controller in a pod", func(c *Config) { c.Registry, c.NodeAgent, c.Controller = "", true, []string{"ctl:1"} },
+			Pod{InCluster: true, NodeName: "n1"}, ""},
 		{"node name alone", func(c *Config) { c.NodeName = "n1" }, Pod{}, "node-name"},
 		{"node name bad", func(c *Config) { c.Kubeconfig, c.NodeAgent, c.NodeName = "/k", true, "a/b" }, Pod{}, "node-name"},
 		{"controller alone", func(c *Config) { c.Registry, c.Controller = "", []string{"ctl:15012"} }, Pod{}, ""},

@@ -78,11 +78,13 @@ type Settings struct {
 	AllowClients []netip.Prefix
 }
 
-// Kubernetes reports whether the Kubernetes source is on: --kubeconfig, or a pod's service
-// account unless a controller watches the API server instead.
-func (s *Settings) Kubernetes() bool {
-	return s.Kubeconfig != "" || (s.InCluster && len(s.Controller) == 0)
-}
+// APIAccess reports whether meshdns reaches the API server: --kubeconfig, or a pod's service
+// account.
+func (s *Settings) APIAccess() bool { return s.Kubeconfig != "" || s.InCluster }
+
+// Kubernetes reports whether the Kubernetes source is on: API access, unless a controller
+// watches the API server instead (a node agent of a controller reads only its node's pods).
+func (s *Settings) Kubernetes() bool { return s.APIAccess() && len(s.Controller) == 0 }
 
 // namespaceName is a Kubernetes namespace name: an RFC 1123 label.
 var namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -151,8 +153,8 @@ func (c Config) checkController(*Settings) error {
 		return flagErr("controller-ca", "needs --controller")
 	case len(c.Controller) == 0 && c.TokenFile != "":
 		return flagErr("token-file", "needs --controller")
-	case len(c.Controller) > 0 && c.Kubeconfig != "":
-		return flagErr("controller", "not with --kubeconfig: the controller watches the API server for its agents")
+	case len(c.Controller) > 0 && c.Kubeconfig != "" && !c.NodeAgent:
+		return flagErr("controller", "not with --kubeconfig: the controller watches the API server for its agents (a --node-agent reads its node's pods with it)")
 	case c.TokenFile != "" && c.ControllerCA == "":
 		return flagErr("token-file", "needs --controller-ca: a token is only sent to a controller verified over TLS")
 	}
@@ -161,7 +163,7 @@ func (c Config) checkController(*Settings) error {
 
 func (c Config) checkNodeAgent(s *Settings) error {
 	switch {
-	case c.NodeAgent && !s.Kubernetes():
+	case c.NodeAgent && !s.APIAccess():
 		return flagErr("node-agent", "needs --kubeconfig (or a pod's service account): the agent watches the pods of its node")
 	case c.NodeAgent && s.NodeName == "":
 		return flagErr("node-name", "required with --node-agent (or NODE_NAME, from the downward API's spec.nodeName)")

@@ -72,53 +72,79 @@ func nodePod(t *testing.T, node, ns, name, ip string, policy corev1.DNSPolicy, s
 // source address, here loopback addresses the pods' statuses claim) in the pod's own context:
 // bare names in its namespace, autopath for its own search list (dnsPolicy None with
 // dnsConfig), and a pod of another node, or no pod, as a plain cluster DNS would. An address
-// taken over by a pod of another namespace takes that namespace's view.
+// taken over by a pod of another namespace takes that namespace's view. The agent watches the
+// API server itself, or takes the objects from a controller and only its node's pods from the
+// API server.
 func TestNodeAgentViews(t *testing.T) {
-	for _, ns := range []string{"na-a", "na-b"} {
+	t.Run("kubernetes source", func(t *testing.T) {
+		testNodeAgentViews(t, "na", 20, func() *harness.Meshdns {
+			return startWithKube(t, "--node-agent", "--node-name", "node-1")
+		})
+	})
+	t.Run("controller", func(t *testing.T) {
+		dir := t.TempDir()
+		ca, cert, key := controllerTLS(t, dir)
+		xds := freeAddr(t)
+		ctl := cluster.Controller(t, "--kubeconfig", kubeconfig, "--xds-listen", xds, "--tls-cert", cert, "--tls-key", key)
+		ctl.WaitReady(t)
+		token := agentToken(t, "default", "node-agent", "meshdns", "")
+		testNodeAgentViews(t, "nc", 40, func() *harness.Meshdns {
+			return startMeshdns(t, "--node-agent", "--node-name", "node-1", "--kubeconfig", kubeconfig,
+				"--controller", xds, "--controller-ca", ca, "--token-file", token)
+		})
+	})
+}
+
+// testNodeAgentViews runs the checks with namespaces PREFIX-a and PREFIX-b and pod addresses
+// from 127.0.0.(base+1) on.
+func testNodeAgentViews(t *testing.T, prefix string, base int, start func() *harness.Meshdns) {
+	nsA, nsB := prefix+"-a", prefix+"-b"
+	ip := func(i int) string { return fmt.Sprintf("127.0.0.%d", base+i) }
+	for _, ns := range []string{nsA, nsB} {
 		createNamespace(t, ns)
 	}
 	ips := map[string]string{}
-	for _, ns := range []string{"na-a", "na-b"} {
+	for _, ns := range []string{nsA, nsB} {
 		svc, err := clients.CoreV1().Services(ns).Create(ctx(t), service(ns, "web", corev1.ServiceSpec{Ports: httpPort()}), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ips[ns] = svc.Spec.ClusterIP
 	}
-	nodePod(t, "node-1", "na-a", "a1", "127.0.0.21", corev1.DNSClusterFirst)
-	nodePod(t, "node-1", "na-b", "b1", "127.0.0.22", "")
-	nodePod(t, "node-1", "na-a", "own-list", "127.0.0.23", corev1.DNSNone, "svc.cluster.local", "na-b.svc.cluster.local")
-	nodePod(t, "node-2", "na-a", "elsewhere", "127.0.0.24", corev1.DNSClusterFirst)
+	nodePod(t, "node-1", nsA, "a1", ip(1), corev1.DNSClusterFirst)
+	nodePod(t, "node-1", nsB, "b1", ip(2), "")
+	nodePod(t, "node-1", nsA, "own-list", ip(3), corev1.DNSNone, "svc.cluster.local", nsB+".svc.cluster.local")
+	nodePod(t, "node-2", nsA, "elsewhere", ip(4), corev1.DNSClusterFirst)
 
-	m := startWithKube(t, "--node-agent", "--node-name", "node-1")
+	m := start()
 	m.WaitReady(t)
-	webA := "web.na-a.svc.cluster.local. A " + ips["na-a"]
-	webB := "web.na-b.svc.cluster.local. A " + ips["na-b"]
-	expectFrom(t, m, "127.0.0.21", "web.na-a.svc.cluster.local", "NOERROR "+webA)
-	expectFrom(t, m, "127.0.0.21", "web", "NOERROR web. CNAME web.na-a.svc.cluster.local. | "+webA)
-	expectFrom(t, m, "127.0.0.22", "web", "NOERROR web. CNAME web.na-b.svc.cluster.local. | "+webB)
-	// Autopath: a ClusterFirst pod of na-a asking web.na-b first asks it with its first
-	// search domain; the answer is the name it would end on.
-	expectFrom(t, m, "127.0.0.21", "web.na-b.na-a.svc.cluster.local",
-		"NOERROR web.na-b.na-a.svc.cluster.local. CNAME web.na-b.svc.cluster.local. | "+webB)
+	webA := "web." + nsA + ".svc.cluster.local. A " + ips[nsA]
+	webB := "web." + nsB + ".svc.cluster.local. A " + ips[nsB]
+	expectFrom(t, m, ip(1), "web."+nsA+".svc.cluster.local", "NOERROR "+webA)
+	expectFrom(t, m, ip(1), "web", "NOERROR web. CNAME web."+nsA+".svc.cluster.local. | "+webA)
+	expectFrom(t, m, ip(2), "web", "NOERROR web. CNAME web."+nsB+".svc.cluster.local. | "+webB)
+	// Autopath: a ClusterFirst pod of A asking web.B first asks it with its first search
+	// domain; the answer is the name it would end on.
+	expectFrom(t, m, ip(1), "web."+nsB+"."+nsA+".svc.cluster.local",
+		"NOERROR web."+nsB+"."+nsA+".svc.cluster.local. CNAME web."+nsB+".svc.cluster.local. | "+webB)
 	// The dnsPolicy None pod's first search domain is svc.cluster.local: its first question
 	// for web is web.svc.cluster.local, which autopath answers from its second domain. For a
 	// ClusterFirst pod that is a second expansion, answered as it is: NXDOMAIN.
-	expectFrom(t, m, "127.0.0.23", "web.svc.cluster.local",
-		"NOERROR "+webB+" | web.svc.cluster.local. CNAME web.na-b.svc.cluster.local.")
-	expectFrom(t, m, "127.0.0.21", "web.svc.cluster.local", "NXDOMAIN ")
+	expectFrom(t, m, ip(3), "web.svc.cluster.local",
+		"NOERROR "+webB+" | web.svc.cluster.local. CNAME web."+nsB+".svc.cluster.local.")
+	expectFrom(t, m, ip(1), "web.svc.cluster.local", "NXDOMAIN ")
 	// Not a pod of this node, and no pod at all: no namespace, no search list. A bare name is
 	// not the cluster's, so it is forwarded (and fails: these tests give meshdns no upstream);
 	// a search expansion gets no autopath.
-	for _, src := range []string{"127.0.0.24", "127.0.0.1"} {
+	for _, src := range []string{ip(4), "127.0.0.1"} {
 		expectFrom(t, m, src, "web", "SERVFAIL ")
 		expectFrom(t, m, src, "web.svc.cluster.local", "NXDOMAIN ")
 	}
 
-	// a1 goes, and its address comes back as a pod of na-b.
-	if err := clients.CoreV1().Pods("na-a").Delete(ctx(t), "a1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+	// a1 goes, and its address comes back as a pod of B.
+	if err := clients.CoreV1().Pods(nsA).Delete(ctx(t), "a1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 		t.Fatal(err)
 	}
-	nodePod(t, "node-1", "na-b", "b2", "127.0.0.21", corev1.DNSClusterFirst)
-	expectFrom(t, m, "127.0.0.21", "web", "NOERROR web. CNAME web.na-b.svc.cluster.local. | "+webB)
+	nodePod(t, "node-1", nsB, "b2", ip(1), corev1.DNSClusterFirst)
+	expectFrom(t, m, ip(1), "web", "NOERROR web. CNAME web."+nsB+".svc.cluster.local. | "+webB)
 }
