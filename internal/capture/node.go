@@ -84,6 +84,9 @@ func nodeAddrs(s Spec) ([]netip.Addr, error) {
 		addrs []netip.Addr
 	}{{"cluster DNS", s.ClusterDNS}, {"local IP", s.LocalIPs}} {
 		for _, a := range list.addrs {
+			if !a.IsValid() {
+				return nil, fmt.Errorf("%s: invalid (zero) address", list.what)
+			}
 			a = a.Unmap()
 			if err := checkNodeAddr(a); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", list.what, a, err)
@@ -99,8 +102,6 @@ func nodeAddrs(s Spec) ([]netip.Addr, error) {
 // checkNodeAddr refuses what cannot be a unicast address of lo that pods send queries to.
 func checkNodeAddr(a netip.Addr) error {
 	switch {
-	case !a.IsValid():
-		return errors.New("invalid (zero) address")
 	case a.Zone() != "" || a.IsLinkLocalUnicast() && a.Is6():
 		return errors.New("an IPv6 link-local address needs an interface: pick a unique local one (fd00::/8)")
 	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast():
