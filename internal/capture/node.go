@@ -102,7 +102,9 @@ func nodeAddrs(s Spec) ([]netip.Addr, error) {
 // checkNodeAddr refuses what cannot be a unicast address of lo that pods send queries to.
 func checkNodeAddr(a netip.Addr) error {
 	switch {
-	case a.Zone() != "" || a.IsLinkLocalUnicast() && a.Is6():
+	case a.Zone() != "":
+		return errors.New("a zone has no place in an address of lo")
+	case a.IsLinkLocalUnicast() && a.Is6():
 		return errors.New("an IPv6 link-local address needs an interface: pick a unique local one (fd00::/8)")
 	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast():
 		return errors.New("not a unicast address pods can reach")

@@ -33,6 +33,7 @@ func TestBuildNodeErrors(t *testing.T) {
 			"local IP 224.0.0.53: not a unicast address pods can reach"},
 		{"IPv6 link-local", Spec{Node: true, ClusterDNS: addrs("10.96.0.10"), LocalIPs: addrs("fe80::10")},
 			"local IP fe80::10: an IPv6 link-local address needs an interface: pick a unique local one (fd00::/8)"},
+		{"zone", Spec{Node: true, ClusterDNS: addrs("fd00:10:96::a%eth0")}, "cluster DNS fd00:10:96::a%eth0: a zone has no place in an address of lo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Build(tc.spec); err == nil || err.Error() != tc.err {
