@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/meshdns/meshdns/internal/capture"
@@ -28,6 +29,10 @@ type captureFlags struct {
 	vips              bool
 	vipCIDR, vipCIDR6 string
 	vipForwardPort    uint
+	// node builds a node agent's rules (docs/capture.md, Node) for the addresses of
+	// --cluster-dns and --local-ip, comma-separated.
+	node                bool
+	clusterDNS, localIP string
 }
 
 func newCaptureFlags(action string) (*flag.FlagSet, *captureFlags) {
@@ -43,6 +48,9 @@ func newCaptureFlags(action string) (*flag.FlagSet, *captureFlags) {
 	fs.StringVar(&c.vipCIDR, "vip-cidr", config.DefaultVIPCIDR, "IPv4 VIP `pool` redirected with --vips (empty: none)")
 	fs.StringVar(&c.vipCIDR6, "vip-cidr6", config.DefaultVIPCIDR6, "IPv6 VIP `pool` redirected with --vips (empty: none)")
 	fs.UintVar(&c.vipForwardPort, "vip-forward-port", config.DefaultVIPForwardPort, "`port` of the VIP forwarder; VIP connections are redirected there")
+	fs.BoolVar(&c.node, "node", false, "node agent rules: the pods' DNS to --cluster-dns reaches meshdns on this node while it listens there, the cluster DNS otherwise")
+	fs.StringVar(&c.clusterDNS, "cluster-dns", "", "cluster DNS Service `IPs` (comma-separated, one per family) captured with --node")
+	fs.StringVar(&c.localIP, "local-ip", joinAddrs(capture.DefaultLocalIPs), "more `IPs` (comma-separated; empty: none) put on lo for the node agent with --node")
 	return fs, c
 }
 
@@ -94,6 +102,12 @@ func (c *captureFlags) parse() (capture.Backend, capture.Rules, error) {
 
 // rules builds the rules from the flags; errors name the flag.
 func (c *captureFlags) rules() (capture.Rules, error) {
+	if c.node {
+		return c.nodeRules()
+	}
+	if c.clusterDNS != "" {
+		return capture.Rules{}, errors.New("--cluster-dns: only with --node")
+	}
 	switch {
 	case c.port == 0 || c.port > 65535:
 		return capture.Rules{}, fmt.Errorf("--proxy-port %d: want 1 to 65535", c.port)
@@ -122,6 +136,56 @@ func (c *captureFlags) rules() (capture.Rules, error) {
 		spec.VIPPools, spec.VIPPort = pools, uint16(c.vipForwardPort)
 	}
 	return capture.Build(spec)
+}
+
+// nodeRules builds a node agent's rules from the flags; errors name the flag.
+func (c *captureFlags) nodeRules() (capture.Rules, error) {
+	switch {
+	case c.all:
+		return capture.Rules{}, errors.New("--all: not with --node, which captures the cluster DNS addresses only")
+	case c.vips:
+		return capture.Rules{}, errors.New("--vips: not with --node")
+	}
+	clusterDNS, err := parseAddrs(c.clusterDNS)
+	if err != nil {
+		return capture.Rules{}, fmt.Errorf("--cluster-dns: %w", err)
+	}
+	if len(clusterDNS) == 0 {
+		return capture.Rules{}, errors.New("--cluster-dns: required with --node (the cluster DNS Service IPs)")
+	}
+	localIPs, err := parseAddrs(c.localIP)
+	if err != nil {
+		return capture.Rules{}, fmt.Errorf("--local-ip: %w", err)
+	}
+	r, err := capture.Build(capture.Spec{Node: true, ClusterDNS: clusterDNS, LocalIPs: localIPs})
+	if err != nil {
+		return capture.Rules{}, fmt.Errorf("--cluster-dns, --local-ip: %w", err)
+	}
+	return r, nil
+}
+
+// parseAddrs parses a comma-separated list of IP addresses; "" is none.
+func parseAddrs(list string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: not an IP address", s)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // pools returns the VIP pools of --vips, parsed as serve parses them; errors name the flag.
@@ -172,7 +236,7 @@ func runCapture(ctx context.Context, action string, backend capture.Backend, rul
 		}
 		fmt.Fprintf(stdout, "capture installed (%s)\n", b)
 	case "uninstall":
-		if err := capture.Uninstall(ctx, run, b); err != nil {
+		if err := capture.Uninstall(ctx, run, b, rules); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "capture removed (%s)\n", b)

@@ -14,10 +14,20 @@ import (
 // one iptables-restore run (one transaction with the nf_tables flavour, one per table with
 // the legacy one); with nftables the whole table is replaced in one transaction. A family
 // without rules is cleared of an earlier install's, and the zero Rules clear everything.
+// The addresses of a node agent are put on lo first, so that the agent can bind them as soon
+// as the rules are there.
 func Install(ctx context.Context, run Runner, b Backend, r Rules) error {
 	if _, err := ParseBackend(string(b)); err != nil {
 		return err
 	}
+	if err := addAddrs(ctx, run, r.addrs); err != nil {
+		return err
+	}
+	return installRules(ctx, run, b, r)
+}
+
+// installRules makes the rules of backend b what r holds.
+func installRules(ctx context.Context, run Runner, b Backend, r Rules) error {
 	if b == NFTables {
 		return nft(ctx, run, renderNFT(r))
 	}
@@ -29,14 +39,21 @@ func Install(ctx context.Context, run Runner, b Backend, r Rules) error {
 	return nil
 }
 
-// Uninstall removes everything an Install with backend b added, and nothing else. It succeeds
-// when nothing is installed.
-func Uninstall(ctx context.Context, run Runner, b Backend) error {
-	err := Install(ctx, run, b, Rules{})
-	if b == NFTables && errors.Is(err, exec.ErrNotFound) {
-		return nil // without nft nothing can have been installed with it
+// Uninstall removes everything an Install with backend b added, and nothing else: every rule
+// meshdns owns, whatever r holds, and the node addresses of r (which only the flags that built
+// r can name). It succeeds when nothing is installed.
+func Uninstall(ctx context.Context, run Runner, b Backend, r Rules) error {
+	if _, err := ParseBackend(string(b)); err != nil {
+		return err
 	}
-	return err
+	err := installRules(ctx, run, b, Rules{})
+	if b == NFTables && errors.Is(err, exec.ErrNotFound) {
+		err = nil // without nft nothing can have been installed with it
+	}
+	if err != nil {
+		return err
+	}
+	return removeAddrs(ctx, run, r.addrs)
 }
 
 // nft runs an nft script.
@@ -93,7 +110,11 @@ func Verify(ctx context.Context, run Runner, b Backend, r Rules) (diff string, e
 	} else {
 		diffs, err = verifyIPT(ctx, run, b, r)
 	}
-	return strings.Join(diffs, "\n"), err
+	if err != nil {
+		return "", err
+	}
+	addrs, err := diffAddrs(ctx, run, r.addrs)
+	return strings.Join(append(diffs, addrs...), "\n"), err
 }
 
 func verifyIPT(ctx context.Context, run Runner, b Backend, r Rules) ([]string, error) {

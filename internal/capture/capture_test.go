@@ -162,7 +162,7 @@ func TestCaptureDNS(t *testing.T) {
 				{"proxy to other server", asProxy, "10.96.0.11", realA},
 			})
 
-			if err := Uninstall(ctx, run, bc.backend); err != nil {
+			if err := Uninstall(ctx, run, bc.backend, Rules{}); err != nil {
 				t.Fatal(err)
 			}
 			digEach(t, n, "after uninstall", []digCase{

@@ -87,7 +87,7 @@ func TestInstallLifecycle(t *testing.T) {
 			wantDiff(t, ctx, run, bc.backend, v4only, "after install without IPv6", "")
 
 			for i := range 2 {
-				if err := Uninstall(ctx, run, bc.backend); err != nil {
+				if err := Uninstall(ctx, run, bc.backend, Rules{}); err != nil {
 					t.Fatalf("uninstall %d: %v", i+1, err)
 				}
 				check(fmt.Sprintf("uninstall %d", i+1), none)
@@ -254,7 +254,7 @@ func TestInstallVIPs(t *testing.T) {
 				}
 			}
 			wantDiff(t, ctx, run, bc.backend, mustBuild(t, defaultSpec("10.96.0.10")), "without --vips", "unexpected: ")
-			if err := Uninstall(ctx, run, bc.backend); err != nil {
+			if err := Uninstall(ctx, run, bc.backend, Rules{}); err != nil {
 				t.Fatalf("uninstall: %v", err)
 			}
 			wantDiff(t, ctx, run, bc.backend, r, "after uninstall", "missing: ")

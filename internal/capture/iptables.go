@@ -163,6 +163,11 @@ func (r rule) iptSpec() string {
 	if r.dstLocal {
 		f = append(f, "-m", "addrtype", "--dst-type", "LOCAL")
 	}
+	if r.socket {
+		// Without options the match ignores sockets bound to the wildcard address and counts
+		// half-open ones: what node.go asks for, in one rule.
+		f = append(f, "-m", "socket")
+	}
 	return strings.Join(append(f, r.iptTarget()...), " ")
 }
 
@@ -186,6 +191,8 @@ func (r rule) iptTarget() []string {
 		return []string{"-j", "REDIRECT", "--to-ports", arg}
 	case doZone:
 		return []string{"-j", "CT", "--zone", arg}
+	case doNotrack:
+		return []string{"-j", "CT", "--notrack"}
 	}
 	return []string{"-j", "RETURN"}
 }

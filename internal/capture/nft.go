@@ -44,8 +44,13 @@ func nftChains(r Rules) []nftChain {
 	for _, c := range chains {
 		nc := nftChain{name: c.nftName(), header: c.nftHeader()}
 		for _, rl := range r.rules {
-			if s := rl.nftStatement(); rl.chain == c && !slices.Contains(nc.rules, s) {
-				nc.rules = append(nc.rules, s)
+			if rl.chain != c {
+				continue
+			}
+			for _, s := range rl.nftStatements() {
+				if !slices.Contains(nc.rules, s) {
+					nc.rules = append(nc.rules, s)
+				}
 			}
 		}
 		if len(nc.rules) > 0 {
@@ -83,8 +88,24 @@ func renderNFT(r Rules) string {
 // nftUninstall removes the meshdns table, and succeeds when there is none.
 const nftUninstall = "table " + nftTable + "\ndelete table " + nftTable + "\n"
 
-// nftStatement renders r as nft lists it, so that Verify can compare text.
-func (r rule) nftStatement() string {
+// nftStatements renders r as nft lists it, so that Verify can compare text: one statement,
+// or two for a socket test. nft's socket expression finds wildcard sockets too, which must not
+// count (node.go), and "socket wildcard 0" alone would also miss the half-open connections of
+// a TCP handshake, which are no full sockets; so a wildcard socket returns first, and then any
+// socket found counts. The transparent key is read only because the expression needs a key:
+// it is defined for every kind of socket, and meshdns's sockets are not transparent.
+func (r rule) nftStatements() []string {
+	s := r.nftMatch()
+	if !r.socket {
+		return []string{strings.Join(append(s, r.nftVerdict()...), " ")}
+	}
+	wildcard := append(slices.Clone(s), "socket", "wildcard", "1", "return")
+	found := append(s, "socket", "transparent", "0")
+	return []string{strings.Join(wildcard, " "), strings.Join(append(found, r.nftVerdict()...), " ")}
+}
+
+// nftMatch renders the matches of r.
+func (r rule) nftMatch() []string {
 	var f []string
 	ip := "ip"
 	if r.family == ipv6 {
@@ -112,7 +133,7 @@ func (r rule) nftStatement() string {
 	if r.dstLocal {
 		f = append(f, "fib", "daddr", "type", "local")
 	}
-	return strings.Join(append(f, r.nftVerdict()...), " ")
+	return f
 }
 
 func (r rule) nftOwner() []string {
@@ -134,6 +155,8 @@ func (r rule) nftVerdict() []string {
 		return []string{"redirect", "to", ":" + strconv.Itoa(int(r.arg))}
 	case doZone:
 		return []string{"ct", "zone", "set", strconv.Itoa(int(r.arg))}
+	case doNotrack:
+		return []string{"notrack"}
 	}
 	return []string{"return"}
 }

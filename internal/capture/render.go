@@ -12,6 +12,9 @@ type Rendered struct {
 	IPv4, IPv6 string
 	// NFT is the nft -f input of the nftables backend; it replaces an earlier version itself.
 	NFT string
+	// Addrs is the ip -batch input that puts a node agent's addresses on lo; "" for other
+	// rules.
+	Addrs string
 }
 
 // Render returns the text that Install applies with backend b on a host without meshdns rules.
@@ -20,7 +23,7 @@ func (r Rules) Render(b Backend) (Rendered, error) {
 	if _, err := ParseBackend(string(b)); err != nil {
 		return Rendered{}, err
 	}
-	out := Rendered{Backend: b}
+	out := Rendered{Backend: b, Addrs: renderAddrs(r.addrs)}
 	if b == NFTables {
 		out.NFT = renderNFT(r)
 		return out, nil
@@ -50,6 +53,7 @@ func (r Rendered) String() string {
 			b.WriteString("# " + header + "\n" + text)
 		}
 	}
+	section("ip -batch -", r.Addrs)
 	section("nft -f -", r.NFT)
 	section(r.Backend.tools(ipv4).restore+" --noflush", r.IPv4)
 	section(r.Backend.tools(ipv6).restore+" --noflush", r.IPv6)

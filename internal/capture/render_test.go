@@ -30,7 +30,13 @@ var renderCases = []struct {
 	{"custom", Spec{ProxyPort: 5300, ProxyUID: 2001, ProxyGID: 2002,
 		Nameservers: []netip.Addr{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")}}},
 	{"vips", withVIPs(defaultSpec("10.96.0.10"))},
+	{"node", nodeSpec},
+	{"node4", Spec{Node: true, ClusterDNS: []netip.Addr{netip.MustParseAddr("10.96.0.10")}}},
 }
+
+// nodeSpec is capture install --node --cluster-dns 10.96.0.10,fd00:10:96::a.
+var nodeSpec = Spec{Node: true, LocalIPs: DefaultLocalIPs,
+	ClusterDNS: []netip.Addr{netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("fd00:10:96::a")}}
 
 // withVIPs adds the default VIP pools and forward port (capture install --vips) to s.
 func withVIPs(s Spec) Spec {

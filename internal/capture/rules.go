@@ -38,12 +38,26 @@ type Spec struct {
 	// VIPs), with the same exemption of the proxy's uid and gid.
 	VIPPools []netip.Prefix
 	VIPPort  uint16
+
+	// Node builds the rules of a node agent instead (docs/capture.md, Node): the pods' port-53
+	// traffic to ClusterDNS and LocalIPs, which Install puts on lo, reaches a socket of this
+	// host bound to them while one exists, and the cluster DNS otherwise. Only ClusterDNS and
+	// LocalIPs count then.
+	Node bool
+	// ClusterDNS are the cluster DNS Service IPs (--cluster-dns), one per family at most in
+	// practice; the pods' resolv.conf names them.
+	ClusterDNS []netip.Addr
+	// LocalIPs are more addresses the node agent listens on (--local-ip), for clients sent to
+	// it directly, as NodeLocal DNSCache's 169.254.20.10.
+	LocalIPs []netip.Addr
 }
 
 // Rules is the rule set as data, independent of any backend: an ordered list of rules per
 // family and chain. Build makes it; Render and Install consume it.
 type Rules struct {
 	rules []rule
+	// addrs are the addresses a node agent listens on, which Install adds to lo.
+	addrs []netip.Addr
 }
 
 // family is an IP version; the iptables backends keep a separate rule set for each.
@@ -91,6 +105,7 @@ const (
 	doReturn   verdict = iota // leave the chain: nothing of ours applies
 	doRedirect                // NAT to the local proxy port
 	doZone                    // put the new conntrack entry in a zone
+	doNotrack                 // keep the packet out of conntrack, and so out of every NAT
 )
 
 // rule is one netfilter rule. Zero fields match anything.
@@ -105,12 +120,18 @@ type rule struct {
 	owner    owner
 	uid, gid uint32 // of the proxy, used by owner
 	dstLocal bool   // the destination is an address of this host
-	verdict  verdict
-	arg      uint16 // port for doRedirect, zone for doZone
+	// socket: a socket of this host bound to the destination address itself (not a wildcard)
+	// would take the packet (node.go).
+	socket  bool
+	verdict verdict
+	arg     uint16 // port for doRedirect, zone for doZone
 }
 
 // Build validates s and builds the rules for it. It does no I/O.
 func Build(s Spec) (Rules, error) {
+	if s.Node {
+		return buildNode(s)
+	}
 	if s.ProxyPort == 0 {
 		return Rules{}, errors.New("proxy port 0: want the port meshdns listens on (--proxy-port)")
 	}

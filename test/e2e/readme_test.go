@@ -142,17 +142,19 @@ func TestReadmeWalkthrough(t *testing.T) {
 }
 
 // TestReadmeCaptureRules: the rules the README shows are exactly what `meshdns capture print`
-// renders (the golden file of the capture package's tests).
+// renders (the golden files of the capture package's tests), for a workload and for a node.
 func TestReadmeCaptureRules(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden, err := os.ReadFile(filepath.Join(repoRoot, "internal", "capture", "testdata", "v4_nftables.golden"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), "```text\n"+string(golden)+"```") {
-		t.Errorf("README's capture print example differs from internal/capture/testdata/v4_nftables.golden")
+	for _, name := range []string{"v4_nftables.golden", "node4_nftables.golden"} {
+		golden, err := os.ReadFile(filepath.Join(repoRoot, "internal", "capture", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "```text\n"+string(golden)+"```") {
+			t.Errorf("README's capture print example differs from internal/capture/testdata/%s", name)
+		}
 	}
 }

@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/meshdns/meshdns/internal/testutil"
+)
+
+// The node lab: a node namespace with a bridge for its pods, pods behind veths, and the
+// cluster DNS (a dnsmasq, as kube-dns's endpoint) in a namespace of its own that the node
+// routes to. A kube-proxy stand-in on the node translates the Service IPs to the endpoint.
+const (
+	serviceDNS  = "10.96.0.10"    // the cluster DNS Service IP, as pods' resolv.conf names it
+	serviceDNS6 = "fd00:10:96::a" // its IPv6 twin
+	endpointDNS = "10.250.0.2"    // where dnsmasq listens
+	endpoint6   = "fd00:250::2"
+	localIP     = "169.254.20.10" // capture's default --local-ip
+	localIP6    = "fd00:169:254:20::10"
+	meshName    = "reviews.bookinfo.svc.cluster.local" // only meshdns knows it
+	meshAnswer  = "10.96.10.20"
+	// clusterAnswer is the cluster DNS's answer to meshName: it knows no mesh names.
+	clusterAnswer = "NXDOMAIN"
+)
+
+// kubeProxy is the kube-proxy stand-in: the Service IPs to the endpoint, for the pods
+// (PREROUTING) and for the node itself (OUTPUT).
+var kubeProxy = fmt.Sprintf(`table ip kube-proxy {
+	chain prerouting {
+		type nat hook prerouting priority dstnat;
+		ip daddr %[1]s meta l4proto { tcp, udp } th dport 53 dnat to %[2]s
+	}
+	chain output {
+		type nat hook output priority -100;
+		ip daddr %[1]s meta l4proto { tcp, udp } th dport 53 dnat to %[2]s
+	}
+}
+table ip6 kube-proxy {
+	chain prerouting {
+		type nat hook prerouting priority dstnat;
+		ip6 daddr %[3]s meta l4proto { tcp, udp } th dport 53 dnat to %[4]s
+	}
+	chain output {
+		type nat hook output priority -100;
+		ip6 daddr %[3]s meta l4proto { tcp, udp } th dport 53 dnat to %[4]s
+	}
+}
+`, serviceDNS, endpointDNS, serviceDNS6, endpoint6)
+
+type nodeLab struct {
+	node *netns
+	pods []*netns
+}
+
+// newNodeLab builds the node lab with two pods and starts the cluster DNS.
+func newNodeLab(t *testing.T) *nodeLab {
+	t.Helper()
+	for _, tool := range []string{"dig", "dnsmasq", "nft"} {
+		need(t, tool)
+	}
+	lab := &nodeLab{node: labNetns(t, "node")}
+	dns := labNetns(t, "dns")
+	lab.node.run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	lab.node.run(t, "ip", "link", "add", "br0", "type", "bridge")
+	lab.node.run(t, "ip", "link", "set", "br0", "up")
+	lab.node.addrs(t, "br0", "10.244.0.1/24", "fd00:10:244::1/64")
+	link(t, lab.node, "dns0", dns, "eth0")
+	lab.node.addrs(t, "dns0", "10.250.0.1/24", "fd00:250::1/64")
+	dns.addrs(t, "eth0", endpointDNS+"/24", endpoint6+"/64")
+	dns.routes(t, "10.250.0.1", "fd00:250::1")
+	for i := range 2 {
+		pod := labNetns(t, fmt.Sprintf("pod%d", i))
+		link(t, lab.node, fmt.Sprintf("veth%d", i), pod, "eth0")
+		lab.node.run(t, "ip", "link", "set", fmt.Sprintf("veth%d", i), "master", "br0")
+		pod.addrs(t, "eth0", fmt.Sprintf("10.244.0.%d/24", 10+i), fmt.Sprintf("fd00:10:244::%d/64", 10+i))
+		pod.routes(t, "10.244.0.1", "fd00:10:244::1")
+		lab.pods = append(lab.pods, pod)
+	}
+	nftScript(t, lab.node, kubeProxy)
+	dns.start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--bind-interfaces", "--listen-address="+endpointDNS, "--listen-address="+endpoint6, "--port=53",
+		"--pid-file=", "--user=root", "--log-facility=-", "--local=/cluster.local/",
+		"--host-record=www.example.com,192.0.2.80")
+	// The first packets of a pod wait for neighbour discovery; the test starts once every
+	// pod reaches the cluster DNS over both families.
+	for _, pod := range lab.pods {
+		for _, server := range []string{serviceDNS, serviceDNS6} {
+			eventually(t, readyTimeout, pod.name+" reaches the cluster DNS at "+server, func() string {
+				return expect(pod, server, clusterAnswer)
+			})
+		}
+	}
+	return lab
+}
+
+// labNetns makes a namespace of the node lab, deleted when the test ends.
+func labNetns(t *testing.T, role string) *netns {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		msg := "network namespaces need root"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	n := &netns{name: fmt.Sprintf("meshdns-node-%d-%s", os.Getpid(), role), ip: need(t, "ip")}
+	if out, err := exec.Command(n.ip, "netns", "add", n.name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(n.ip, "netns", "del", n.name).Run() })
+	n.run(t, "ip", "link", "set", "lo", "up")
+	return n
+}
+
+// link connects a's device devA to b's devB with a veth pair, made inside the namespaces.
+func link(t *testing.T, a *netns, devA string, b *netns, devB string) {
+	t.Helper()
+	if out, err := exec.Command(a.ip, "link", "add", devA, "netns", a.name, "type", "veth",
+		"peer", "name", devB, "netns", b.name).CombinedOutput(); err != nil {
+		t.Fatalf("ip link add %s: %v: %s", devA, err, out)
+	}
+	a.run(t, "ip", "link", "set", devA, "up")
+	b.run(t, "ip", "link", "set", devB, "up")
+}
+
+func (n *netns) addrs(t *testing.T, dev string, prefixes ...string) {
+	t.Helper()
+	for _, p := range prefixes {
+		n.run(t, "ip", "addr", "add", p, "dev", dev, "nodad")
+	}
+}
+
+func (n *netns) routes(t *testing.T, gw, gw6 string) {
+	t.Helper()
+	n.run(t, "ip", "route", "add", "default", "via", gw)
+	n.run(t, "ip", "-6", "route", "add", "default", "via", gw6)
+}
+
+func nftScript(t *testing.T, n *netns, script string) {
+	t.Helper()
+	cmd := n.command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f in %s: %v: %s", n.name, err, out)
+	}
+}
+
+// askMesh sends meshName to server from n, once, with a one-second timeout and the further
+// dig arguments args, and returns the address answered, the rcode when it is not NOERROR, or
+// "no answer".
+func askMesh(n *netns, server string, args ...string) string {
+	argv := append([]string{"@" + server, "+tries=1", "+time=1", "+noall", "+comments", "+answer", meshName, "A"}, args...)
+	out, _ := n.command("dig", argv...).Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, rest, ok := strings.Cut(line, "status: "); ok && !strings.HasPrefix(rest, "NOERROR") {
+			status, _, _ := strings.Cut(rest, ",")
+			return status
+		}
+		if f := strings.Fields(line); len(f) == 5 && f[3] == "A" {
+			return f[4]
+		}
+	}
+	return "no answer"
+}
+
+// expect asks server from n over UDP and says what is wrong, "" if nothing.
+func expect(n *netns, server, want string) string {
+	if got := askMesh(n, server, "+notcp"); got != want {
+		return fmt.Sprintf("dig @%s %s = %s, want %s", server, meshName, got, want)
+	}
+	return ""
+}
+
+// askAll asks every server from every pod over UDP and TCP, and reports each wrong answer.
+func (lab *nodeLab) askAll(t *testing.T, step, want string, servers ...string) {
+	t.Helper()
+	for _, pod := range lab.pods {
+		for _, server := range servers {
+			for _, transport := range []string{"+notcp", "+tcp"} {
+				if got := askMesh(pod, server, transport); got != want {
+					t.Errorf("%s: %s: dig %s @%s %s = %s, want %s", step, pod.name, transport, server, meshName, got, want)
+				}
+			}
+		}
+	}
+}
+
+// proc is a process the test ends itself, with SIGKILL.
+type proc struct {
+	cmd    *exec.Cmd
+	out    *testutil.SyncBuffer
+	exited chan struct{}
+}
+
+// startProc runs name in n until kill or the end of the test.
+func startProc(t *testing.T, n *netns, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: n.command(name, args...), out: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("--- %s %s ---\n%s", name, strings.Join(args, " "), p.out)
+		}
+	})
+	return p
+}
+
+// kill ends the process with SIGKILL, as a crash or the OOM killer would, leaving it no
+// chance to change anything; it returns once the process is gone.
+func (p *proc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// startAgent starts the node agent, meshdns serve on the node bound to the addresses capture
+// put on lo, and waits until it answers the pods.
+func startAgent(t *testing.T, lab *nodeLab) *proc {
+	t.Helper()
+	args := append([]string{"serve", "--admin", ""}, examplesArgs(examplePath("registry"), endpointDNS)...)
+	for _, a := range []string{serviceDNS, "[" + serviceDNS6 + "]", localIP, "[" + localIP6 + "]"} {
+		args = append(args, "--listen", a+":53")
+	}
+	p := startProc(t, lab.node, meshdnsBin, args...)
+	eventually(t, readyTimeout, "the node agent answers the pods", func() string {
+		return expect(lab.pods[0], serviceDNS, meshAnswer)
+	})
+	return p
+}
+
+// TestCaptureNode runs a node agent behind capture install --node with each backend: the
+// pods' queries to the cluster DNS Service IPs (IPv4 and IPv6, UDP and TCP) reach the
+// cluster DNS before the agent starts, the agent while it runs, the cluster DNS again from
+// the first query after a kill -9 with the rules left in place, and the agent once it is back.
+// The node's own queries are never captured.
+func TestCaptureNode(t *testing.T) {
+	for _, backend := range []string{"iptables", "iptables-legacy", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			lab := newNodeLab(t)
+			capture := func(action string) *exec.Cmd {
+				return lab.node.command(meshdnsBin, "capture", action, "--backend", backend,
+					"--node", "--cluster-dns", serviceDNS+","+serviceDNS6)
+			}
+			if out, err := capture("install").CombinedOutput(); err != nil {
+				t.Fatalf("capture install --node: %v: %s", err, out)
+			}
+			t.Cleanup(func() { capture("uninstall").Run() })
+			verify := func(step string) {
+				t.Helper()
+				if out, err := capture("verify").CombinedOutput(); err != nil {
+					t.Errorf("%s: capture verify: %v: %s", step, err, out)
+				}
+			}
+			verify("after install")
+			lab.askAll(t, "not started", clusterAnswer, serviceDNS, serviceDNS6)
+
+			a := startAgent(t, lab)
+			lab.askAll(t, "running", meshAnswer, serviceDNS, serviceDNS6, localIP, localIP6)
+			if got := askMesh(lab.node, serviceDNS, "+notcp"); got != clusterAnswer {
+				t.Errorf("the node itself: dig @%s %s = %s, want the cluster DNS's %s", serviceDNS, meshName, got, clusterAnswer)
+			}
+
+			// A flow that the agent answered: the same source port again after the kill.
+			sameFlow := []string{"-b", "10.244.0.10#40053"}
+			if got := askMesh(lab.pods[0], serviceDNS, sameFlow...); got != meshAnswer {
+				t.Errorf("running, from port 40053: %s, want the agent's %s", got, meshAnswer)
+			}
+
+			a.kill()
+			lab.askAll(t, "after kill -9", clusterAnswer, serviceDNS, serviceDNS6)
+			if got := askMesh(lab.pods[0], serviceDNS, sameFlow...); got != clusterAnswer {
+				t.Errorf("after kill -9, from port 40053 again: %s, want the cluster DNS's %s", got, clusterAnswer)
+			}
+			verify("after kill -9")
+
+			// Another DNS server of the node, bound to the wildcard address, must not take the
+			// pods' queries: only a socket bound to the Service IP counts.
+			wildcard := startProc(t, lab.node, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+				"--conf-file=/dev/null", "--port=53", "--pid-file=", "--user=root", "--address=/"+meshName+"/192.0.2.53")
+			eventually(t, readyTimeout, "the wildcard dnsmasq answers on the node", func() string {
+				return expect(lab.node, "127.0.0.1", "192.0.2.53")
+			})
+			lab.askAll(t, "a wildcard listener on port 53", clusterAnswer, serviceDNS, serviceDNS6)
+			wildcard.kill()
+
+			startAgent(t, lab)
+			lab.askAll(t, "restarted", meshAnswer, serviceDNS, serviceDNS6)
+
+			if out, err := capture("uninstall").CombinedOutput(); err != nil {
+				t.Fatalf("capture uninstall --node: %v: %s", err, out)
+			}
+			if rules := ruleset(t, lab.node, backend); strings.Contains(strings.ToLower(rules), "meshdns") {
+				t.Errorf("rules left after uninstall:\n%s", rules)
+			}
+			lo := lab.node.run(t, "ip", "-o", "addr", "show", "dev", "lo")
+			for _, a := range []string{serviceDNS, serviceDNS6, localIP, localIP6} {
+				if strings.Contains(lo, " "+a+"/") {
+					t.Errorf("address %s left on lo after uninstall:\n%s", a, lo)
+				}
+			}
+		})
+	}
+}
