@@ -7,12 +7,15 @@ import (
 )
 
 // TestMain runs the test binary as the fan-out benchmark's controller process when it is
-// started with -fanout.controller (see fanout_test.go), so that the controller's CPU time,
-// allocations and memory are measured apart from the agents'.
+// started with -fanout.controller (fanout_test.go), and as a process whose memory is measured
+// when started with -memory.mode (memory_test.go).
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if *fanoutControllerMode {
+	switch {
+	case *fanoutControllerMode:
 		os.Exit(runFanoutController())
+	case *memoryMode != "":
+		os.Exit(runMemoryProcess())
 	}
 	os.Exit(m.Run())
 }
