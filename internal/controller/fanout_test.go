@@ -59,6 +59,7 @@ var (
 	fanoutAgents         = flag.Int("fanout.agents", 1000, "BenchmarkFanOut: agents, real ones included")
 	fanoutReal           = flag.Int("fanout.real", 4, "BenchmarkFanOut: how many of the agents are agent.Source instances")
 	fanoutProfile        = flag.String("fanout.cpuprofile", "", "BenchmarkFanOut: write the controller's CPU profile of the change loop to this file")
+	fanoutMemProfile     = flag.String("fanout.memprofile", "", "BenchmarkFanOut: write the controller's allocation profile after the change loop to this file")
 	fanoutCert           = flag.String("fanout.cert", "", "controller process: TLS certificate (internal)")
 	fanoutKey            = flag.String("fanout.key", "", "controller process: TLS key (internal)")
 )
@@ -93,7 +94,7 @@ func fanoutChanged(change, services int) int { return (change * 7919) % services
 
 // runFanoutController is the controller process: it serves fanoutSnapshot(-fanout.services)
 // with TLS on a loopback port, prints "ready ADDR", then answers one command per line of
-// stdin (change, stats, profile, stop) until stdin closes.
+// stdin (change, stats, profile, stop, memprofile) until stdin closes.
 func runFanoutController() int {
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, "fan-out controller:", err); return 1 }
 	cert, err := tls.LoadX509KeyPair(*fanoutCert, *fanoutKey)
@@ -166,6 +167,13 @@ func fanoutCommand(cmd []string, src *memSource, reg *prometheus.Registry) (stri
 	case len(cmd) == 1 && cmd[0] == "stop":
 		pprof.StopCPUProfile()
 		return "ok", nil
+	case len(cmd) == 2 && cmd[0] == "memprofile":
+		f, err := os.Create(cmd[1])
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		return "ok", pprof.Lookup("allocs").WriteTo(f, 0)
 	}
 	return "", fmt.Errorf("unknown command %q", cmd)
 }
@@ -820,6 +828,9 @@ func BenchmarkFanOut(b *testing.B) {
 	if *fanoutProfile != "" {
 		f.ctl.do("profile %s", *fanoutProfile)
 	}
+	if *fanoutMemProfile != "" {
+		f.ctl.do("memprofile %s", *fanoutMemProfile+".base") // pprof -base: the change loop's allocations alone
+	}
 	for i := 0; b.Loop(); i++ {
 		f.change(i)
 		b.StopTimer()
@@ -828,6 +839,9 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 	if *fanoutProfile != "" {
 		f.ctl.do("stop")
+	}
+	if *fanoutMemProfile != "" {
+		f.ctl.do("memprofile %s", *fanoutMemProfile)
 	}
 	r := f.finish()
 	b.ReportMetric(r.PayloadPerAgent, "B/agent/change")
