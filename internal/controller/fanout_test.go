@@ -395,7 +395,8 @@ func (a *lightAgent) connect(addr string, client *tls.Config) error {
 		}
 		return countingConn{c, &a.wire}, nil
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(client)), grpc.WithContextDialer(dial))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(client)), grpc.WithContextDialer(dial),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30))) // as agent.Source: a first response holds a whole type
 	if err != nil {
 		return err
 	}
@@ -409,7 +410,7 @@ func (a *lightAgent) connect(addr string, client *tls.Config) error {
 	a.synced = make(chan struct{})
 	for i, t := range xds.Types {
 		req := &discovery.DeltaDiscoveryRequest{TypeUrl: t, ResourceNamesSubscribe: []string{"*"},
-			InitialResourceVersions: maps(a.versions[t])}
+			InitialResourceVersions: orEmpty(a.versions[t])}
 		if i == 0 {
 			req.Node = xds.NodeOf(fmt.Sprintf("light-%d", a.id), a.namespace)
 		}
@@ -428,7 +429,8 @@ func (a *lightAgent) connect(addr string, client *tls.Config) error {
 	return nil
 }
 
-func maps(m map[string]string) map[string]string {
+// orEmpty is m, or an empty map for nil (initial_resource_versions of an agent holding none).
+func orEmpty(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
 	}

@@ -46,9 +46,9 @@ type memoryFigures struct {
 	// SourceHeapBytes is the live heap before the table was built: what the agent received,
 	// or the informers' stores.
 	SourceHeapBytes uint64
-	RSSBytes  int64  // after GC and returning freed memory to the OS
-	Names     int
-	Err       string
+	RSSBytes        int64 // after GC and returning freed memory to the OS
+	Names           int
+	Err             string
 }
 
 // tableOptions are serve's for a cluster source (agent or Kubernetes).
