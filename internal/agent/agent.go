@@ -249,7 +249,10 @@ func (s *Source) stream(ctx context.Context, addr string) (received bool, err er
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 		// Find a dead controller (a node gone without a FIN) within a minute.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second})}
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// The first response of a type holds every resource of it (100k Services: 21 MB), far
+		// over gRPC's default 4 MiB; it is bounded as the saved state of them all is.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxStateBytes))}
 	if s.o.TokenFile != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(tokenFile(s.o.TokenFile)))
 	}

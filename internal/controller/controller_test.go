@@ -512,3 +512,21 @@ func TestMetricsLint(t *testing.T) {
 		}
 	}
 }
+
+// TestAnAgentTakesAFirstResponseOverFourMiB: the first response of a type holds every resource
+// of it; gRPC's default receive limit (4 MiB) would refuse it and the agent would never sync.
+func TestAnAgentTakesAFirstResponseOverFourMiB(t *testing.T) {
+	snap := model.Snapshot{Namespaces: []model.Namespace{{Name: "a"}}}
+	for i := range 40_000 {
+		snap.Services = append(snap.Services, svc("a", fmt.Sprintf("service-with-a-long-name-%06d", i), "10.0.0.1"))
+	}
+	f := startController(t, newMemSource(snap), nil, false)
+	a := f.agent("a", "", "")
+	waitSynced(t, a)
+	if got := len(a.Snapshot().Services); got != len(snap.Services) {
+		t.Errorf("the agent holds %d services, want %d", got, len(snap.Services))
+	}
+	if sent := metric(t, f.reg, "meshdns_controller_sent_bytes_total", "Service"); sent <= 4<<20 {
+		t.Errorf("the Service response was %v bytes: not over 4 MiB, the test proves nothing", sent)
+	}
+}

@@ -32,7 +32,7 @@ import (
 
 // controllerTLS writes a CA and a certificate it signs for 127.0.0.1 into dir, and returns
 // the CA file, the certificate file and the key file.
-func controllerTLS(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+func controllerTLS(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "meshdns test CA"},
@@ -68,21 +68,21 @@ func controllerTLS(t *testing.T, dir string) (caFile, certFile, keyFile string) 
 // agentToken creates service account sa in ns (if needed) and writes a token for it, for
 // audience and bound to Secret secret when not "" (deleting the Secret revokes the token), to
 // a file.
-func agentToken(t *testing.T, ns, sa, audience, secret string) string {
+func agentToken(t testing.TB, ns, sa, audience, secret string) string {
 	t.Helper()
-	_, err := clients.CoreV1().ServiceAccounts(ns).Create(ctx(t), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+	_, err := clients.CoreV1().ServiceAccounts(ns).Create(harness.Ctx(t), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
 	if err != nil && !strings.Contains(err.Error(), "already exists") {
 		t.Fatal(err)
 	}
 	req := &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: ptr.To[int64](3600)}}
 	if secret != "" {
-		s, err := clients.CoreV1().Secrets(ns).Create(ctx(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret}}, metav1.CreateOptions{})
+		s, err := clients.CoreV1().Secrets(ns).Create(harness.Ctx(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Spec.BoundObjectRef = &authv1.BoundObjectReference{Kind: "Secret", APIVersion: "v1", Name: s.Name, UID: s.UID}
 	}
-	tr, err := clients.CoreV1().ServiceAccounts(ns).CreateToken(ctx(t), sa, req, metav1.CreateOptions{})
+	tr, err := clients.CoreV1().ServiceAccounts(ns).CreateToken(harness.Ctx(t), sa, req, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func hasName(entries []harness.TableEntry, name string) bool {
 	return slices.ContainsFunc(entries, func(e harness.TableEntry) bool { return e.Name == name })
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	a, err := testutil.FreePort()
 	if err != nil {

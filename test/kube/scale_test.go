@@ -66,7 +66,9 @@ func parallel(b *testing.B, n int, f func(i int) error) {
 // into the API server, then starts meshdns on them and reports how long it takes to be ready
 // (process start, informers' first lists, first table), the first table's build time, and
 // the resident memory per object (RSS above that of a meshdns watching an empty namespace).
-// meshdns is built without the race detector here.
+// It then runs a controller on the same namespace and an agent of it (serve --controller)
+// and reports the agent's resident memory next to the API watcher's. meshdns is built
+// without the race detector here (the controller, not measured, runs the race build).
 // Not part of the test suite: go test -run '^$' -bench Scale -benchtime 1x ./test/kube
 func BenchmarkScale(b *testing.B) {
 	const n = 10_000
@@ -114,7 +116,28 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric((full-base)/(2*n), "B/object")
 		m.Kill()
 		empty.Kill()
+		b.ReportMetric(agentRSS(b, bin, ns, fmt.Sprintf("svc-%d.scale.svc.cluster.local", n-1))/(1<<20), "MiB-RSS-agent")
 	}
+}
+
+// agentRSS runs a controller watching namespace ns and an agent of ns, and returns the
+// agent's resident memory once it answers name (and 2 s more, as for the API watcher).
+func agentRSS(b *testing.B, bin, ns, name string) float64 {
+	dir := b.TempDir()
+	ca, cert, key := controllerTLS(b, dir)
+	xds := freeAddr(b)
+	ctl := cluster.Controller(b, "--kubeconfig", kubeconfig, "--namespaces", ns, "--xds-listen", xds,
+		"--tls-cert", cert, "--tls-key", key)
+	waitReadyB(b, ctl)
+	token := agentToken(b, ns, "agent", "meshdns", "")
+	a := cluster.Run(b, bin, "--controller", xds, "--controller-ca", ca, "--token-file", token, "--namespace", ns)
+	waitReadyB(b, a)
+	waitAnswerB(b, a, name)
+	time.Sleep(2 * time.Second)
+	rss := rssBytes(b, a.Pid())
+	a.Kill()
+	ctl.Kill()
+	return rss
 }
 
 // BenchmarkUpdateToAnswer creates services one at a time in the API server and reports how

@@ -1,0 +1,275 @@
+package controller_test
+
+// The agent's memory against a Kubernetes watcher's, for the same objects, each measured in a
+// process of its own (the test binary started again) after a GC: the agent holding what it
+// received from a controller and the table built from it, and the records a Kubernetes
+// source's informers keep (client-go's store of the source's records) with the table built
+// from them. See BENCHMARKS.md, "Controller and agents".
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/meshdns/meshdns/internal/agent"
+	"github.com/meshdns/meshdns/internal/controller"
+	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/table"
+)
+
+var (
+	memoryMode     = flag.String("memory.mode", "", "run as a BenchmarkAgentMemory process: agent, kube or idle (internal)")
+	memoryAddr     = flag.String("memory.addr", "", "memory process: the controller's address (internal)")
+	memoryServices = flag.Int("memory.services", 0, "memory process: Services (and EndpointSlices) (internal)")
+)
+
+// memoryFigures are what a memory process reports.
+type memoryFigures struct {
+	HeapBytes uint64 // live heap after GC
+	// SourceHeapBytes is the live heap before the table was built: what the agent received,
+	// or the informers' stores.
+	SourceHeapBytes uint64
+	RSSBytes        int64 // after GC and returning freed memory to the OS
+	Names           int
+	Err             string
+}
+
+// tableOptions are serve's for a cluster source (agent or Kubernetes).
+var tableOptions = table.Options{Zone: "cluster.local", TTL: 30 * time.Second, NoPodRecords: true, StatusFirst: true}
+
+// runMemoryProcess holds what its mode holds, then prints its memory and waits for stdin to
+// close (the parent reads the figures first).
+func runMemoryProcess() int {
+	var keep []any
+	var names int
+	var sourceHeap uint64
+	var err error
+	switch *memoryMode {
+	case "agent":
+		keep, names, sourceHeap, err = holdAgent(*memoryAddr)
+	case "kube":
+		keep, names, sourceHeap = holdKube(*memoryServices)
+	case "idle":
+	default:
+		err = fmt.Errorf("unknown -memory.mode %q", *memoryMode)
+	}
+	fig := memoryFigures{Names: names, SourceHeapBytes: sourceHeap}
+	if err != nil {
+		fig.Err = err.Error()
+	}
+	runtime.GC()
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fig.HeapBytes, fig.RSSBytes = ms.HeapAlloc, vmRSS(os.Getpid())
+	b, _ := json.Marshal(fig)
+	fmt.Println(string(b))
+	_, _ = os.Stdin.Read(make([]byte, 1))
+	runtime.KeepAlive(keep)
+	return 0
+}
+
+// holdAgent is `serve --controller`'s steady state: the agent with what it received (and the
+// snapshot it hands the builder, which it keeps until the next change) and the table.
+func holdAgent(addr string) ([]any, int, uint64, error) {
+	a, err := agent.New(agent.Options{Addrs: []string{addr}, Namespace: "ns-0", NodeID: "memory"})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	a.Start(context.Background())
+	for deadline := time.Now().Add(10 * time.Minute); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		synced := a.WaitSynced(ctx)
+		cancel()
+		if synced {
+			break
+		}
+		// A response the agent cannot take is refused again on every reconnection.
+		if st := a.Status(); time.Now().After(deadline) || slices.ContainsFunc(st, func(s string) bool {
+			return strings.Contains(s, "ResourceExhausted")
+		}) {
+			return nil, 0, 0, fmt.Errorf("the agent did not sync: %q", st)
+		}
+	}
+	snap := a.Snapshot()
+	source := liveHeap()
+	t, err := table.Build(snap, tableOptions)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return []any{a, t}, t.Len(), source, nil
+}
+
+// kubeRecord is what the Kubernetes source's informers keep per object: a record with the
+// object's key fields and its model value (internal/source/kube's record).
+type kubeRecord struct {
+	metav1.ObjectMeta
+	value any
+}
+
+// holdKube is `serve --kubeconfig`'s steady state: informer stores of records, and the table
+// built from a snapshot of them (the snapshot is dropped once the table is built).
+func holdKube(n int) ([]any, int, uint64) {
+	snap := fanoutSnapshot(n)
+	var stores []cache.Store
+	add := func(ns, name string, v any) {
+		store := stores[len(stores)-1]
+		_ = store.Add(&kubeRecord{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: "1234567"}, value: v})
+	}
+	stores = append(stores, cache.NewStore(cache.MetaNamespaceKeyFunc))
+	for _, ns := range snap.Namespaces {
+		add("", ns.Name, ns)
+	}
+	stores = append(stores, cache.NewStore(cache.MetaNamespaceKeyFunc))
+	for _, s := range snap.Services {
+		add(s.Namespace, s.Name, s)
+	}
+	stores = append(stores, cache.NewStore(cache.MetaNamespaceKeyFunc))
+	for _, s := range snap.EndpointSlices {
+		add(s.Namespace, s.Name, s)
+	}
+	source := liveHeap()
+	t, _ := table.Build(kubeSnapshot(stores), tableOptions)
+	return []any{stores, t}, t.Len(), source
+}
+
+// liveHeap is the heap in use after a GC.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// kubeSnapshot is the Kubernetes source's Snapshot: every record, sorted per kind.
+func kubeSnapshot(stores []cache.Store) model.Snapshot {
+	var snap model.Snapshot
+	for _, st := range stores {
+		for _, o := range st.List() {
+			switch v := o.(*kubeRecord).value.(type) {
+			case model.Namespace:
+				snap.Namespaces = append(snap.Namespaces, v)
+			case model.Service:
+				snap.Services = append(snap.Services, v)
+			case model.EndpointSlice:
+				snap.EndpointSlices = append(snap.EndpointSlices, v)
+			}
+		}
+	}
+	byName := func(a, b model.Meta) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	}
+	slices.SortFunc(snap.Namespaces, func(a, b model.Namespace) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(snap.Services, func(a, b model.Service) int { return byName(a.Meta, b.Meta) })
+	slices.SortFunc(snap.EndpointSlices, func(a, b model.EndpointSlice) int { return byName(a.Meta, b.Meta) })
+	return snap
+}
+
+// measureMemory runs a memory process and returns its figures.
+func measureMemory(tb testing.TB, args ...string) memoryFigures {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = in.Close(); _ = cmd.Wait() }()
+	var fig memoryFigures
+	if err := json.NewDecoder(out).Decode(&fig); err != nil {
+		tb.Fatalf("memory process %v: %v", args, err)
+	}
+	if fig.Err != "" {
+		tb.Fatalf("memory process %v: %s", args, fig.Err)
+	}
+	return fig
+}
+
+// serveMemSource serves snap from a controller in this process, on a loopback port.
+func serveMemSource(tb testing.TB, snap model.Snapshot) string {
+	tb.Helper()
+	ctrl := controller.New(controller.Options{Source: newMemSource(snap), Debounce: time.Millisecond})
+	s := grpc.NewServer()
+	ctrl.Register(s)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go ctrl.Run(ctx)
+	go func() { _ = s.Serve(l) }()
+	tb.Cleanup(func() { cancel(); s.Stop() })
+	for !ctrl.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return l.Addr().String()
+}
+
+// TestAgentMemoryProcesses runs the memory benchmark's processes on 200 Services: the agent
+// builds the table the Kubernetes watcher builds from the same objects.
+func TestAgentMemoryProcesses(t *testing.T) {
+	const n = 200
+	addr := serveMemSource(t, fanoutSnapshot(n))
+	ag := measureMemory(t, "-memory.mode=agent", "-memory.addr="+addr)
+	kube := measureMemory(t, "-memory.mode=kube", "-memory.services="+strconv.Itoa(n))
+	if ag.Names == 0 || ag.Names != kube.Names {
+		t.Errorf("the agent's table has %d names, the Kubernetes watcher's %d", ag.Names, kube.Names)
+	}
+	t.Logf("agent %+v, kube %+v", ag, kube)
+}
+
+// BenchmarkAgentMemory reports the live heap and resident memory of an agent holding 10k and
+// 100k Services (and as many EndpointSlices) received from a controller, and of a Kubernetes
+// watcher's stores and table for the same objects, each in a fresh process, and of an idle
+// process (the test binary's own share). Not part of the test suite:
+//
+//	go test -run '^$' -bench AgentMemory -benchtime 1x -timeout 30m ./internal/controller
+func BenchmarkAgentMemory(b *testing.B) {
+	idle := measureMemory(b, "-memory.mode=idle")
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("%dk services", n/1000), func(b *testing.B) {
+			addr := serveMemSource(b, fanoutSnapshot(n))
+			var ag, kube memoryFigures
+			for b.Loop() {
+				ag = measureMemory(b, "-memory.mode=agent", "-memory.addr="+addr)
+				kube = measureMemory(b, "-memory.mode=kube", "-memory.services="+strconv.Itoa(n))
+			}
+			mib := func(v float64) float64 { return v / (1 << 20) }
+			b.ReportMetric(mib(float64(ag.HeapBytes)), "agent-heap-MiB")
+			b.ReportMetric(mib(float64(ag.SourceHeapBytes)), "agent-source-MiB")
+			b.ReportMetric(mib(float64(kube.SourceHeapBytes)), "kube-source-MiB")
+			b.ReportMetric(mib(float64(ag.RSSBytes)), "agent-RSS-MiB")
+			b.ReportMetric(mib(float64(kube.HeapBytes)), "kube-heap-MiB")
+			b.ReportMetric(mib(float64(kube.RSSBytes)), "kube-RSS-MiB")
+			b.ReportMetric(float64(ag.Names), "names")
+			b.Logf("idle process: heap %.1f MiB, RSS %.1f MiB; agent %+v; kube %+v",
+				mib(float64(idle.HeapBytes)), mib(float64(idle.RSSBytes)), ag, kube)
+		})
+	}
+}
