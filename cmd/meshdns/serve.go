@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/meshdns/meshdns/internal/admin"
@@ -77,6 +79,7 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.BoolVar(&c.ForwardVIPs, "forward-vips", c.ForwardVIPs, "forward TCP connections to VIPs (redirected by capture install --vips) to their ServiceEntry hosts")
 	fs.IntVar(&c.VIPForwardPort, "vip-forward-port", c.VIPForwardPort, "loopback `port` of the VIP forwarder")
 	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
+	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "let a new meshdns of the same user bind --listen and --admin while this one runs, and take over (SO_REUSEPORT); off: a second one fails to start")
 	return fs
 }
 
@@ -294,18 +297,19 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 		return err
 	}
 	res, client := d.newResolver()
-	if err := d.startBuilder(src, res.SetTable); err != nil {
+	publish, tableReady := signalReady(res.SetTable)
+	if err := d.startBuilder(src, publish); err != nil {
 		return err
 	}
 	if err := d.startVIPForwarder(res, client); err != nil {
 		return err
 	}
-	srv, err := d.startServing(res, client)
+	srv, err := d.startServing(ctx, res, client, tableReady)
 	if err != nil {
 		return err
 	}
 	<-ctx.Done()
-	log.Info("shutting down")
+	log.Info("shutting down: leaving the listen addresses, answering what is queued")
 	sctx, cancel := context.WithTimeout(context.Background(), config.ShutdownTimeout)
 	defer cancel()
 	srv.Shutdown(sctx)
@@ -480,12 +484,37 @@ func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
 	return w.Assigned
 }
 
-// startServing binds the DNS listeners and the admin endpoint; the admin server stops with
-// serve, the DNS server is shut down by serve itself (first, and within a deadline).
-func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*server.Server, error) {
-	srv := server.New(res, server.Options{Listen: addrStrings(d.cfg.Listen), Client: client, Views: d.views, Logger: d.log,
+// signalReady wraps publish: the channel closes once a table built from every source is
+// published.
+func signalReady(publish func(*table.Table)) (func(*table.Table), <-chan struct{}) {
+	ready := make(chan struct{})
+	var once sync.Once
+	return func(t *table.Table) {
+		publish(t)
+		if t != nil && !t.Partial() {
+			once.Do(func() { close(ready) })
+		}
+	}, ready
+}
+
+// startServing binds the DNS listeners, then the admin endpoint; the admin server stops with
+// serve, the DNS server is shut down by serve itself (first, and within a deadline). When a
+// running meshdns holds the listen addresses (--reuse-port: an upgrade), this one joins them
+// only once tableReady is closed, so that no query reaches it before it can answer; until
+// then the running one answers alone. It returns an unstarted server when ctx ends first.
+func (d *daemon) startServing(ctx context.Context, res *resolver.Resolver, client resolver.Client, tableReady <-chan struct{}) (*server.Server, error) {
+	listen := addrStrings(d.cfg.Listen)
+	srv := server.New(res, server.Options{Listen: listen, Client: client, Views: d.views, Logger: d.log,
 		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries,
-		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients})
+		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients, ReusePort: d.cfg.ReusePort})
+	if d.cfg.ReusePort && slices.ContainsFunc(listen, server.Held) {
+		d.log.Info("listen addresses in use (a meshdns being replaced?): joining them once the name table is ready", "dns", listen)
+		select {
+		case <-tableReady:
+		case <-ctx.Done():
+			return srv, nil
+		}
+	}
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
@@ -569,6 +598,7 @@ func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Res
 	}
 	adm := admin.New(admin.Options{
 		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log, Details: details,
+		Listen:     server.ListenConfig(cfg.ReusePort && cfg.Admin.Port() != 0),
 		Ready:      func() bool { t := res.Table(); return t != nil && !t.Partial() },
 		Table:      func() admin.TableDump { return tableDump(res.Table(), namespace) },
 		ClientView: clientView(namespace),
