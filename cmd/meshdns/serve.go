@@ -248,14 +248,17 @@ type daemon struct {
 	cfg      config.Settings
 	kube     *rest.Config // nil without the Kubernetes source
 	kubeSrc  *kube.Source
-	agentSrc *agent.Source  // nil without --controller
-	views    *server.Views  // nil without --node-agent
-	vipStore *vip.FileStore // nil without --state-dir
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	bg       context.Context // background work: source watch, builder, resolv.conf watch
-	cancelBg context.CancelFunc
-	stops    []func()
+	agentSrc *agent.Source // nil without --controller
+	views    *server.Views // nil without --node-agent
+	// podsSynced is closed once the node agent has listed its node's pods; nil without
+	// --node-agent.
+	podsSynced <-chan struct{}
+	vipStore   *vip.FileStore // nil without --state-dir
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	bg         context.Context // background work: source watch, builder, resolv.conf watch
+	cancelBg   context.CancelFunc
+	stops      []func()
 	// What --resolv-conf and the flags say of upstreams and the client, read once at start.
 	servers []netip.AddrPort
 	client  resolver.Client
@@ -301,10 +304,13 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 	if err := d.startBuilder(src, publish); err != nil {
 		return err
 	}
+	if !d.awaitTurn(ctx, tableReady) {
+		return nil
+	}
 	if err := d.startVIPForwarder(res, client); err != nil {
 		return err
 	}
-	srv, err := d.startServing(ctx, res, client, tableReady)
+	srv, err := d.startServing(res, client)
 	if err != nil {
 		return err
 	}
@@ -365,10 +371,11 @@ func (d *daemon) startNodeAgent() error {
 	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
+	done, synced := make(chan struct{}), make(chan struct{})
+	d.podsSynced = synced
 	go func() {
 		defer close(done)
-		p.Run(d.bg, make(chan struct{}))
+		p.Run(d.bg, synced)
 	}()
 	d.onStop(func() { <-done })
 	return nil
@@ -458,7 +465,8 @@ func (d *daemon) startVIPForwarder(res *resolver.Resolver, client resolver.Clien
 		return nil
 	}
 	f := vipfwd.New(vipfwd.Options{Listen: addrStrings(d.cfg.VIPForward), Resolver: res,
-		Client: client, Logger: d.log, Metrics: vipfwd.NewMetrics(d.reg)})
+		Control: server.ListenConfig(d.cfg.ReusePort).Control,
+		Client:  client, Logger: d.log, Metrics: vipfwd.NewMetrics(d.reg)})
 	if err := f.Start(); err != nil {
 		return err
 	}
@@ -497,24 +505,36 @@ func signalReady(publish func(*table.Table)) (func(*table.Table), <-chan struct{
 	}, ready
 }
 
-// startServing binds the DNS listeners, then the admin endpoint; the admin server stops with
-// serve, the DNS server is shut down by serve itself (first, and within a deadline). When a
-// running meshdns holds the listen addresses (--reuse-port: an upgrade), this one joins them
-// only once tableReady is closed, so that no query reaches it before it can answer; until
-// then the running one answers alone. It returns an unstarted server when ctx ends first.
-func (d *daemon) startServing(ctx context.Context, res *resolver.Resolver, client resolver.Client, tableReady <-chan struct{}) (*server.Server, error) {
+// awaitTurn returns at once unless a running meshdns holds the listen addresses
+// (--reuse-port: an upgrade). Then, before this one binds anything, it waits until tableReady
+// is closed and a node agent has listed its node's pods (so that it knows its clients): no
+// query or VIP connection reaches it before it can answer, and until then the running one
+// serves alone. It returns false when ctx ends first.
+func (d *daemon) awaitTurn(ctx context.Context, tableReady <-chan struct{}) bool {
 	listen := addrStrings(d.cfg.Listen)
-	srv := server.New(res, server.Options{Listen: listen, Client: client, Views: d.views, Logger: d.log,
-		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries,
-		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients, ReusePort: d.cfg.ReusePort})
-	if d.cfg.ReusePort && slices.ContainsFunc(listen, server.Held) {
-		d.log.Info("listen addresses in use (a meshdns being replaced?): joining them once the name table is ready", "dns", listen)
+	if !d.cfg.ReusePort || !slices.ContainsFunc(listen, server.Held) {
+		return true
+	}
+	d.log.Info("listen addresses in use (a meshdns being replaced?): joining them once the name table is ready (and a node agent's pods listed)", "dns", listen)
+	for _, ready := range []<-chan struct{}{tableReady, d.podsSynced} {
+		if ready == nil {
+			continue
+		}
 		select {
-		case <-tableReady:
+		case <-ready:
 		case <-ctx.Done():
-			return srv, nil
+			return false
 		}
 	}
+	return true
+}
+
+// startServing binds the DNS listeners, then the admin endpoint; the admin server stops with
+// serve, the DNS server is shut down by serve itself (first, and within a deadline).
+func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*server.Server, error) {
+	srv := server.New(res, server.Options{Listen: addrStrings(d.cfg.Listen), Client: client, Views: d.views, Logger: d.log,
+		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries,
+		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients, ReusePort: d.cfg.ReusePort})
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
