@@ -27,6 +27,13 @@ const (
 	answersPerServer = 40
 )
 
+// servingLine and joiningLine are what meshdns logs once its DNS listeners are bound, and when
+// it finds them held and waits for its table first.
+const (
+	servingLine = "meshdns serving"
+	joiningLine = "joining them once the name table is ready"
+)
+
 // loopName and loopAnswer are what the loop asks and must be told.
 const (
 	loopName   = "productpage.bookinfo.svc.cluster.local."
@@ -261,7 +268,7 @@ func TestUpgradeLosesNoQuery(t *testing.T) {
 	upstream := startHeldUpstream(t)
 	start := func(gen int) *server {
 		args := append(examplesArgs(examplePath("registry"), upstream.addr), "--chaos-id", fmt.Sprintf("generation-%d", gen))
-		return startServer(t, serveOptions{args: args, listen: dnsAddr, admin: adminAddr, reusePort: true, serving: true})
+		return startServer(t, serveOptions{args: args, listen: dnsAddr, admin: adminAddr, reusePort: true, logLine: servingLine})
 	}
 	old := start(0)
 	loop := startLoop(dnsAddr)
@@ -321,5 +328,37 @@ func TestUpgradeLosesNoQuery(t *testing.T) {
 		t.Errorf("%d queries sent after meshdns exited with no successor, only %d failed: %s", sent-sentAtExit, failed, loop)
 	} else {
 		t.Logf("no successor: %s", loop)
+	}
+}
+
+// TestJoinWaitsForTable: a meshdns that finds its addresses held binds none of them until its
+// table is ready. Here it never is (an API server that does not answer), so every query keeps
+// going to the meshdns that serves, and the waiting one still stops cleanly on SIGTERM.
+func TestJoinWaitsForTable(t *testing.T) {
+	dnsAddr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving := append(examplesArgs(examplePath("registry"), ""), "--chaos-id", "serving")
+	startServer(t, serveOptions{args: serving, listen: dnsAddr, admin: adminAddr, reusePort: true, logLine: servingLine})
+	waiting := append(examplesArgs(examplePath("registry"), ""), "--chaos-id", "waiting", "--kubeconfig", unreachableKubeconfig(t))
+	w := startServer(t, serveOptions{args: waiting, listen: dnsAddr, admin: adminAddr, reusePort: true, logLine: joiningLine})
+	// Each query from a fresh socket: were the waiting one bound, the kernel would give it
+	// about half of them.
+	for i := range 50 {
+		network := []string{"udp", "tcp"}[i%2]
+		if id, err := chaosID(network, dnsAddr); err != nil || id != "serving" {
+			t.Fatalf("query %d over %s answered by %q (%v), want the serving meshdns", i, network, id, err)
+		}
+	}
+	if code, err := w.stop(syscall.SIGTERM); err != nil || code != 0 {
+		t.Errorf("waiting meshdns after SIGTERM: exit status %d (%v), want 0", code, err)
+	}
+	if strings.Contains(w.stderr.String(), servingLine) {
+		t.Errorf("the waiting meshdns served:\n%s", w.stderr)
 	}
 }

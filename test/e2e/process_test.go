@@ -53,10 +53,9 @@ type serveOptions struct {
 	// that a free port another test's meshdns took meanwhile fails the start, which is then
 	// retried, instead of being shared with it.
 	reusePort bool
-	// serving: the start is done once meshdns logs "meshdns serving" rather than when
-	// /readyz answers (which, on an admin address shared with another meshdns, either
-	// may answer).
-	serving bool
+	// logLine, when set, ends the start once meshdns logs it, rather than when /readyz
+	// answers (which, on an admin address shared with another meshdns, either may answer).
+	logLine string
 }
 
 // closedUpstream is a loopback port where nothing listens: a test server that must not
@@ -136,8 +135,8 @@ func tryStart(o serveOptions) (*server, error) {
 		want = http.StatusServiceUnavailable
 	}
 	wait := func() error { return s.waitReady(want) }
-	if o.serving {
-		wait = s.waitServing
+	if o.logLine != "" {
+		wait = func() error { return s.waitLog(o.logLine) }
 	}
 	if err := wait(); err != nil {
 		s.cmd.Process.Kill()
@@ -167,21 +166,21 @@ func (s *server) waitReady(want int) error {
 	return fmt.Errorf("/readyz not %d within %s", want, readyTimeout)
 }
 
-// waitServing waits until meshdns logs that it serves: its DNS listeners are bound.
-func (s *server) waitServing() error {
+// waitLog waits until meshdns logs line.
+func (s *server) waitLog(line string) error {
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
-			return fmt.Errorf("exited with status %d before it served", s.exitCode)
+			return fmt.Errorf("exited with status %d before logging %q", s.exitCode, line)
 		default:
 		}
-		if strings.Contains(s.stderr.String(), "meshdns serving") {
+		if strings.Contains(s.stderr.String(), line) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("no \"meshdns serving\" within %s", readyTimeout)
+	return fmt.Errorf("no %q logged within %s", line, readyTimeout)
 }
 
 // stop sends sig and waits for the exit code; it kills the process after exitTimeout.
