@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/meshdns/meshdns/internal/admin"
@@ -77,6 +79,7 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.BoolVar(&c.ForwardVIPs, "forward-vips", c.ForwardVIPs, "forward TCP connections to VIPs (redirected by capture install --vips) to their ServiceEntry hosts")
 	fs.IntVar(&c.VIPForwardPort, "vip-forward-port", c.VIPForwardPort, "loopback `port` of the VIP forwarder")
 	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
+	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "let a new meshdns of the same user bind --listen and --admin while this one runs, and take over (SO_REUSEPORT); off: a second one fails to start")
 	return fs
 }
 
@@ -245,14 +248,17 @@ type daemon struct {
 	cfg      config.Settings
 	kube     *rest.Config // nil without the Kubernetes source
 	kubeSrc  *kube.Source
-	agentSrc *agent.Source  // nil without --controller
-	views    *server.Views  // nil without --node-agent
-	vipStore *vip.FileStore // nil without --state-dir
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	bg       context.Context // background work: source watch, builder, resolv.conf watch
-	cancelBg context.CancelFunc
-	stops    []func()
+	agentSrc *agent.Source // nil without --controller
+	views    *server.Views // nil without --node-agent
+	// podsSynced is closed once the node agent has listed its node's pods; nil without
+	// --node-agent.
+	podsSynced <-chan struct{}
+	vipStore   *vip.FileStore // nil without --state-dir
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	bg         context.Context // background work: source watch, builder, resolv.conf watch
+	cancelBg   context.CancelFunc
+	stops      []func()
 	// What --resolv-conf and the flags say of upstreams and the client, read once at start.
 	servers []netip.AddrPort
 	client  resolver.Client
@@ -294,8 +300,12 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 		return err
 	}
 	res, client := d.newResolver()
-	if err := d.startBuilder(src, res.SetTable); err != nil {
+	publish, tableReady := signalReady(res.SetTable)
+	if err := d.startBuilder(src, publish); err != nil {
 		return err
+	}
+	if !d.awaitTurn(ctx, tableReady) {
+		return nil
 	}
 	if err := d.startVIPForwarder(res, client); err != nil {
 		return err
@@ -305,7 +315,7 @@ func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slo
 		return err
 	}
 	<-ctx.Done()
-	log.Info("shutting down")
+	log.Info("shutting down: leaving the listen addresses, answering what is queued")
 	sctx, cancel := context.WithTimeout(context.Background(), config.ShutdownTimeout)
 	defer cancel()
 	srv.Shutdown(sctx)
@@ -361,10 +371,11 @@ func (d *daemon) startNodeAgent() error {
 	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
+	done, synced := make(chan struct{}), make(chan struct{})
+	d.podsSynced = synced
 	go func() {
 		defer close(done)
-		p.Run(d.bg, make(chan struct{}))
+		p.Run(d.bg, synced)
 	}()
 	d.onStop(func() { <-done })
 	return nil
@@ -454,7 +465,8 @@ func (d *daemon) startVIPForwarder(res *resolver.Resolver, client resolver.Clien
 		return nil
 	}
 	f := vipfwd.New(vipfwd.Options{Listen: addrStrings(d.cfg.VIPForward), Resolver: res,
-		Client: client, Logger: d.log, Metrics: vipfwd.NewMetrics(d.reg)})
+		Control: server.ListenConfig(d.cfg.ReusePort).Control,
+		Client:  client, Logger: d.log, Metrics: vipfwd.NewMetrics(d.reg)})
 	if err := f.Start(); err != nil {
 		return err
 	}
@@ -480,12 +492,49 @@ func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
 	return w.Assigned
 }
 
-// startServing binds the DNS listeners and the admin endpoint; the admin server stops with
+// signalReady wraps publish: the channel closes once a table built from every source is
+// published.
+func signalReady(publish func(*table.Table)) (func(*table.Table), <-chan struct{}) {
+	ready := make(chan struct{})
+	var once sync.Once
+	return func(t *table.Table) {
+		publish(t)
+		if t != nil && !t.Partial() {
+			once.Do(func() { close(ready) })
+		}
+	}, ready
+}
+
+// awaitTurn returns at once unless a running meshdns holds the listen addresses
+// (--reuse-port: an upgrade). Then, before this one binds anything, it waits until tableReady
+// is closed and a node agent has listed its node's pods (so that it knows its clients): no
+// query or VIP connection reaches it before it can answer, and until then the running one
+// serves alone. It returns false when ctx ends first.
+func (d *daemon) awaitTurn(ctx context.Context, tableReady <-chan struct{}) bool {
+	listen := addrStrings(d.cfg.Listen)
+	if !d.cfg.ReusePort || !slices.ContainsFunc(listen, server.Held) {
+		return true
+	}
+	d.log.Info("listen addresses in use (a meshdns being replaced?): joining them once the name table is ready (and a node agent's pods listed)", "dns", listen)
+	for _, ready := range []<-chan struct{}{tableReady, d.podsSynced} {
+		if ready == nil {
+			continue
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// startServing binds the DNS listeners, then the admin endpoint; the admin server stops with
 // serve, the DNS server is shut down by serve itself (first, and within a deadline).
 func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*server.Server, error) {
 	srv := server.New(res, server.Options{Listen: addrStrings(d.cfg.Listen), Client: client, Views: d.views, Logger: d.log,
 		Metrics: server.NewMetrics(d.reg), LogQueries: d.cfg.LogQueries,
-		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients})
+		MaxUDPSize: d.cfg.MaxUDPSize, AllowClients: d.cfg.AllowClients, ReusePort: d.cfg.ReusePort})
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
@@ -569,6 +618,7 @@ func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Res
 	}
 	adm := admin.New(admin.Options{
 		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log, Details: details,
+		Listen:     server.ListenConfig(cfg.ReusePort && cfg.Admin.Port() != 0),
 		Ready:      func() bool { t := res.Table(); return t != nil && !t.Partial() },
 		Table:      func() admin.TableDump { return tableDump(res.Table(), namespace) },
 		ClientView: clientView(namespace),

@@ -20,7 +20,10 @@ const ViewHeader = "Meshdns-Table-View"
 
 // Options configure the admin server.
 type Options struct {
-	Addr     string
+	Addr string
+	// Listen binds Addr; its Control may set socket options (SO_REUSEPORT, so that a new
+	// meshdns can bind the admin address while this one runs). The zero value binds plainly.
+	Listen   net.ListenConfig
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the first table is published.
 	Ready func() bool
@@ -158,7 +161,7 @@ func (s *Server) debugTable(w http.ResponseWriter, r *http.Request) {
 
 // Start binds the address and serves in the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.o.Addr)
+	ln, err := s.o.Listen.Listen(context.Background(), "tcp", s.o.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.o.Addr, err)
 	}

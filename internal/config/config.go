@@ -133,6 +133,9 @@ type Config struct {
 	// AllowClients are the networks (CIDR or address) whose queries are answered; empty:
 	// everyone when every listen address is loopback, else DefaultAllowClients.
 	AllowClients []string
+	// ReusePort lets a new meshdns of the same user bind the listen and admin addresses while
+	// this one runs, and take over (docs/cli.md, Signals).
+	ReusePort bool
 }
 
 // Default returns a Config with every default set.
@@ -147,6 +150,7 @@ func Default() Config {
 		LeaderElect: true, LeaderElectLeaseDuration: DefaultLeaseDuration,
 		VIPCIDR: DefaultVIPCIDR, VIPCIDR6: DefaultVIPCIDR6, VIPQuarantine: vip.DefaultQuarantine,
 		VIPForwardPort: DefaultVIPForwardPort, MaxUDPSize: server.DefaultMaxUDPSize,
+		ReusePort: true,
 	}
 }
 

@@ -168,6 +168,7 @@ func TestValidateSettings(t *testing.T) {
 		ServeStale: DefaultServeStale, UpstreamPolicy: upstream.Sequential,
 		VIPv4: netip.MustParsePrefix(DefaultVIPCIDR), VIPv6: netip.MustParsePrefix(DefaultVIPCIDR6),
 		VIPQuarantine: vip.DefaultQuarantine, MaxUDPSize: server.DefaultMaxUDPSize,
+		ReusePort: true,
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)

@@ -76,6 +76,8 @@ type Settings struct {
 	// AllowClients are the client networks answered; nil answers every client (every listen
 	// address is loopback, so only this host reaches them, and --allow-clients is not given).
 	AllowClients []netip.Prefix
+	// ReusePort: see Config.
+	ReusePort bool
 }
 
 // APIAccess reports whether meshdns reaches the API server: --kubeconfig, or a pod's service
@@ -108,6 +110,7 @@ func (c Config) Validate(pod Pod) (Settings, error) {
 		LogQueries: c.LogQueries, CacheSize: c.CacheSize, CacheMinTTL: c.CacheMinTTL,
 		CacheMaxTTL: c.CacheMaxTTL, ServeStale: c.ServeStale, StateDir: c.StateDir,
 		VIPQuarantine: c.VIPQuarantine, ChaosVersion: c.ChaosVersion, ChaosID: c.ChaosID, MaxUDPSize: c.MaxUDPSize,
+		ReusePort: c.ReusePort,
 	}
 	if c.Registry == "" && !s.Kubernetes() && len(c.Controller) == 0 {
 		return Settings{}, flagErr("registry", "required: the manifest directory to serve (or --kubeconfig, --controller, or run in a pod)")

@@ -16,5 +16,7 @@
 // query (tcp.go); no source address holds more than its share of the MaxInflight query
 // slots while others need theirs (internal/fairshare, the rule upstream's shares follow too);
 // a panic while answering one query costs that query a SERVFAIL and nothing
-// else; Shutdown stops reading first, then waits for queries in flight.
+// else; Shutdown stops taking new queries first (each UDP socket leaves its port, so a
+// successor bound with ReusePort gets them), answers every query the kernel had queued for it,
+// then waits for queries in flight (handover.go).
 package server

@@ -7,16 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/fairshare"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -92,6 +91,11 @@ type Options struct {
 	Now func() time.Time
 	// CookieSecret keys the server cookies (cookie.go); a random one when zero.
 	CookieSecret CookieSecret
+	// ReusePort lets another process of the same user bind the listen addresses too, so that
+	// a new meshdns can start while this one serves and take over (handover.go). Off, a
+	// second server on the same address fails to start. An address with port 0 gets a port
+	// of its own either way.
+	ReusePort bool
 }
 
 // Server serves DNS over UDP and TCP.
@@ -163,12 +167,26 @@ func New(res Resolver, o Options) *Server {
 
 // Start binds every listen address and starts serving. On error nothing stays bound.
 func (s *Server) Start() error {
+	if err := s.listen(); err != nil {
+		return err
+	}
+	s.serve()
+	return nil
+}
+
+// listen binds every listen address; on error nothing stays bound.
+func (s *Server) listen() error {
 	for _, addr := range s.opts.Listen {
 		if err := s.bind(addr); err != nil {
 			s.closeListeners()
 			return err
 		}
 	}
+	return nil
+}
+
+// serve starts the reader and accept loops.
+func (s *Server) serve() {
 	for _, socks := range s.udp {
 		for _, c := range socks {
 			s.loops.Add(1)
@@ -179,22 +197,24 @@ func (s *Server) Start() error {
 		s.loops.Add(1)
 		go s.serveTCP(l)
 	}
-	return nil
 }
 
 // bind opens UDP and TCP on addr; with port 0 both get the same free port. The UDP sockets
-// share the port with SO_REUSEPORT, so the kernel spreads queries over their readers; the TCP
-// listener does not, so a second server on a port in use still fails to start.
+// share the port with SO_REUSEPORT, so the kernel spreads queries over their readers. The TCP
+// listener shares it only with ReusePort and a port given: otherwise it keeps a second server
+// off the address (a port 0 could else join a listener of another process).
 func (s *Server) bind(addr string) error {
+	_, port, _ := net.SplitHostPort(addr)
 	for try := 0; ; try++ {
-		socks, err := listenUDP(addr, s.opts.UDPSockets)
+		socks, err := listenUDP(addr, s.opts.UDPSockets, s.opts.ReusePort)
 		if err != nil {
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
-		tl, err := net.Listen("tcp", socks[0].LocalAddr().String())
+		lc := ListenConfig(s.opts.ReusePort && port != "0")
+		tl, err := lc.Listen(context.Background(), "tcp", socks[0].LocalAddr().String())
 		if err != nil {
 			closeAll(socks)
-			if _, port, _ := net.SplitHostPort(addr); port == "0" && try < 10 {
+			if port == "0" && try < 10 {
 				continue
 			}
 			return fmt.Errorf("listen %s: %w", addr, err)
@@ -205,20 +225,10 @@ func (s *Server) bind(addr string) error {
 	}
 }
 
-// listenUDP opens n UDP sockets on addr's port (the first one's, for port 0).
-func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
-	lc := net.ListenConfig{}
-	if n > 1 {
-		lc.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}
-	}
+// listenUDP opens n UDP sockets on addr's port (the first one's, for port 0), sharing it
+// with SO_REUSEPORT when there are several or shared is set.
+func listenUDP(addr string, n int, shared bool) ([]*net.UDPConn, error) {
+	lc := ListenConfig(shared || n > 1)
 	var socks []*net.UDPConn
 	for range n {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
@@ -256,9 +266,11 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// Shutdown stops reading new queries, waits for queries in flight until ctx ends, then cancels
-// what is left and closes the connections. UDP sockets stay open until the in-flight replies
-// are written. It returns ctx.Err() when it had to cancel.
+// Shutdown stops taking new queries and answers those already received: each UDP socket
+// leaves its port and answers what the kernel queued on it (handover.go), the TCP listeners
+// close. Then it waits for queries in flight until ctx ends, cancels what is left and closes
+// the connections. UDP sockets stay open until the in-flight replies are written. It returns
+// ctx.Err() when it had to cancel.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -267,14 +279,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
-	for _, socks := range s.udp {
-		for _, c := range socks {
-			c.SetReadDeadline(time.Now())
-		}
-	}
 	for _, l := range s.tcp {
 		l.Close()
 	}
+	s.drainUDP(ctx)
 	done := make(chan struct{})
 	go func() { s.loops.Wait(); s.queries.Wait(); close(done) }()
 	var err error
@@ -312,7 +320,9 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 	for {
 		n, addr, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || s.stopping() {
+			// Shutdown sets the deadline once the queue is empty; any other error while
+			// draining must not end the reader before that.
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) && s.stopping() {
 				return
 			}
 			continue

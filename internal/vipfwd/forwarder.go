@@ -43,7 +43,10 @@ type Options struct {
 	// Listen are the addresses to accept redirected connections on: nat REDIRECT of locally
 	// made connections delivers them to 127.0.0.1 and ::1. An address the host lacks (no IPv6
 	// loopback) is skipped with a warning.
-	Listen   []string
+	Listen []string
+	// Control, when set, sets socket options of the listeners before they bind (SO_REUSEPORT,
+	// so that a new meshdns can bind while this one runs).
+	Control  func(network, address string, c syscall.RawConn) error
 	Resolver Resolver
 	// Client is who the forwarder asks upstream as (its fair share of upstream queries).
 	Client resolver.Client
@@ -98,7 +101,7 @@ func (f *Forwarder) Start() error {
 	// Redirected connections come from local processes, whose end the kernel reports at
 	// once: keep-alive probes on them would find nothing, and cost four system calls per
 	// connection to set up.
-	lc := net.ListenConfig{KeepAlive: -1}
+	lc := net.ListenConfig{KeepAlive: -1, Control: f.opts.Control}
 	for _, addr := range f.opts.Listen {
 		ln, err := lc.Listen(f.ctx, "tcp", addr)
 		if errors.Is(err, syscall.EADDRNOTAVAIL) {

@@ -46,6 +46,16 @@ type serveOptions struct {
 	unready bool
 	// nofile, "SOFT:HARD", starts meshdns with that RLIMIT_NOFILE (through prlimit).
 	nofile string
+	// listen and admin, when set, are the addresses to serve on instead of free ports; a
+	// start on them is not retried.
+	listen, admin string
+	// reusePort keeps --reuse-port on (meshdns's default). Off, the harness turns it off, so
+	// that a free port another test's meshdns took meanwhile fails the start, which is then
+	// retried, instead of being shared with it.
+	reusePort bool
+	// logLine, when set, ends the start once meshdns logs it, rather than when /readyz
+	// answers (which, on an admin address shared with another meshdns, either may answer).
+	logLine string
 }
 
 // closedUpstream is a loopback port where nothing listens: a test server that must not
@@ -75,7 +85,7 @@ func startServer(t *testing.T, o serveOptions) *server {
 			return s
 		}
 		lastErr = err
-		if !strings.Contains(err.Error(), "address already in use") {
+		if !strings.Contains(err.Error(), "address already in use") || o.listen != "" || o.admin != "" {
 			break
 		}
 	}
@@ -84,16 +94,23 @@ func startServer(t *testing.T, o serveOptions) *server {
 }
 
 func tryStart(o serveOptions) (*server, error) {
-	dnsAddr, err := freePort()
-	if err != nil {
-		return nil, err
+	dnsAddr, adminAddr := o.listen, o.admin
+	var err error
+	if dnsAddr == "" {
+		if dnsAddr, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
-	adminAddr, err := freePort()
-	if err != nil {
-		return nil, err
+	if adminAddr == "" {
+		if adminAddr, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	args := append([]string{"serve"}, o.args...)
 	args = append(args, "--listen", dnsAddr, "--admin", adminAddr)
+	if !o.reusePort {
+		args = append(args, "--reuse-port=false")
+	}
 	s := &server{adminURL: "http://" + adminAddr, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	_, s.dnsPort, _ = net.SplitHostPort(dnsAddr)
 	s.cmd = exec.Command(meshdnsBin, args...)
@@ -117,7 +134,11 @@ func tryStart(o serveOptions) (*server, error) {
 	if o.unready {
 		want = http.StatusServiceUnavailable
 	}
-	if err := s.waitReady(want); err != nil {
+	wait := func() error { return s.waitReady(want) }
+	if o.logLine != "" {
+		wait = func() error { return s.waitLog(o.logLine) }
+	}
+	if err := wait(); err != nil {
 		s.cmd.Process.Kill()
 		<-s.exited
 		return nil, fmt.Errorf("meshdns %s: %w\n--- meshdns output ---\n%s", strings.Join(args, " "), err, s.stderr)
@@ -143,6 +164,23 @@ func (s *server) waitReady(want int) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("/readyz not %d within %s", want, readyTimeout)
+}
+
+// waitLog waits until meshdns logs line.
+func (s *server) waitLog(line string) error {
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("exited with status %d before logging %q", s.exitCode, line)
+		default:
+		}
+		if strings.Contains(s.stderr.String(), line) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no %q logged within %s", line, readyTimeout)
 }
 
 // stop sends sig and waits for the exit code; it kills the process after exitTimeout.
