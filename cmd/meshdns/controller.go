@@ -13,11 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -134,12 +132,8 @@ func runController(ctx context.Context, cfg config.Settings, kcfg *rest.Config, 
 	}()
 	d.onStop(wg.Wait)
 
-	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12})),
-		// Ping idle agents so that a vanished one (a node gone) releases its stream.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	srv := grpc.NewServer(append(controller.ServerOptions(),
+		grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12})))...)
 	ctrl.Register(srv)
 	ln, err := net.Listen("tcp", o.xdsListen)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -221,6 +222,17 @@ func (c *Controller) count() int {
 		n += len(s)
 	}
 	return n
+}
+
+// ServerOptions are the gRPC server options agents need: the controller pings idle streams so
+// that a vanished agent (a node gone) releases its stream, and accepts the agents' own pings
+// (every 30 s; gRPC's default refuses pings more often than every 5 minutes with GOAWAY
+// "too_many_pings", which would cut every agent's stream).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
 }
 
 // Register serves the aggregated delta xDS service on s. The state-of-the-world variant is

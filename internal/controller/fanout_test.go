@@ -41,7 +41,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshdns/meshdns/internal/agent"
@@ -119,8 +118,8 @@ func runFanoutController() int {
 	go b.Run(ctx)
 	ctrl := controller.New(controller.Options{Source: src, Changed: built, Metrics: controller.NewMetrics(reg)})
 	go ctrl.Run(ctx)
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}))
+	srv := grpc.NewServer(append(controller.ServerOptions(),
+		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))...)
 	ctrl.Register(srv)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
