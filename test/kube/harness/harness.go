@@ -219,7 +219,10 @@ func (c *Cluster) RunWrapped(t testing.TB, prefix, env []string, bin string, arg
 		t.Fatal(err)
 	}
 	m := &Meshdns{DNS: dnsAddr.String(), Admin: adminAddr.String()}
-	argv := append([]string{"serve", "--listen", m.DNS, "--admin", m.Admin, "--resolv-conf", rc, "--log-level", "debug"}, args...)
+	// --reuse-port off: a port another process took meanwhile fails the start loudly instead
+	// of being shared with it.
+	argv := append([]string{"serve", "--listen", m.DNS, "--admin", m.Admin, "--resolv-conf", rc, "--log-level", "debug",
+		"--reuse-port=false"}, args...)
 	m.start(t, "meshdns", append(append(slices.Clone(prefix), bin), argv...), env)
 	return m
 }
