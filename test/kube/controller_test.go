@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,8 +23,10 @@ import (
 	"github.com/miekg/dns"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshdns/meshdns/internal/testutil"
@@ -370,7 +373,8 @@ func TestAgentFailsOverBetweenControllers(t *testing.T) {
 	sameView(t, "after the fail-over", a, direct)
 }
 
-// applyYAML creates the objects of a multi-document manifest.
+// applyYAML creates the objects of a multi-document manifest, and deletes them when the test
+// ends: other tests compare the example namespaces' names with the example registry.
 func applyYAML(t *testing.T, manifest string) {
 	t.Helper()
 	var objs []*unstructured.Unstructured
@@ -378,6 +382,22 @@ func applyYAML(t *testing.T, manifest string) {
 		objs = append(objs, harness.Object(t, doc))
 	}
 	apply(t, objs)
+	t.Cleanup(func() {
+		for _, u := range objs {
+			gv, _ := schema.ParseGroupVersion(u.GetAPIVersion())
+			client := dyn.Resource(gv.WithResource(resources[u.GetKind()]))
+			var err error
+			if u.GetKind() == "Namespace" {
+				err = client.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{})
+			} else {
+				err = client.Namespace(u.GetNamespace()).Delete(context.Background(), u.GetName(),
+					metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+			}
+			if err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("deleting %s %s/%s: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+			}
+		}
+	})
 }
 
 // readyz is the body of /readyz.
