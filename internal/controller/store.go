@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"sort"
@@ -110,41 +111,53 @@ func (s *store) unwatch(w chan struct{}) {
 	s.mu.Unlock()
 }
 
-// diff returns what an agent holding known (name to version), last brought up to revision
-// since, lacks: the resources to send and the names to remove, and the revision they bring it
-// to. since 0 compares everything.
-func (s *store) diff(known map[string]string, since uint64) (send []*discovery.Resource, remove []string, rev uint64) {
+// errBehind is diff's answer to a stream further behind than the log: it must start over.
+var errBehind = errors.New("behind the log of changes")
+
+// compare returns what an agent holding known (name to version) lacks, by comparing every
+// resource: the resources to send, the names to remove, and the revision that brings it to.
+// It is for an agent's first response, which starts from the versions it names.
+func (s *store) compare(known map[string]string) (send []*discovery.Resource, remove []string, rev uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	check := func(name string) {
-		if r := s.res[name]; r != nil {
-			if known[name] != r.GetVersion() {
-				send = append(send, r)
-			}
-		} else if _, held := known[name]; held {
+	for name, r := range s.res {
+		if known[name] != r.GetVersion() {
+			send = append(send, r)
+		}
+	}
+	for name := range known {
+		if _, ok := s.res[name]; !ok {
 			remove = append(remove, name)
 		}
 	}
-	if since == 0 || since < s.logBase {
-		for name := range s.res {
-			check(name)
-		}
-		for name := range known {
-			if _, ok := s.res[name]; !ok {
-				remove = append(remove, name)
-			}
-		}
-		return send, remove, s.rev
+	return send, remove, s.rev
+}
+
+// changes returns what changed after revision since: the resources to send, the names to
+// remove, and the revision that brings an agent to. An agent up to date at since lacks
+// exactly these, so no agent's versions need to be kept (a removal of a name the agent never
+// had is ignored, as the protocol says). It returns errBehind when the log no longer reaches
+// back to since.
+func (s *store) changes(since uint64) (send []*discovery.Resource, remove []string, rev uint64, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if since < s.logBase {
+		return nil, nil, 0, errBehind
 	}
 	i := sort.Search(len(s.log), func(i int) bool { return s.log[i].rev > since })
 	seen := map[string]bool{}
 	for _, c := range s.log[i:] {
-		if !seen[c.name] {
-			seen[c.name] = true
-			check(c.name)
+		if seen[c.name] {
+			continue
+		}
+		seen[c.name] = true
+		if r := s.res[c.name]; r != nil {
+			send = append(send, r)
+		} else {
+			remove = append(remove, c.name)
 		}
 	}
-	return send, remove, s.rev
+	return send, remove, s.rev, nil
 }
 
 // watchers is the number of streams reading the store.

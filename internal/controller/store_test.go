@@ -33,15 +33,15 @@ func apply(known map[string]string, send []*discovery.Resource, remove []string)
 	}
 }
 
-func TestStoreDiffFollowsTheLog(t *testing.T) {
+func TestStoreChangesFollowTheLog(t *testing.T) {
 	st := newStore("t")
 	if _, err := st.update(map[string]proto.Message{"a": ns("a"), "b": ns("b"), "c": ns("c")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	known := map[string]string{}
-	send, remove, rev := st.diff(known, 0)
+	send, remove, rev := st.compare(known)
 	if got := names(send); !slices.Equal(got, []string{"a", "b", "c"}) || len(remove) != 0 {
-		t.Fatalf("first diff: %v, removed %v", got, remove)
+		t.Fatalf("first comparison: %v, removed %v", got, remove)
 	}
 	apply(known, send, remove)
 
@@ -52,37 +52,26 @@ func TestStoreDiffFollowsTheLog(t *testing.T) {
 	if _, err := st.update(map[string]proto.Message{"b": ns("b2")}, []string{"c", "missing"}); err != nil {
 		t.Fatal(err)
 	}
-	send, remove, rev2 := st.diff(known, rev)
-	if got := names(send); !slices.Equal(got, []string{"b"}) || !slices.Equal(remove, []string{"c"}) {
-		t.Errorf("incremental diff: send %v, remove %v; want [b], [c]", got, remove)
+	send, remove, rev2, err := st.changes(rev)
+	if err != nil {
+		t.Fatal(err)
 	}
-	full, fullRemove, _ := st.diff(known, 0)
+	if got := names(send); !slices.Equal(got, []string{"b"}) || !slices.Equal(remove, []string{"c"}) {
+		t.Errorf("changes: send %v, remove %v; want [b], [c]", got, remove)
+	}
+	full, fullRemove, _ := st.compare(known)
 	if !slices.Equal(names(full), names(send)) || !slices.Equal(fullRemove, remove) {
-		t.Errorf("incremental diff %v %v differs from the full one %v %v", names(send), remove, names(full), fullRemove)
+		t.Errorf("changes %v %v differ from a full comparison %v %v", names(send), remove, names(full), fullRemove)
 	}
 	apply(known, send, remove)
-	if send, remove, _ := st.diff(known, rev2); len(send)+len(remove) != 0 {
+	if send, remove, _, _ := st.changes(rev2); len(send)+len(remove) != 0 {
 		t.Errorf("nothing changed, yet %v %v", names(send), remove)
 	}
-}
-
-func TestStoreDiffAfterTheLogIsTrimmed(t *testing.T) {
-	st := newStore("t")
-	st.update(map[string]proto.Message{"keep": ns("keep"), "gone": ns("gone")}, nil)
-	known := map[string]string{}
-	send, remove, rev := st.diff(known, 0)
-	apply(known, send, remove)
-	for i := range 3000 {
-		st.update(map[string]proto.Message{"churn": ns(fmt.Sprint(i))}, nil)
-	}
-	st.update(nil, []string{"gone"})
-	if st.logBase <= rev {
-		t.Fatalf("log not trimmed: base %d, %d entries", st.logBase, len(st.log))
-	}
-	send, remove, _ = st.diff(known, rev)
-	if got := names(send); !slices.Equal(got, []string{"churn"}) || !slices.Equal(remove, []string{"gone"}) {
-		t.Errorf("diff of an agent behind the log: send %v, remove %v", got, remove)
-	}
+	// Added and removed between two responses: a removal of a name the agent never had, which
+	// the protocol lets it ignore; what it holds ends the same.
+	st.update(map[string]proto.Message{"brief": ns("brief")}, nil)
+	st.update(nil, []string{"brief"})
+	send, remove, _, _ = st.changes(rev2)
 	apply(known, send, remove)
 	want := map[string]string{}
 	for n, r := range st.res {
@@ -90,6 +79,24 @@ func TestStoreDiffAfterTheLogIsTrimmed(t *testing.T) {
 	}
 	if !maps.Equal(known, want) {
 		t.Errorf("agent holds %v, store %v", known, want)
+	}
+}
+
+func TestStoreSendsAnAgentBehindTheLogBack(t *testing.T) {
+	st := newStore("t")
+	st.update(map[string]proto.Message{"keep": ns("keep"), "gone": ns("gone")}, nil)
+	_, _, rev := st.compare(nil)
+	for i := range 3000 {
+		st.update(map[string]proto.Message{"churn": ns(fmt.Sprint(i))}, nil)
+	}
+	if st.logBase <= rev {
+		t.Fatalf("log not trimmed: base %d, %d entries", st.logBase, len(st.log))
+	}
+	if _, _, _, err := st.changes(rev); err != errBehind {
+		t.Errorf("changes of an agent behind the log: %v, want errBehind (it reconnects with its versions)", err)
+	}
+	if len(st.log) > 2*len(st.res)+1024 {
+		t.Errorf("log of %d entries for %d resources", len(st.log), len(st.res))
 	}
 }
 

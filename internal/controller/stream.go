@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
 	"strconv"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -17,11 +16,13 @@ import (
 
 // subscription is one resource type of an agent's stream.
 type subscription struct {
-	st      *store
-	known   map[string]string // the versions the agent holds once it has our last response
-	rev     uint64            // the store's revision known reflects; 0: none yet
-	first   bool              // no response sent yet: the first is sent even if empty
-	pending string            // nonce of the response awaiting its ACK; "": none
+	st *store
+	// initial are the versions the agent said it holds, until the first response; after it
+	// the agent holds the store's content at rev, and nothing per agent is kept.
+	initial map[string]string
+	rev     uint64 // the store's revision the agent is brought up to
+	first   bool   // no response sent yet: the first is sent even if empty
+	pending string // nonce of the response awaiting its ACK; "": none
 }
 
 // agentStream is the state of one agent's stream; only its goroutine touches it.
@@ -148,10 +149,7 @@ func (a *agentStream) handle(r *discovery.DeltaDiscoveryRequest) error {
 		if st == nil {
 			return status.Errorf(codes.InvalidArgument, "unknown resource type %q", t)
 		}
-		sub = &subscription{st: st, known: maps.Clone(r.GetInitialResourceVersions()), first: true}
-		if sub.known == nil {
-			sub.known = map[string]string{}
-		}
+		sub = &subscription{st: st, initial: r.GetInitialResourceVersions(), first: true}
 		a.subs[t] = sub
 		return nil
 	}
@@ -168,21 +166,25 @@ func (a *agentStream) handle(r *discovery.DeltaDiscoveryRequest) error {
 // send sends the changes of one type the agent lacks, if any (and the first response in any
 // case: it tells the agent it has everything).
 func (a *agentStream) send(t string, sub *subscription) error {
-	resources, removed, rev := sub.st.diff(sub.known, sub.rev)
-	sub.rev = rev
-	if len(resources)+len(removed) == 0 && !sub.first {
-		return nil
+	var resources []*discovery.Resource
+	var removed []string
+	if sub.first {
+		resources, removed, sub.rev = sub.st.compare(sub.initial)
+		sub.initial = nil
+	} else {
+		var err error
+		if resources, removed, sub.rev, err = sub.st.changes(sub.rev); err != nil {
+			// The agent reconnects at once and names the versions it holds.
+			return status.Errorf(codes.Unavailable, "%s: the agent fell %v; reconnect", xds.ShortType(t), err)
+		}
+		if len(resources)+len(removed) == 0 {
+			return nil
+		}
 	}
 	sub.first = false
 	a.nonce++
 	resp := &discovery.DeltaDiscoveryResponse{TypeUrl: t, Resources: resources, RemovedResources: removed,
 		Nonce: strconv.Itoa(a.nonce)}
-	for _, r := range resources {
-		sub.known[r.GetName()] = r.GetVersion()
-	}
-	for _, name := range removed {
-		delete(sub.known, name)
-	}
 	sub.pending = resp.GetNonce()
 	a.c.o.Metrics.sent(t, len(resources), len(removed), proto.Size(resp))
 	return a.s.Send(resp)
