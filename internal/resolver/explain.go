@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/table"
@@ -27,9 +28,10 @@ const (
 	RuleRecords           = "records" // the node's records of the asked type
 	RuleNoData            = "nodata"  // the node has none: NODATA with the SOA
 	RuleAutopath          = "autopath"
-	RuleNXDomain          = "nxdomain" // rule 10
-	RuleForward           = "forward"  // rule 11, or rule 10 with unknown cluster names forwarded
-	RuleUpstream          = "upstream" // upstream asked (the cache missed or is off)
+	RuleHidden            = "exportto-hidden" // the name is in the table, exported away from the client
+	RuleNXDomain          = "nxdomain"        // rule 10
+	RuleForward           = "forward"         // rule 11, or rule 10 with unknown cluster names forwarded
+	RuleUpstream          = "upstream"        // upstream asked (the cache missed or is off)
 	RuleCacheHit          = "cache-hit"
 	RuleCacheStale        = "cache-stale"
 	RuleUpstreamFailed    = "upstream-failed"
@@ -96,6 +98,21 @@ func (t *trace) autopath(name string, search []string, i int, from string) {
 		via = "search domain " + search[i]
 	}
 	t.add(RuleAutopath, name, "via "+via+", from "+from)
+}
+
+// hidden records that qname is in the table but not for a client in namespace ns.
+func (t *trace) hidden(qname, ns string, tb *table.Table) {
+	if t == nil {
+		return
+	}
+	if n := tb.Hidden(qname, ns); n != nil {
+		client := "namespace " + ns
+		if ns == "" {
+			client = "a client of unknown namespace"
+		}
+		t.steps = append(t.steps, Step{Rule: RuleHidden, Name: qname, Origin: n.Origin,
+			Detail: fmt.Sprintf("exportTo %v: not visible to %s", n.ExportTo, client)})
+	}
 }
 
 // match records how a lookup found its node.

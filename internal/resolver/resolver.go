@@ -238,6 +238,7 @@ func (r *Resolver) fromTable(q *query, inZone bool) Reply {
 		r.answer(q, q.name(), m)
 		return q.rep
 	}
+	q.trace.hidden(q.qname, q.client.Namespace, q.t)
 	if !inZone {
 		return r.forward(q)
 	}

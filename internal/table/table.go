@@ -159,6 +159,17 @@ func (t *Table) lookupWildcard(qname, ns string) (Match, bool) {
 
 // pick returns the variant visible to ns, preferring one from ns itself, else the first
 // visible: variants are stored oldest first (byAge), so that is Istio's choice too.
+// Hidden returns a node named qname that a client in namespace ns may not see (its exportTo
+// leaves ns out), nil when there is none: what explain names when such a client gets no answer.
+func (t *Table) Hidden(qname, ns string) *Node {
+	for _, n := range t.names[qname] {
+		if !n.Visible(ns) {
+			return n
+		}
+	}
+	return nil
+}
+
 func pick(nodes []*Node, ns string) *Node {
 	var found *Node
 	for _, n := range nodes {

@@ -48,6 +48,8 @@ func TestExplainMatchesDig(t *testing.T) {
 		// Below the first search domain: autopath's walk asks upstream about "nope." first.
 		{name: "NXDOMAIN", qname: "nope.bookinfo.svc.cluster.local.", qtype: "A", rule: resolver.RuleNXDomain, upstream: true},
 		{name: "autopath from the table", qname: "mysql.data.bookinfo.svc.cluster.local.", qtype: "A", rule: resolver.RuleAutopath, origin: "Service data/mysql"},
+		{name: "exportTo hid it", qname: "admin.vms.example.com.", qtype: "A", rule: resolver.RuleHidden,
+			origin: "ServiceEntry vms/vm-admin", upstream: true},
 		{name: "forwarded", qname: "www.example.com.", qtype: "A", rule: resolver.RuleUpstream, upstream: true},
 		{name: "forwarded again: cache hit", qname: "www.example.com.", qtype: "A", rule: resolver.RuleCacheHit, upstream: true},
 		{name: "AXFR refused", qname: "cluster.local.", qtype: "AXFR", dig: []string{"+notcp"}, rule: resolver.RuleRejected},
