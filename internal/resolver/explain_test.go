@@ -72,7 +72,7 @@ func TestExplainNamesTheRule(t *testing.T) {
 			rules:  []string{resolver.RuleUpstream, resolver.RuleAutopath},
 			detail: "via the name as asked, from upstream"},
 		{name: "exportTo hid it", qname: "private.example.com.", qtype: A,
-			rules: []string{resolver.RuleHidden, resolver.RuleForward, resolver.RuleUpstream},
+			rules:  []string{resolver.RuleHidden, resolver.RuleForward, resolver.RuleUpstream},
 			origin: "ServiceEntry vms/private", detail: "not visible to namespace prod"},
 		{name: "exportTo shows it", ns: "vms", qname: "private.example.com.", qtype: A,
 			rules: []string{resolver.RuleTableHit, R}, origin: "ServiceEntry vms/private"},
