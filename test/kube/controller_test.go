@@ -121,21 +121,51 @@ func freeAddr(t testing.TB) string {
 	return a.String()
 }
 
+// controllerProc is a meshdns controller of the test's API server.
+type controllerProc struct {
+	*harness.Meshdns
+	xds, ca string
+	args    []string // to start it again on the same address
+}
+
+// runController runs a controller on a free address with the certificate of pki (from
+// controllerTLS), authenticating to the API server with kubeconfig kc, plus extra flags.
+func runController(t *testing.T, pki [3]string, kc string, extra ...string) *controllerProc {
+	t.Helper()
+	c := &controllerProc{xds: freeAddr(t), ca: pki[0]}
+	c.args = append([]string{"--kubeconfig", kc, "--xds-listen", c.xds, "--tls-cert", pki[1], "--tls-key", pki[2]}, extra...)
+	c.Meshdns = cluster.Controller(t, c.args...)
+	c.WaitReady(t)
+	return c
+}
+
+// restart starts the controller again, as it was started, after Kill.
+func (c *controllerProc) restart(t *testing.T) {
+	t.Helper()
+	c.Meshdns = cluster.Controller(t, c.args...)
+}
+
+// agentArgs are the flags of an agent of c in namespace ns presenting the token in file token.
+func (c *controllerProc) agentArgs(ns, token string) []string {
+	return []string{"--controller", c.xds, "--controller-ca", c.ca, "--token-file", token, "--namespace", ns}
+}
+
+// newPKI writes a CA and a controller certificate (controllerTLS) to a temporary directory.
+func newPKI(t *testing.T) [3]string {
+	t.Helper()
+	ca, cert, key := controllerTLS(t, t.TempDir())
+	return [3]string{ca, cert, key}
+}
+
 // TestControllerAndAgents runs a controller and agents of two namespaces (separate processes,
 // authenticated with service account tokens from the TokenRequest API) next to meshdns
 // processes watching the API server themselves, and checks that each agent's client sees
 // exactly what the watcher of its namespace sees, through changes of every kind.
 func TestControllerAndAgents(t *testing.T) {
 	loadExamples(t)
-	dir := t.TempDir()
-	ca, cert, key := controllerTLS(t, dir)
-	xds := freeAddr(t)
-	ctlArgs := []string{"--kubeconfig", kubeconfig, "--xds-listen", xds, "--tls-cert", cert, "--tls-key", key}
-	ctl := cluster.Controller(t, ctlArgs...)
-	ctl.WaitReady(t)
-
+	ctl := runController(t, newPKI(t), kubeconfig)
 	agentArgs := func(ns, token, stateDir string) []string {
-		return []string{"--controller", xds, "--controller-ca", ca, "--token-file", token, "--namespace", ns, "--state-dir", stateDir}
+		return append(ctl.agentArgs(ns, token), "--state-dir", stateDir)
 	}
 	bookinfoState := t.TempDir()
 	bookinfo := startMeshdns(t, agentArgs("bookinfo", agentToken(t, "bookinfo", "agent", "meshdns", ""), bookinfoState)...)
@@ -262,7 +292,7 @@ spec:
 		t.Errorf("/readyz of an agent without its controller: %q", body)
 	}
 	applyYAML(t, harness.StaticServiceEntry("bookinfo", "ctl-while-away", "away.ctl.example.com", "192.0.2.79"))
-	ctl = cluster.Controller(t, ctlArgs...)
+	ctl.restart(t)
 	restarted.Expect(t, "away.ctl.example.com", dns.TypeA, "NOERROR", "192.0.2.79")
 	data.Expect(t, "away.ctl.example.com", dns.TypeA, "NOERROR", "192.0.2.79")
 	sameView(t, "after the controller came back", restarted, directBookinfo)
@@ -272,13 +302,8 @@ spec:
 // token at all gets no names; a rotated token file is used from the next reconnection.
 func TestControllerRefusesWrongTokens(t *testing.T) {
 	loadExamples(t)
-	dir := t.TempDir()
-	ca, cert, key := controllerTLS(t, dir)
-	xds := freeAddr(t)
-	ctlArgs := []string{"--kubeconfig", kubeconfig, "--xds-listen", xds, "--tls-cert", cert, "--tls-key", key}
-	ctl := cluster.Controller(t, ctlArgs...)
-	ctl.WaitReady(t)
-	garbage := filepath.Join(dir, "garbage")
+	ctl := runController(t, newPKI(t), kubeconfig)
+	garbage := filepath.Join(t.TempDir(), "garbage")
 	if err := os.WriteFile(garbage, []byte("not-a-token"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +313,7 @@ func TestControllerRefusesWrongTokens(t *testing.T) {
 		{"a garbage token", "bookinfo", garbage, "Unauthenticated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := startMeshdns(t, "--controller", xds, "--controller-ca", ca, "--token-file", tc.token, "--namespace", tc.namespace)
+			a := startMeshdns(t, ctl.agentArgs(tc.namespace, tc.token)...)
 			eventually(t, "the refusal", func() error {
 				if body := readyz(t, a); !strings.Contains(body, tc.want) {
 					return fmt.Errorf("/readyz: %q, want %s", body, tc.want)
@@ -307,7 +332,7 @@ func TestControllerRefusesWrongTokens(t *testing.T) {
 	// Rotation: the first token is revoked (its Secret deleted) after a new one is written; the
 	// agent uses the new one when it reconnects (the controller restarts).
 	tokenFile := agentToken(t, "bookinfo", "rotating", "meshdns", "rotating-1")
-	a := startMeshdns(t, "--controller", xds, "--controller-ca", ca, "--token-file", tokenFile, "--namespace", "bookinfo")
+	a := startMeshdns(t, ctl.agentArgs("bookinfo", tokenFile)...)
 	a.WaitReady(t)
 	next, err := os.ReadFile(agentToken(t, "bookinfo", "rotating", "meshdns", "rotating-2"))
 	if err != nil {
@@ -320,7 +345,7 @@ func TestControllerRefusesWrongTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl.Kill()
-	ctl = cluster.Controller(t, ctlArgs...)
+	ctl.restart(t)
 	ctl.WaitReady(t)
 	eventually(t, "the agent reconnects with the rotated token", func() error {
 		if v := ctl.Metric(t, "meshdns_controller_agents"); v != 1 {
@@ -337,17 +362,11 @@ func TestControllerRefusesWrongTokens(t *testing.T) {
 // streams from moves it to the other, with no wrong answer in between.
 func TestAgentFailsOverBetweenControllers(t *testing.T) {
 	loadExamples(t)
-	dir := t.TempDir()
-	ca, cert, key := controllerTLS(t, dir)
-	x1, x2 := freeAddr(t), freeAddr(t)
-	args := func(xds string) []string {
-		return []string{"--kubeconfig", kubeconfig, "--xds-listen", xds, "--tls-cert", cert, "--tls-key", key}
-	}
-	first, second := cluster.Controller(t, args(x1)...), cluster.Controller(t, args(x2)...)
-	first.WaitReady(t)
-	second.WaitReady(t)
-	a := startMeshdns(t, "--controller", x1+","+x2, "--controller-ca", ca,
-		"--token-file", agentToken(t, "bookinfo", "agent", "meshdns", ""), "--namespace", "bookinfo")
+	pki := newPKI(t)
+	first, second := runController(t, pki, kubeconfig), runController(t, pki, kubeconfig)
+	args := first.agentArgs("bookinfo", agentToken(t, "bookinfo", "agent", "meshdns", ""))
+	args[1] = first.xds + "," + second.xds // --controller: both replicas
+	a := startMeshdns(t, args...)
 	direct := startWithKube(t, "--namespace", "bookinfo")
 	a.WaitReady(t)
 	direct.WaitReady(t)

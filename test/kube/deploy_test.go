@@ -61,14 +61,9 @@ func TestDeployManifests(t *testing.T) {
 
 	// The controller's rights (deploy/controller.yaml) suffice to watch and to review the
 	// token of the example agent's service account (deploy/agent-example.yaml).
-	dir := t.TempDir()
-	ca, cert, key := controllerTLS(t, dir)
-	xds := freeAddr(t)
-	ctl := cluster.Controller(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns-controller"),
-		"--xds-listen", xds, "--tls-cert", cert, "--tls-key", key, "--leader-elect-namespace", "meshdns-system")
-	ctl.WaitReady(t)
-	agent := startMeshdns(t, "--controller", xds, "--controller-ca", ca, "--namespace", "default",
-		"--token-file", agentToken(t, "default", "shop-app", "meshdns", ""))
+	ctl := runController(t, newPKI(t), kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns-controller"),
+		"--leader-elect-namespace", "meshdns-system")
+	agent := startMeshdns(t, ctl.agentArgs("default", agentToken(t, "default", "shop-app", "meshdns", ""))...)
 	agent.WaitReady(t)
 	agent.Expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
 	agent.Expect(t, "db.deploy-test.example", dns.TypeA, "NOERROR", v4)

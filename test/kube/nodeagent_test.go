@@ -82,15 +82,11 @@ func TestNodeAgentViews(t *testing.T) {
 		})
 	})
 	t.Run("controller", func(t *testing.T) {
-		dir := t.TempDir()
-		ca, cert, key := controllerTLS(t, dir)
-		xds := freeAddr(t)
-		ctl := cluster.Controller(t, "--kubeconfig", kubeconfig, "--xds-listen", xds, "--tls-cert", cert, "--tls-key", key)
-		ctl.WaitReady(t)
-		token := agentToken(t, "default", "node-agent", "meshdns", "")
+		ctl := runController(t, newPKI(t), kubeconfig)
+		// The agent's namespace: its token's (the pods it serves have their own).
+		args := ctl.agentArgs("default", agentToken(t, "default", "node-agent", "meshdns", ""))
 		testNodeAgentViews(t, "nc", 40, func() *harness.Meshdns {
-			return startMeshdns(t, "--node-agent", "--node-name", "node-1", "--kubeconfig", kubeconfig,
-				"--controller", xds, "--controller-ca", ca, "--token-file", token)
+			return startMeshdns(t, append(args, "--node-agent", "--node-name", "node-1", "--kubeconfig", kubeconfig)...)
 		})
 	})
 }
