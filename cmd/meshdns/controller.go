@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +32,7 @@ const DefaultXDSListen = ":15012"
 // controllerOptions are the flags of `meshdns controller` beyond the Kubernetes source's.
 type controllerOptions struct {
 	xdsListen, tlsCert, tlsKey, audience string
+	fullView                             []string // namespace/name
 }
 
 func controllerFlags(c *config.Config, o *controllerOptions) *flag.FlagSet {
@@ -39,6 +41,7 @@ func controllerFlags(c *config.Config, o *controllerOptions) *flag.FlagSet {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate `file` (PEM) of the xDS service; re-read when it changes (required)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "TLS private key `file` (PEM) of the xDS service (required)")
 	fs.StringVar(&o.audience, "token-audience", controller.DefaultAudience, "`audience` agents' service account tokens must be issued for")
+	fs.Var(listFlag{&o.fullView}, "full-view", "service `accounts` (namespace/name, comma-separated or repeated) whose agents may have every namespace's names: node agents")
 	kubeFlags(fs, c)
 	vipFlags(fs, c)
 	logFlags(fs, c)
@@ -69,6 +72,10 @@ func controllerCmd(args []string, stdout, stderr io.Writer) int {
 	if _, _, err := net.SplitHostPort(o.xdsListen); err != nil {
 		return fail("--xds-listen: %q: want host:port", o.xdsListen)
 	}
+	fullView, err := serviceAccounts(o.fullView)
+	if err != nil {
+		return fail("--full-view: %s", err)
+	}
 	certs, err := newCertReloader(o.tlsCert, o.tlsKey)
 	if err != nil {
 		return fail("--tls-cert/--tls-key: %s", oneLine(err.Error()))
@@ -85,7 +92,7 @@ func controllerCmd(args []string, stdout, stderr io.Writer) int {
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runController(ctx, settings, kcfg, o, certs, log); err != nil {
+	if err := runController(ctx, settings, kcfg, o, fullView, certs, log); err != nil {
 		log.Error("meshdns controller failed", "err", err)
 		return 1
 	}
@@ -94,7 +101,7 @@ func controllerCmd(args []string, stdout, stderr io.Writer) int {
 
 // runController watches the API server (with the VIP allocator and status writer of serve)
 // and serves the objects to agents until ctx ends.
-func runController(ctx context.Context, cfg config.Settings, kcfg *rest.Config, o controllerOptions, certs *certReloader, log *slog.Logger) error {
+func runController(ctx context.Context, cfg config.Settings, kcfg *rest.Config, o controllerOptions, fullView []controller.ServiceAccount, certs *certReloader, log *slog.Logger) error {
 	reg := newRegistry()
 	bg, cancelBg := context.WithCancel(context.Background())
 	d := &daemon{cfg: cfg, kube: kcfg, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
@@ -123,7 +130,7 @@ func runController(ctx context.Context, cfg config.Settings, kcfg *rest.Config, 
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(controller.Options{Source: src, Changed: built, Auth: auth, Logger: log, Metrics: controller.NewMetrics(reg)})
+	ctrl := controller.New(controller.Options{Source: src, Changed: built, Auth: auth, FullView: fullView, Logger: log, Metrics: controller.NewMetrics(reg)})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -211,4 +218,17 @@ func fileStamp(path string) string {
 		return ""
 	}
 	return fmt.Sprint(fi.ModTime().UnixNano(), fi.Size())
+}
+
+// serviceAccounts parses namespace/name pairs.
+func serviceAccounts(list []string) ([]controller.ServiceAccount, error) {
+	var out []controller.ServiceAccount
+	for _, v := range list {
+		ns, name, ok := strings.Cut(v, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("%q: want namespace/name of a service account", v)
+		}
+		out = append(out, controller.ServiceAccount{Namespace: ns, Name: name})
+	}
+	return out, nil
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/meshdns/meshdns/internal/vipfwd"
+	"github.com/meshdns/meshdns/internal/xds"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/rest"
@@ -381,6 +382,15 @@ func (d *daemon) startNodeAgent() error {
 	return nil
 }
 
+// agentNamespace is the view an agent asks its controller for: its client's namespace, or
+// for a node agent, which answers the pods of every namespace, all of them.
+func agentNamespace(cfg config.Settings, client resolver.Client) string {
+	if cfg.NodeAgent {
+		return xds.AllNamespaces
+	}
+	return client.Namespace
+}
+
 // startAgent streams the cluster's objects from the controller (docs/controller.md).
 func (d *daemon) startAgent() (*agent.Source, error) {
 	var tlsCfg *tls.Config
@@ -397,7 +407,7 @@ func (d *daemon) startAgent() (*agent.Source, error) {
 	}
 	id, _ := os.Hostname()
 	a, err := agent.New(agent.Options{Addrs: d.cfg.Controller, TLS: tlsCfg, TokenFile: d.cfg.TokenFile,
-		Namespace: d.client.Namespace, NodeID: id, StateDir: d.cfg.StateDir, Logger: d.log,
+		Namespace: agentNamespace(d.cfg, d.client), NodeID: id, StateDir: d.cfg.StateDir, Logger: d.log,
 		Metrics: agent.NewMetrics(d.reg)})
 	if err != nil {
 		return nil, err

@@ -26,11 +26,15 @@ const DefaultDebounce = 100 * time.Millisecond
 
 // Authenticator checks an agent's bearer token.
 type Authenticator interface {
-	// Authenticate returns the namespace of the service account token was issued to. An error
-	// wrapping ErrRejected means the token is not valid; other errors mean it could not be
-	// checked now.
-	Authenticate(ctx context.Context, token string) (namespace string, err error)
+	// Authenticate returns the service account token was issued to. An error wrapping
+	// ErrRejected means the token is not valid; other errors mean it could not be checked now.
+	Authenticate(ctx context.Context, token string) (ServiceAccount, error)
 }
+
+// ServiceAccount names a Kubernetes service account.
+type ServiceAccount struct{ Namespace, Name string }
+
+func (sa ServiceAccount) String() string { return sa.Namespace + "/" + sa.Name }
 
 // ErrRejected marks a token that is not valid (unknown, expired, wrong audience, not a
 // service account's).
@@ -45,7 +49,11 @@ type Options struct {
 	Changed <-chan struct{}
 	// Auth checks the token of every stream; nil trusts the namespace an agent names (tests,
 	// and agents on a network only they reach).
-	Auth     Authenticator
+	Auth Authenticator
+	// FullView are the service accounts whose agents may ask for every namespace's names
+	// (xds.AllNamespaces): node agents, which answer the pods of every namespace. Without Auth
+	// any agent may.
+	FullView []ServiceAccount
 	Debounce time.Duration
 	Logger   *slog.Logger
 	Metrics  *Metrics

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,6 +31,7 @@ import (
 	"github.com/meshdns/meshdns/internal/agent"
 	"github.com/meshdns/meshdns/internal/controller"
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/xds"
 )
 
 // memSource is a source whose snapshot the test sets.
@@ -113,10 +115,10 @@ type fixture struct {
 	stop   func()
 }
 
-func startController(t *testing.T, src *memSource, auth controller.Authenticator, withTLS bool) *fixture {
+func startController(t *testing.T, src *memSource, auth controller.Authenticator, withTLS bool, fullView ...controller.ServiceAccount) *fixture {
 	t.Helper()
 	f := &fixture{t: t, src: src, reg: prometheus.NewRegistry()}
-	f.ctrl = controller.New(controller.Options{Source: src, Auth: auth, Debounce: time.Millisecond,
+	f.ctrl = controller.New(controller.Options{Source: src, Auth: auth, FullView: fullView, Debounce: time.Millisecond,
 		Metrics: controller.NewMetrics(f.reg)})
 	var opts []grpc.ServerOption
 	if withTLS {
@@ -386,19 +388,19 @@ func TestAStateOfAnotherNamespaceIsNotUsed(t *testing.T) {
 	}
 }
 
-// tokens is an authenticator from a fixed table.
+// tokens is an authenticator from a fixed table: token to "namespace/name".
 type tokens map[string]string
 
-func (tk tokens) Authenticate(_ context.Context, token string) (string, error) {
-	if ns, ok := tk[token]; ok {
-		return ns, nil
+func (tk tokens) Authenticate(_ context.Context, token string) (controller.ServiceAccount, error) {
+	if sa, ok := tk[token]; ok {
+		ns, name, _ := strings.Cut(sa, "/")
+		return controller.ServiceAccount{Namespace: ns, Name: cmp.Or(name, "default")}, nil
 	}
 	if token == "unreachable" {
-		return "", errors.New("the API server is away")
+		return controller.ServiceAccount{}, errors.New("the API server is away")
 	}
-	return "", fmt.Errorf("%w: unknown token", controller.ErrRejected)
+	return controller.ServiceAccount{}, fmt.Errorf("%w: unknown token", controller.ErrRejected)
 }
-
 func writeToken(t *testing.T, token string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "token")
@@ -528,5 +530,29 @@ func TestAnAgentTakesAFirstResponseOverFourMiB(t *testing.T) {
 	}
 	if sent := metric(t, f.reg, "meshdns_controller_sent_bytes_total", "Service"); sent <= 4<<20 {
 		t.Errorf("the Service response was %v bytes: not over 4 MiB, the test proves nothing", sent)
+	}
+}
+
+// TestNodeAgentsSeeEveryNamespace: a node agent asks for every namespace's names (it applies
+// exportTo per pod itself); only the service accounts the controller names get them.
+func TestNodeAgentsSeeEveryNamespace(t *testing.T) {
+	snap := baseSnapshot()
+	snap.ServiceEntries = append(snap.ServiceEntries, se("c", "theirs", "theirs.example.com", "c"))
+	f := startController(t, newMemSource(snap), tokens{"node": "meshdns-system/node-agent", "tok-a": "a"}, true,
+		controller.ServiceAccount{Namespace: "meshdns-system", Name: "node-agent"})
+	node := f.agent(xds.AllNamespaces, "", writeToken(t, "node"))
+	waitSynced(t, node)
+	if got, want := entryNames(node.Snapshot()), []string{"a/mine", "b/all", "c/theirs"}; !slices.Equal(got, want) {
+		t.Errorf("the node agent holds %v, want %v", got, want)
+	}
+	other := f.agent(xds.AllNamespaces, "", writeToken(t, "tok-a"))
+	eventually(t, "the refusal", func() error {
+		if st := other.Status(); len(st) == 0 || !strings.Contains(st[0], "PermissionDenied") {
+			return fmt.Errorf("status %q", st)
+		}
+		return nil
+	})
+	if len(other.Snapshot().ServiceEntries) != 0 {
+		t.Errorf("an agent of namespace a got every namespace's names: %v", entryNames(other.Snapshot()))
 	}
 }

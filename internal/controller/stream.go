@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -31,6 +32,7 @@ type agentStream struct {
 	s         discovery.AggregatedDiscoveryService_DeltaAggregatedResourcesServer
 	namespace string // from the token, or without Auth as the agent names it
 	trusted   bool   // namespace comes from the token
+	account   ServiceAccount
 	node      string // the agent's id, for logs
 	started   bool   // the first request has come
 	subs      map[string]*subscription
@@ -108,7 +110,7 @@ func (a *agentStream) authenticate(ctx context.Context) error {
 		c.o.Metrics.refused("unauthenticated")
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	ns, err := c.o.Auth.Authenticate(ctx, token)
+	sa, err := c.o.Auth.Authenticate(ctx, token)
 	switch {
 	case errors.Is(err, ErrRejected):
 		c.o.Metrics.refused("unauthenticated")
@@ -117,7 +119,7 @@ func (a *agentStream) authenticate(ctx context.Context) error {
 		c.o.Metrics.refused("unavailable")
 		return status.Errorf(codes.Unavailable, "cannot check the token now: %v", err)
 	}
-	a.namespace, a.trusted = ns, true
+	a.namespace, a.trusted, a.account = sa.Namespace, true, sa
 	return nil
 }
 
@@ -132,6 +134,11 @@ func (a *agentStream) handle(r *discovery.DeltaDiscoveryRequest) error {
 		switch {
 		case !a.trusted:
 			a.namespace = asked
+		case asked == xds.AllNamespaces && slices.Contains(c.o.FullView, a.account):
+			a.namespace = asked
+		case asked == xds.AllNamespaces:
+			c.o.Metrics.refused("permission_denied")
+			return status.Errorf(codes.PermissionDenied, "every namespace's names: the service account %s may not see them (meshdns controller --full-view)", a.account)
 		case asked != "" && asked != a.namespace:
 			c.o.Metrics.refused("permission_denied")
 			return status.Errorf(codes.PermissionDenied, "namespace %q: the token is of a service account in namespace %q", asked, a.namespace)

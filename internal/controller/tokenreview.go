@@ -39,8 +39,8 @@ type TokenReviewer struct {
 }
 
 type review struct {
-	namespace string
-	err       error // rejected
+	account ServiceAccount
+	err     error // rejected
 	until     time.Time
 }
 
@@ -56,19 +56,19 @@ func NewTokenReviewer(cfg *rest.Config, audience string) (*TokenReviewer, error)
 	return &TokenReviewer{reviews: c.TokenReviews(), audience: audience, now: time.Now, verdict: map[[32]byte]review{}}, nil
 }
 
-// Authenticate returns the namespace of the service account token belongs to.
-func (r *TokenReviewer) Authenticate(ctx context.Context, token string) (string, error) {
+// Authenticate returns the service account token belongs to.
+func (r *TokenReviewer) Authenticate(ctx context.Context, token string) (ServiceAccount, error) {
 	key := sha256.Sum256([]byte(token))
 	now := r.now()
 	r.mu.Lock()
 	v, ok := r.verdict[key]
 	r.mu.Unlock()
 	if ok && now.Before(v.until) {
-		return v.namespace, v.err
+		return v.account, v.err
 	}
-	ns, err := r.review(ctx, token)
+	sa, err := r.review(ctx, token)
 	if err != nil && !errors.Is(err, ErrRejected) {
-		return "", err // not a verdict: ask again next time
+		return ServiceAccount{}, err // not a verdict: ask again next time
 	}
 	r.mu.Lock()
 	if len(r.verdict) >= maxRemembered {
@@ -81,18 +81,18 @@ func (r *TokenReviewer) Authenticate(ctx context.Context, token string) (string,
 			clear(r.verdict)
 		}
 	}
-	r.verdict[key] = review{namespace: ns, err: err, until: now.Add(reviewTTL)}
+	r.verdict[key] = review{account: sa, err: err, until: now.Add(reviewTTL)}
 	r.mu.Unlock()
-	return ns, err
+	return sa, err
 }
 
-func (r *TokenReviewer) review(ctx context.Context, token string) (string, error) {
+func (r *TokenReviewer) review(ctx context.Context, token string) (ServiceAccount, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	res, err := r.reviews.Create(ctx, &authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: []string{r.audience}}},
 		metav1.CreateOptions{})
 	if err != nil {
-		return "", fmt.Errorf("TokenReview: %w", err)
+		return ServiceAccount{}, fmt.Errorf("TokenReview: %w", err)
 	}
 	st := res.Status
 	if !st.Authenticated {
@@ -100,15 +100,15 @@ func (r *TokenReviewer) review(ctx context.Context, token string) (string, error
 		if reason == "" {
 			reason = "not authenticated"
 		}
-		return "", fmt.Errorf("%w: %s", ErrRejected, reason)
+		return ServiceAccount{}, fmt.Errorf("%w: %s", ErrRejected, reason)
 	}
 	if !slices.Contains(st.Audiences, r.audience) {
-		return "", fmt.Errorf("%w: not a token for audience %q", ErrRejected, r.audience)
+		return ServiceAccount{}, fmt.Errorf("%w: not a token for audience %q", ErrRejected, r.audience)
 	}
 	// system:serviceaccount:<namespace>:<name>
 	parts := strings.Split(st.User.Username, ":")
-	if len(parts) != 4 || parts[0] != "system" || parts[1] != "serviceaccount" || parts[2] == "" {
-		return "", fmt.Errorf("%w: %q is not a service account", ErrRejected, st.User.Username)
+	if len(parts) != 4 || parts[0] != "system" || parts[1] != "serviceaccount" || parts[2] == "" || parts[3] == "" {
+		return ServiceAccount{}, fmt.Errorf("%w: %q is not a service account", ErrRejected, st.User.Username)
 	}
-	return parts[2], nil
+	return ServiceAccount{Namespace: parts[2], Name: parts[3]}, nil
 }

@@ -31,6 +31,10 @@ var Types = []string{TypeNamespace, TypeService, TypeEndpointSlice, TypePod, Typ
 // Set is resources by name.
 type Set map[string]proto.Message
 
+// AllNamespaces is the namespace a node agent asks for: the view of every namespace, all
+// scoped ServiceEntries included (it applies exportTo itself, per pod). Not a namespace name.
+const AllNamespaces = "*"
+
 // Resources are the resources of one snapshot: those every agent receives, by type, and the
 // ServiceEntries exported to some namespaces only, by the namespace that may see them.
 type Resources struct {
@@ -82,7 +86,7 @@ func Split(snap model.Snapshot) Resources {
 			continue
 		}
 		scoped := &pb.ScopedServiceEntry{ServiceEntry: m}
-		for _, ns := range audience {
+		for _, ns := range append(audience, AllNamespaces) {
 			if r.Scoped[ns] == nil {
 				r.Scoped[ns] = Set{}
 			}

@@ -82,7 +82,8 @@ func TestNodeAgentViews(t *testing.T) {
 		})
 	})
 	t.Run("controller", func(t *testing.T) {
-		ctl := runController(t, newPKI(t), kubeconfig)
+		// The node agent's service account may see every namespace's names.
+		ctl := runController(t, newPKI(t), kubeconfig, "--full-view", "default/node-agent")
 		// The agent's namespace: its token's (the pods it serves have their own).
 		args := ctl.agentArgs("default", agentToken(t, "default", "node-agent", "meshdns", ""))
 		testNodeAgentViews(t, "nc", 40, func() *harness.Meshdns {
@@ -136,6 +137,23 @@ func testNodeAgentViews(t *testing.T, prefix string, base int, start func() *har
 		expectFrom(t, m, src, "web", "SERVFAIL ")
 		expectFrom(t, m, src, "web.svc.cluster.local", "NXDOMAIN ")
 	}
+
+	// A ServiceEntry exported to A alone: A's pod gets it, B's does not (the name is not the
+	// cluster's, so B's query is forwarded, and fails without an upstream).
+	private := "private." + prefix + ".example.com"
+	applyYAML(t, fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: private, namespace: %s}
+spec:
+  hosts: [%s]
+  addresses: [192.0.2.%d]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.%d}]
+  exportTo: ["."]
+`, nsA, private, base, base))
+	expectFrom(t, m, ip(1), private, fmt.Sprintf("NOERROR %s. A 192.0.2.%d", private, base))
+	expectFrom(t, m, ip(2), private, "SERVFAIL ")
 
 	// a1 goes, and its address comes back as a pod of B.
 	if err := clients.CoreV1().Pods(nsA).Delete(ctx(t), "a1", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
