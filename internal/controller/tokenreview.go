@@ -41,7 +41,7 @@ type TokenReviewer struct {
 type review struct {
 	account ServiceAccount
 	err     error // rejected
-	until     time.Time
+	until   time.Time
 }
 
 // NewTokenReviewer returns a TokenReviewer using cfg; audience "" means DefaultAudience.
