@@ -3,6 +3,8 @@ package kube_test
 import (
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +74,24 @@ func TestDeployManifests(t *testing.T) {
 	agent.WaitReady(t)
 	agent.Expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
 	agent.Expect(t, "db.deploy-test.example", dns.TypeA, "NOERROR", v4)
+
+	// A node agent with the rights of deploy/node-agent.yaml syncs and answers a pod of its node
+	// in the pod's namespace; one of the controller, with the chart's rights for that case (the
+	// node's pods, nothing more), too.
+	nodePod(t, "deploy-node", ns, "client", "127.0.0.61", corev1.DNSClusterFirst)
+	short := "NOERROR api. CNAME api.deployed.svc.cluster.local. | api.deployed.svc.cluster.local. A 10.96.5.1"
+	node := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns-node-agent"),
+		"--node-agent", "--node-name", "deploy-node")
+	node.WaitReady(t)
+	expectFrom(t, node, "127.0.0.61", "api", short)
+	const ctlRelease = "meshdns-node-agent-ctl"
+	applyYAML(t, strings.TrimPrefix(tidy(render(t, ctlRelease, "meshdns-system", append(slices.Clone(nodeAgentOfController),
+		"--show-only", "templates/node-agent/rbac.yaml")...)), "---\n"))
+	nodeOfCtl := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:"+ctlRelease),
+		"--node-agent", "--node-name", "deploy-node", "--controller", xds, "--controller-ca", ca, "--namespace", "meshdns-system",
+		"--token-file", agentToken(t, "meshdns-system", ctlRelease, "meshdns", ""))
+	nodeOfCtl.WaitReady(t)
+	expectFrom(t, nodeOfCtl, "127.0.0.61", "api", short)
 
 	stranger := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:default:stranger"))
 	eventually(t, "admin endpoint up", func() error {
