@@ -3,6 +3,7 @@ package kube_test
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -685,6 +686,34 @@ func TestChartCaptureFlags(t *testing.T) {
 			t.Errorf("meshdns %s:\n%s\nwant an error starting %q", strings.Join(args, " "), stderr, want)
 		}
 	})
+}
+
+// TestChartClusterDNSLookup installs node-agent mode without nodeAgent.clusterDNS against the
+// real API server (helm's lookup): the capture and the agent take the cluster IPs of Service
+// kube-system/kube-dns, both families of a dual-stack Service.
+func TestChartClusterDNSLookup(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-dns"}, Spec: corev1.ServiceSpec{
+		ClusterIP: "10.96.0.10", ClusterIPs: []string{"10.96.0.10", "fd00:10:96::a"}, IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyRequireDualStack),
+		IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}, Ports: []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}}}
+	if _, err := clients.CoreV1().Services("kube-system").Create(ctx(t), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		clients.CoreV1().Services("kube-system").Delete(context.Background(), "kube-dns", metav1.DeleteOptions{})
+	})
+	const ns = "chart-cluster-dns"
+	createNamespace(t, ns)
+	// A release of its own: helm's server-side dry-run refuses cluster-wide objects of the
+	// name that other tests created without helm.
+	spec := podSpec(t, render(t, "meshdns-cluster-dns", ns, "--set", "mode=node-agent", "--dry-run=server", "--kubeconfig", kubeconfig))
+	if got, want := spec.InitContainers[0].Args, "--cluster-dns=10.96.0.10,fd00:10:96::a"; !slices.Contains(got, want) {
+		t.Errorf("capture runs %q, want %s", got, want)
+	}
+	for _, want := range []string{"--listen=10.96.0.10:53", "--listen=[fd00:10:96::a]:53"} {
+		if got := spec.Containers[0].Args; !slices.Contains(got, want) {
+			t.Errorf("serve runs %q, want %s", got, want)
+		}
+	}
 }
 
 // hostPort53 turns an address of lo (10.96.0.10/32) into the listen address of its port 53.
