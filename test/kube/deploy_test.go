@@ -3,6 +3,8 @@ package kube_test
 import (
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,11 +64,29 @@ func TestDeployManifests(t *testing.T) {
 	// The controller's rights (deploy/controller.yaml) suffice to watch and to review the
 	// token of the example agent's service account (deploy/agent-example.yaml).
 	ctl := runController(t, newPKI(t), kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns-controller"),
-		"--leader-elect-namespace", "meshdns-system")
+		"--leader-elect-namespace", "meshdns-system", "--full-view", "meshdns-system/meshdns-node-agent-ctl")
 	agent := startMeshdns(t, ctl.agentArgs("default", agentToken(t, "default", "shop-app", "meshdns", ""))...)
 	agent.WaitReady(t)
 	agent.Expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
 	agent.Expect(t, "db.deploy-test.example", dns.TypeA, "NOERROR", v4)
+
+	// A node agent with the rights of deploy/node-agent.yaml syncs and answers a pod of its node
+	// in the pod's namespace; one of the controller, with the chart's rights for that case (the
+	// node's pods, nothing more), too.
+	nodePod(t, "deploy-node", ns, "client", "127.0.0.61", corev1.DNSClusterFirst)
+	short := "NOERROR api. CNAME api.deployed.svc.cluster.local. | api.deployed.svc.cluster.local. A 10.96.5.1"
+	node := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns-node-agent"),
+		"--node-agent", "--node-name", "deploy-node")
+	node.WaitReady(t)
+	expectFrom(t, node, "127.0.0.61", "api", short)
+	const ctlRelease = "meshdns-node-agent-ctl"
+	applyYAML(t, strings.TrimPrefix(tidy(render(t, ctlRelease, "meshdns-system", append(slices.Clone(nodeAgentOfController),
+		"--show-only", "templates/node-agent/rbac.yaml")...)), "---\n"))
+	nodeOfCtl := startMeshdns(t, append(ctl.agentArgs("meshdns-system", agentToken(t, "meshdns-system", ctlRelease, "meshdns", "")),
+		"--kubeconfig", kubeconfigFor(t, "system:serviceaccount:meshdns-system:"+ctlRelease),
+		"--node-agent", "--node-name", "deploy-node")...)
+	nodeOfCtl.WaitReady(t)
+	expectFrom(t, nodeOfCtl, "127.0.0.61", "api", short)
 
 	stranger := startMeshdns(t, "--kubeconfig", kubeconfigFor(t, "system:serviceaccount:default:stranger"))
 	eventually(t, "admin endpoint up", func() error {

@@ -25,7 +25,7 @@ var resources = map[string]string{
 	"Namespace": "namespaces", "Service": "services", "Pod": "pods", "EndpointSlice": "endpointslices",
 	"ServiceEntry": "serviceentries", "WorkloadEntry": "workloadentries",
 	"ServiceAccount": "serviceaccounts", "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
-	"Role": "roles", "RoleBinding": "rolebindings", "Deployment": "deployments",
+	"Role": "roles", "RoleBinding": "rolebindings", "Deployment": "deployments", "DaemonSet": "daemonsets",
 	"MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
 	"PodDisruptionBudget":          "poddisruptionbudgets",
 }

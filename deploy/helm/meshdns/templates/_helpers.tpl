@@ -67,11 +67,14 @@ null (one per item of a list), as a YAML list.
 The flags of `meshdns serve` that .Values.serve sets, then serve.extraArgs: the cluster
 mode's Deployment runs them, the injector passes them to the sidecars. For agents of a
 controller ((list $ true)), the flags of the Kubernetes source are left out: the controller
-watches the API server with them, and serve --controller refuses them.
+watches the API server with them, and serve --controller refuses them; a node agent of a
+controller ((list $ true true)) keeps --kube-api-qps and --kube-api-burst, for its pod watch.
 */}}
 {{- define "meshdns.serveFlagsOf" -}}
 {{- $s := (index . 0).Values.serve -}}
 {{- $kube := not (index . 1) -}}
+{{- /* A node agent of a controller still watches its node's pods: it keeps the limits of its requests. */ -}}
+{{- $api := or $kube (and (gt (len .) 2) (index . 2)) -}}
 {{- $flags := include "meshdns.flags" (list
   (list "cluster-domain" $s.clusterDomain)
   (list "ttl" $s.ttl)
@@ -82,8 +85,8 @@ watches the API server with them, and serve --controller refuses them.
   (list "max-udp-size" $s.maxUDPSize)
   (list "namespaces" (ternary $s.namespaces list $kube))
   (list "watch-pods" $s.watchPods)
-  (list "kube-api-qps" (ternary $s.kubeAPIQPS nil $kube))
-  (list "kube-api-burst" (ternary $s.kubeAPIBurst nil $kube))
+  (list "kube-api-qps" (ternary $s.kubeAPIQPS nil $api))
+  (list "kube-api-burst" (ternary $s.kubeAPIBurst nil $api))
   (list "leader-elect-lease-duration" (ternary $s.leaderElectLeaseDuration nil $kube))
   (list "cache-size" $s.cache.size)
   (list "cache-max-bytes" $s.cache.maxBytes)
@@ -193,16 +196,26 @@ so that one values file gives the controller and its agents the same VIP pools.
 stops helm when the controller's CA is not given exactly one way.
 */}}
 {{- define "meshdns.injectorAgents" -}}
-{{- $c := .Values.injector.controller -}}
+{{- include "meshdns.controllerAgent" (list .Values.injector.controller "injector.controller") -}}
+{{- end -}}
+
+{{/*
+"true" when the values of a controller ((list .Values.injector.controller "injector.controller"))
+name one, "false" when they do not; stops helm when the controller's CA is not given exactly
+one way.
+*/}}
+{{- define "meshdns.controllerAgent" -}}
+{{- $c := index . 0 -}}
+{{- $key := index . 1 -}}
 {{- if $c.address -}}
 {{- if and $c.caBundle $c.caConfigMap -}}
-{{- fail "injector.controller: give caBundle or caConfigMap, not both" -}}
+{{- fail (printf "%s: give caBundle or caConfigMap, not both" $key) -}}
 {{- else if not (or $c.caBundle $c.caConfigMap) -}}
-{{- fail "injector.controller.address: needs caBundle or caConfigMap, the CA of the controller's certificate (it serves TLS only)" -}}
+{{- fail (printf "%s.address: needs caBundle or caConfigMap, the CA of the controller's certificate (it serves TLS only)" $key) -}}
 {{- end -}}
 true
 {{- else if or $c.caBundle $c.caConfigMap $c.tokenAudience -}}
-{{- fail "injector.controller: caBundle, caConfigMap and tokenAudience need address" -}}
+{{- fail (printf "%s: caBundle, caConfigMap and tokenAudience need address" $key) -}}
 {{- else -}}
 false
 {{- end -}}
@@ -293,11 +306,18 @@ spec:
 {{/*
 With serviceMonitor.enabled, a headless Service naming the admin port of a component's pods
 and a ServiceMonitor of it ((list $ "dns")). Headless: Prometheus scrapes the pods, and the
-admin endpoint gets no cluster IP of its own.
+admin endpoint gets no cluster IP of its own. Pods that declare no port named admin give its
+number ((list $ "node-agent" 15054)).
 */}}
 {{- define "meshdns.serviceMonitor" -}}
 {{- $root := index . 0 -}}
 {{- $component := index . 1 -}}
+{{- $port := 15054 -}}
+{{- $target := "admin" -}}
+{{- if gt (len .) 2 -}}
+{{- $port = int (index . 2) -}}
+{{- $target = $port -}}
+{{- end -}}
 {{- if $root.Values.serviceMonitor.enabled }}
 {{- $name := include "meshdns.partName" (list $root "metrics") }}
 apiVersion: v1
@@ -313,7 +333,7 @@ spec:
   selector:
     {{- include "meshdns.selectorLabels" (list $root $component) | nindent 4 }}
   ports:
-    - {name: admin, port: 15054, targetPort: admin, protocol: TCP}
+    - {name: admin, port: {{ $port }}, targetPort: {{ $target }}, protocol: TCP}
 ---
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -337,4 +357,82 @@ spec:
       interval: {{ . }}
       {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The cluster DNS Service IPs of node-agent mode, as a YAML list: nodeAgent.clusterDNS, else the
+cluster IPs of Service kube-system/kube-dns (read at install; helm template cannot read it).
+At most one per family, as capture install --node takes them.
+*/}}
+{{- define "meshdns.clusterDNS" -}}
+{{- $ips := .Values.nodeAgent.clusterDNS -}}
+{{- if not $ips -}}
+{{- with lookup "v1" "Service" "kube-system" "kube-dns" -}}
+{{- $ips = .spec.clusterIPs | default (list .spec.clusterIP) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $ips -}}
+{{- fail "nodeAgent.clusterDNS: required: the cluster DNS Service IPs that pods' resolv.conf names (the kubelet's --cluster-dns); without it the chart takes those of Service kube-system/kube-dns, which it could not read" -}}
+{{- end -}}
+{{- $v6 := 0 -}}
+{{- range $ips -}}
+{{- if contains ":" . -}}
+{{- $v6 = add1 $v6 -}}
+{{- end -}}
+{{- end -}}
+{{- if or (gt $v6 1) (gt (sub (len $ips) $v6) 1) -}}
+{{- fail (printf "nodeAgent.clusterDNS: %v: at most one IPv4 and one IPv6 address" $ips) -}}
+{{- end -}}
+{{- toYaml $ips -}}
+{{- end -}}
+
+{{/* An address and a port as a flag takes them: 10.96.0.10:53, [fd00::a]:53. */}}
+{{- define "meshdns.hostPort" -}}
+{{- $ip := index . 0 -}}
+{{- if contains ":" $ip -}}
+{{- printf "[%s]:%v" $ip (index . 1) -}}
+{{- else -}}
+{{- printf "%s:%v" $ip (index . 1) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the node agents take their names from a controller (nodeAgent.controller). */}}
+{{- define "meshdns.nodeAgentOfController" -}}
+{{- include "meshdns.controllerAgent" (list .Values.nodeAgent.controller "nodeAgent.controller") -}}
+{{- end -}}
+
+{{/* Where a node agent of a controller finds its token and the controller's CA. */}}
+{{- define "meshdns.nodeAgentControllerDir" -}}
+/var/run/secrets/meshdns
+{{- end -}}
+
+{{/*
+The arguments of the node agent's init container, `meshdns capture install --node`
+(docs/capture.md, Node): the cluster DNS addresses and the local ones, which serve listens on.
+*/}}
+{{- define "meshdns.nodeCaptureArgs" -}}
+{{- $n := .Values.nodeAgent -}}
+{{- $args := list "capture" "install" "--node" (printf "--cluster-dns=%s" (include "meshdns.clusterDNS" . | fromYamlArray | join ",")) (printf "--local-ip=%s" (join "," $n.localIPs)) -}}
+{{- concat $args $n.captureArgs | toYaml -}}
+{{- end -}}
+
+{{/*
+The arguments of the node agent's `meshdns serve --node-agent` (docs/nodeagent.md): port 53 of
+the cluster DNS and local addresses (capture sends the pods' queries there), the admin
+endpoint on the node's address, the controller's flags when it is one's agent, then the serve
+values.
+*/}}
+{{- define "meshdns.nodeAgentServeArgs" -}}
+{{- $n := .Values.nodeAgent -}}
+{{- $args := list "serve" "--node-agent" "--node-name=$(NODE_NAME)" -}}
+{{- range concat (include "meshdns.clusterDNS" . | fromYamlArray) $n.localIPs -}}
+{{- $args = append $args (printf "--listen=%s" (include "meshdns.hostPort" (list . 53))) -}}
+{{- end -}}
+{{- $args = append $args (printf "--admin=$(HOST_IP):%d" (int $n.adminPort)) -}}
+{{- $agent := include "meshdns.nodeAgentOfController" . | eq "true" -}}
+{{- if $agent -}}
+{{- $dir := include "meshdns.nodeAgentControllerDir" . -}}
+{{- $args = concat $args (list (printf "--controller=%s" $n.controller.address) (printf "--controller-ca=%s/ca.crt" $dir) (printf "--token-file=%s/token" $dir) "--state-dir=/var/lib/meshdns") -}}
+{{- end -}}
+{{- concat $args (include "meshdns.serveFlagsOf" (list . $agent true) | fromYamlArray) | toYaml -}}
 {{- end -}}
