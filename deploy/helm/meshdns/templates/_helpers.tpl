@@ -172,6 +172,7 @@ so that one values file gives the controller and its agents the same VIP pools.
 {{- end -}}
 {{- $args = concat $args (include "meshdns.flags" (list
   (list "token-audience" $c.tokenAudience)
+  (list "full-view" $c.fullView)
   (list "cluster-domain" $s.clusterDomain)
   (list "namespaces" $s.namespaces)
   (list "kube-api-qps" $s.kubeAPIQPS)
