@@ -28,7 +28,7 @@ func adminWithTable(t *testing.T, snap model.Snapshot, namespace string) string 
 	res := resolver.New(resolver.Options{Zone: "cluster.local"})
 	res.SetTable(tbl)
 	cfg := config.Settings{Admin: netip.MustParseAddrPort("127.0.0.1:0")}
-	adm, err := startAdmin(cfg, prometheus.NewRegistry(), res, namespace, nil, nil, slog.New(slog.DiscardHandler))
+	adm, err := startAdmin(cfg, prometheus.NewRegistry(), res, namespace, nil, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -548,7 +548,7 @@ func (d *daemon) startServing(res *resolver.Resolver, client resolver.Client) (*
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
-	adm, err := startAdmin(d.cfg, d.reg, res, client.Namespace, explainer(d.cfg, res, client, d.resolv.Search), d.readyDetails, d.log)
+	adm, err := startAdmin(d.cfg, d.reg, res, client.Namespace, explainer(d.cfg, res, client, d.resolv.Search), d.readyDetails, d.podsSynced, d.log)
 	if err != nil {
 		srv.Shutdown(context.Background())
 		return nil, err
@@ -619,17 +619,36 @@ func (d *daemon) readyDetails() []string {
 	if d.agentSrc != nil {
 		out = append(out, d.agentSrc.Status()...)
 	}
+	if d.podsSynced != nil && !closed(d.podsSynced) {
+		out = append(out, "node agent: the pods of node "+d.cfg.NodeName+" are not listed yet")
+	}
 	return out
 }
 
-func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, namespace string, explain admin.ExplainFunc, details func() []string, log *slog.Logger) (*admin.Server, error) {
+// closed reports whether c is closed.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// startAdmin serves the admin endpoint; it is ready once the table is complete and, with
+// podsSynced (a node agent), the node's pods are listed: until then the agent cannot tell its
+// pods apart.
+func startAdmin(cfg config.Settings, reg *prometheus.Registry, res *resolver.Resolver, namespace string, explain admin.ExplainFunc, details func() []string, podsSynced <-chan struct{}, log *slog.Logger) (*admin.Server, error) {
 	if !cfg.Admin.IsValid() {
 		return nil, nil
 	}
 	adm := admin.New(admin.Options{
 		Addr: cfg.Admin.String(), Gatherer: reg, Logger: log, Details: details,
-		Listen:     server.ListenConfig(cfg.ReusePort && cfg.Admin.Port() != 0),
-		Ready:      func() bool { t := res.Table(); return t != nil && !t.Partial() },
+		Listen: server.ListenConfig(cfg.ReusePort && cfg.Admin.Port() != 0),
+		Ready: func() bool {
+			t := res.Table()
+			return t != nil && !t.Partial() && (podsSynced == nil || closed(podsSynced))
+		},
 		Table:      func() admin.TableDump { return tableDump(res.Table(), namespace) },
 		ClientView: clientView(namespace),
 		Limits:     adminLimits(fileLimit(), log), Metrics: admin.NewMetrics(reg),

@@ -89,6 +89,16 @@ func TestNodeAgentViews(t *testing.T) {
 		testNodeAgentViews(t, "nc", 40, func() *harness.Meshdns {
 			return startMeshdns(t, append(args, "--node-agent", "--node-name", "node-1", "--kubeconfig", kubeconfig)...)
 		})
+		// Names from the controller, but no right to list pods: not ready, and /readyz says why.
+		blind := startMeshdns(t, append(args, "--node-agent", "--node-name", "node-1",
+			"--kubeconfig", kubeconfigFor(t, "system:serviceaccount:default:no-rights"))...)
+		eventually(t, "a node agent that cannot list pods says so", func() error {
+			if body := readyz(t, blind); blind.Readyz() != 503 || !strings.Contains(body, "pods of node node-1 are not listed yet") {
+				return fmt.Errorf("/readyz %d: %q", blind.Readyz(), body)
+			}
+			return nil
+		})
+		blind.Expect(t, "web.nc-a.svc.cluster.local", dns.TypeA, "NOERROR", clusterIP(t, "nc-a", "web"))
 	})
 }
 
@@ -161,4 +171,13 @@ spec:
 	}
 	nodePod(t, "node-1", nsB, "b2", ip(1), corev1.DNSClusterFirst)
 	expectFrom(t, m, ip(1), "web", "NOERROR web. CNAME web."+nsB+".svc.cluster.local. | "+webB)
+}
+
+func clusterIP(t *testing.T, ns, name string) string {
+	t.Helper()
+	svc, err := clients.CoreV1().Services(ns).Get(ctx(t), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc.Spec.ClusterIP
 }
