@@ -3,6 +3,7 @@ package kube_test
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshdns/meshdns/internal/testutil"
@@ -155,6 +157,47 @@ func registerConfig(t *testing.T, p *injectorProc, name string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { api.Delete(ctx(t), cfg.Name, metav1.DeleteOptions{}) })
+}
+
+// TestInjectorManualCABundle registers deploy/injector.yaml's MutatingWebhookConfiguration,
+// which leaves caBundle to cert-manager, and applies the JSON patch docs/injection.md gives for
+// setting it by hand: the API server must take it and store the CA in both entries.
+func TestInjectorManualCABundle(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot, "docs", "injection.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cmd = `kubectl patch mutatingwebhookconfiguration meshdns-injector --type=json -p "`
+	_, rest, ok := strings.Cut(string(doc), cmd)
+	patch, _, ok2 := strings.Cut(rest, "\"\n```")
+	if !ok || !ok2 {
+		t.Fatalf("docs/injection.md: no %s...\" block", cmd)
+	}
+	ca := testutil.NewCA(t, "meshdns injector test CA")
+	patch = strings.NewReplacer(`\"`, `"`, "$ca", base64.StdEncoding.EncodeToString(ca.CertPEM)).Replace(patch)
+
+	var cfg admissionregistrationv1.MutatingWebhookConfiguration
+	injectorManifest(t, "MutatingWebhookConfiguration", &cfg)
+	cfg.ObjectMeta.Name = "meshdns-injector-manual-ca"
+	for _, w := range cfg.Webhooks {
+		if len(w.ClientConfig.CABundle) != 0 {
+			t.Fatalf("webhook %s of deploy/injector.yaml has a caBundle; want it left to cert-manager", w.Name)
+		}
+	}
+	api := clients.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	if _, err := api.Create(ctx(t), &cfg, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { api.Delete(ctx(t), cfg.Name, metav1.DeleteOptions{}) })
+	got, err := api.Patch(ctx(t), cfg.Name, types.JSONPatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatalf("the patch of docs/injection.md: %v\n%s", err, patch)
+	}
+	for _, w := range got.Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, ca.CertPEM) {
+			t.Errorf("webhook %s: caBundle %q, want the CA", w.Name, w.ClientConfig.CABundle)
+		}
+	}
 }
 
 func testPod(name string, annotations map[string]string) *corev1.Pod {

@@ -192,6 +192,11 @@ so that one values file gives the controller and its agents the same VIP pools.
 {{- .Values.controller.tls.existingSecret | default (include "meshdns.partName" (list . "tls")) -}}
 {{- end -}}
 
+{{/* The Secret of the injector's key pair: one of the user's, or the chart's. */}}
+{{- define "meshdns.injectorTLSSecret" -}}
+{{- .Values.injector.tls.existingSecret | default (include "meshdns.partName" (list . "tls")) -}}
+{{- end -}}
+
 {{/*
 "true" when the injected sidecars are agents of a controller (injector.controller.address);
 stops helm when the controller's CA is not given exactly one way.
