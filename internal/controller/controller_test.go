@@ -126,25 +126,34 @@ func startController(t *testing.T, src *memSource, auth controller.Authenticator
 		srvTLS, f.client = serverTLS(t)
 		opts = append(opts, grpc.Creds(credentials.NewTLS(srvTLS)))
 	}
-	s := grpc.NewServer(opts...)
-	f.ctrl.Register(s)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.addr = l.Addr().String()
+	f.stop = serve(t, f.ctrl, l, opts...)
+	return f
+}
+
+// serve runs ctrl and serves it on l until the test ends or stop is called.
+func serve(t *testing.T, ctrl *controller.Controller, l net.Listener, opts ...grpc.ServerOption) (stop func()) {
+	s := grpc.NewServer(opts...)
+	ctrl.Register(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); f.ctrl.Run(ctx) }()
+	go func() { defer wg.Done(); ctrl.Run(ctx) }()
 	go func() { defer wg.Done(); _ = s.Serve(l) }()
-	f.stop = func() {
-		cancel()
-		s.Stop()
-		wg.Wait()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			s.Stop()
+			wg.Wait()
+		})
 	}
-	t.Cleanup(f.stop)
-	return f
+	t.Cleanup(stop)
+	return stop
 }
 
 type runningAgent struct {
@@ -346,13 +355,7 @@ func TestAnAgentStartsFromItsStateWithoutTheController(t *testing.T) {
 	if err != nil {
 		t.Skipf("the controller's port was taken meanwhile: %v", err)
 	}
-	back := controller.New(controller.Options{Source: src, Debounce: time.Millisecond})
-	s := grpc.NewServer()
-	back.Register(s)
-	bctx, bcancel := context.WithCancel(context.Background())
-	go back.Run(bctx)
-	go s.Serve(l)
-	defer func() { bcancel(); s.Stop() }()
+	serve(t, controller.New(controller.Options{Source: src, Debounce: time.Millisecond}), l)
 	rctx, rcancel := context.WithCancel(context.Background())
 	wait := restarted.Start(rctx)
 	defer func() { rcancel(); wait() }()
@@ -443,17 +446,12 @@ func TestTheControllerRefusesAgentsUntilItHasReadTheCluster(t *testing.T) {
 	src := &neverReady{newMemSource(model.Snapshot{})}
 	g := &fixture{t: t, src: src.memSource, reg: prometheus.NewRegistry()}
 	g.ctrl = controller.New(controller.Options{Source: src})
-	s := grpc.NewServer()
-	g.ctrl.Register(s)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.addr = l.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	go g.ctrl.Run(ctx)
-	go s.Serve(l)
-	defer func() { cancel(); s.Stop() }()
+	serve(t, g.ctrl, l)
 	a := g.agent("a", "", "")
 	eventually(t, "the refusal", func() error {
 		if st := a.Status(); len(st) == 0 || !strings.Contains(st[0], "Unavailable") {

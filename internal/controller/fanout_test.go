@@ -253,21 +253,8 @@ type fanoutController struct {
 func startFanoutController(tb testing.TB, services int) *fanoutController {
 	tb.Helper()
 	certFile, keyFile, client := writeServerTLS(tb)
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "-fanout.controller", "-fanout.services="+strconv.Itoa(services),
+	cmd, in, out := child(tb, "-fanout.controller", "-fanout.services="+strconv.Itoa(services),
 		"-fanout.cert="+certFile, "-fanout.key="+keyFile)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
 	c := &fanoutController{tb: tb, cmd: cmd, in: in, out: bufio.NewScanner(out), client: client}
 	tb.Cleanup(func() {
 		_ = in.Close()

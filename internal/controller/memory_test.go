@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -183,8 +184,9 @@ func kubeSnapshot(stores []cache.Store) model.Snapshot {
 	return snap
 }
 
-// measureMemory runs a memory process and returns its figures.
-func measureMemory(tb testing.TB, args ...string) memoryFigures {
+// child starts this test binary again with args (a process of its own, killed with the
+// test's), its standard input and output piped to the test.
+func child(tb testing.TB, args ...string) (*exec.Cmd, io.WriteCloser, io.Reader) {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
 	cmd.Stderr = os.Stderr
@@ -200,6 +202,13 @@ func measureMemory(tb testing.TB, args ...string) memoryFigures {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
+	return cmd, in, out
+}
+
+// measureMemory runs a memory process and returns its figures.
+func measureMemory(tb testing.TB, args ...string) memoryFigures {
+	tb.Helper()
+	cmd, in, out := child(tb, args...)
 	defer func() { _ = in.Close(); _ = cmd.Wait() }()
 	var fig memoryFigures
 	if err := json.NewDecoder(out).Decode(&fig); err != nil {
