@@ -280,6 +280,19 @@ func (m *Meshdns) Kill() {
 // labels, 0 when there is none.
 func (m *Meshdns) Metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
+	return m.metric(t, name, labels, false)
+}
+
+// MetricSum returns the sum of every sample of name in /metrics, whatever its labels.
+func (m *Meshdns) MetricSum(t testing.TB, name string) float64 {
+	t.Helper()
+	return m.metric(t, name, nil, true)
+}
+
+// metric reads /metrics: the first sample of name whose line contains all of labels, or with
+// all, the sum of every sample of name.
+func (m *Meshdns) metric(t testing.TB, name string, labels []string, all bool) float64 {
+	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + m.Admin + "/metrics")
 	if err != nil {
@@ -290,6 +303,7 @@ func (m *Meshdns) Metric(t testing.TB, name string, labels ...string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sum float64
 lines:
 	for line := range strings.SplitSeq(string(body), "\n") {
 		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
@@ -302,9 +316,12 @@ lines:
 		}
 		var v float64
 		fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
-		return v
+		if !all {
+			return v
+		}
+		sum += v
 	}
-	return 0
+	return sum
 }
 
 // Readyz returns the status code of /readyz, 0 when the admin endpoint does not answer.
