@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshdns/meshdns/internal/testutil"
 )
@@ -153,7 +155,8 @@ func meshdnsQueries(t *testing.T, m *meshdns) int {
 // svc.ns name, a ServiceEntry host and an external name, each with the pod's own view and
 // with 2 queries (A and AAAA) at meshdns, which reach the upstream only for the external name.
 // A host exported to one namespace is found by its pods alone, and a dnsPolicy None pod's
-// short name is completed from its own search list.
+// short name is completed from its own search list. When an address goes to a pod of another
+// namespace, the view follows.
 func TestNodeAgentPodLookups(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -263,6 +266,31 @@ spec:
 			})
 		}
 	}
+
+	// The first pod (nl-a) is deleted and its address, network namespace included, goes to a
+	// new pod of nl-b: getent there now has nl-b's view, and loses the host exported to nl-a.
+	t.Run("address reused by another namespace", func(t *testing.T) {
+		old := pods[0]
+		reused := labPod{ns: "nl-b", name: "reused", policy: corev1.DNSClusterFirst, ip: old.ip, netns: old.netns}
+		if err := clients.CoreV1().Pods(old.ns).Delete(ctx(t), old.name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("/etc/netns", reused.netns, "resolv.conf"), []byte(reused.resolvConf()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reused.create(t)
+		created := time.Now()
+		eventually(t, "the new pod's view", func() error {
+			if got := labGetent(t, ip, getent, reused, "web"); !slices.Equal(got, []string{web["nl-b"]}) {
+				return fmt.Errorf("getent ahosts web = %v, want nl-b's %s", got, web["nl-b"])
+			}
+			return nil
+		})
+		t.Logf("the view followed the address %v after the pod's status was written", time.Since(created).Round(time.Millisecond))
+		if got := labGetent(t, ip, getent, reused, "private.nodelab.example"); got != nil {
+			t.Errorf("getent ahosts private.nodelab.example from nl-b's pod = %v, want not found (exported to nl-a)", got)
+		}
+	})
 }
 
 // expectCount checks that count reaches want and stays there: the counters are written just
