@@ -9,16 +9,14 @@ import (
 	"testing"
 
 	"github.com/meshdns/meshdns/internal/testutil"
+	"github.com/meshdns/meshdns/internal/testutil/netlab"
 )
 
-// The node lab: a node namespace with a bridge for its pods, pods behind veths, and the
-// cluster DNS (a dnsmasq, as kube-dns's endpoint) in a namespace of its own that the node
-// routes to. A kube-proxy stand-in on the node translates the Service IPs to the endpoint.
+// The node lab (netlab.NewNode) with two pods, and the cluster DNS, a dnsmasq that knows no
+// mesh names.
 const (
-	serviceDNS  = "10.96.0.10"    // the cluster DNS Service IP, as pods' resolv.conf names it
-	serviceDNS6 = "fd00:10:96::a" // its IPv6 twin
-	endpointDNS = "10.250.0.2"    // where dnsmasq listens
-	endpoint6   = "fd00:250::2"
+	serviceDNS  = netlab.ServiceDNS
+	serviceDNS6 = netlab.ServiceDNS6
 	localIP     = "169.254.20.10" // capture's default --local-ip
 	localIP6    = "fd00:169:254:20::10"
 	meshName    = "reviews.bookinfo.svc.cluster.local" // only meshdns knows it
@@ -27,69 +25,31 @@ const (
 	clusterAnswer = "NXDOMAIN"
 )
 
-// kubeProxy is the kube-proxy stand-in: the Service IPs to the endpoint, for the pods
-// (PREROUTING) and for the node itself (OUTPUT).
-var kubeProxy = fmt.Sprintf(`table ip kube-proxy {
-	chain prerouting {
-		type nat hook prerouting priority dstnat;
-		ip daddr %[1]s meta l4proto { tcp, udp } th dport 53 dnat to %[2]s
-	}
-	chain output {
-		type nat hook output priority -100;
-		ip daddr %[1]s meta l4proto { tcp, udp } th dport 53 dnat to %[2]s
-	}
-}
-table ip6 kube-proxy {
-	chain prerouting {
-		type nat hook prerouting priority dstnat;
-		ip6 daddr %[3]s meta l4proto { tcp, udp } th dport 53 dnat to %[4]s
-	}
-	chain output {
-		type nat hook output priority -100;
-		ip6 daddr %[3]s meta l4proto { tcp, udp } th dport 53 dnat to %[4]s
-	}
-}
-`, serviceDNS, endpointDNS, serviceDNS6, endpoint6)
-
 type nodeLab struct {
 	node *netns
 	pods []*netns
 }
 
-// newNodeLab builds the node lab with two pods and starts the cluster DNS.
+// newNodeLab builds the node lab and starts the cluster DNS.
 func newNodeLab(t *testing.T) *nodeLab {
 	t.Helper()
 	for _, tool := range []string{"dig", "dnsmasq", "nft"} {
 		need(t, tool)
 	}
-	lab := &nodeLab{node: labNetns(t, "node")}
-	dns := labNetns(t, "dns")
-	lab.node.run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	lab.node.run(t, "ip", "link", "add", "br0", "type", "bridge")
-	lab.node.run(t, "ip", "link", "set", "br0", "up")
-	lab.node.addrs(t, "br0", "10.244.0.1/24", "fd00:10:244::1/64")
-	link(t, lab.node, "dns0", dns, "eth0")
-	lab.node.addrs(t, "dns0", "10.250.0.1/24", "fd00:250::1/64")
-	dns.addrs(t, "eth0", endpointDNS+"/24", endpoint6+"/64")
-	dns.routes(t, "10.250.0.1", "fd00:250::1")
-	for i := range 2 {
-		pod := labNetns(t, fmt.Sprintf("pod%d", i))
-		link(t, lab.node, fmt.Sprintf("veth%d", i), pod, "eth0")
-		lab.node.run(t, "ip", "link", "set", fmt.Sprintf("veth%d", i), "master", "br0")
-		pod.addrs(t, "eth0", fmt.Sprintf("10.244.0.%d/24", 10+i), fmt.Sprintf("fd00:10:244::%d/64", 10+i))
-		pod.routes(t, "10.244.0.1", "fd00:10:244::1")
-		lab.pods = append(lab.pods, pod)
+	n := netlab.NewNode(t, fmt.Sprintf("meshdns-node-%d-", os.Getpid()), 2)
+	lab := &nodeLab{node: n.Node}
+	for _, p := range n.Pods {
+		lab.pods = append(lab.pods, p.Netns)
 	}
-	nftScript(t, lab.node, kubeProxy)
-	dns.start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-		"--bind-interfaces", "--listen-address="+endpointDNS, "--listen-address="+endpoint6, "--port=53",
+	start(t, n.DNS, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--bind-interfaces", "--listen-address="+netlab.EndpointDNS, "--listen-address="+netlab.EndpointDNS6, "--port=53",
 		"--pid-file=", "--user=root", "--log-facility=-", "--local=/cluster.local/",
 		"--host-record=www.example.com,192.0.2.80")
 	// The first packets of a pod wait for neighbour discovery; the test starts once every
 	// pod reaches the cluster DNS over both families.
 	for _, pod := range lab.pods {
 		for _, server := range []string{serviceDNS, serviceDNS6} {
-			eventually(t, readyTimeout, pod.name+" reaches the cluster DNS at "+server, func() string {
+			eventually(t, readyTimeout, pod.Name+" reaches the cluster DNS at "+server, func() string {
 				return expect(pod, server, clusterAnswer)
 			})
 		}
@@ -97,64 +57,12 @@ func newNodeLab(t *testing.T) *nodeLab {
 	return lab
 }
 
-// labNetns makes a namespace of the node lab, deleted when the test ends.
-func labNetns(t *testing.T, role string) *netns {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		msg := "network namespaces need root"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	n := &netns{name: fmt.Sprintf("meshdns-node-%d-%s", os.Getpid(), role), ip: need(t, "ip")}
-	if out, err := exec.Command(n.ip, "netns", "add", n.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command(n.ip, "netns", "del", n.name).Run() })
-	n.run(t, "ip", "link", "set", "lo", "up")
-	return n
-}
-
-// link connects a's device devA to b's devB with a veth pair, made inside the namespaces.
-func link(t *testing.T, a *netns, devA string, b *netns, devB string) {
-	t.Helper()
-	if out, err := exec.Command(a.ip, "link", "add", devA, "netns", a.name, "type", "veth",
-		"peer", "name", devB, "netns", b.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip link add %s: %v: %s", devA, err, out)
-	}
-	a.run(t, "ip", "link", "set", devA, "up")
-	b.run(t, "ip", "link", "set", devB, "up")
-}
-
-func (n *netns) addrs(t *testing.T, dev string, prefixes ...string) {
-	t.Helper()
-	for _, p := range prefixes {
-		n.run(t, "ip", "addr", "add", p, "dev", dev, "nodad")
-	}
-}
-
-func (n *netns) routes(t *testing.T, gw, gw6 string) {
-	t.Helper()
-	n.run(t, "ip", "route", "add", "default", "via", gw)
-	n.run(t, "ip", "-6", "route", "add", "default", "via", gw6)
-}
-
-func nftScript(t *testing.T, n *netns, script string) {
-	t.Helper()
-	cmd := n.command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -f in %s: %v: %s", n.name, err, out)
-	}
-}
-
 // askMesh sends meshName to server from n, once, with a one-second timeout and the further
 // dig arguments args, and returns the address answered, the rcode when it is not NOERROR, or
 // "no answer".
 func askMesh(n *netns, server string, args ...string) string {
 	argv := append([]string{"@" + server, "+tries=1", "+time=1", "+noall", "+comments", "+answer", meshName, "A"}, args...)
-	out, _ := n.command("dig", argv...).Output()
+	out, _ := n.Command("dig", argv...).Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		if _, rest, ok := strings.Cut(line, "status: "); ok && !strings.HasPrefix(rest, "NOERROR") {
 			status, _, _ := strings.Cut(rest, ",")
@@ -182,7 +90,7 @@ func (lab *nodeLab) askAll(t *testing.T, step, want string, servers ...string) {
 		for _, server := range servers {
 			for _, transport := range []string{"+notcp", "+tcp"} {
 				if got := askMesh(pod, server, transport); got != want {
-					t.Errorf("%s: %s: dig %s @%s %s = %s, want %s", step, pod.name, transport, server, meshName, got, want)
+					t.Errorf("%s: %s: dig %s @%s %s = %s, want %s", step, pod.Name, transport, server, meshName, got, want)
 				}
 			}
 		}
@@ -199,7 +107,7 @@ type proc struct {
 // startProc runs name in n until kill or the end of the test.
 func startProc(t *testing.T, n *netns, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: n.command(name, args...), out: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	p := &proc{cmd: n.Command(name, args...), out: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -225,7 +133,7 @@ func (p *proc) kill() {
 // put on lo, and waits until it answers the pods.
 func startAgent(t *testing.T, lab *nodeLab) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--admin", ""}, examplesArgs(examplePath("registry"), endpointDNS)...)
+	args := append([]string{"serve", "--admin", ""}, examplesArgs(examplePath("registry"), netlab.EndpointDNS)...)
 	for _, a := range []string{serviceDNS, "[" + serviceDNS6 + "]", localIP, "[" + localIP6 + "]"} {
 		args = append(args, "--listen", a+":53")
 	}
@@ -246,7 +154,7 @@ func TestCaptureNode(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			lab := newNodeLab(t)
 			capture := func(action string) *exec.Cmd {
-				return lab.node.command(meshdnsBin, "capture", action, "--backend", backend,
+				return lab.node.Command(meshdnsBin, "capture", action, "--backend", backend,
 					"--node", "--cluster-dns", serviceDNS+","+serviceDNS6)
 			}
 			if out, err := capture("install").CombinedOutput(); err != nil {
@@ -300,7 +208,7 @@ func TestCaptureNode(t *testing.T) {
 			if rules := ruleset(t, lab.node, backend); strings.Contains(strings.ToLower(rules), "meshdns") {
 				t.Errorf("rules left after uninstall:\n%s", rules)
 			}
-			lo := lab.node.run(t, "ip", "-o", "addr", "show", "dev", "lo")
+			lo := lab.node.Run(t, "ip", "-o", "addr", "show", "dev", "lo")
 			for _, a := range []string{serviceDNS, serviceDNS6, localIP, localIP6} {
 				if strings.Contains(lo, " "+a+"/") {
 					t.Errorf("address %s left on lo after uninstall:\n%s", a, lo)

@@ -36,19 +36,17 @@ func capturedPod(t *testing.T) (n *netns, meshdnsLog, clusterLog *testutil.SyncB
 	need(t, "dnsmasq")
 	need(t, "setpriv")
 	n = newNetns(t)
-	if err := os.WriteFile(filepath.Join("/etc/netns", n.name, "resolv.conf"), []byte(captureResolvConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	n.run(t, "ip", "addr", "add", clusterDNS+"/32", "dev", "lo")
+	n.WriteEtc(t, "resolv.conf", captureResolvConf)
+	n.Run(t, "ip", "addr", "add", clusterDNS+"/32", "dev", "lo")
 	// A dual-stack pod: with an IPv6 address too, glibc asks A and AAAA (AI_ADDRCONFIG).
-	n.run(t, "ip", "addr", "add", podIPv6+"/128", "dev", "lo")
-	clusterLog = n.start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+	n.Run(t, "ip", "addr", "add", podIPv6+"/128", "dev", "lo")
+	clusterLog = start(t, n, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--bind-interfaces", "--listen-address="+clusterDNS, "--port=53", "--pid-file=", "--user=root",
 		"--log-queries", "--log-facility=-", "--local=/example.com/", "--local=/cluster.local/", "--local-ttl=60",
 		"--host-record=www.example.com,192.0.2.80")
 	waitAnswerAt(t, n, clusterDNS, "53", "www.example.com", "192.0.2.80")
 	bin, registry := readableByProxy(t)
-	meshdnsLog = n.start(t, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
+	meshdnsLog = start(t, n, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
 		bin, "serve", "--registry", registry, "--listen", "127.0.0.1:15053", "--listen", "[::1]:15053",
 		"--admin", "", "--log-queries")
 	waitAnswerAt(t, n, "127.0.0.1", "15053", "productpage.bookinfo.svc.cluster.local", "10.96.10.10")
@@ -77,7 +75,7 @@ func readableByProxy(t *testing.T) (bin, registry string) {
 func waitAnswerAt(t *testing.T, n *netns, server, port, name, want string) {
 	t.Helper()
 	eventually(t, readyTimeout, name+" answered at "+server+":"+port, func() string {
-		got, _ := n.command("dig", "@"+server, "-p", port, "+short", "+tries=1", "+time=1", name).Output()
+		got, _ := n.Command("dig", "@"+server, "-p", port, "+short", "+tries=1", "+time=1", name).Output()
 		if strings.TrimSpace(string(got)) != want {
 			return fmt.Sprintf("dig said %q", got)
 		}
@@ -97,7 +95,7 @@ func queries(log *testutil.SyncBuffer) int {
 func getentCounted(t *testing.T, n *netns, log *testutil.SyncBuffer, name string, want int) ([]string, int) {
 	t.Helper()
 	before := queries(log)
-	out, _ := n.command("getent", "ahosts", name).Output()
+	out, _ := n.Command("getent", "ahosts", name).Output()
 	for deadline := time.Now().Add(5 * time.Second); queries(log)-before < want && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -114,9 +112,9 @@ func TestCapture(t *testing.T) {
 	for _, backend := range []string{"iptables", "iptables-legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			n, meshdnsLog, clusterLog := capturedPod(t)
-			n.run(t, meshdnsBin, "capture", "install", "--backend", backend)
-			t.Cleanup(func() { n.command(meshdnsBin, "capture", "uninstall", "--backend", backend).Run() })
-			n.run(t, meshdnsBin, "capture", "verify", "--backend", backend)
+			n.Run(t, meshdnsBin, "capture", "install", "--backend", backend)
+			t.Cleanup(func() { n.Command(meshdnsBin, "capture", "uninstall", "--backend", backend).Run() })
+			n.Run(t, meshdnsBin, "capture", "verify", "--backend", backend)
 
 			for _, tc := range []struct {
 				name  string
@@ -131,23 +129,23 @@ func TestCapture(t *testing.T) {
 					t.Errorf("captured getent ahosts %s: %v in %d queries to meshdns, want %v in 2", tc.name, addrs, count, tc.addrs)
 				}
 			}
-			if out := n.run(t, "dig", "@"+clusterDNS, "+tcp", "+short", "reviews.bookinfo.svc.cluster.local"); strings.TrimSpace(out) != "10.96.10.20" {
+			if out := n.Run(t, "dig", "@"+clusterDNS, "+tcp", "+short", "reviews.bookinfo.svc.cluster.local"); strings.TrimSpace(out) != "10.96.10.20" {
 				t.Errorf("dig +tcp through capture: %q, want meshdns's answer", out)
 			}
 			// uid 1337 reaches the cluster DNS itself, which knows no mesh names.
-			proxyView := n.run(t, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
+			proxyView := n.Run(t, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
 				"dig", "@"+clusterDNS, "+noall", "+comments", "reviews.bookinfo.svc.cluster.local")
 			if !strings.Contains(proxyView, "status: NXDOMAIN") {
 				t.Errorf("uid 1337 was captured, or got no answer from the cluster DNS:\n%s", proxyView)
 			}
 
 			deleteOneRule(t, n, backend)
-			out, err := n.command(meshdnsBin, "capture", "verify", "--backend", backend).Output()
+			out, err := n.Command(meshdnsBin, "capture", "verify", "--backend", backend).Output()
 			if code := exitCode(err); code != 1 || !strings.Contains(string(out), "missing:") {
 				t.Errorf("verify after a rule was deleted by hand: exit %d, output %q; want 1 naming the missing rule", code, out)
 			}
 
-			n.run(t, meshdnsBin, "capture", "uninstall", "--backend", backend)
+			n.Run(t, meshdnsBin, "capture", "uninstall", "--backend", backend)
 			if rules := ruleset(t, n, backend); strings.Contains(strings.ToLower(rules), "meshdns") {
 				t.Errorf("rules left after uninstall:\n%s", rules)
 			}
@@ -166,11 +164,11 @@ func ruleset(t *testing.T, n *netns, backend string) string {
 	t.Helper()
 	switch backend {
 	case "nftables":
-		return n.run(t, "nft", "list", "ruleset")
+		return n.Run(t, "nft", "list", "ruleset")
 	case "iptables-legacy":
-		return n.run(t, "iptables-legacy-save") + n.run(t, "ip6tables-legacy-save")
+		return n.Run(t, "iptables-legacy-save") + n.Run(t, "ip6tables-legacy-save")
 	}
-	return n.run(t, "iptables-save") + n.run(t, "ip6tables-save")
+	return n.Run(t, "iptables-save") + n.Run(t, "ip6tables-save")
 }
 
 // deleteOneRule removes one redirect rule of meshdns by hand, as an operator's mistake or
@@ -179,13 +177,13 @@ func deleteOneRule(t *testing.T, n *netns, backend string) {
 	t.Helper()
 	if backend == "nftables" {
 		chain := ""
-		for _, line := range strings.Split(n.run(t, "nft", "-a", "list", "table", "inet", "meshdns"), "\n") {
+		for _, line := range strings.Split(n.Run(t, "nft", "-a", "list", "table", "inet", "meshdns"), "\n") {
 			f := strings.Fields(line)
 			if len(f) > 1 && f[0] == "chain" {
 				chain = f[1]
 			}
 			if strings.Contains(line, "redirect") && len(f) > 2 && f[len(f)-2] == "handle" {
-				n.run(t, "nft", "delete", "rule", "inet", "meshdns", chain, "handle", f[len(f)-1])
+				n.Run(t, "nft", "delete", "rule", "inet", "meshdns", chain, "handle", f[len(f)-1])
 				return
 			}
 		}
@@ -196,14 +194,14 @@ func deleteOneRule(t *testing.T, n *netns, backend string) {
 		iptables, save = "iptables-legacy", "iptables-legacy-save"
 	}
 	position := map[string]int{}
-	for _, line := range strings.Split(n.run(t, save, "-t", "nat"), "\n") {
+	for _, line := range strings.Split(n.Run(t, save, "-t", "nat"), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 || f[0] != "-A" {
 			continue
 		}
 		position[f[1]]++
 		if strings.Contains(line, "REDIRECT") {
-			n.run(t, iptables, "-t", "nat", "-D", f[1], fmt.Sprint(position[f[1]]))
+			n.Run(t, iptables, "-t", "nat", "-D", f[1], fmt.Sprint(position[f[1]]))
 			return
 		}
 	}

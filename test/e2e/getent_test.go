@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/testutil"
+	"github.com/meshdns/meshdns/internal/testutil/netlab"
 )
 
 // podResolvConf is what the kubelet writes into a pod of namespace bookinfo, with meshdns as
@@ -21,60 +21,23 @@ nameserver 127.0.0.1
 options ndots:5
 `
 
-// netns is a network namespace made for one test, with its own resolv.conf and nsswitch.conf
-// (ip netns exec mounts /etc/netns/NAME/* over /etc/*).
-type netns struct {
-	name string
-	ip   string
-}
+// netns is a network namespace made for one test.
+type netns = netlab.Netns
 
+// newNetns makes the test's namespace, with a pod's resolv.conf and glibc asking DNS.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		msg := "network namespaces need root"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	n := &netns{name: fmt.Sprintf("meshdns-e2e-%d", os.Getpid()), ip: need(t, "ip")}
-	etc := filepath.Join("/etc/netns", n.name)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(etc) })
-	for name, content := range map[string]string{"resolv.conf": podResolvConf, "nsswitch.conf": "hosts: files dns\n"} {
-		if err := os.WriteFile(filepath.Join(etc, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out, err := exec.Command(n.ip, "netns", "add", n.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command(n.ip, "netns", "del", n.name).Run() })
-	n.run(t, "ip", "link", "set", "lo", "up")
+	n := netlab.New(t, fmt.Sprintf("meshdns-e2e-%d", os.Getpid()))
+	n.WriteEtc(t, "resolv.conf", podResolvConf)
+	n.WriteEtc(t, "nsswitch.conf", "hosts: files dns\n")
 	return n
-}
-
-// command returns a command that runs inside the namespace.
-func (n *netns) command(name string, args ...string) *exec.Cmd {
-	return exec.Command(n.ip, append([]string{"netns", "exec", n.name, name}, args...)...)
-}
-
-func (n *netns) run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := n.command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s in %s: %v: %s", name, strings.Join(args, " "), n.name, err, out)
-	}
-	return string(out)
 }
 
 // start runs a long-lived command inside the namespace, stopped with SIGTERM in cleanup, and
 // returns its combined output.
-func (n *netns) start(t *testing.T, name string, args ...string) *testutil.SyncBuffer {
+func start(t *testing.T, n *netns, name string, args ...string) *testutil.SyncBuffer {
 	t.Helper()
-	cmd := n.command(name, args...)
+	cmd := n.Command(name, args...)
 	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -104,7 +67,7 @@ func (n *netns) start(t *testing.T, name string, args ...string) *testutil.SyncB
 // waits until it answers.
 func serveInNetns(t *testing.T, n *netns, upstream string) *testutil.SyncBuffer {
 	t.Helper()
-	out := n.start(t, meshdnsBin, "serve", "--registry", examplePath("registry"),
+	out := start(t, n, meshdnsBin, "serve", "--registry", examplePath("registry"),
 		"--listen", "127.0.0.1:53", "--admin", "", "--upstream", upstream, "--log-queries")
 	waitAnswer(t, n, "53", "productpage.bookinfo.svc.cluster.local", "10.96.10.10")
 	return out
@@ -113,7 +76,7 @@ func serveInNetns(t *testing.T, n *netns, upstream string) *testutil.SyncBuffer 
 func waitAnswer(t *testing.T, n *netns, port, name, want string) {
 	t.Helper()
 	eventually(t, readyTimeout, name+" answered on port "+port, func() string {
-		got, _ := n.command("dig", "@127.0.0.1", "-p", port, "+short", "+tries=1", "+time=1", name).Output()
+		got, _ := n.Command("dig", "@127.0.0.1", "-p", port, "+short", "+tries=1", "+time=1", name).Output()
 		if strings.TrimSpace(string(got)) != want {
 			return fmt.Sprintf("dig said %q", got)
 		}
@@ -178,7 +141,7 @@ func TestGlibcExternalLookups(t *testing.T) {
 	need(t, "dig")
 	need(t, "dnsmasq")
 	n := newNetns(t)
-	n.start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+	start(t, n, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--bind-interfaces", "--listen-address=127.0.0.1", "--port=5353", "--pid-file=", "--user=root",
 		"--local=/example.com/", "--host-record=www.example.com,192.0.2.80,2001:db8::80",
 		"--host-record=v4only.example.com,192.0.2.81")

@@ -6,14 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/testutil"
-	"golang.org/x/sys/unix"
 )
 
 // The two "external databases" of the VIP test: same port, different addresses, each known to
@@ -54,20 +52,20 @@ func TestVIPForwarding(t *testing.T) {
 	for _, backend := range []string{"iptables", "iptables-legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
 			n, meshdnsLog := vipPod(t)
-			n.run(t, meshdnsBin, "capture", "install", "--backend", backend, "--vips")
-			t.Cleanup(func() { n.command(meshdnsBin, "capture", "uninstall", "--backend", backend).Run() })
-			n.run(t, meshdnsBin, "capture", "verify", "--backend", backend, "--vips")
+			n.Run(t, meshdnsBin, "capture", "install", "--backend", backend, "--vips")
+			t.Cleanup(func() { n.Command(meshdnsBin, "capture", "uninstall", "--backend", backend).Run() })
+			n.Run(t, meshdnsBin, "capture", "verify", "--backend", backend, "--vips")
 
 			for name, banner := range map[string]string{ordersDB: "orders", inventoryDB: "inventory"} {
 				if got, err := connectAs(n, "1000", name, "3306", "10"); got != banner || err != nil {
 					t.Errorf("uid 1000 to %s:3306: %q (%v), want banner %q", name, got, err, banner)
 				}
 			}
-			vip := strings.TrimSpace(n.run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", ordersDB))
+			vip := strings.TrimSpace(n.Run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", ordersDB))
 			if !strings.HasPrefix(vip, "240.240.") {
 				t.Fatalf("%s answered %q, want a VIP", ordersDB, vip)
 			}
-			vip6 := strings.TrimSpace(n.run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", "AAAA", ordersDB))
+			vip6 := strings.TrimSpace(n.Run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", "AAAA", ordersDB))
 			if got, err := connectAs(n, "1000", vip6, "3306", "10"); got != "orders over IPv6" || err != nil {
 				t.Errorf("uid 1000 to the IPv6 VIP %s:3306: %q (%v), want the IPv6 server's banner", vip6, got, err)
 			}
@@ -94,21 +92,19 @@ func vipPod(t *testing.T) (*netns, *testutil.SyncBuffer) {
 		need(t, tool)
 	}
 	n := newNetns(t)
-	if err := os.WriteFile(filepath.Join("/etc/netns", n.name, "resolv.conf"), []byte(captureResolvConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	n.WriteEtc(t, "resolv.conf", captureResolvConf)
 	for _, ip := range []string{clusterDNS, ordersIP, inventoryIP} {
-		n.run(t, "ip", "addr", "add", ip+"/32", "dev", "lo")
+		n.Run(t, "ip", "addr", "add", ip+"/32", "dev", "lo")
 	}
-	n.run(t, "ip", "-6", "addr", "add", ordersIP6+"/128", "dev", "lo", "nodad")
+	n.Run(t, "ip", "-6", "addr", "add", ordersIP6+"/128", "dev", "lo", "nodad")
 	// A pod's default routes, here ones that lead nowhere: the kernel routes a VIP before nat
 	// OUTPUT redirects it, and what is not redirected is lost.
-	n.run(t, "ip", "route", "add", "default", "dev", "lo")
-	n.run(t, "ip", "-6", "route", "add", "default", "dev", "lo")
+	n.Run(t, "ip", "route", "add", "default", "dev", "lo")
+	n.Run(t, "ip", "-6", "route", "add", "default", "dev", "lo")
 	bannerServer(t, n, ordersIP+":3306", "orders")
 	bannerServer(t, n, inventoryIP+":3306", "inventory")
 	bannerServer(t, n, "["+ordersIP6+"]:3306", "orders over IPv6")
-	n.start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+	start(t, n, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--bind-interfaces", "--listen-address="+clusterDNS, "--port=53", "--pid-file=", "--user=root",
 		"--log-facility=-", "--local=/example.com/", "--local-ttl=60",
 		"--host-record="+ordersDB+","+ordersIP+","+ordersIP6, "--host-record="+inventoryDB+","+inventoryIP)
@@ -117,10 +113,10 @@ func vipPod(t *testing.T) (*netns, *testutil.SyncBuffer) {
 	if err := os.WriteFile(filepath.Join(registry, "databases.yaml"), []byte(vipEntries), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := n.start(t, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
+	log := start(t, n, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
 		bin, "serve", "--registry", registry, "--listen", "127.0.0.1:15053", "--admin", "", "--forward-vips")
 	eventually(t, readyTimeout, ordersDB+" answered with a VIP", func() string {
-		got, _ := n.command("dig", "@127.0.0.1", "-p", "15053", "+short", "+tries=1", "+time=1", ordersDB).Output()
+		got, _ := n.Command("dig", "@127.0.0.1", "-p", "15053", "+short", "+tries=1", "+time=1", ordersDB).Output()
 		if !strings.HasPrefix(string(got), "240.240.") {
 			return fmt.Sprintf("dig said %q", got)
 		}
@@ -129,35 +125,15 @@ func vipPod(t *testing.T) (*netns, *testutil.SyncBuffer) {
 	return n, log
 }
 
-// bannerServer listens on addr inside n and sends banner on each connection. The socket is
-// made on a thread moved into the namespace (a socket stays in the namespace it was made in);
-// the thread is left locked so that it ends with its goroutine.
+// bannerServer listens on addr inside n and sends banner on each connection.
 func bannerServer(t *testing.T, n *netns, addr, banner string) {
 	t.Helper()
-	lnc := make(chan net.Listener, 1)
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/var/run/netns/"+n.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == nil {
-			err = unix.Setns(fd, unix.CLONE_NEWNET)
-			unix.Close(fd)
-		}
-		var ln net.Listener
-		if err == nil {
-			ln, err = net.Listen("tcp", addr)
-		}
-		if err != nil {
-			errc <- err
-			return
-		}
-		lnc <- ln
-	}()
 	var ln net.Listener
-	select {
-	case err := <-errc:
-		t.Fatalf("listen on %s in %s: %v", addr, n.name, err)
-	case ln = <-lnc:
+	if err := n.Do(func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in %s: %v", addr, n.Name, err)
 	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
@@ -179,7 +155,7 @@ func bannerServer(t *testing.T, n *netns, addr, banner string) {
 // connectAs connects to host:port inside n as uid (name resolution by glibc, through
 // capture) and returns the first line it reads, giving up after seconds.
 func connectAs(n *netns, uid, host, port, seconds string) (string, error) {
-	out, err := n.command("setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
+	out, err := n.Command("setpriv", "--reuid", uid, "--regid", uid, "--clear-groups",
 		"timeout", seconds, "bash", "-c", "exec 3<>/dev/tcp/$0/$1 && head -n1 <&3", host, port).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("%v: %s", err, out)
