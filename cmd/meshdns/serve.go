@@ -516,16 +516,23 @@ func signalReady(publish func(*table.Table)) (func(*table.Table), <-chan struct{
 }
 
 // awaitTurn returns at once unless a running meshdns holds the listen addresses
-// (--reuse-port: an upgrade). Then, before this one binds anything, it waits until tableReady
-// is closed and a node agent has listed its node's pods (so that it knows its clients): no
-// query or VIP connection reaches it before it can answer, and until then the running one
-// serves alone. It returns false when ctx ends first.
+// (--reuse-port: an upgrade) or this one is a node agent. Then, before this one binds
+// anything, it waits until tableReady is closed and a node agent has listed its node's pods
+// (so that it knows its clients): no query or VIP connection reaches it before it can answer.
+// Until then the running one serves alone; for a node agent with nothing running (a first
+// start, a restart after a crash), capture --node sends the pods' queries to the cluster DNS
+// while no socket of the agent exists (docs/nodeagent.md). It returns false when ctx ends
+// first.
 func (d *daemon) awaitTurn(ctx context.Context, tableReady <-chan struct{}) bool {
 	listen := addrStrings(d.cfg.Listen)
-	if !d.cfg.ReusePort || !slices.ContainsFunc(listen, server.Held) {
+	switch {
+	case d.cfg.ReusePort && slices.ContainsFunc(listen, server.Held):
+		d.log.Info("listen addresses in use (a meshdns being replaced?): joining them once the name table is ready (and a node agent's pods listed)", "dns", listen)
+	case d.cfg.NodeAgent:
+		d.log.Info("node agent: binding the listen addresses once the name table is ready and the node's pods are listed", "dns", listen)
+	default:
 		return true
 	}
-	d.log.Info("listen addresses in use (a meshdns being replaced?): joining them once the name table is ready (and a node agent's pods listed)", "dns", listen)
 	for _, ready := range []<-chan struct{}{tableReady, d.podsSynced} {
 		if ready == nil {
 			continue

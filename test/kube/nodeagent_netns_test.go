@@ -61,14 +61,7 @@ func (p labPod) create(t *testing.T) {
 		pod.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{labAgentIP}, Searches: p.searches,
 			Options: []corev1.PodDNSConfigOption{{Name: "ndots", Value: &ndots}}}
 	}
-	created, err := clients.CoreV1().Pods(p.ns).Create(ctx(t), pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: p.ip, PodIPs: []corev1.PodIP{{IP: p.ip}}}
-	if _, err := clients.CoreV1().Pods(p.ns).UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createRunning(t, pod, p.ip)
 }
 
 // labRun runs a command and fails the test with its output when it fails.

@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -16,8 +17,7 @@ import (
 	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
-// askFrom sends one question from the local address src and returns the rcode and the
-// answer's records (name, type and data).
+// askFrom sends one question from the local address src and returns its replyString.
 func askFrom(m *harness.Meshdns, src, name string) (string, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
@@ -26,13 +26,18 @@ func askFrom(m *harness.Meshdns, src, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return replyString(resp), nil
+}
+
+// replyString is the rcode and the answer's records (name, type and data, sorted; no TTL).
+func replyString(resp *dns.Msg) string {
 	var out []string
 	for _, rr := range resp.Answer {
 		f := strings.Fields(rr.String())
 		out = append(out, f[0]+" "+f[3]+" "+f[len(f)-1])
 	}
 	slices.Sort(out)
-	return dns.RcodeToString[resp.Rcode] + " " + strings.Join(out, " | "), nil
+	return dns.RcodeToString[resp.Rcode] + " " + strings.Join(out, " | ")
 }
 
 func expectFrom(t *testing.T, m *harness.Meshdns, src, name, want string) {
@@ -58,12 +63,22 @@ func nodePod(t *testing.T, node, ns, name, ip string, policy corev1.DNSPolicy, s
 	if policy == corev1.DNSNone { // the API requires a nameserver then
 		p.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{"10.96.0.10"}, Searches: searches}
 	}
-	created, err := clients.CoreV1().Pods(ns).Create(ctx(t), p, metav1.CreateOptions{})
+	createRunning(t, p, ip)
+}
+
+// createRunning creates pod and writes its status as the kubelet would once it runs: phase
+// Running and the addresses ips (the first is podIP).
+func createRunning(t *testing.T, pod *corev1.Pod, ips ...string) {
+	t.Helper()
+	created, err := clients.CoreV1().Pods(pod.Namespace).Create(ctx(t), pod, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
-	if _, err := clients.CoreV1().Pods(ns).UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ips[0]}
+	for _, ip := range ips {
+		created.Status.PodIPs = append(created.Status.PodIPs, corev1.PodIP{IP: ip})
+	}
+	if _, err := clients.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -89,16 +104,24 @@ func TestNodeAgentViews(t *testing.T) {
 		testNodeAgentViews(t, "nc", 40, func() *harness.Meshdns {
 			return startMeshdns(t, append(args, "--node-agent", "--node-name", "node-1", "--kubeconfig", kubeconfig)...)
 		})
-		// Names from the controller, but no right to list pods: not ready, and /readyz says why.
+		// Names from the controller, but no right to list pods: it cannot tell its clients
+		// apart, so it binds nothing (the pods' queries go to the cluster DNS, capture --node
+		// failing open) and its log says why.
 		blind := startMeshdns(t, append(args, "--node-agent", "--node-name", "node-1",
 			"--kubeconfig", kubeconfigFor(t, "system:serviceaccount:default:no-rights"))...)
 		eventually(t, "a node agent that cannot list pods says so", func() error {
-			if body := readyz(t, blind); blind.Readyz() != 503 || !strings.Contains(body, "pods of node node-1 are not listed yet") {
-				return fmt.Errorf("/readyz %d: %q", blind.Readyz(), body)
+			if log := blind.Log.String(); !strings.Contains(log, `pods is forbidden: User \"system:serviceaccount:default:no-rights\" cannot list resource \"pods\"`) ||
+				!strings.Contains(log, "binding the listen addresses once the name table is ready and the node's pods are listed") {
+				return errors.New("not in its log yet")
 			}
 			return nil
 		})
-		blind.Expect(t, "web.nc-a.svc.cluster.local", dns.TypeA, "NOERROR", clusterIP(t, "nc-a", "web"))
+		if _, err := blind.Ask("web.nc-a.svc.cluster.local", dns.TypeA); err == nil {
+			t.Error("a node agent that cannot list its node's pods answers queries")
+		}
+		if code := blind.Readyz(); code != 0 {
+			t.Errorf("a node agent that cannot list its node's pods serves /readyz (%d)", code)
+		}
 	})
 }
 
