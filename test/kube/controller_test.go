@@ -2,6 +2,13 @@ package kube_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -65,6 +72,65 @@ func agentToken(t testing.TB, ns, sa, audience, secret string) string {
 	}
 	p := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(p, []byte(tr.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// expiredToken writes a token of service account sa in ns for audience meshdns that expired
+// an hour ago: a token from the TokenRequest API (which issues none that lives under 10
+// minutes) with its times moved back, signed again with the API server's service-account key.
+// With expire false it keeps its times: the same token, signed again the same way, valid.
+func expiredToken(t *testing.T, ns, sa string, expire bool) string {
+	t.Helper()
+	issued, err := os.ReadFile(agentToken(t, ns, sa, "meshdns", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(string(issued), ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if expire {
+		now := time.Now()
+		claims["iat"], claims["nbf"], claims["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix()
+	}
+	if payload, err = json.Marshal(claims); err != nil {
+		t.Fatal(err)
+	}
+	signed := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload)
+
+	// envtest's service-account key: ECDSA P-256 in PKCS #8, so the token is ES256.
+	keyPEM, err := os.ReadFile(filepath.Join(env.ControlPlane.APIServer.CertDir, "sa-signer.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		t.Fatal("sa-signer.key: no PEM block")
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("sa-signer.key holds a %T, not an ECDSA key", parsed)
+	}
+	digest := sha256.Sum256([]byte(signed))
+	r, sig, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := (key.Curve.Params().BitSize + 7) / 8
+	raw := append(r.FillBytes(make([]byte, size)), sig.FillBytes(make([]byte, size))...)
+	p := filepath.Join(t.TempDir(), "resigned-token")
+	if err := os.WriteFile(p, []byte(signed+"."+base64.RawURLEncoding.EncodeToString(raw)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -272,8 +338,9 @@ spec:
 	sameView(t, "after the controller came back", restarted, directBookinfo)
 }
 
-// TestControllerRefusesWrongTokens: a token of another namespace, of another audience, or no
-// token at all gets no names; a rotated token file is used from the next reconnection.
+// TestControllerRefusesWrongTokens: a token of another namespace, of another audience, an
+// expired one or garbage gets no names; a rotated token file is used from the next
+// reconnection.
 func TestControllerRefusesWrongTokens(t *testing.T) {
 	loadExamples(t)
 	ctl := runController(t, newPKI(t), kubeconfig)
@@ -285,6 +352,7 @@ func TestControllerRefusesWrongTokens(t *testing.T) {
 		{"another namespace's view", "data", agentToken(t, "bookinfo", "agent", "meshdns", ""), "PermissionDenied"},
 		{"a token for the API server", "bookinfo", agentToken(t, "bookinfo", "agent", "https://kubernetes.default.svc", ""), "Unauthenticated"},
 		{"a garbage token", "bookinfo", garbage, "Unauthenticated"},
+		{"an expired token", "bookinfo", expiredToken(t, "bookinfo", "agent", true), "Unauthenticated: token rejected: [invalid bearer token, service account token has expired]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := startMeshdns(t, ctl.agentArgs(tc.namespace, tc.token)...)
@@ -302,6 +370,11 @@ func TestControllerRefusesWrongTokens(t *testing.T) {
 			}
 		})
 	}
+
+	// The expired token is refused for its times alone: signed again the same way with its
+	// own, it is taken.
+	resigned := startMeshdns(t, ctl.agentArgs("bookinfo", expiredToken(t, "bookinfo", "agent", false))...)
+	resigned.WaitReady(t)
 
 	// Rotation: the first token is revoked (its Secret deleted) after a new one is written; the
 	// agent uses the new one when it reconnects (the controller restarts).
