@@ -79,6 +79,7 @@ func serveFlags(c *config.Config) *flag.FlagSet {
 	fs.StringVar(&c.StateDir, "state-dir", c.StateDir, "`directory` where VIP assignments are kept across restarts (empty: in memory only)")
 	fs.BoolVar(&c.ForwardVIPs, "forward-vips", c.ForwardVIPs, "forward TCP connections to VIPs (redirected by capture install --vips) to their ServiceEntry hosts")
 	fs.IntVar(&c.VIPForwardPort, "vip-forward-port", c.VIPForwardPort, "loopback `port` of the VIP forwarder")
+	fs.BoolVar(&c.VIPNAT, "vip-nat", c.VIPNAT, "after forwarding a VIP's connection, send later ones to the same host by nftables DNAT until the answer's TTL ends (needs nft and CAP_NET_ADMIN)")
 	fs.BoolVar(&c.LogQueries, "log-queries", c.LogQueries, "log every query (debug aid; costly)")
 	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "let a new meshdns of the same user bind --listen and --admin while this one runs, and take over (SO_REUSEPORT); off: a second one fails to start")
 	return fs
@@ -474,9 +475,16 @@ func (d *daemon) startVIPForwarder(res *resolver.Resolver, client resolver.Clien
 	if len(d.cfg.VIPForward) == 0 {
 		return nil
 	}
+	var nat *vipfwd.NAT
+	if d.cfg.VIPNAT {
+		var err error
+		if nat, err = vipfwd.NewNAT(d.bg, d.log, d.reg); err != nil {
+			return err
+		}
+	}
 	f := vipfwd.New(vipfwd.Options{Listen: addrStrings(d.cfg.VIPForward), Resolver: res,
 		Control: server.ListenConfig(d.cfg.ReusePort).Control,
-		Client:  client, Logger: d.log, Metrics: vipfwd.NewMetrics(d.reg)})
+		Client:  client, Logger: d.log, Metrics: vipfwd.NewMetrics(d.reg), NAT: nat})
 	if err := f.Start(); err != nil {
 		return err
 	}

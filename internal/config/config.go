@@ -123,6 +123,9 @@ type Config struct {
 	// ForwardVIPs runs the VIP forwarder on VIPForwardPort (docs/vips.md, Forwarding).
 	ForwardVIPs    bool
 	VIPForwardPort int
+	// VIPNAT sends later connections to a forwarded VIP straight to its host by nftables
+	// DNAT (docs/vips.md, The kernel path).
+	VIPNAT bool
 
 	// ChaosVersion and ChaosID answer the CHAOS TXT names version.bind/version.server and
 	// hostname.bind/id.server; empty refuses them.

@@ -84,6 +84,8 @@ func TestValidate(t *testing.T) {
 		{"vip quarantine zero", func(c *Config) { c.VIPQuarantine = 0 }, Pod{}, "vip-quarantine"},
 		{"forward vips", func(c *Config) { c.ForwardVIPs = true }, Pod{}, ""},
 		{"forward vips without pools", func(c *Config) { c.ForwardVIPs, c.VIPCIDR, c.VIPCIDR6 = true, "", "" }, Pod{}, "forward-vips"},
+		{"vip nat", func(c *Config) { c.ForwardVIPs, c.VIPNAT = true, true }, Pod{}, ""},
+		{"vip nat without the forwarder", func(c *Config) { c.VIPNAT = true }, Pod{}, "vip-nat"},
 		{"vip forward port too big", func(c *Config) { c.VIPForwardPort = 65536 }, Pod{}, "vip-forward-port"},
 		{"vip forward port negative", func(c *Config) { c.VIPForwardPort = -1 }, Pod{}, "vip-forward-port"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, Pod{}, "log-format"},

@@ -70,6 +70,8 @@ type Settings struct {
 	// VIPForward are the loopback addresses of the VIP forwarder, one per VIP family in use;
 	// nil without --forward-vips.
 	VIPForward []netip.AddrPort
+	// VIPNAT: the forwarder's kernel path (--vip-nat).
+	VIPNAT bool
 
 	ChaosVersion, ChaosID string // empty: REFUSED
 	MaxUDPSize            int
@@ -371,8 +373,12 @@ func (c Config) parseVIPForward(s *Settings) error {
 		return flagErr("vip-forward-port", "%d: not a port", c.VIPForwardPort)
 	}
 	if !c.ForwardVIPs {
+		if c.VIPNAT {
+			return flagErr("vip-nat", "needs --forward-vips: the forwarder makes the kernel path's entries")
+		}
 		return nil
 	}
+	s.VIPNAT = c.VIPNAT
 	port := uint16(c.VIPForwardPort)
 	if s.VIPv4.IsValid() {
 		s.VIPForward = append(s.VIPForward, netip.AddrPortFrom(DefaultListen.Addr(), port))

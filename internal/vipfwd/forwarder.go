@@ -55,6 +55,9 @@ type Options struct {
 	MaxConns                 int
 	Logger                   *slog.Logger
 	Metrics                  *Metrics
+	// NAT, when set, is told where each forwarded connection went, so that later
+	// connections to the same VIP and port take the kernel path.
+	NAT *NAT
 }
 
 // Forwarder accepts connections redirected from VIPs and copies them to the VIPs' hosts.

@@ -33,7 +33,7 @@ func (f *Forwarder) handle(c *net.TCPConn) {
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(f.ctx, f.opts.DialTimeout)
-	addrs := f.addrs(ctx, target, dst.Addr().Is6())
+	addrs, ttl := f.addrs(ctx, target, t.TTL(), dst.Addr().Is6())
 	if len(addrs) == 0 {
 		cancel()
 		f.refuse(c, resultUnresolved, "dst", dst.String(), "host", target.Host)
@@ -46,15 +46,17 @@ func (f *Forwarder) handle(c *net.TCPConn) {
 		return
 	}
 	f.opts.Metrics.dialed(time.Since(start).Seconds())
+	f.opts.NAT.Add(dst, up.RemoteAddr().(*net.TCPAddr).AddrPort(), ttl)
 	f.opts.Metrics.result(resultForwarded)
 	f.opts.Metrics.activeAdd(1)
 	defer f.opts.Metrics.activeAdd(-1)
 	f.pipe(c, up)
 }
 
-// addrs returns the addresses of target of the connection's family: a STATIC entry's
-// endpoints, else the host's upstream answer (through the resolver's cache).
-func (f *Forwarder) addrs(ctx context.Context, target *table.VIPTarget, v6 bool) []netip.Addr {
+// addrs returns the addresses of target of the connection's family, and how long they hold:
+// a STATIC entry's endpoints, for the table's TTL (tableTTL seconds), else the host's upstream
+// answer (through the resolver's cache), for the least TTL of its records.
+func (f *Forwarder) addrs(ctx context.Context, target *table.VIPTarget, tableTTL uint32, v6 bool) ([]netip.Addr, time.Duration) {
 	var out []netip.Addr
 	if target.Static {
 		for _, ip := range target.Endpoints {
@@ -62,7 +64,7 @@ func (f *Forwarder) addrs(ctx context.Context, target *table.VIPTarget, v6 bool)
 				out = append(out, ip)
 			}
 		}
-		return out
+		return out, time.Duration(tableTTL) * time.Second
 	}
 	qtype := dns.TypeA
 	if v6 {
@@ -72,9 +74,13 @@ func (f *Forwarder) addrs(ctx context.Context, target *table.VIPTarget, v6 bool)
 	req.SetQuestion(target.Host, qtype)
 	rep := f.opts.Resolver.Upstream(ctx, req, f.opts.Client)
 	if rep.Msg == nil || rep.Msg.Rcode != dns.RcodeSuccess {
-		return nil
+		return nil, 0
 	}
-	for _, rr := range rep.Msg.Answer {
+	ttl := uint32(0)
+	for i, rr := range rep.Msg.Answer {
+		if i == 0 || rr.Header().Ttl < ttl {
+			ttl = rr.Header().Ttl
+		}
 		switch rr := rr.(type) {
 		case *dns.A:
 			if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok && !v6 {
@@ -86,7 +92,7 @@ func (f *Forwarder) addrs(ctx context.Context, target *table.VIPTarget, v6 bool)
 			}
 		}
 	}
-	return out
+	return out, time.Duration(ttl) * time.Second
 }
 
 // dial connects to the addresses in order, each within the dial timeout, and returns the

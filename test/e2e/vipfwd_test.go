@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshdns/meshdns/internal/testutil"
+	"github.com/meshdns/meshdns/internal/vipfwd"
 )
 
 // The two "external databases" of the VIP test: same port, different addresses, each known to
@@ -51,7 +52,7 @@ spec:
 func TestVIPForwarding(t *testing.T) {
 	for _, backend := range []string{"iptables", "iptables-legacy", "nftables"} {
 		t.Run(backend, func(t *testing.T) {
-			n, meshdnsLog := vipPod(t)
+			n, meshdnsLog := vipPod(t, false)
 			n.Run(t, meshdnsBin, "capture", "install", "--backend", backend, "--vips")
 			t.Cleanup(func() { n.Command(meshdnsBin, "capture", "uninstall", "--backend", backend).Run() })
 			n.Run(t, meshdnsBin, "capture", "verify", "--backend", backend, "--vips")
@@ -85,11 +86,80 @@ func TestVIPForwarding(t *testing.T) {
 	}
 }
 
+// natTTL is the TTL of the cluster DNS's answers in TestVIPKernelPath, in seconds: how long
+// its kernel path's entries last.
+const natTTL = 10
+
+// TestVIPKernelPath runs TestVIPForwarding's pod with --vip-nat: a connection to a database
+// by name is forwarded, and later connections to its VIP (IPv4 and IPv6) reach it while
+// meshdns is stopped (SIGSTOP), by the nftables DNAT entry the forwarder wrote, until the
+// answer's TTL ends; then they go to the forwarder again, and once meshdns runs, through it.
+func TestVIPKernelPath(t *testing.T) {
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) {
+			n, _ := vipPod(t, true)
+			n.Run(t, meshdnsBin, "capture", "install", "--backend", backend, "--vips")
+			t.Cleanup(func() { n.Command(meshdnsBin, "capture", "uninstall", "--backend", backend).Run() })
+			t.Cleanup(func() { n.Command("nft", "delete", "table", "inet", vipfwd.NATTable).Run() })
+			vip := strings.TrimSpace(n.Run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", ordersDB))
+			vip6 := strings.TrimSpace(n.Run(t, "dig", "@127.0.0.1", "-p", "15053", "+short", "AAAA", ordersDB))
+
+			// First connections: through the forwarder, which writes the entries.
+			for _, c := range []struct{ host, banner string }{{ordersDB, "orders"}, {vip6, "orders over IPv6"}} {
+				if got, err := connectAs(n, "1000", c.host, "3306", "10"); got != c.banner || err != nil {
+					t.Fatalf("uid 1000 to %s:3306: %q (%v), want banner %q", c.host, got, err, c.banner)
+				}
+			}
+			for _, m := range []struct{ name, entry string }{
+				{"v4", vip + " . 3306 timeout"}, {"v6", vip6 + " . 3306 timeout"}} {
+				eventually(t, readyTimeout, "the entry of map "+m.name, func() string {
+					if out := n.Run(t, "nft", "list", "map", "inet", vipfwd.NATTable, m.name); !strings.Contains(out, m.entry) {
+						return out
+					}
+					return ""
+				})
+			}
+
+			pid := strings.Fields(n.Run(t, "pgrep", "-f", "--newest", "serve --registry .* --vip-nat"))[0]
+			signal := func(sig string) { n.Run(t, "kill", "-"+sig, pid) }
+			signal("STOP")
+			t.Cleanup(func() { n.Command("kill", "-CONT", pid).Run() })
+			for _, c := range []struct{ vip, banner string }{{vip, "orders"}, {vip6, "orders over IPv6"}} {
+				if got, err := connectAs(n, "1000", c.vip, "3306", "5"); got != c.banner || err != nil {
+					t.Errorf("uid 1000 to %s:3306 with meshdns stopped: %q (%v), want banner %q by the kernel path", c.vip, got, err, c.banner)
+				}
+			}
+			// The entries expire with the answer's TTL: connections go to the stopped
+			// forwarder again and get nothing.
+			eventually(t, 2*natTTL*time.Second, "the entries expire", func() string {
+				if out := n.Run(t, "nft", "list", "map", "inet", vipfwd.NATTable, "v4"); strings.Contains(out, vip+" . 3306") {
+					return out
+				}
+				return ""
+			})
+			if got, err := connectAs(n, "1000", vip, "3306", "2"); err == nil {
+				t.Errorf("uid 1000 to %s:3306 after the entry expired, meshdns stopped: %q, want no answer", vip, got)
+			}
+			signal("CONT")
+			if got, err := connectAs(n, "1000", ordersDB, "3306", "10"); got != "orders" || err != nil {
+				t.Errorf("uid 1000 to %s:3306, meshdns running again: %q (%v), want banner orders", ordersDB, got, err)
+			}
+		})
+	}
+}
+
 // vipPod prepares a namespace like capturedPod's, with the two databases, the cluster DNS
-// knowing them, and meshdns as uid 1337 with --forward-vips and their ServiceEntries.
-func vipPod(t *testing.T) (*netns, *testutil.SyncBuffer) {
+// knowing them, and meshdns as uid 1337 with --forward-vips and their ServiceEntries. With
+// nat, meshdns also has --vip-nat and CAP_NET_ADMIN, and the cluster DNS's answers a TTL of
+// natTTL.
+func vipPod(t *testing.T, nat bool) (*netns, *testutil.SyncBuffer) {
 	for _, tool := range []string{"dig", "dnsmasq", "setpriv", "bash", "timeout"} {
 		need(t, tool)
+	}
+	ttl := "60"
+	if nat {
+		need(t, "nft")
+		ttl = fmt.Sprint(natTTL)
 	}
 	n := newNetns(t)
 	n.WriteEtc(t, "resolv.conf", captureResolvConf)
@@ -106,15 +176,19 @@ func vipPod(t *testing.T) (*netns, *testutil.SyncBuffer) {
 	bannerServer(t, n, "["+ordersIP6+"]:3306", "orders over IPv6")
 	start(t, n, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--bind-interfaces", "--listen-address="+clusterDNS, "--port=53", "--pid-file=", "--user=root",
-		"--log-facility=-", "--local=/example.com/", "--local-ttl=60",
+		"--log-facility=-", "--local=/example.com/", "--local-ttl="+ttl,
 		"--host-record="+ordersDB+","+ordersIP+","+ordersIP6, "--host-record="+inventoryDB+","+inventoryIP)
 	waitAnswerAt(t, n, clusterDNS, "53", ordersDB, ordersIP)
 	bin, registry := readableByProxy(t)
 	if err := os.WriteFile(filepath.Join(registry, "databases.yaml"), []byte(vipEntries), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := start(t, n, "setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
-		bin, "serve", "--registry", registry, "--listen", "127.0.0.1:15053", "--admin", "", "--forward-vips")
+	argv := []string{"--reuid", "1337", "--regid", "1337", "--clear-groups", bin, "serve", "--registry", registry,
+		"--listen", "127.0.0.1:15053", "--admin", "", "--forward-vips"}
+	if nat {
+		argv = append(append([]string{"--inh-caps", "+net_admin", "--ambient-caps", "+net_admin"}, argv...), "--vip-nat")
+	}
+	log := start(t, n, "setpriv", argv...)
 	eventually(t, readyTimeout, ordersDB+" answered with a VIP", func() string {
 		got, _ := n.Command("dig", "@127.0.0.1", "-p", "15053", "+short", "+tries=1", "+time=1", ordersDB).Output()
 		if !strings.HasPrefix(string(got), "240.240.") {
