@@ -55,7 +55,7 @@ func capturedPod(t *testing.T) (n *netns, meshdnsLog, clusterLog *testutil.SyncB
 
 // readableByProxy makes the meshdns binary and a copy of the example registry readable by
 // uid 1337 (the build directory is private to root).
-func readableByProxy(t *testing.T) (bin, registry string) {
+func readableByProxy(t testing.TB) (bin, registry string) {
 	t.Helper()
 	if err := os.Chmod(filepath.Dir(meshdnsBin), 0o755); err != nil {
 		t.Fatal(err)
