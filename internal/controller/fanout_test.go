@@ -64,22 +64,17 @@ var (
 )
 
 // fanoutSnapshot is testutil.ServicesSnapshot(n) with what the Kubernetes source keeps of real
-// objects: namespaces, creation times, a Service's app label, an EndpointSlice's service-name
-// and managed-by labels.
+// objects: namespaces and creation times (of Services and EndpointSlices, no labels).
 func fanoutSnapshot(n int) model.Snapshot {
 	s := testutil.ServicesSnapshot(n)
 	for i := range min(n, 100) {
 		s.Namespaces = append(s.Namespaces, model.Namespace{Name: fmt.Sprintf("ns-%d", i)})
 	}
 	for i := range s.Services {
-		sv := &s.Services[i]
-		sv.Created, sv.Labels = created, map[string]string{"app": sv.Name}
+		s.Services[i].Created = created
 	}
 	for i := range s.EndpointSlices {
-		es := &s.EndpointSlices[i]
-		es.Created = created
-		es.Labels = map[string]string{"kubernetes.io/service-name": es.ServiceName,
-			"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+		s.EndpointSlices[i].Created = created
 	}
 	return s
 }
