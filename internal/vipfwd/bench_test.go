@@ -1,8 +1,6 @@
 package vipfwd
 
 import (
-	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -18,36 +16,6 @@ import (
 // bulkBytes is what one iteration of BenchmarkVIPForwarderBulk sends: large enough that the
 // connection's setup is lost in it.
 const bulkBytes = 256 << 20
-
-// bulkWait bounds one bulk connection, so that a bug fails the benchmark instead of hanging it.
-const bulkWait = 2 * time.Minute
-
-// sink reads to EOF, then answers the number of bytes it read (8 bytes, big endian): the
-// client learns that every byte arrived, and the answer travels after a half close.
-func sink(c net.Conn) {
-	c.SetDeadline(time.Now().Add(bulkWait))
-	buf := make([]byte, 1<<20)
-	var n uint64
-	for {
-		m, err := c.Read(buf)
-		n += uint64(m)
-		if err != nil {
-			break
-		}
-	}
-	c.Write(binary.BigEndian.AppendUint64(nil, n))
-}
-
-// echoByte answers one byte with itself, then waits for the client's close.
-func echoByte(c net.Conn) {
-	c.SetDeadline(time.Now().Add(wait))
-	var one [1]byte
-	if _, err := io.ReadFull(c, one[:]); err != nil {
-		return
-	}
-	c.Write(one[:])
-	io.Copy(io.Discard, c)
-}
 
 // path is one way from the benchmark's client to its server.
 type path struct {
@@ -94,8 +62,8 @@ func relay(b *testing.B, target string) string {
 			return
 		}
 		defer up.Close()
-		c.SetDeadline(time.Now().Add(bulkWait))
-		up.SetDeadline(time.Now().Add(bulkWait))
+		c.SetDeadline(time.Now().Add(testutil.LoadWait))
+		up.SetDeadline(time.Now().Add(testutil.LoadWait))
 		done := make(chan struct{})
 		go func() {
 			io.Copy(c, up)
@@ -113,7 +81,7 @@ func relay(b *testing.B, target string) string {
 // server along each path, then half-closes and waits for the server's count: MB/s of the
 // sub-benchmarks give the forwarder's share of direct throughput.
 func BenchmarkVIPForwarderBulk(b *testing.B) {
-	_, paths := benchRig(b, sink)
+	_, paths := benchRig(b, testutil.ServeLoad)
 	buf := make([]byte, 1<<20)
 	for _, tc := range paths {
 		b.Run(tc.name, func(b *testing.B) {
@@ -121,7 +89,7 @@ func BenchmarkVIPForwarderBulk(b *testing.B) {
 			b.SetBytes(bulkBytes)
 			cpu := cpuTime(b)
 			for b.Loop() {
-				if err := bulkOnce(tc.dial, buf); err != nil {
+				if err := testutil.BulkOnce(tc.dial, buf, bulkBytes); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -130,38 +98,12 @@ func BenchmarkVIPForwarderBulk(b *testing.B) {
 	}
 }
 
-// bulkOnce sends bulkBytes on a new connection, half-closes it and checks the server's count.
-func bulkOnce(dial func() (*net.TCPConn, error), buf []byte) error {
-	c, err := dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(bulkWait))
-	for sent := 0; sent < bulkBytes; sent += len(buf) {
-		if _, err := c.Write(buf); err != nil {
-			return err
-		}
-	}
-	if err := c.CloseWrite(); err != nil {
-		return err
-	}
-	var got [8]byte
-	if _, err := io.ReadFull(c, got[:]); err != nil {
-		return err
-	}
-	if n := binary.BigEndian.Uint64(got[:]); n != bulkBytes {
-		return fmt.Errorf("server read %d bytes, want %d", n, bulkBytes)
-	}
-	return nil
-}
-
 // BenchmarkVIPForwarderSetup opens a connection, sends one byte, reads it back and closes,
 // along each path, through the forwarder with the host's answer already cached: the
 // difference of ns/op to direct is what the path adds to a connection's start.
 func BenchmarkVIPForwarderSetup(b *testing.B) {
-	r, paths := benchRig(b, echoByte)
-	if err := pingOnce(paths[2].dial); err != nil { // warms the cache
+	r, paths := benchRig(b, testutil.ServeLoad)
+	if err := testutil.PingOnce(paths[2].dial); err != nil { // warms the cache
 		b.Fatal(err)
 	}
 	for _, tc := range paths {
@@ -169,7 +111,7 @@ func BenchmarkVIPForwarderSetup(b *testing.B) {
 			b.ReportAllocs()
 			cpu := cpuTime(b)
 			for b.Loop() {
-				if err := pingOnce(tc.dial); err != nil {
+				if err := testutil.PingOnce(tc.dial); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -181,23 +123,6 @@ func BenchmarkVIPForwarderSetup(b *testing.B) {
 	if r.dns.asked != 1 {
 		b.Errorf("upstream asked %d times, want once (the rest from the cache)", r.dns.asked)
 	}
-}
-
-func pingOnce(dial func() (*net.TCPConn, error)) error {
-	c, err := dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(wait))
-	one := []byte{'x'}
-	if _, err := c.Write(one); err != nil {
-		return err
-	}
-	if _, err := io.ReadFull(c, one); err != nil {
-		return err
-	}
-	return nil
 }
 
 // cpuTime returns the CPU time the process has used, user and system: client, server and

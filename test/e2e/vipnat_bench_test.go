@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/testutil/netlab"
 	"github.com/meshdns/meshdns/internal/vipfwd"
 )
@@ -61,7 +60,7 @@ func BenchmarkVIPPaths(b *testing.B) {
 		{"path=kernel", dial(natVIP + ":3306")},
 	}
 	// The kernel path's entry is written after a first forwarded connection.
-	if err := pathsPing(paths[2].dial); err != nil {
+	if err := testutil.PingOnce(paths[2].dial); err != nil {
 		b.Fatal(err)
 	}
 	deadline := time.Now().Add(readyTimeout)
@@ -75,7 +74,8 @@ func BenchmarkVIPPaths(b *testing.B) {
 		name  string
 		once  func(dial func() (*net.TCPConn, error), buf []byte) error
 		bytes int64
-	}{{"bulk", pathsBulkOnce, pathsBulk}, {"setup", func(d func() (*net.TCPConn, error), _ []byte) error { return pathsPing(d) }, 0}} {
+	}{{"bulk", func(d func() (*net.TCPConn, error), buf []byte) error { return testutil.BulkOnce(d, buf, pathsBulk) }, pathsBulk},
+		{"setup", func(d func() (*net.TCPConn, error), _ []byte) error { return testutil.PingOnce(d) }, 0}} {
 		b.Run(op.name, func(b *testing.B) {
 			buf := make([]byte, 1<<20)
 			for _, p := range paths {
@@ -118,7 +118,7 @@ func vipPathsRig(b *testing.B) (*netns, string) {
 				if err != nil {
 					return
 				}
-				go pathsServe(c)
+				go testutil.ServeLoad(c)
 			}
 		}()
 	}
@@ -165,67 +165,6 @@ func startDaemon(b *testing.B, n *netns, name string, args ...string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-}
-
-// pathsServe serves one connection by its first byte: 'p' is echoed (setup), 'b' starts a
-// bulk transfer, whose byte count (after the client's half close) is answered in 8 bytes.
-func pathsServe(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Minute))
-	var mode [1]byte
-	if _, err := io.ReadFull(c, mode[:]); err != nil {
-		return
-	}
-	if mode[0] == 'p' {
-		c.Write(mode[:])
-		io.Copy(io.Discard, c)
-		return
-	}
-	n, _ := io.CopyBuffer(io.Discard, c, make([]byte, 1<<20))
-	c.Write(binary.BigEndian.AppendUint64(nil, uint64(n)))
-}
-
-func pathsPing(dial func() (*net.TCPConn, error)) error {
-	c, err := dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	one := []byte{'p'}
-	if _, err := c.Write(one); err != nil {
-		return err
-	}
-	_, err = io.ReadFull(c, one)
-	return err
-}
-
-func pathsBulkOnce(dial func() (*net.TCPConn, error), buf []byte) error {
-	c, err := dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Minute))
-	if _, err := c.Write([]byte{'b'}); err != nil {
-		return err
-	}
-	for sent := 0; sent < pathsBulk; sent += len(buf) {
-		if _, err := c.Write(buf); err != nil {
-			return err
-		}
-	}
-	if err := c.CloseWrite(); err != nil {
-		return err
-	}
-	var got [8]byte
-	if _, err := io.ReadFull(c, got[:]); err != nil {
-		return err
-	}
-	if n := binary.BigEndian.Uint64(got[:]); n != pathsBulk {
-		return fmt.Errorf("server read %d bytes, want %d", n, pathsBulk)
-	}
-	return nil
 }
 
 // selfCPU is the CPU time of this process in nanoseconds, user and system.
