@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,44 +39,11 @@ const (
 	loopAnswer = "10.96.10.10"
 )
 
-// queryLoop asks loopName over UDP every loopInterval, each query from a fresh socket (so the
-// kernel spreads them over every socket bound to the port) with loopTimeout and no retry, and
-// tallies the outcomes.
-type queryLoop struct {
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	sent     int
-	answered int
-	failures map[string]int // by kind: "timeout", "SERVFAIL", ...
-	first    []string       // the first few failures, in full
-}
-
-func startLoop(addr string) *queryLoop {
-	l := &queryLoop{stop: make(chan struct{}), failures: map[string]int{}}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		tick := time.NewTicker(loopInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-			}
-			l.mu.Lock()
-			l.sent++
-			l.mu.Unlock()
-			l.wg.Add(1)
-			go func() {
-				defer l.wg.Done()
-				kind, detail := askOnce(addr)
-				l.record(kind, detail)
-			}()
-		}
-	}()
-	return l
+// startLoop asks loopName at addr over UDP every loopInterval, each query from a fresh socket
+// (so the kernel spreads them over every socket bound to the port) with loopTimeout and no
+// retry.
+func startLoop(addr string) *testutil.QueryLoop {
+	return testutil.StartQueryLoop(loopInterval, 1, func(int, int) (string, string) { return askOnce(addr) })
 }
 
 // askOnce sends one query and classifies the outcome: "" when answered right.
@@ -102,53 +68,12 @@ func askOnce(addr string) (kind, detail string) {
 	return "", ""
 }
 
-func (l *queryLoop) record(kind, detail string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if kind == "" {
-		l.answered++
-		return
-	}
-	l.failures[kind]++
-	if len(l.first) < 3 {
-		l.first = append(l.first, kind+": "+detail)
-	}
-}
-
-// counts returns how many queries were sent, answered right, and failed.
-func (l *queryLoop) counts() (sent, answered, failed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, n := range l.failures {
-		failed += n
-	}
-	return l.sent, l.answered, failed
-}
-
-// halt stops sending and waits for every query sent to be answered or to time out.
-func (l *queryLoop) halt() {
-	close(l.stop)
-	l.wg.Wait()
-}
-
-func (l *queryLoop) String() string {
-	sent, answered, _ := l.counts()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var kinds []string
-	for k, n := range l.failures {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-	}
-	sort.Strings(kinds)
-	return fmt.Sprintf("%d sent, %d answered, failures: [%s], first: %q", sent, answered, strings.Join(kinds, ", "), l.first)
-}
-
 // waitLoop polls until the loop's counts satisfy cond; the bound is a limit, not a timing
 // assertion.
-func waitLoop(t *testing.T, l *queryLoop, what string, cond func(sent, answered, failed int) bool) {
+func waitLoop(t *testing.T, l *testutil.QueryLoop, what string, cond func(sent, answered, failed int) bool) {
 	t.Helper()
 	eventually(t, 30*time.Second, what, func() string {
-		if cond(l.counts()) {
+		if cond(l.Counts()) {
 			return ""
 		}
 		return l.String()
@@ -273,7 +198,7 @@ func TestUpgradeLosesNoQuery(t *testing.T) {
 	old := start(0)
 	loop := startLoop(dnsAddr)
 	for gen := 1; gen <= handovers; gen++ {
-		_, before, _ := loop.counts()
+		_, before, _ := loop.Counts()
 		waitLoop(t, loop, fmt.Sprintf("answers from generation %d", gen-1), func(_, answered, _ int) bool {
 			return answered >= before+answersPerServer
 		})
@@ -288,7 +213,7 @@ func TestUpgradeLosesNoQuery(t *testing.T) {
 			}
 			close(stopped)
 		}()
-		_, before, _ = loop.counts()
+		_, before, _ = loop.Counts()
 		waitLoop(t, loop, fmt.Sprintf("answers while generation %d stops", gen-1), func(_, answered, _ int) bool {
 			return answered >= before+answersPerServer
 		})
@@ -307,8 +232,8 @@ func TestUpgradeLosesNoQuery(t *testing.T) {
 		}
 		old = next
 	}
-	loop.halt()
-	if sent, answered, failed := loop.counts(); failed > 0 || answered != sent {
+	loop.Halt()
+	if sent, answered, failed := loop.Counts(); failed > 0 || answered != sent {
 		t.Errorf("queries lost or failed during %d upgrades: %s", handovers, loop)
 	} else {
 		t.Logf("%d upgrades: %s", handovers, loop)
@@ -320,10 +245,10 @@ func TestUpgradeLosesNoQuery(t *testing.T) {
 	if code, err := old.stop(syscall.SIGTERM); err != nil || code != 0 {
 		t.Fatalf("last generation after SIGTERM: exit status %d (%v), want 0", code, err)
 	}
-	sentAtExit, _, _ := loop.counts()
+	sentAtExit, _, _ := loop.Counts()
 	waitLoop(t, loop, "queries after the last stop", func(sent, _, _ int) bool { return sent >= sentAtExit+answersPerServer })
-	loop.halt()
-	sent, _, failed := loop.counts()
+	loop.Halt()
+	sent, _, failed := loop.Counts()
 	if failed < sent-sentAtExit {
 		t.Errorf("%d queries sent after meshdns exited with no successor, only %d failed: %s", sent-sentAtExit, failed, loop)
 	} else {

@@ -9,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,68 +147,18 @@ type probe struct {
 	want         string
 }
 
-// lookupLoop runs its probes in turn, one lookup every 5 ms (200 a second). A lookup makes up
-// to attempts attempts, each from a fresh socket (a new flow, spread by the kernel over every
-// socket bound to the address) waiting timeout, as a stub resolver does.
-type lookupLoop struct {
-	probes   []probe
-	attempts int
-	timeout  time.Duration
-	stop     chan struct{}
-	wg       sync.WaitGroup
-
-	mu       sync.Mutex
-	sent     int
-	answered int
-	retried  int            // answered on a later attempt
-	slowest  time.Duration  // of the lookups answered
-	failures map[string]int // by the last attempt's outcome: "timeout", "SERVFAIL", "wrong answer"...
-	first    []string       // the first few failures, in full
-}
-
-func startLookups(attempts int, timeout time.Duration, probes ...probe) *lookupLoop {
-	l := &lookupLoop{probes: probes, attempts: attempts, timeout: timeout, stop: make(chan struct{}), failures: map[string]int{}}
-	l.wg.Go(func() {
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-			}
-			l.mu.Lock()
-			l.sent++
-			l.mu.Unlock()
-			p := l.probes[i%len(l.probes)]
-			l.wg.Go(func() { l.lookup(p) })
+// startLookups runs probes in turn, one lookup every 5 ms (200 a second), each of up to
+// attempts attempts from a fresh socket (a new flow, spread by the kernel over every socket
+// bound to the address) waiting timeout, as a stub resolver does.
+func startLookups(attempts int, timeout time.Duration, probes ...probe) *testutil.QueryLoop {
+	return testutil.StartQueryLoop(5*time.Millisecond, attempts, func(i, _ int) (string, string) {
+		p := probes[i%len(probes)]
+		kind, detail := attemptOnce(p, timeout)
+		if kind != "" {
+			detail = fmt.Sprintf("%s from %s to %s: %s", p.name, p.pod.IP, p.server, detail)
 		}
+		return kind, detail
 	})
-	return l
-}
-
-func (l *lookupLoop) lookup(p probe) {
-	var kind, detail string
-	start := time.Now()
-	for attempt := range l.attempts {
-		kind, detail = attemptOnce(p, l.timeout)
-		if kind == "" {
-			l.mu.Lock()
-			l.answered++
-			l.slowest = max(l.slowest, time.Since(start))
-			if attempt > 0 {
-				l.retried++
-			}
-			l.mu.Unlock()
-			return
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.failures[kind]++
-	if len(l.first) < 3 {
-		l.first = append(l.first, fmt.Sprintf("%s from %s to %s: %s: %s", p.name, p.pod.IP, p.server, kind, detail))
-	}
 }
 
 // attemptOnce asks p once over UDP and classifies the outcome: "" when answered right.
@@ -230,43 +178,27 @@ func attemptOnce(p probe, timeout time.Duration) (kind, detail string) {
 	return "wrong answer", fmt.Sprintf("%q, want %q", replyString(resp), p.want)
 }
 
-// waitAnswered waits until n more lookups are answered than when called with before.
-func (l *lookupLoop) waitAnswered(t *testing.T, what string, n int) {
+// waitAnswered waits until n more lookups of l are answered than when called.
+func waitAnswered(t *testing.T, l *testutil.QueryLoop, what string, n int) {
 	t.Helper()
-	l.mu.Lock()
-	before := l.answered
-	l.mu.Unlock()
+	_, before, _ := l.Counts()
 	eventually(t, what, func() error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.answered < before+n {
-			return errors.New(l.stringLocked())
+		if _, answered, _ := l.Counts(); answered < before+n {
+			return errors.New(l.String())
 		}
 		return nil
 	})
 }
 
-// halt stops the loop, waits for every lookup to end, and fails the test unless every one
-// was answered right.
-func (l *lookupLoop) halt(t *testing.T, what string) {
+// halt stops l and fails the test unless every lookup was answered right.
+func halt(t *testing.T, l *testutil.QueryLoop, what string) {
 	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
-	if len(l.failures) > 0 || l.answered != l.sent {
-		t.Errorf("%s: lookups failed: %s", what, l.stringLocked())
+	l.Halt()
+	if sent, answered, failed := l.Counts(); failed > 0 || answered != sent {
+		t.Errorf("%s: lookups failed: %s", what, l)
 	} else {
-		t.Logf("%s: %s", what, l.stringLocked())
+		t.Logf("%s: %s", what, l)
 	}
-}
-
-func (l *lookupLoop) stringLocked() string {
-	var kinds []string
-	for k, n := range l.failures {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-	}
-	sort.Strings(kinds)
-	return fmt.Sprintf("%d lookups, %d answered (%d on a second attempt, the slowest in %v), failures: [%s], first: %q",
-		l.sent, l.answered, l.retried, l.slowest.Round(time.Millisecond), strings.Join(kinds, ", "), l.first)
 }
 
 // TestNodeAgentUpgradesAndCrashes runs the node agent as a DaemonSet would, on a node of two
@@ -381,11 +313,11 @@ spec:
 	t.Run("upgrades", func(t *testing.T) {
 		loop := startLookups(1, upAttemptTimeout, viewProbes...)
 		for gen := 1; gen <= 10; gen++ {
-			loop.waitAnswered(t, fmt.Sprintf("lookups answered by generation %d", gen-1), upPerStep)
+			waitAnswered(t, loop, fmt.Sprintf("lookups answered by generation %d", gen-1), upPerStep)
 			next := startAgent(gen)
 			stopped := make(chan int, 1)
 			go func() { stopped <- agent.stop(syscall.SIGTERM) }()
-			loop.waitAnswered(t, fmt.Sprintf("lookups while generation %d stops", gen-1), upPerStep)
+			waitAnswered(t, loop, fmt.Sprintf("lookups while generation %d stops", gen-1), upPerStep)
 			if code := <-stopped; code != 0 {
 				t.Fatalf("generation %d exited with status %d after SIGTERM", gen-1, code)
 			}
@@ -397,8 +329,8 @@ spec:
 			}
 			agent = next
 		}
-		loop.waitAnswered(t, "lookups answered by the last generation", upPerStep)
-		loop.halt(t, "10 upgrades")
+		waitAnswered(t, loop, "lookups answered by the last generation", upPerStep)
+		halt(t, loop, "10 upgrades")
 	})
 
 	t.Run("kill -9", func(t *testing.T) {
@@ -412,9 +344,9 @@ spec:
 			}
 		}
 		loop := startLookups(2, time.Second, probes...)
-		loop.waitAnswered(t, "lookups answered by the agent", upPerStep)
+		waitAnswered(t, loop, "lookups answered by the agent", upPerStep)
 		agent.stop(syscall.SIGKILL)
-		loop.waitAnswered(t, "lookups after kill -9", upPerStep)
+		waitAnswered(t, loop, "lookups after kill -9", upPerStep)
 		// The cluster DNS answers now: it does not know the host exported to nu-a.
 		for _, server := range servers {
 			expectIn(probe{pod0, server, upPrivate, "NXDOMAIN "})
@@ -423,7 +355,7 @@ spec:
 		for _, p := range viewProbes {
 			expectIn(p)
 		}
-		loop.waitAnswered(t, "lookups answered by the agent again", upPerStep)
-		loop.halt(t, "kill -9 and restart")
+		waitAnswered(t, loop, "lookups answered by the agent again", upPerStep)
+		halt(t, loop, "kill -9 and restart")
 	})
 }
