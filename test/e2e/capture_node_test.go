@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/testutil/netlab"
 )
 
@@ -97,47 +96,15 @@ func (lab *nodeLab) askAll(t *testing.T, step, want string, servers ...string) {
 	}
 }
 
-// proc is a process the test ends itself, with SIGKILL.
-type proc struct {
-	cmd    *exec.Cmd
-	out    *testutil.SyncBuffer
-	exited chan struct{}
-}
-
-// startProc runs name in n until kill or the end of the test.
-func startProc(t *testing.T, n *netns, name string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: n.Command(name, args...), out: &testutil.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s %s ---\n%s", name, strings.Join(args, " "), p.out)
-		}
-	})
-	return p
-}
-
-// kill ends the process with SIGKILL, as a crash or the OOM killer would, leaving it no
-// chance to change anything; it returns once the process is gone.
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-}
-
 // startAgent starts the node agent, meshdns serve on the node bound to the addresses capture
 // put on lo, and waits until it answers the pods.
-func startAgent(t *testing.T, lab *nodeLab) *proc {
+func startAgent(t *testing.T, lab *nodeLab) *netlab.Proc {
 	t.Helper()
 	args := append([]string{"serve", "--admin", ""}, examplesArgs(examplePath("registry"), netlab.EndpointDNS)...)
 	for _, a := range []string{serviceDNS, "[" + serviceDNS6 + "]", localIP, "[" + localIP6 + "]"} {
 		args = append(args, "--listen", a+":53")
 	}
-	p := startProc(t, lab.node, meshdnsBin, args...)
+	p := lab.node.Start(t, meshdnsBin, args...)
 	eventually(t, readyTimeout, "the node agent answers the pods", func() string {
 		return expect(lab.pods[0], serviceDNS, meshAnswer)
 	})
@@ -182,7 +149,7 @@ func TestCaptureNode(t *testing.T) {
 				t.Errorf("running, from port 40053: %s, want the agent's %s", got, meshAnswer)
 			}
 
-			a.kill()
+			a.Stop(syscall.SIGKILL)
 			lab.askAll(t, "after kill -9", clusterAnswer, serviceDNS, serviceDNS6)
 			if got := askMesh(lab.pods[0], serviceDNS, sameFlow...); got != clusterAnswer {
 				t.Errorf("after kill -9, from port 40053 again: %s, want the cluster DNS's %s", got, clusterAnswer)
@@ -191,13 +158,13 @@ func TestCaptureNode(t *testing.T) {
 
 			// Another DNS server of the node, bound to the wildcard address, must not take the
 			// pods' queries: only a socket bound to the Service IP counts.
-			wildcard := startProc(t, lab.node, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+			wildcard := lab.node.Start(t, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
 				"--conf-file=/dev/null", "--port=53", "--pid-file=", "--user=root", "--address=/"+meshName+"/192.0.2.53")
 			eventually(t, readyTimeout, "the wildcard dnsmasq answers on the node", func() string {
 				return expect(lab.node, "127.0.0.1", "192.0.2.53")
 			})
 			lab.askAll(t, "a wildcard listener on port 53", clusterAnswer, serviceDNS, serviceDNS6)
-			wildcard.kill()
+			wildcard.Stop(syscall.SIGKILL)
 
 			startAgent(t, lab)
 			lab.askAll(t, "restarted", meshAnswer, serviceDNS, serviceDNS6)

@@ -36,48 +36,16 @@ const (
 	upPerStep = 40
 )
 
-// proc is a process run in a namespace of the lab until the test ends.
-type proc struct {
-	cmd    *exec.Cmd
-	log    *testutil.SyncBuffer
-	exited chan struct{}
-}
-
-func startIn(t *testing.T, n *netlab.Netns, name string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: n.Command(name, args...), log: &testutil.SyncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("--- %s %s ---\n%s", filepath.Base(name), strings.Join(args, " "), p.log)
-		}
-	})
-	return p
-}
-
-// stop sends sig and returns the exit status once the process is gone (-1: killed by a signal).
-func (p *proc) stop(sig syscall.Signal) int {
-	p.cmd.Process.Signal(sig)
-	<-p.exited
-	return p.cmd.ProcessState.ExitCode()
-}
-
-// waitLog waits until the process has logged line.
-func (p *proc) waitLog(t *testing.T, line string) {
+// waitLog waits until p has logged line.
+func waitLog(t *testing.T, p *netlab.Proc, line string) {
 	t.Helper()
 	eventually(t, fmt.Sprintf("%q in the log", line), func() error {
 		select {
-		case <-p.exited:
-			return fmt.Errorf("exited: %v", p.cmd.ProcessState)
+		case <-p.Exited():
+			return errors.New("exited")
 		default:
 		}
-		if !strings.Contains(p.log.String(), line) {
+		if !strings.Contains(p.Log.String(), line) {
 			return errors.New("not yet")
 		}
 		return nil
@@ -238,7 +206,7 @@ spec:
 			p.IP, p.IP6)
 	}
 
-	startIn(t, node.DNS, dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+	node.DNS.Start(t, dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--bind-interfaces", "--listen-address="+netlab.EndpointDNS, "--listen-address="+netlab.EndpointDNS6, "--port=53",
 		"--pid-file=", "--user=root", "--log-facility=-", "--local=/cluster.local/", "--local=/nodelab-up.example/",
 		"--host-record=web.nu-a.svc.cluster.local,"+webA, "--host-record=web.nu-b.svc.cluster.local,"+webB)
@@ -277,7 +245,7 @@ spec:
 	if err := os.WriteFile(nodeConf, []byte("options ndots:5\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startAgent := func(gen int) *proc {
+	startAgent := func(gen int) *netlab.Proc {
 		t.Helper()
 		args := []string{"serve", "--node-agent", "--node-name", upNode, "--kubeconfig", kubeconfig,
 			"--admin", "127.0.0.1:9153", "--upstream", netlab.EndpointDNS + ":53", "--resolv-conf", nodeConf,
@@ -285,8 +253,8 @@ spec:
 		for _, addr := range []string{netlab.ServiceDNS, "[" + netlab.ServiceDNS6 + "]", "169.254.20.10", "[fd00:169:254:20::10]"} {
 			args = append(args, "--listen", addr+":53")
 		}
-		a := startIn(t, node.Node, cluster.Binary(), args...)
-		a.waitLog(t, "meshdns serving")
+		a := node.Node.Start(t, cluster.Binary(), args...)
+		waitLog(t, a, "meshdns serving")
 		return a
 	}
 	chaosID := func(network string) string {
@@ -316,7 +284,7 @@ spec:
 			waitAnswered(t, loop, fmt.Sprintf("lookups answered by generation %d", gen-1), upPerStep)
 			next := startAgent(gen)
 			stopped := make(chan int, 1)
-			go func() { stopped <- agent.stop(syscall.SIGTERM) }()
+			go func() { stopped <- agent.Stop(syscall.SIGTERM) }()
 			waitAnswered(t, loop, fmt.Sprintf("lookups while generation %d stops", gen-1), upPerStep)
 			if code := <-stopped; code != 0 {
 				t.Fatalf("generation %d exited with status %d after SIGTERM", gen-1, code)
@@ -345,7 +313,7 @@ spec:
 		}
 		loop := startLookups(2, time.Second, probes...)
 		waitAnswered(t, loop, "lookups answered by the agent", upPerStep)
-		agent.stop(syscall.SIGKILL)
+		agent.Stop(syscall.SIGKILL)
 		waitAnswered(t, loop, "lookups after kill -9", upPerStep)
 		// The cluster DNS answers now: it does not know the host exported to nu-a.
 		for _, server := range servers {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -148,3 +149,39 @@ func Link(t testing.TB, a *Netns, devA string, b *Netns, devB string) {
 	a.Run(t, "ip", "link", "set", devA, "up")
 	b.Run(t, "ip", "link", "set", devB, "up")
 }
+
+// Proc is a process run in a namespace until the test ends.
+type Proc struct {
+	// Log is its standard output and error, shown when the test fails.
+	Log    *testutil.SyncBuffer
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Start runs name in the namespace; it is killed (SIGKILL) when the test ends, if still running.
+func (n *Netns) Start(t testing.TB, name string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{cmd: n.Command(name, args...), Log: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.Log, p.Log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.Stop(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("--- %s %s ---\n%s", filepath.Base(name), strings.Join(args, " "), p.Log)
+		}
+	})
+	return p
+}
+
+// Stop sends sig and returns the exit status once the process is gone (-1: ended by a signal).
+func (p *Proc) Stop(sig syscall.Signal) int {
+	p.cmd.Process.Signal(sig)
+	<-p.exited
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// Exited is closed once the process has ended.
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
