@@ -46,6 +46,6 @@ func BenchmarkUpdateToAnswer(b *testing.B) {
 }
 
 func rrIP(n *table.Node) netip.Addr {
-	ip, _ := netip.AddrFromSlice(n.A[0].(*dns.A).A.To4())
+	ip, _ := netip.AddrFromSlice(n.Records(dns.TypeA)[0].(*dns.A).A.To4())
 	return ip
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/meshdns/meshdns/internal/table"
 	meshtest "github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/vip"
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
@@ -84,7 +85,7 @@ func TestBurstIsOneBuild(t *testing.T) {
 		t.Errorf("generations %d, %d; want 1, 2", first.Generation(), second.Generation())
 	}
 	m, _ := second.Lookup("svc.ns.svc.cluster.local.", "")
-	if got := m.Node.A[0].String(); got != "svc.ns.svc.cluster.local.\t1\tIN\tA\t10.0.0.4" {
+	if got := m.Node.Records(dns.TypeA)[0].String(); got != "svc.ns.svc.cluster.local.\t1\tIN\tA\t10.0.0.4" {
 		t.Errorf("second table has %q, want the last change", got)
 	}
 	if n := builds.Load(); n != 2 {

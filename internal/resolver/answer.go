@@ -24,7 +24,7 @@ func (r *Resolver) answer(q *query, owner string, m table.Match) {
 			r.records(q, owner, m)
 			return
 		}
-		resp.Answer = append(resp.Answer, withOwner(n.CNAME[0], owner))
+		resp.Answer = append(resp.Answer, withOwner(n.Records(dns.TypeCNAME)[0], owner))
 		if hop+1 > maxChain {
 			// A loop or an absurd chain: no client could use the answer.
 			q.trace.add(RuleCNAMELoop, n.Name, "SERVFAIL")
@@ -65,7 +65,7 @@ func (r *Resolver) records(q *query, owner string, m table.Match) {
 		rand.Shuffle(len(added), func(i, j int) { added[i], added[j] = added[j], added[i] })
 	}
 	if q.qtype == dns.TypeSRV {
-		resp.Extra = append(resp.Extra, n.Extra...)
+		resp.Extra = append(resp.Extra, n.Extra()...)
 	}
 }
 

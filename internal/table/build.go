@@ -190,7 +190,7 @@ func addAddr(n *Node, ip netip.Addr, ttl uint32) {
 		}{ip: ip.As4()}
 		c.rr = dns.A{Hdr: hdr(n.Name, dns.TypeA, ttl), A: c.ip[:]}
 		c.list[0] = &c.rr
-		n.A = appendOne(n.A, c.list[:])
+		n.addOwn(kindA, c.list[:])
 		return
 	}
 	c := &struct {
@@ -200,16 +200,7 @@ func addAddr(n *Node, ip netip.Addr, ttl uint32) {
 	}{ip: ip.As16()}
 	c.rr = dns.AAAA{Hdr: hdr(n.Name, dns.TypeAAAA, ttl), AAAA: c.ip[:]}
 	c.list[0] = &c.rr
-	n.AAAA = appendOne(n.AAAA, c.list[:])
-}
-
-// appendOne appends the record of the one-element list one to rrs, using one itself as the
-// list when rrs is empty.
-func appendOne(rrs, one []dns.RR) []dns.RR {
-	if len(rrs) == 0 {
-		return one
-	}
-	return append(rrs, one[0])
+	n.addOwn(kindAAAA, c.list[:])
 }
 
 func addAddrs(n *Node, ips []netip.Addr, ttl uint32) {
@@ -221,11 +212,11 @@ func addAddrs(n *Node, ips []netip.Addr, ttl uint32) {
 }
 
 func hasAddr(n *Node, ip netip.Addr) bool {
-	rrs := n.A
+	k := kindA
 	if ip.Is6() {
-		rrs = n.AAAA
+		k = kindAAAA
 	}
-	for _, rr := range rrs {
+	for _, rr := range n.records(k) {
 		if rrIP(rr) == ip {
 			return true
 		}
@@ -249,12 +240,12 @@ func rrIP(rr dns.RR) netip.Addr {
 func (b *builder) addPTR(ip netip.Addr, target, origin string) {
 	rev := reverseName(ip)
 	var n *Node
-	if nodes := b.t.names[rev]; len(nodes) > 0 && len(nodes[0].PTR) > 0 {
+	if nodes := b.t.names[rev]; len(nodes) > 0 && len(nodes[0].records(kindPTR)) > 0 {
 		n = nodes[0] // reverse names hold PTR records only, in one node
 	} else {
 		n = b.newNode(rev, origin, "")
 	}
-	for _, rr := range n.PTR {
+	for _, rr := range n.records(kindPTR) {
 		if rr.(*dns.PTR).Ptr == target {
 			return
 		}
@@ -264,7 +255,7 @@ func (b *builder) addPTR(ip netip.Addr, target, origin string) {
 		list [1]dns.RR
 	}{rr: dns.PTR{Hdr: hdr(rev, dns.TypePTR, b.t.ttl), Ptr: target}}
 	c.list[0] = &c.rr
-	n.PTR = appendOne(n.PTR, c.list[:])
+	n.addOwn(kindPTR, c.list[:])
 }
 
 // reverseName is the in-addr.arpa. or ip6.arpa. name of ip (RFC 1035 §3.5, RFC 3596 §2.5).
@@ -309,7 +300,7 @@ func srvName(p model.Port, owner string) string {
 func (b *builder) addStructure() {
 	t := b.t
 	apex := b.ensure(t.zone)
-	apex.SOA = []dns.RR{t.soa}
+	apex.set(kindSOA, []dns.RR{t.soa})
 	for ns := range t.namespaces {
 		b.ensure(ns + ".svc." + t.zone)
 		b.ensure(ns + "." + t.podZone)
@@ -331,15 +322,17 @@ func (b *builder) ensure(name string) *Node {
 	return b.newNode(name, "", "")
 }
 
-// addSRVExtras adds the addresses of n's SRV targets to n.Extra, once per target.
+// addSRVExtras adds the addresses of n's SRV targets to n's extra records, once per target.
 func (b *builder) addSRVExtras(n *Node) {
-	for i, rr := range n.SRV {
+	srv := n.records(kindSRV)
+	for i, rr := range srv {
 		target := rr.(*dns.SRV).Target
-		if slices.ContainsFunc(n.SRV[:i], func(prev dns.RR) bool { return prev.(*dns.SRV).Target == target }) {
+		if slices.ContainsFunc(srv[:i], func(prev dns.RR) bool { return prev.(*dns.SRV).Target == target }) {
 			continue
 		}
 		if tn := pick(b.t.names[target], n.Namespace); tn != nil {
-			n.Extra = append(append(n.Extra, tn.A...), tn.AAAA...)
+			n.add(kindExtra, tn.records(kindA)...)
+			n.add(kindExtra, tn.records(kindAAAA)...)
 		}
 	}
 }

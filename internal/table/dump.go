@@ -92,13 +92,11 @@ func (t *Table) eachEntry(v View, f func(*Entry) error) error {
 			if !v.shows(n) {
 				continue
 			}
-			e := Entry{Name: dn.name, Origin: n.Origin, ExportTo: n.ExportTo, Records: []string{},
-				Aliases: slices.Concat(aliases[n.Name], endpointAliases(n)), VIPs: n.VIPs}
+			e := Entry{Name: dn.name, Origin: n.Origin, ExportTo: n.ExportTo(), Records: []string{},
+				Aliases: slices.Concat(aliases[n.Name], endpointAliases(n)), VIPs: n.VIPs()}
 			slices.Sort(e.Aliases)
-			for _, rrs := range n.owned() {
-				for _, rr := range rrs {
-					e.Records = append(e.Records, rr.String())
-				}
+			for _, rr := range n.owned() {
+				e.Records = append(e.Records, rr.String())
 			}
 			if err := f(&e); err != nil {
 				return err

@@ -9,6 +9,11 @@ import (
 
 // Node is one owner name and its records. It is shared by every answer for that name and must
 // be treated as read-only.
+//
+// A large table is mostly nodes (six per ClusterIP Service: its name, its port's SRV name, the
+// empty non-terminal above that, its endpoint's name and two reverse names), so a node keeps
+// its records in one slice, by kind, and what only ServiceEntry hosts have behind a pointer:
+// 128 bytes where a slice per record type took 288.
 type Node struct {
 	// Name is the lowercase FQDN the records are stored under.
 	Name string
@@ -17,54 +22,156 @@ type Node struct {
 	// Namespace of the originating object; a ServiceEntry in the client's own namespace wins
 	// over one exported from elsewhere (else the oldest wins: see byAge).
 	Namespace string
-	// ExportTo restricts which client namespaces see the name; nil means all.
-	ExportTo []string
+	// rrs holds the records by kind, in the order of the kinds below; end[k] is where kind
+	// k's end (and kind k+1's start).
+	rrs []dns.RR
+	end [nKinds]uint32
 	// Shuffle asks the resolver to randomise address order per answer (headless services).
 	Shuffle bool
 	// Endpoint marks an endpoint name of a service (ep.svc.ns.svc.<zone>), which its short
 	// names reach through the service's alias (Table.alias). Next to Shuffle it costs no space.
 	Endpoint bool
+	host     *hostInfo // nil but for ServiceEntry hosts
+}
 
-	A, AAAA, CNAME, SRV, PTR, SOA []dns.RR
-	// Extra holds address records of SRV targets, for the Additional section.
-	Extra []dns.RR
-	// VIPs are the allocated addresses among A/AAAA, for /debug/table.
-	VIPs []vip.Lease
+// hostInfo is what a ServiceEntry host's node has beyond records.
+type hostInfo struct {
+	// exportTo restricts which client namespaces see the name; nil means all.
+	exportTo []string
+	// vips are the allocated addresses among the A and AAAA records, for /debug/table.
+	vips []vip.Lease
+}
+
+// The kinds of records a node holds, in the order it stores them. extra holds address
+// records of SRV targets, for the Additional section.
+const (
+	kindCNAME = iota
+	kindA
+	kindAAAA
+	kindSRV
+	kindPTR
+	kindSOA
+	kindExtra
+	nKinds
+)
+
+// kindOf maps a record type to its kind; false for types a node does not hold.
+func kindOf(qtype uint16) (int, bool) {
+	switch qtype {
+	case dns.TypeCNAME:
+		return kindCNAME, true
+	case dns.TypeA:
+		return kindA, true
+	case dns.TypeAAAA:
+		return kindAAAA, true
+	case dns.TypeSRV:
+		return kindSRV, true
+	case dns.TypePTR:
+		return kindPTR, true
+	case dns.TypeSOA:
+		return kindSOA, true
+	}
+	return 0, false
+}
+
+// records returns the records of kind k, capped: appending to them copies.
+func (n *Node) records(k int) []dns.RR {
+	start := uint32(0)
+	if k > 0 {
+		start = n.end[k-1]
+	}
+	return n.rrs[start:n.end[k]:n.end[k]]
+}
+
+// add appends rrs to the records of kind k.
+func (n *Node) add(k int, rrs ...dns.RR) {
+	n.rrs = slices.Insert(n.rrs, int(n.end[k]), rrs...)
+	for i := k; i < nKinds; i++ {
+		n.end[i] += uint32(len(rrs))
+	}
+}
+
+// addOwn adds the record of one, a one-element list made for n alone, to kind k. A node that
+// has no record yet takes the list itself: most names have one record, and building a large
+// table is mostly allocation and garbage collection.
+func (n *Node) addOwn(k int, one []dns.RR) {
+	if len(n.rrs) > 0 {
+		n.add(k, one[0])
+		return
+	}
+	n.rrs = one[:1:1]
+	for i := k; i < nKinds; i++ {
+		n.end[i] = 1
+	}
+}
+
+// set replaces the records of kind k with rrs.
+func (n *Node) set(k int, rrs []dns.RR) {
+	old := n.records(k)
+	start := int(n.end[k]) - len(old)
+	n.rrs = slices.Replace(n.rrs, start, int(n.end[k]), rrs...)
+	for i := k; i < nKinds; i++ {
+		n.end[i] = uint32(int(n.end[i]) - len(old) + len(rrs))
+	}
 }
 
 // Records returns the records of type qtype, in stored order. The slice is shared: copy
 // records before changing them.
 func (n *Node) Records(qtype uint16) []dns.RR {
-	switch qtype {
-	case dns.TypeA:
-		return n.A
-	case dns.TypeAAAA:
-		return n.AAAA
-	case dns.TypeCNAME:
-		return n.CNAME
-	case dns.TypeSRV:
-		return n.SRV
-	case dns.TypePTR:
-		return n.PTR
-	case dns.TypeSOA:
-		return n.SOA
-	case dns.TypeANY:
-		return slices.Concat(n.CNAME, n.A, n.AAAA, n.SRV, n.PTR, n.SOA)
+	if qtype == dns.TypeANY {
+		return slices.Clone(n.owned())
+	}
+	if k, ok := kindOf(qtype); ok {
+		return n.records(k)
 	}
 	return nil
 }
 
+// Extra returns the address records of the SRV records' targets, for the Additional section.
+func (n *Node) Extra() []dns.RR { return n.records(kindExtra) }
+
+// ExportTo returns the namespaces that may see the name; nil means all.
+func (n *Node) ExportTo() []string {
+	if n.host == nil {
+		return nil
+	}
+	return n.host.exportTo
+}
+
+// VIPs returns the allocated addresses among the A and AAAA records, for /debug/table.
+func (n *Node) VIPs() []vip.Lease {
+	if n.host == nil {
+		return nil
+	}
+	return n.host.vips
+}
+
+// setExportTo sets the namespaces that may see the name (nil: all).
+func (n *Node) setExportTo(e []string) {
+	if e != nil || n.host != nil {
+		n.info().exportTo = e
+	}
+}
+
+// info returns n's hostInfo, made when needed.
+func (n *Node) info() *hostInfo {
+	if n.host == nil {
+		n.host = &hostInfo{}
+	}
+	return n.host
+}
+
 // Target returns the CNAME target when the name is an alias.
 func (n *Node) Target() (string, bool) {
-	if len(n.CNAME) == 0 {
+	if n.end[kindCNAME] == 0 {
 		return "", false
 	}
-	return n.CNAME[0].(*dns.CNAME).Target, true
+	return n.rrs[0].(*dns.CNAME).Target, true
 }
 
 // Empty reports whether the node has no records: an empty non-terminal, answered with NODATA.
 func (n *Node) Empty() bool {
-	return len(n.A)+len(n.AAAA)+len(n.CNAME)+len(n.SRV)+len(n.PTR)+len(n.SOA) == 0
+	return n.end[kindSOA] == 0
 }
 
 // structural reports whether n is an empty non-terminal the builder added: no records, no
@@ -74,10 +181,10 @@ func (n *Node) structural() bool { return n.Origin == "" && n.Empty() }
 // Visible reports whether a client in namespace ns may see the name. A client whose namespace
 // is unknown sees only names exported to everyone.
 func (n *Node) Visible(ns string) bool {
-	if n.ExportTo == nil {
+	if n.host == nil || n.host.exportTo == nil {
 		return true
 	}
-	for _, e := range n.ExportTo {
+	for _, e := range n.host.exportTo {
 		switch {
 		case e == "*":
 			return true
@@ -89,7 +196,6 @@ func (n *Node) Visible(ns string) bool {
 	return false
 }
 
-// owned lists the node's own records (not the Additional ones, which belong to other names).
-func (n *Node) owned() [][]dns.RR {
-	return [][]dns.RR{n.CNAME, n.A, n.AAAA, n.SRV, n.PTR, n.SOA}
-}
+// owned returns the node's own records (not the Additional ones, which belong to other
+// names), by kind.
+func (n *Node) owned() []dns.RR { return n.rrs[:n.end[kindSOA]:n.end[kindSOA]] }

@@ -95,7 +95,7 @@ func TestVIPPTROwnerIgnoresInputOrder(t *testing.T) {
 			t.Fatalf("order %v: no PTR", names(order))
 		}
 		var targets []string
-		for _, rr := range m.Node.PTR {
+		for _, rr := range m.Node.Records(dns.TypePTR) {
 			targets = append(targets, rr.(*dns.PTR).Ptr)
 		}
 		if want := []string{"old.example.com.", "new.example.com."}; !slices.Equal(targets, want) ||

@@ -36,7 +36,7 @@ func (b *builder) addExternalName(svc *model.Service, n *Node) {
 		return
 	}
 	target := dnsname.Canonical(svc.ExternalName)
-	n.CNAME = []dns.RR{&dns.CNAME{Hdr: hdr(n.Name, dns.TypeCNAME, b.t.ttl), Target: target}}
+	n.set(kindCNAME, []dns.RR{&dns.CNAME{Hdr: hdr(n.Name, dns.TypeCNAME, b.t.ttl), Target: target}})
 	// No SRV on the name itself: a CNAME owns its name alone (RFC 2181 §10.1).
 	b.addNamedPortSRVs(svc.Ports, n, target)
 }
@@ -56,7 +56,7 @@ func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 // addPortSRVs adds, for a service reached through one name, an SRV per port on the service
 // name (weights 100/N) and one per named port on _port._proto.<service>.
 func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
-	srv := n.SRV
+	srv := n.records(kindSRV)
 	for _, p := range ports {
 		srv = append(srv, srvRR(n.Name, b.t.ttl, p.Number, 0, target))
 	}
@@ -68,7 +68,7 @@ func (b *builder) addNamedPortSRVs(ports []model.Port, n *Node, target string) {
 	for _, p := range ports {
 		if name := srvName(p, n.Name); name != "" {
 			sn := b.newNode(name, n.Origin, n.Namespace)
-			sn.ExportTo = n.ExportTo
+			sn.setExportTo(n.ExportTo())
 			b.setSRV(sn, []dns.RR{srvRR(name, b.t.ttl, p.Number, 100, target)})
 		}
 	}
@@ -176,11 +176,11 @@ func (b *builder) setSRV(n *Node, rrs []dns.RR) {
 	if len(rrs) == 0 {
 		return
 	}
-	if len(n.SRV) == 0 {
+	if len(n.records(kindSRV)) == 0 {
 		b.srvOwners = append(b.srvOwners, n)
 	}
 	setWeights(rrs)
-	n.SRV = rrs
+	n.set(kindSRV, rrs)
 }
 
 // setWeights spreads a weight of 100 evenly over equal-priority SRV records.

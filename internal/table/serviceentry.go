@@ -41,8 +41,8 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 		if len(addrs) > 0 {
 			n := b.seNode(se, host, name, exportTo)
 			addAddrs(n, addrs, b.t.ttl)
-			if len(n.VIPs) == 0 { // several ServiceEntries of a namespace may name the host
-				n.VIPs = leases
+			if len(n.VIPs()) == 0 && len(leases) > 0 { // several ServiceEntries of a namespace may name the host
+				n.info().vips = leases
 			}
 		}
 		if !wildcard {
@@ -118,7 +118,7 @@ func (b *builder) seNode(se *model.ServiceEntry, host, name string, exportTo []s
 	} else {
 		n = b.newNode(name, origin, se.Namespace)
 	}
-	n.ExportTo = exportTo
+	n.setExportTo(exportTo)
 	b.seHost[key] = n
 	return n
 }
@@ -132,10 +132,10 @@ func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []str
 		n := b.seHost[se.Namespace+"/"+name]
 		if n == nil {
 			n = b.newNode(name, "ServiceEntry "+se.Key(), se.Namespace)
-			n.ExportTo = exportTo
+			n.setExportTo(exportTo)
 			b.seHost[se.Namespace+"/"+name] = n
 		}
-		b.setSRV(n, append(n.SRV, srvRR(name, b.t.ttl, p.Number, 100, fqdn)))
+		b.setSRV(n, append(n.records(kindSRV), srvRR(name, b.t.ttl, p.Number, 100, fqdn)))
 	}
 }
 

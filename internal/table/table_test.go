@@ -36,7 +36,7 @@ func addrsOf(m Match, ok bool) []string {
 		return nil
 	}
 	var out []string
-	for _, rr := range slices.Concat(m.Node.A, m.Node.AAAA) {
+	for _, rr := range slices.Concat(m.Node.Records(dns.TypeA), m.Node.Records(dns.TypeAAAA)) {
 		out = append(out, rrIP(rr).String())
 	}
 	slices.Sort(out)
@@ -110,7 +110,7 @@ func TestPTRSharedAddress(t *testing.T) {
 		{Meta: model.Meta{Namespace: "b", Name: "y"}, ClusterIPs: ips("10.0.0.1")},
 	}})
 	m, ok := tb.Lookup("1.0.0.10.in-addr.arpa.", "")
-	if !ok || len(m.Node.PTR) != 2 {
+	if !ok || len(m.Node.Records(dns.TypePTR)) != 2 {
 		t.Fatalf("want two PTR records, got %v", m.Node)
 	}
 }
@@ -220,7 +220,7 @@ func TestVIPs(t *testing.T) {
 		}
 	}
 	m, ok := tb.Lookup("7.0.240.240.in-addr.arpa.", "")
-	if !ok || len(m.Node.PTR) != 1 || m.Node.PTR[0].(*dns.PTR).Ptr != "cache.example.com." {
+	if !ok || len(m.Node.Records(dns.TypePTR)) != 1 || m.Node.Records(dns.TypePTR)[0].(*dns.PTR).Ptr != "cache.example.com." {
 		t.Errorf("PTR of a VIP: %v", m.Node)
 	}
 	for _, e := range tb.Dump() {
@@ -359,7 +359,7 @@ func TestWorkloadSelection(t *testing.T) {
 	} {
 		var got []string
 		if m, ok := tb.Lookup(tc.name, "vms"); ok {
-			for _, rr := range slices.Concat(m.Node.A, m.Node.AAAA) {
+			for _, rr := range slices.Concat(m.Node.Records(dns.TypeA), m.Node.Records(dns.TypeAAAA)) {
 				got = append(got, rrIP(rr).String())
 			}
 		}

@@ -1,0 +1,76 @@
+package table
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// TestNodeRecordsByKind: records added to a node in any order of types come back by type, in
+// the order added, and ANY gives them in kind order; replacing one type's records leaves the
+// others; a slice Records returns cannot be appended to in place.
+func TestNodeRecordsByKind(t *testing.T) {
+	n := &Node{Name: "svc.ns.svc.cluster.local."}
+	srv := func(port uint16) dns.RR { return srvRR(n.Name, 30, port, 100, n.Name) }
+	ptr := &dns.PTR{Hdr: hdr(n.Name, dns.TypePTR, 30), Ptr: "x."}
+	soa := &dns.SOA{Hdr: hdr(n.Name, dns.TypeSOA, 30), Ns: "ns.", Mbox: "mb."}
+	n.set(kindSOA, []dns.RR{soa})
+	n.add(kindSRV, srv(80))
+	addAddr(n, netip.MustParseAddr("fd00::1"), 30)
+	addAddr(n, netip.MustParseAddr("10.0.0.1"), 30)
+	n.add(kindPTR, ptr)
+	n.add(kindSRV, srv(443))
+	addAddr(n, netip.MustParseAddr("10.0.0.2"), 30)
+	n.add(kindExtra, n.Records(dns.TypeA)...)
+
+	str := func(rrs []dns.RR) []string {
+		var out []string
+		for _, rr := range rrs {
+			out = append(out, dns.TypeToString[rr.Header().Rrtype]+" "+rr.String()[len(rr.Header().String()):])
+		}
+		return out
+	}
+	want := map[uint16][]string{
+		dns.TypeA:     {"A 10.0.0.1", "A 10.0.0.2"},
+		dns.TypeAAAA:  {"AAAA fd00::1"},
+		dns.TypeSRV:   {"SRV 0 100 80 svc.ns.svc.cluster.local.", "SRV 0 100 443 svc.ns.svc.cluster.local."},
+		dns.TypePTR:   {"PTR x."},
+		dns.TypeSOA:   {"SOA ns. mb. 0 0 0 0 0"},
+		dns.TypeCNAME: nil,
+		dns.TypeTXT:   nil,
+	}
+	check := func(step string) {
+		t.Helper()
+		for qtype, w := range want {
+			if got := str(n.Records(qtype)); !slices.Equal(got, w) {
+				t.Errorf("%s: %s records %q, want %q", step, dns.TypeToString[qtype], got, w)
+			}
+		}
+		if got, w := str(n.Extra()), want[dns.TypeA]; !slices.Equal(got, w) {
+			t.Errorf("%s: extra %q, want %q", step, got, w)
+		}
+		var any []string
+		for _, qtype := range []uint16{dns.TypeCNAME, dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypePTR, dns.TypeSOA} {
+			any = append(any, want[qtype]...)
+		}
+		if got := str(n.Records(dns.TypeANY)); !slices.Equal(got, any) {
+			t.Errorf("%s: ANY %q, want %q", step, got, any)
+		}
+	}
+	check("built")
+
+	_ = append(n.Records(dns.TypeA), ptr) // must not overwrite the AAAA record after the As
+	check("after an append to a returned slice")
+
+	n.set(kindSRV, []dns.RR{srv(8080)})
+	want[dns.TypeSRV] = []string{"SRV 0 100 8080 svc.ns.svc.cluster.local."}
+	check("SRV replaced")
+	if n.Empty() {
+		t.Error("a node with records is Empty")
+	}
+	if (&Node{}).Empty() != true {
+		t.Error("a node without records is not Empty")
+	}
+}
