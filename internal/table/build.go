@@ -52,8 +52,8 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	t := &Table{
 		zone: zone, podZone: "pod." + zone, noPodRecords: o.NoPodRecords,
 		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(), partial: o.Partial,
-		names: make(map[string][]*Node, 3*objects), aliases: make(map[serviceKey]string, len(s.Services)),
-		wildcards:  map[string][]*Node{},
+		names: make(map[string]*Node, 3*objects), aliases: make(map[serviceKey]string, len(s.Services)),
+		wildcards:  map[string]*Node{},
 		namespaces: map[string]bool{},
 	}
 	t.soa = newSOA(zone, t.ttl, uint32(o.Generation))
@@ -129,32 +129,28 @@ func newBuilder(t *Table, s model.Snapshot) *builder {
 // newNode adds a new variant under name. An empty non-terminal already there (added for a
 // name below) becomes the node instead.
 func (b *builder) newNode(name, origin, ns string) *Node {
-	nodes := b.t.names[name]
-	if len(nodes) == 1 && nodes[0].structural() {
-		n := nodes[0]
-		n.Origin, n.Namespace = origin, ns
-		return n
+	first := b.t.names[name]
+	if first != nil && first.next == nil && first.structural() {
+		first.Origin, first.Namespace = origin, ns
+		return first
 	}
-	n, list := allocNode(Node{Name: name, Origin: origin, Namespace: ns})
-	if len(nodes) == 0 {
-		b.t.names[name] = list
-	} else {
-		b.t.names[name] = append(nodes, n)
-	}
+	n := &Node{Name: name, Origin: origin, Namespace: ns}
+	b.t.names[name] = appendVariant(first, n)
 	b.addParents(name)
 	return n
 }
 
-// allocNode returns a node with value v and a one-element list holding it, in one allocation:
-// most names have one node, and building a large table is mostly allocation and garbage
-// collection.
-func allocNode(v Node) (*Node, []*Node) {
-	c := &struct {
-		node Node
-		list [1]*Node
-	}{node: v}
-	c.list[0] = &c.node
-	return &c.node, c.list[:]
+// appendVariant appends n to the variants that start with first, and returns the first.
+func appendVariant(first, n *Node) *Node {
+	if first == nil {
+		return n
+	}
+	last := first
+	for last.next != nil {
+		last = last.next
+	}
+	last.next = n
+	return first
 }
 
 // addParents adds the empty non-terminals between a name of the zone and the apex, so that
@@ -167,10 +163,10 @@ func (b *builder) addParents(name string) {
 	}
 	for {
 		name = name[strings.IndexByte(name, '.')+1:]
-		if len(name) <= len(t.zone) || len(t.names[name]) > 0 {
+		if len(name) <= len(t.zone) || t.names[name] != nil {
 			return
 		}
-		_, t.names[name] = allocNode(Node{Name: name})
+		t.names[name] = &Node{Name: name}
 	}
 }
 
@@ -240,8 +236,8 @@ func rrIP(rr dns.RR) netip.Addr {
 func (b *builder) addPTR(ip netip.Addr, target, origin string) {
 	rev := reverseName(ip)
 	var n *Node
-	if nodes := b.t.names[rev]; len(nodes) > 0 && len(nodes[0].records(kindPTR)) > 0 {
-		n = nodes[0] // reverse names hold PTR records only, in one node
+	if first := b.t.names[rev]; first != nil && len(first.records(kindPTR)) > 0 {
+		n = first // reverse names hold PTR records only, in one node
 	} else {
 		n = b.newNode(rev, origin, "")
 	}
@@ -316,8 +312,8 @@ func (b *builder) finish() {
 }
 
 func (b *builder) ensure(name string) *Node {
-	if nodes := b.t.names[name]; len(nodes) > 0 {
-		return nodes[0]
+	if first := b.t.names[name]; first != nil {
+		return first
 	}
 	return b.newNode(name, "", "")
 }

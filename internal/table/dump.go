@@ -72,7 +72,7 @@ func (t *Table) WriteDump(w io.Writer, v View) error {
 // dumpName is a name of the table with its variants, one per object that defines it.
 type dumpName struct {
 	name  string
-	nodes []*Node
+	first *Node
 }
 
 // eachEntry calls f with the entries of v, sorted by name (the variants of a name in table
@@ -88,7 +88,7 @@ func (t *Table) eachEntry(v View, f func(*Entry) error) error {
 	}
 	slices.SortStableFunc(names, func(a, b dumpName) int { return cmp.Compare(a.name, b.name) })
 	for _, dn := range names {
-		for _, n := range dn.nodes {
+		for n := dn.first; n != nil; n = n.next {
 			if !v.shows(n) {
 				continue
 			}

@@ -32,6 +32,8 @@ type Node struct {
 	// names reach through the service's alias (Table.alias). Next to Shuffle it costs no space.
 	Endpoint bool
 	host     *hostInfo // nil but for ServiceEntry hosts
+	// next is the name's next variant (another object defining the same name), in table order.
+	next *Node
 }
 
 // hostInfo is what a ServiceEntry host's node has beyond records.

@@ -114,7 +114,7 @@ func (b *builder) seNode(se *model.ServiceEntry, host, name string, exportTo []s
 	var n *Node
 	if base, wildcard := strings.CutPrefix(name, "*."); wildcard {
 		n = &Node{Name: name, Origin: origin, Namespace: se.Namespace}
-		b.t.wildcards[base] = append(b.t.wildcards[base], n)
+		b.t.wildcards[base] = appendVariant(b.t.wildcards[base], n)
 	} else {
 		n = b.newNode(name, origin, se.Namespace)
 	}

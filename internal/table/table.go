@@ -41,9 +41,11 @@ type Table struct {
 	built        time.Time
 	partial      bool
 
-	names      map[string][]*Node
+	// names maps a name to its first variant; the others follow through Node.next, in
+	// table order. (A pointer, not a slice, per name: the map is a large part of the table.)
+	names      map[string]*Node
 	aliases    map[serviceKey]string // cluster service -> its FQDN; see aliasKey
-	wildcards  map[string][]*Node    // "example.com." for host "*.example.com"
+	wildcards  map[string]*Node      // "example.com." for host "*.example.com", as names
 	namespaces map[string]bool
 	// vipTargets maps the VIPs of ServiceEntry hosts to where the VIP forwarder connects;
 	// nil when no host has a VIP.
@@ -121,7 +123,7 @@ func (t *Table) alias(qname, ns string) *Node {
 	// in a stack buffer (a map index by string(bytes) does not allocate).
 	var buf [256]byte
 	name := append(append(append(buf[:0], ep...), '.'), service...)
-	for _, n := range t.names[string(name)] {
+	for n := t.names[string(name)]; n != nil; n = n.next {
 		if n.Endpoint {
 			return n
 		}
@@ -162,7 +164,7 @@ func (t *Table) lookupWildcard(qname, ns string) (Match, bool) {
 // Hidden returns a node named qname that a client in namespace ns may not see (its exportTo
 // leaves ns out), nil when there is none: what explain names when such a client gets no answer.
 func (t *Table) Hidden(qname, ns string) *Node {
-	for _, n := range t.names[qname] {
+	for n := t.names[qname]; n != nil; n = n.next {
 		if !n.Visible(ns) {
 			return n
 		}
@@ -170,9 +172,9 @@ func (t *Table) Hidden(qname, ns string) *Node {
 	return nil
 }
 
-func pick(nodes []*Node, ns string) *Node {
+func pick(first *Node, ns string) *Node {
 	var found *Node
-	for _, n := range nodes {
+	for n := first; n != nil; n = n.next {
 		if !n.Visible(ns) {
 			continue
 		}
