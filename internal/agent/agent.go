@@ -83,7 +83,6 @@ type Source struct {
 
 	mu        sync.Mutex
 	held      map[string]map[string]entry // by type, then name
-	snap      *model.Snapshot             // of held; nil after a change
 	isSynced  bool
 	connected bool
 	loadedAt  time.Time // when the loaded state was saved; zero if none was loaded
@@ -143,21 +142,27 @@ func (s *Source) WaitSynced(ctx context.Context) bool {
 	}
 }
 
-// Snapshot returns the objects held now.
+// Snapshot returns the objects held now. It is made anew for each call (the builder makes
+// one call per change): kept, it would be a second copy of every record between changes.
 func (s *Source) Snapshot() model.Snapshot {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.snap == nil {
-		var objs []any
-		for _, set := range s.held {
-			for _, e := range set {
-				objs = append(objs, e.obj)
-			}
+	objs := make([]any, 0, s.count())
+	for _, set := range s.held {
+		for _, e := range set {
+			objs = append(objs, e.obj)
 		}
-		snap := xds.Snapshot(objs)
-		s.snap = &snap
 	}
-	return *s.snap
+	s.mu.Unlock()
+	return xds.Snapshot(objs)
+}
+
+// count is the number of resources held; s.mu is held.
+func (s *Source) count() int {
+	n := 0
+	for _, set := range s.held {
+		n += len(set)
+	}
+	return n
 }
 
 // Status describes the connection for /readyz: "" when connected and synced.
@@ -343,7 +348,6 @@ func (s *Source) apply(resp *discovery.DeltaDiscoveryResponse) error {
 	}
 	s.o.Metrics.received(len(decoded), len(resp.GetRemovedResources()))
 	if len(decoded)+len(resp.GetRemovedResources()) > 0 {
-		s.snap = nil
 		s.signal()
 		s.requestSave()
 	}
