@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -27,7 +28,10 @@ import (
 
 // The node-agent benchmarks (BENCHMARKS.md, "Node agent"). Not part of the test suite:
 //
-//	go test -run '^$' -bench NodeAgent -benchtime 1x -timeout 60m ./test/kube
+//	go test -v -run '^$' -bench NodeAgent -benchtime 1x -timeout 90m ./test/kube
+//
+// (-v: the summary is longer than the 10 lines a benchmark's log is cut to without it; one
+// progress line per measurement goes to stderr as it happens.)
 //
 // Both run against one world loaded into the API server once per process: Services in
 // namespaces ns-0..ns-3 (svc-N in ns-(N%4), each with an EndpointSlice of one ready endpoint),
@@ -35,9 +39,8 @@ import (
 // 127.0.1.1-127.0.1.110, and 110 pods on each of 9 other nodes.
 var (
 	nbServices = flag.Int("nodebench.services", 10_000, "node-agent benchmarks: `number` of Services (and EndpointSlices)")
-	nbRounds   = flag.Int("nodebench.rounds", 3, "node-agent benchmarks: rounds; medians are reported")
+	nbRounds   = flag.Int("nodebench.rounds", 5, "node-agent benchmarks: rounds; medians are reported")
 	nbDuration = flag.Duration("nodebench.duration", 4*time.Second, "node-agent dnsperf benchmark: measured dnsperf run")
-	nbWarmup   = flag.Duration("nodebench.warmup", 2*time.Second, "node-agent dnsperf benchmark: full-speed dnsperf run before each measurement")
 )
 
 const (
@@ -57,17 +60,21 @@ const (
 	// corednsCacheCapacity lets CoreDNS's cache hold every name asked (its default, 9,984,
 	// would evict part of them), as in bench/.
 	corednsCacheCapacity = 100_000
+	// nbTTL is meshdns's default --ttl, given to CoreDNS's kubernetes plugin too (its default
+	// is 5 s): the same answers, cached as long.
+	nbTTL = 30
+	// nbWarmupLimit bounds the warm-up pass.
+	nbWarmupLimit = 2 * time.Minute
 )
 
 func nbNS(k int) string        { return fmt.Sprintf("ns-%d", k%nbNamespaces) }
-func nbServiceNS(i int) string { return nbNS(i) }
 func nbClusterIP(i int) string { return fmt.Sprintf("10.96.%d.%d", 128+i/256, i%256) }
 func nbPodIP(j int) string     { return fmt.Sprintf("127.0.1.%d", j+1) }
 func nbServiceFQDN(i int) string {
-	return fmt.Sprintf("svc-%d.%s.svc.cluster.local", i, nbServiceNS(i))
+	return fmt.Sprintf("svc-%d.%s.svc.cluster.local", i, nbNS(i))
 }
 func nbAutopathQName(i int, ns string) string {
-	return fmt.Sprintf("svc-%d.%s.%s.svc.cluster.local", i, nbServiceNS(i), ns)
+	return fmt.Sprintf("svc-%d.%s.%s.svc.cluster.local", i, nbNS(i), ns)
 }
 
 var (
@@ -101,7 +108,7 @@ func createNodeWorld(b *testing.B, ctx context.Context, n int) {
 		}
 	}
 	parallel(b, n, func(i int) error {
-		ns, name := nbServiceNS(i), fmt.Sprintf("svc-%d", i)
+		ns, name := nbNS(i), fmt.Sprintf("svc-%d", i)
 		svc := service(ns, name, corev1.ServiceSpec{ClusterIP: nbClusterIP(i), Ports: httpPort()})
 		if _, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			return err
@@ -201,6 +208,7 @@ func (e *nbEnv) startCoreDNS(b *testing.B, ctx context.Context, pods, autopath s
 	kubernetes cluster.local {
 		kubeconfig %s
 		pods %s
+		ttl %d
 	}
 	%s
 	cache 30 {
@@ -208,7 +216,7 @@ func (e *nbEnv) startCoreDNS(b *testing.B, ctx context.Context, pods, autopath s
 		denial %d
 	}
 }
-`, kubeconfig, pods, autopath, corednsCacheCapacity, corednsCacheCapacity)
+`, kubeconfig, pods, nbTTL, autopath, corednsCacheCapacity, corednsCacheCapacity)
 	if err := os.WriteFile(corefile, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -327,10 +335,30 @@ func checkAnswers(b *testing.B, srv nbServer, sc nbScenario, r *nbRunning) {
 	n := *nbServices
 	for j := range nbNamespaces {
 		for _, i := range []int{0, n / 2, n - 1} {
-			got, err := askAt(r.addr, nbPodIP(j), sc.qname(srv, nbNS(j), i))
+			qname := sc.qname(srv, nbNS(j), i)
+			got, err := askAt(r.addr, nbPodIP(j), qname)
 			if want := sc.answer(srv, nbNS(j), i); err != nil || got != want {
 				b.Fatalf("%s, %s, from %s: got %q (%v), want %q", srv.name, sc.name, nbPodIP(j), got, err, want)
 			}
+			checkTTLs(b, r.addr, nbPodIP(j), qname)
+		}
+	}
+}
+
+// checkTTLs fails unless every answer record of name has the TTL nbTTL (less the few seconds
+// an answer may have spent in CoreDNS's cache).
+func checkTTLs(b *testing.B, addr, src, name string) {
+	b.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	c := dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
+	resp, _, err := c.Exchange(q, addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, rr := range resp.Answer {
+		if ttl := rr.Header().Ttl; ttl > nbTTL || ttl < nbTTL-5 {
+			b.Fatalf("%s from %s: TTL %d, want %d: %s", name, src, ttl, nbTTL, rr)
 		}
 	}
 }
@@ -369,18 +397,24 @@ func (s perfSample) cpuPerQuery() time.Duration {
 	return s.cpu / time.Duration(s.completed)
 }
 
-// runDnsperfs runs one dnsperf per source pod at once, from the pod's address, on CPU 0.
+// runDnsperfs runs one dnsperf per source pod at once, from the pod's address, on CPU 0, for
+// d, or with d 0 once through its queries (within nbWarmupLimit).
 func runDnsperfs(b *testing.B, ctx context.Context, r *nbRunning, files []string, d time.Duration) perfSample {
 	b.Helper()
 	host, port, _ := net.SplitHostPort(r.addr)
+	limit := []string{"-l", strconv.FormatFloat(d.Seconds(), 'f', -1, 64)}
+	if d == 0 {
+		d, limit = nbWarmupLimit, []string{"-n", "1", "-l", strconv.Itoa(int(nbWarmupLimit.Seconds()))}
+	}
 	ctx, cancel := context.WithTimeout(ctx, d+time.Minute)
 	defer cancel()
 	cpu0, steal0 := processCPU(b, r.pid), readSteal(b)
 	cmds := make([]*exec.Cmd, len(files))
 	outs := make([]bytes.Buffer, len(files))
 	for j, f := range files {
-		cmds[j] = exec.CommandContext(ctx, "taskset", "-c", "0", "dnsperf", "-a", nbPodIP(j), "-s", host, "-p", port,
-			"-d", f, "-l", strconv.FormatFloat(d.Seconds(), 'f', -1, 64), "-c", "1", "-q", strconv.Itoa(nbOutstanding), "-t", "2")
+		argv := append([]string{"-c", "0", "dnsperf", "-a", nbPodIP(j), "-s", host, "-p", port, "-d", f,
+			"-c", "1", "-q", strconv.Itoa(nbOutstanding), "-t", "2"}, limit...)
+		cmds[j] = exec.CommandContext(ctx, "taskset", argv...)
 		cmds[j].Stdout, cmds[j].Stderr = &outs[j], &outs[j]
 		cmds[j].SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmds[j].Start(); err != nil {
@@ -533,8 +567,9 @@ func median[T int64 | float64 | time.Duration](xs []T) T {
 // CoreDNS with the kubernetes plugin, `pods verified` and `autopath @kubernetes`, all three
 // watching the same API server. Scenarios: table hits and autopath (each pod's first
 // search-list query; the sidecar's pods ask with its namespace). Each measurement starts the
-// server fresh on CPU 1 (taskset; dnsperf on CPU 0), checks its answers, warms it up and
-// measures; the servers alternate within each round. Reported: medians of CPU per answered
+// server fresh on CPU 1 (taskset; dnsperf on CPU 0), checks its answers, warms it up (every
+// pod asks each of its questions once) and measures one run of -nodebench.duration; the
+// servers alternate within each round. Reported: medians of CPU per answered
 // query (server utime + stime over the run) and QPS, and the ratios node agent / sidecar and
 // CoreDNS / node agent of CPU per query.
 func BenchmarkNodeAgentDNSPerf(b *testing.B) {
@@ -560,13 +595,14 @@ func BenchmarkNodeAgentDNSPerf(b *testing.B) {
 					srv := servers[(k+round)%len(servers)] // who goes first changes from round to round
 					s := measurePerf(b, ctx, srv, sc, files[sc.name+"/"+srv.name])
 					samples[sc.name+"/"+srv.name] = append(samples[sc.name+"/"+srv.name], s)
-					b.Logf("round %d %-8s %-10s %8.0f q/s %6.2f µs/query lost %d steal %.0f%% load %s", round+1, sc.name, srv.name,
+					progress("round %d %-8s %-10s %8.0f q/s %6.2f µs/query lost %d steal %.0f%% load %s", round+1, sc.name, srv.name,
 						s.qps, micros(s.cpuPerQuery()), s.lost, s.steal, loadAvg())
 				}
 			}
 		}
 	}
 	b.StopTimer()
+	b.Logf("load average after measuring: %s", loadAvg())
 	reportPerf(b, servers, samples)
 }
 
@@ -575,9 +611,13 @@ func measurePerf(b *testing.B, ctx context.Context, srv nbServer, sc nbScenario,
 	r := srv.start(b, ctx)
 	defer r.stop()
 	checkAnswers(b, srv, sc, r)
-	runDnsperfs(b, ctx, r, files, *nbWarmup)
+	runDnsperfs(b, ctx, r, files, 0) // every pod asks each of its questions once
 	return runDnsperfs(b, ctx, r, files, *nbDuration)
 }
+
+// progress writes one line per measurement to stderr as it happens (the benchmark's own log
+// is printed at its end, and cut at 10 lines without -v).
+func progress(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
@@ -632,10 +672,12 @@ func BenchmarkNodeAgentMemory(b *testing.B) {
 		for range *nbRounds {
 			for k, srv := range servers {
 				rss[k] = append(rss[k], measureRSS(b, ctx, srv))
+				progress("%-30s RSS %.1f MiB load %s", srv.name, rss[k][len(rss[k])-1]/(1<<20), loadAvg())
 			}
 		}
 	}
 	b.StopTimer()
+	b.Logf("load average after measuring: %s", loadAvg())
 	mib := make([]float64, len(servers))
 	for k, srv := range servers {
 		mib[k] = median(rss[k]) / (1 << 20)
