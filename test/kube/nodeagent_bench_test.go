@@ -36,18 +36,19 @@ import (
 // Both run against one world loaded into the API server once per process: Services in
 // namespaces ns-0..ns-3 (svc-N in ns-(N%4), each with an EndpointSlice of one ready endpoint),
 // 110 pods (the kubelet's default maximum) on node node-1 with loopback addresses
-// 127.0.1.1-127.0.1.110, and 110 pods on each of 9 other nodes.
+// 127.0.1.1-127.0.1.110, and 110 pods on each of 90 other nodes (10.244.N.x): 10,010 pods.
 var (
-	nbServices = flag.Int("nodebench.services", 10_000, "node-agent benchmarks: `number` of Services (and EndpointSlices)")
-	nbRounds   = flag.Int("nodebench.rounds", 5, "node-agent benchmarks: rounds; medians are reported")
-	nbDuration = flag.Duration("nodebench.duration", 4*time.Second, "node-agent dnsperf benchmark: measured dnsperf run")
+	nbServices  = flag.Int("nodebench.services", 10_000, "node-agent benchmarks: `number` of Services (and EndpointSlices)")
+	nbRounds    = flag.Int("nodebench.rounds", 5, "node-agent benchmarks: rounds; medians are reported")
+	nbDuration  = flag.Duration("nodebench.duration", 4*time.Second, "node-agent dnsperf benchmark: measured dnsperf run")
+	nbMemRounds = flag.Int("nodebench.memory-rounds", 3, "node-agent memory benchmark: rounds; medians are reported")
 )
 
 const (
 	nbNode       = "node-1"
 	nbNamespaces = 4
 	nbNodePods   = 110 // the kubelet's default --max-pods
-	nbOtherNodes = 9
+	nbOtherNodes = 90
 	// nbSources is how many pods of the node send queries, one dnsperf each (4 per namespace).
 	nbSources = 16
 	// nbOutstanding is each dnsperf's -q: 192 queries in flight in all, as bench/ has 200.
@@ -651,12 +652,13 @@ func reportPerf(b *testing.B, servers []nbServer, samples map[string][]perfSampl
 }
 
 // BenchmarkNodeAgentMemory: resident memory, with the world loaded, of a node agent (its 110
-// pods, the kubelet's maximum, of 1,100 in the cluster), of a sidecar (one context) watching
+// pods, the kubelet's maximum, of 10,010 in the cluster), of a sidecar (one context) watching
 // the same API server, of a node agent that does not watch every pod for pod names
 // (--watch-pods=false), and of CoreDNS with `pods verified` (a watch of every pod, which its
-// autopath needs) and with `pods disabled`. Each is started alone, waited for until it
-// answers (the node agent: a bare name from the node's last pod), left 5 s to settle, then
-// its VmRSS is read. Medians over the rounds.
+// autopath needs) and with `pods disabled`. In each round the five are started one after the
+// other, each waited for until it answers (the node agent: a bare name from the node's last
+// pod; CoreDNS: autopath from it), then left idle for nbSettle together before their VmRSS is
+// read. Medians over the rounds.
 func BenchmarkNodeAgentMemory(b *testing.B) {
 	ctx, cancel := context.WithTimeout(b.Context(), nbTimeout)
 	defer cancel()
@@ -669,10 +671,16 @@ func BenchmarkNodeAgentMemory(b *testing.B) {
 	b.Logf("load average before measuring: %s", loadAvg())
 	b.ResetTimer()
 	for b.Loop() {
-		for range *nbRounds {
+		for range *nbMemRounds {
+			running := make([]*nbRunning, len(servers))
 			for k, srv := range servers {
-				rss[k] = append(rss[k], measureRSS(b, ctx, srv))
-				progress("%-30s RSS %.1f MiB load %s", srv.name, rss[k][len(rss[k])-1]/(1<<20), loadAvg())
+				running[k] = startAnswering(b, ctx, srv)
+			}
+			time.Sleep(nbSettle)
+			for k, r := range running {
+				rss[k] = append(rss[k], rssBytes(b, r.pid))
+				r.stop()
+				progress("%-30s RSS %.1f MiB load %s", servers[k].name, rss[k][len(rss[k])-1]/(1<<20), loadAvg())
 			}
 		}
 	}
@@ -688,6 +696,12 @@ func BenchmarkNodeAgentMemory(b *testing.B) {
 	b.ReportMetric(mib[3]/mib[0], "x-coredns-pods-verified/node-agent")
 }
 
+// nbSettle is how long the servers idle before their memory is read: past the Go runtime's
+// forced collection (every 2 minutes without one), so that each has collected since its first
+// lists and returned the garbage of decoding them, instead of being caught at any point of
+// its collection cycle (which made RSS after 5 s vary by 15% from round to round).
+const nbSettle = 150 * time.Second
+
 func formatMiB(xs []float64) string {
 	var s []string
 	for _, x := range xs {
@@ -696,12 +710,10 @@ func formatMiB(xs []float64) string {
 	return strings.Join(s, ", ")
 }
 
-// measureRSS starts srv, waits until it answers as a server of the node's pods should, lets
-// it settle and reads its VmRSS.
-func measureRSS(b *testing.B, ctx context.Context, srv nbServer) float64 {
+// startAnswering starts srv and waits until it answers as a server of the node's pods should.
+func startAnswering(b *testing.B, ctx context.Context, srv nbServer) *nbRunning {
 	b.Helper()
 	r := srv.start(b, ctx)
-	defer r.stop()
 	last := nbNodePods - 1
 	switch {
 	case strings.HasPrefix(srv.name, "node agent"):
@@ -716,8 +728,7 @@ func measureRSS(b *testing.B, ctx context.Context, srv nbServer) float64 {
 		sc := nbScenarios[1] // autopath: the pod is known
 		waitAnswerFrom(b, r.addr, nbPodIP(last), sc.qname(srv, nbNS(last), 0), sc.answer(srv, nbNS(last), 0))
 	}
-	time.Sleep(5 * time.Second)
-	return rssBytes(b, r.pid)
+	return r
 }
 
 func waitAnswerFrom(b *testing.B, addr, src, name, want string) {
