@@ -6,8 +6,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,10 +143,11 @@ type nbServer struct {
 
 // nbRunning is a started server, answering.
 type nbRunning struct {
-	addr string
-	pid  int
-	stop func()
-	log  fmt.Stringer
+	addr    string
+	pid     int
+	stop    func()
+	log     fmt.Stringer
+	metrics string // URL of its Prometheus metrics, "" without
 }
 
 // nbEnv is what starting the servers needs.
@@ -153,6 +156,8 @@ type nbEnv struct {
 	dir              string
 	nodeResolvConf   string // a node's resolv.conf: no cluster search domains
 	pin              []string
+	// corednsMetrics gives CoreDNS the prometheus plugin (meshdns always has its metrics).
+	corednsMetrics bool
 }
 
 func newNBEnv(b *testing.B, ctx context.Context, pin []string) *nbEnv {
@@ -171,7 +176,7 @@ func (e *nbEnv) meshdnsServer(name string, autopathNS func(string) string, args 
 		m := cluster.RunWrapped(b, e.pin, nil, e.meshdns, argv...)
 		waitReadyB(b, m)
 		waitAnswerB(b, m, nbServiceFQDN(*nbServices-1))
-		return &nbRunning{addr: m.DNS, pid: m.Pid(), stop: m.Kill, log: m.Log}
+		return &nbRunning{addr: m.DNS, pid: m.Pid(), stop: m.Kill, log: m.Log, metrics: "http://" + m.Admin + "/metrics"}
 	}}
 }
 
@@ -203,9 +208,18 @@ func (e *nbEnv) startCoreDNS(b *testing.B, ctx context.Context, pods, autopath s
 	if err != nil {
 		b.Fatal(err)
 	}
+	var metrics, prometheus string
+	if e.corednsMetrics {
+		maddr, err := testutil.FreePort()
+		if err != nil {
+			b.Fatal(err)
+		}
+		metrics, prometheus = "http://"+maddr.String()+"/metrics", "prometheus "+maddr.String()
+	}
 	corefile := filepath.Join(b.TempDir(), "Corefile")
 	conf := fmt.Sprintf(`cluster.local {
 	bind 127.0.0.1
+	%s
 	kubernetes cluster.local {
 		kubeconfig %s
 		pods %s
@@ -217,7 +231,7 @@ func (e *nbEnv) startCoreDNS(b *testing.B, ctx context.Context, pods, autopath s
 		denial %d
 	}
 }
-`, kubeconfig, pods, nbTTL, autopath, corednsCacheCapacity, corednsCacheCapacity)
+`, prometheus, kubeconfig, pods, nbTTL, autopath, corednsCacheCapacity, corednsCacheCapacity)
 	if err := os.WriteFile(corefile, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -250,7 +264,7 @@ func (e *nbEnv) startCoreDNS(b *testing.B, ctx context.Context, pods, autopath s
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &nbRunning{addr: addr.String(), pid: cmd.Process.Pid, stop: stop, log: out}
+	return &nbRunning{addr: addr.String(), pid: cmd.Process.Pid, stop: stop, log: out, metrics: metrics}
 }
 
 // ensureCoreDNS returns the CoreDNS release bench/ compares against, from bench/'s cache
@@ -657,17 +671,19 @@ func reportPerf(b *testing.B, servers []nbServer, samples map[string][]perfSampl
 // (--watch-pods=false), and of CoreDNS with `pods verified` (a watch of every pod, which its
 // autopath needs) and with `pods disabled`. In each round the five are started one after the
 // other, each waited for until it answers (the node agent: a bare name from the node's last
-// pod; CoreDNS: autopath from it), then left idle for nbSettle together before their VmRSS is
-// read. Medians over the rounds.
+// pod; CoreDNS: autopath from it), then left idle for nbSettle together before their VmRSS
+// and Go heap (go_memstats_heap_alloc_bytes: about the live heap, read after an idle forced
+// collection; CoreDNS with the prometheus plugin for it) are read. Medians over the rounds.
 func BenchmarkNodeAgentMemory(b *testing.B) {
 	ctx, cancel := context.WithTimeout(b.Context(), nbTimeout)
 	defer cancel()
 	loadNodeWorld(b, ctx)
 	e := newNBEnv(b, ctx, nil)
+	e.corednsMetrics = true
 	servers := []nbServer{e.nodeAgent(), e.sidecar(), e.nodeAgent("--watch-pods=false"), e.corednsServer(true), e.corednsServer(false)}
 	servers[2].name = "node agent --watch-pods=false"
 	unit := []string{"node-agent", "sidecar", "node-agent-no-pod-names", "coredns-pods-verified", "coredns-pods-disabled"}
-	rss := make([][]float64, len(servers))
+	rss, heap := make([][]float64, len(servers)), make([][]float64, len(servers))
 	b.Logf("load average before measuring: %s", loadAvg())
 	b.ResetTimer()
 	for b.Loop() {
@@ -679,21 +695,53 @@ func BenchmarkNodeAgentMemory(b *testing.B) {
 			time.Sleep(nbSettle)
 			for k, r := range running {
 				rss[k] = append(rss[k], rssBytes(b, r.pid))
+				heap[k] = append(heap[k], promValue(b, r.metrics, "go_memstats_heap_alloc_bytes"))
 				r.stop()
-				progress("%-30s RSS %.1f MiB load %s", servers[k].name, rss[k][len(rss[k])-1]/(1<<20), loadAvg())
+				progress("%-30s RSS %.1f MiB heap %.1f MiB load %s", servers[k].name, rss[k][len(rss[k])-1]/(1<<20),
+					heap[k][len(heap[k])-1]/(1<<20), loadAvg())
 			}
 		}
 	}
 	b.StopTimer()
 	b.Logf("load average after measuring: %s", loadAvg())
-	mib := make([]float64, len(servers))
+	mib, heapMiB := make([]float64, len(servers)), make([]float64, len(servers))
 	for k, srv := range servers {
-		mib[k] = median(rss[k]) / (1 << 20)
-		b.ReportMetric(mib[k], "MiB-"+unit[k])
-		b.Logf("%-30s RSS %.1f MiB (rounds: %s)", srv.name, mib[k], formatMiB(rss[k]))
+		mib[k], heapMiB[k] = median(rss[k])/(1<<20), median(heap[k])/(1<<20)
+		b.ReportMetric(mib[k], "MiB-RSS-"+unit[k])
+		b.ReportMetric(heapMiB[k], "MiB-heap-"+unit[k])
+		b.Logf("%-30s RSS %.1f MiB (rounds: %s), heap %.1f MiB (rounds: %s)", srv.name, mib[k], formatMiB(rss[k]),
+			heapMiB[k], formatMiB(heap[k]))
 	}
-	b.ReportMetric(mib[0]/mib[1], "x-node-agent/sidecar")
-	b.ReportMetric(mib[3]/mib[0], "x-coredns-pods-verified/node-agent")
+	b.ReportMetric(mib[0]/mib[1], "x-RSS-node-agent/sidecar")
+	b.ReportMetric(mib[3]/mib[0], "x-RSS-coredns-pods-verified/node-agent")
+	b.ReportMetric(heapMiB[0]/heapMiB[1], "x-heap-node-agent/sidecar")
+	b.ReportMetric(heapMiB[3]/heapMiB[0], "x-heap-coredns-pods-verified/node-agent")
+}
+
+// promValue reads the sample of an unlabelled metric from a Prometheus endpoint.
+func promValue(b *testing.B, url, name string) float64 {
+	b.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("%s %s: %v", url, line, err)
+			}
+			return f
+		}
+	}
+	b.Fatalf("%s: no %s", url, name)
+	return 0
 }
 
 // nbSettle is how long the servers idle before their memory is read: past the Go runtime's
