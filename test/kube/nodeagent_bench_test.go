@@ -745,9 +745,9 @@ func promValue(b *testing.B, url, name string) float64 {
 }
 
 // nbSettle is how long the servers idle before their memory is read: past the Go runtime's
-// forced collection (every 2 minutes without one), so that each has collected since its first
-// lists and returned the garbage of decoding them, instead of being caught at any point of
-// its collection cycle (which made RSS after 5 s vary by 15% from round to round).
+// forced collection (every 2 minutes without one), so that each has collected since the
+// garbage of decoding its first lists, and its allocated heap is about its live heap. (RSS
+// still depends on how much of the freed memory the runtime has returned to the kernel.)
 const nbSettle = 150 * time.Second
 
 func formatMiB(xs []float64) string {
