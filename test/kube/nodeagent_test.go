@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,17 +13,21 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/meshdns/meshdns/test/kube/harness"
 )
 
 // askFrom sends one question from the local address src and returns its replyString.
-func askFrom(m *harness.Meshdns, src, name string) (string, error) {
+func askFrom(m *harness.Meshdns, src, name string) (string, error) { return askAt(m.DNS, src, name) }
+
+// askAt is askFrom for any DNS server at server (host:port).
+func askAt(server, src, name string) (string, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
 	c := dns.Client{Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(src)}}}
-	resp, _, err := c.Exchange(q, m.DNS)
+	resp, _, err := c.Exchange(q, server)
 	if err != nil {
 		return "", err
 	}
@@ -58,29 +63,42 @@ func expectFrom(t *testing.T, m *harness.Meshdns, src, name, want string) {
 // would), dnsPolicy policy and dnsConfig searches.
 func nodePod(t *testing.T, node, ns, name, ip string, policy corev1.DNSPolicy, searches ...string) {
 	t.Helper()
+	if err := createNodePod(ctx(t), clients, node, ns, name, ip, policy, searches...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createNodePod is nodePod through the client c.
+func createNodePod(ctx context.Context, c kubernetes.Interface, node, ns, name, ip string, policy corev1.DNSPolicy, searches ...string) error {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: corev1.PodSpec{NodeName: node, DNSPolicy: policy, Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
 	if policy == corev1.DNSNone { // the API requires a nameserver then
 		p.Spec.DNSConfig = &corev1.PodDNSConfig{Nameservers: []string{"10.96.0.10"}, Searches: searches}
 	}
-	createRunning(t, p, ip)
+	return startPod(ctx, c, p, ip)
 }
 
 // createRunning creates pod and writes its status as the kubelet would once it runs: phase
 // Running and the addresses ips (the first is podIP).
 func createRunning(t *testing.T, pod *corev1.Pod, ips ...string) {
 	t.Helper()
-	created, err := clients.CoreV1().Pods(pod.Namespace).Create(ctx(t), pod, metav1.CreateOptions{})
-	if err != nil {
+	if err := startPod(ctx(t), clients, pod, ips...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// startPod is createRunning through the client c.
+func startPod(ctx context.Context, c kubernetes.Interface, pod *corev1.Pod, ips ...string) error {
+	created, err := c.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return err
 	}
 	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ips[0]}
 	for _, ip := range ips {
 		created.Status.PodIPs = append(created.Status.PodIPs, corev1.PodIP{IP: ip})
 	}
-	if _, err := clients.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	return err
 }
 
 // TestNodeAgentViews: a node agent answers each pod of its node (told apart by the query's
