@@ -87,6 +87,7 @@ func TestCommandLine(t *testing.T) {
 		{"injector controller CA not PEM", []string{"injector", "--image", "meshdns:dev", "--controller", "ctl:15012", "--controller-ca", examplePath("resolv.conf"), "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--controller-ca: holds no PEM certificate"},
 		{"injector admin on loopback", []string{"injector", "--image", "meshdns:dev", "--sidecar-admin", "127.0.0.1:15054", "--tls-cert", "c", "--tls-key", "k"}, []int{2}, "--sidecar-admin"},
 		{"forward vips without pools", []string{"serve", "--registry", registry, "--forward-vips", "--vip-cidr", "", "--vip-cidr6", ""}, []int{2}, "--forward-vips"},
+		{"vip nat without the forwarder", []string{"serve", "--registry", registry, "--vip-nat"}, []int{2}, "--vip-nat: needs --forward-vips"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -108,6 +109,18 @@ func TestCommandLine(t *testing.T) {
 			}
 		})
 	}
+
+	// A failure at start (here the kernel path without nft) exits 1 and says what is missing.
+	t.Run("vip nat without nft", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, meshdnsBin, append([]string{"serve", "--registry", registry, "--forward-vips", "--vip-nat"}, quiet...)...)
+		cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		if code := exitCode(err); code != 1 || !strings.Contains(string(out), "--vip-nat: nft is needed (Debian package nftables)") {
+			t.Errorf("exit status %d, want 1 and the missing nft named:\n%s", code, out)
+		}
+	})
 
 	for name, sig := range map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "SIGINT": syscall.SIGINT} {
 		t.Run("exit 0 on "+name, func(t *testing.T) {
