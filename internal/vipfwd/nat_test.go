@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // TestNATAddDecides which forwarded connections make a kernel path entry: one per VIP and
@@ -52,4 +55,25 @@ func TestNATAddDecides(t *testing.T) {
 
 	var nilNAT *NAT
 	nilNAT.Add(vip, host, time.Minute) // without --vip-nat: nothing, no panic
+}
+
+// TestNATMetricsLint: the kernel path's metric follows Prometheus's naming rules, and each
+// result has a series from the start.
+func TestNATMetricsLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	newNATMetrics(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	if len(mfs) != 1 || mfs[0].GetName() != "meshdns_vip_nat_entries_total" || len(mfs[0].GetMetric()) != 3 {
+		t.Errorf("gathered %v, want meshdns_vip_nat_entries_total with 3 results", mfs)
+	}
 }
