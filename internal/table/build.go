@@ -46,14 +46,15 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	if o.TTL < time.Second {
 		return nil, errors.New("ttl: must be at least 1s")
 	}
-	// Sized for about what a service brings (its name, a named port, an endpoint, two PTR
-	// names and the structure above them): growing maps of this size costs more than the rest.
+	// Sized for about what a service brings (its name, a named port, an endpoint and the
+	// structure above them; two addresses for reverse names): growing maps of this size costs
+	// more than the rest.
 	objects := len(s.Services) + len(s.EndpointSlices) + len(s.ServiceEntries)
 	t := &Table{
 		zone: zone, podZone: "pod." + zone, noPodRecords: o.NoPodRecords,
 		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(), partial: o.Partial,
-		names: make(map[string]*Node, 3*objects), aliases: make(map[serviceKey]string, len(s.Services)),
-		wildcards:  map[string]*Node{},
+		names: make(map[string]*Node, 2*objects), aliases: make(map[serviceKey]string, len(s.Services)),
+		wildcards: map[string]*Node{}, reverse: make(map[netip.Addr][]ptrTarget, 2*len(s.Services)),
 		namespaces: map[string]bool{},
 	}
 	t.soa = newSOA(zone, t.ttl, uint32(o.Generation))
@@ -234,24 +235,14 @@ func rrIP(rr dns.RR) netip.Addr {
 
 // addPTR makes the reverse name of ip point at target (once per target).
 func (b *builder) addPTR(ip netip.Addr, target, origin string) {
-	rev := reverseName(ip)
-	var n *Node
-	if first := b.t.names[rev]; first != nil && len(first.records(kindPTR)) > 0 {
-		n = first // reverse names hold PTR records only, in one node
-	} else {
-		n = b.newNode(rev, origin, "")
-	}
-	for _, rr := range n.records(kindPTR) {
-		if rr.(*dns.PTR).Ptr == target {
+	ip = ip.Unmap()
+	targets := b.t.reverse[ip]
+	for _, tg := range targets {
+		if tg.target == target {
 			return
 		}
 	}
-	c := &struct {
-		rr   dns.PTR
-		list [1]dns.RR
-	}{rr: dns.PTR{Hdr: hdr(rev, dns.TypePTR, b.t.ttl), Ptr: target}}
-	c.list[0] = &c.rr
-	n.addOwn(kindPTR, c.list[:])
+	b.t.reverse[ip] = append(targets, ptrTarget{target, origin})
 }
 
 // reverseName is the in-addr.arpa. or ip6.arpa. name of ip (RFC 1035 §3.5, RFC 3596 §2.5).

@@ -83,6 +83,10 @@ func (t *Table) eachEntry(v View, f func(*Entry) error) error {
 	for name, nodes := range t.names {
 		names = append(names, dumpName{name, nodes})
 	}
+	for ip, targets := range t.reverse {
+		rev := reverseName(ip)
+		names = append(names, dumpName{rev, t.ptrNode(rev, targets)})
+	}
 	for name, nodes := range t.wildcards {
 		names = append(names, dumpName{"*." + name, nodes})
 	}

@@ -74,3 +74,26 @@ func TestNodeRecordsByKind(t *testing.T) {
 		t.Error("a node without records is not Empty")
 	}
 }
+
+// TestReverseNames: the reverse name of an address reads back as the address; names of
+// partial addresses, with leading zeros or bad digits, are not addresses.
+func TestReverseNames(t *testing.T) {
+	for _, s := range []string{"10.96.0.10", "0.0.0.0", "255.255.255.255", "192.0.2.1", "2001:db8::1", "fd00:10:96::a", "::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
+		ip := netip.MustParseAddr(s)
+		if got, ok := parseReverse(reverseName(ip)); !ok || got != ip {
+			t.Errorf("parseReverse(%q) = %v, %v; want %v", reverseName(ip), got, ok, ip)
+		}
+	}
+	for _, name := range []string{
+		"96.10.in-addr.arpa.", "1.10.0.96.10.in-addr.arpa.", "010.0.96.10.in-addr.arpa.", "256.0.96.10.in-addr.arpa.",
+		"x.0.96.10.in-addr.arpa.", "10.0.96.10.in-addr.arpa", "in-addr.arpa.",
+		"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.x.",
+		"0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
+		"g.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
+		"10.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
+	} {
+		if ip, ok := parseReverse(name); ok {
+			t.Errorf("parseReverse(%q) = %v, want no address", name, ip)
+		}
+	}
+}

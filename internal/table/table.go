@@ -2,6 +2,7 @@ package table
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,9 +44,13 @@ type Table struct {
 
 	// names maps a name to its first variant; the others follow through Node.next, in
 	// table order. (A pointer, not a slice, per name: the map is a large part of the table.)
-	names      map[string]*Node
-	aliases    map[serviceKey]string // cluster service -> its FQDN; see aliasKey
-	wildcards  map[string]*Node      // "example.com." for host "*.example.com", as names
+	names     map[string]*Node
+	aliases   map[serviceKey]string // cluster service -> its FQDN; see aliasKey
+	wildcards map[string]*Node      // "example.com." for host "*.example.com", as names
+	// reverse holds the PTR targets of each address the table names, oldest first; its
+	// names' nodes are made per lookup (reverseNode). A third of a cluster's names are
+	// reverse names, and a node each cost three times an entry here.
+	reverse    map[netip.Addr][]ptrTarget
 	namespaces map[string]bool
 	// vipTargets maps the VIPs of ServiceEntry hosts to where the VIP forwarder connects;
 	// nil when no host has a VIP.
@@ -66,7 +71,7 @@ func (t *Table) Generation() uint64 { return t.generation }
 func (t *Table) Partial() bool { return t.partial }
 
 // Len returns the number of names in the table (wildcards included, aliases not).
-func (t *Table) Len() int { return len(t.names) + len(t.wildcards) }
+func (t *Table) Len() int { return len(t.names) + len(t.wildcards) + len(t.reverse) }
 
 // InZone reports whether the lowercase FQDN name is the cluster zone or below it.
 func (t *Table) InZone(name string) bool { return dnsname.InDomain(name, t.zone) }
@@ -82,6 +87,9 @@ func (t *Table) Lookup(qname, ns string) (Match, bool) {
 	}
 	if n := t.podNode(qname); n != nil {
 		return Match{Node: n, Kind: Synthesized}, true
+	}
+	if n := t.reverseNode(qname); n != nil {
+		return Match{Node: n, Kind: Exact}, true
 	}
 	return t.lookupWildcard(qname, ns)
 }
@@ -240,4 +248,84 @@ func newSOA(apex string, ttl, serial uint32) *dns.SOA {
 		Expire:  86400,
 		Minttl:  ttl,
 	}
+}
+
+// ptrTarget is one PTR record of an address: the name it points at, and the object that
+// named the address, the first of which is the reverse name's origin.
+type ptrTarget struct{ target, origin string }
+
+// reverseNode makes the node of the reverse name qname (in-addr.arpa. or ip6.arpa., lowercase
+// FQDN) of an address the table names, with its PTR records; nil for any other name.
+func (t *Table) reverseNode(qname string) *Node {
+	if len(t.reverse) == 0 {
+		return nil
+	}
+	ip, ok := parseReverse(qname)
+	if !ok {
+		return nil
+	}
+	targets := t.reverse[ip]
+	if len(targets) == 0 {
+		return nil
+	}
+	return t.ptrNode(reverseName(ip), targets)
+}
+
+// ptrNode is the node of the reverse name rev with the PTR records of targets.
+func (t *Table) ptrNode(rev string, targets []ptrTarget) *Node {
+	n := &Node{Name: rev, Origin: targets[0].origin}
+	rrs := make([]dns.RR, len(targets))
+	for i, tg := range targets {
+		rrs[i] = &dns.PTR{Hdr: hdr(rev, dns.TypePTR, t.ttl), Ptr: tg.target}
+	}
+	n.add(kindPTR, rrs...)
+	return n
+}
+
+// parseReverse returns the address of a reverse name: d.c.b.a.in-addr.arpa. with decimal
+// octets, or 32 nibbles.ip6.arpa. Names of partial addresses (networks) are not addresses.
+func parseReverse(name string) (netip.Addr, bool) {
+	if rest, ok := strings.CutSuffix(name, ".in-addr.arpa."); ok {
+		labels := strings.Split(rest, ".")
+		if len(labels) != 4 {
+			return netip.Addr{}, false
+		}
+		var a [4]byte
+		for i, l := range labels {
+			v, err := strconv.ParseUint(l, 10, 8)
+			if err != nil || (len(l) > 1 && l[0] == '0') {
+				return netip.Addr{}, false
+			}
+			a[3-i] = byte(v)
+		}
+		return netip.AddrFrom4(a), true
+	}
+	rest, ok := strings.CutSuffix(name, ".ip6.arpa.")
+	if !ok || len(rest) != 63 {
+		return netip.Addr{}, false
+	}
+	var a [16]byte
+	for i := range 32 {
+		c := rest[2*i]
+		if i < 31 && rest[2*i+1] != '.' {
+			return netip.Addr{}, false
+		}
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		default:
+			return netip.Addr{}, false
+		}
+		// The first label is the lowest nibble of the last byte.
+		j := 15 - i/2
+		if i%2 == 0 {
+			a[j] |= v
+		} else {
+			a[j] |= v << 4
+		}
+	}
+	return netip.AddrFrom16(a), true
 }
