@@ -17,7 +17,6 @@ import (
 	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -33,17 +32,7 @@ func TestMetricNames(t *testing.T) {
 	reg := runServe(t, "--registry", "../../examples/registry", "--resolv-conf", "../../examples/resolv.conf",
 		"--upstream", "127.0.0.1:9", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--state-dir", t.TempDir(), "--forward-vips", "--vip-forward-port", "0")
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
-	}
+	mfs := testutil.LintMetrics(t, reg)
 	var names []string
 	for _, mf := range mfs {
 		names = append(names, mf.GetName())

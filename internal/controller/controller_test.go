@@ -24,13 +24,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/meshdns/meshdns/internal/agent"
 	"github.com/meshdns/meshdns/internal/controller"
 	"github.com/meshdns/meshdns/internal/model"
+	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/internal/xds"
 )
 
@@ -496,19 +496,8 @@ func TestMetricsLint(t *testing.T) {
 	a := f.agent("a", "", "")
 	waitSynced(t, a)
 	for name, reg := range map[string]*prometheus.Registry{"controller": f.reg, "agent": a.reg} {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(mfs) < 5 {
+		if mfs := testutil.LintMetrics(t, reg); len(mfs) < 5 {
 			t.Errorf("%s: only %d metrics gathered", name, len(mfs))
-		}
-		problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range problems {
-			t.Errorf("%s: %s: %s", name, p.Metric, p.Text)
 		}
 	}
 }

@@ -4,7 +4,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 // TestMetricNames lints the injector's metrics: names, units and help are a contract with
@@ -12,18 +13,7 @@ import (
 func TestMetricNames(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	NewMetrics(reg)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mfs) != 2 {
+	if mfs := testutil.LintMetrics(t, reg); len(mfs) != 2 {
 		t.Errorf("%d metric families, want 2", len(mfs))
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 // TestNATAddDecides which forwarded connections make a kernel path entry: one per VIP and
@@ -62,18 +63,7 @@ func TestNATAddDecides(t *testing.T) {
 func TestNATMetricsLint(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	newNATMetrics(reg)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
-	}
-	if len(mfs) != 1 || mfs[0].GetName() != "meshdns_vip_nat_entries_total" || len(mfs[0].GetMetric()) != 3 {
+	if mfs := testutil.LintMetrics(t, reg); len(mfs) != 1 || mfs[0].GetName() != "meshdns_vip_nat_entries_total" || len(mfs[0].GetMetric()) != 3 {
 		t.Errorf("gathered %v, want meshdns_vip_nat_entries_total with 3 results", mfs)
 	}
 }
