@@ -221,13 +221,16 @@ func readControllerStats(reg *prometheus.Registry) controllerStats {
 }
 
 // vmRSS is a process's resident memory in bytes (0 when it cannot be read).
-func vmRSS(pid int) int64 {
+func vmRSS(pid int) int64 { return procStatus(pid, "VmRSS") }
+
+// procStatus reads a memory figure (in kB there) of /proc/PID/status, in bytes; 0 when absent.
+func procStatus(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == field+":" {
 			kb, _ := strconv.ParseInt(f[1], 10, 64)
 			return kb << 10
 		}
