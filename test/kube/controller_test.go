@@ -375,6 +375,7 @@ func TestControllerRefusesWrongTokens(t *testing.T) {
 	// own, it is taken.
 	resigned := startMeshdns(t, ctl.agentArgs("bookinfo", expiredToken(t, "bookinfo", "agent", false))...)
 	resigned.WaitReady(t)
+	resigned.Kill() // the rotation below counts the controller's agents
 
 	// Rotation: the first token is revoked (its Secret deleted) after a new one is written; the
 	// agent uses the new one when it reconnects (the controller restarts).
