@@ -10,10 +10,10 @@ import (
 // Node is one owner name and its records. It is shared by every answer for that name and must
 // be treated as read-only.
 //
-// A large table is mostly nodes (six per ClusterIP Service: its name, its port's SRV name, the
-// empty non-terminal above that, its endpoint's name and two reverse names), so a node keeps
-// its records in one slice, by kind, and what only ServiceEntry hosts have behind a pointer:
-// 128 bytes where a slice per record type took 288.
+// A large table is mostly nodes (four per ClusterIP Service: its name, its port's SRV name,
+// the empty non-terminal above that and its endpoint's name; reverse names have no node, see
+// Table.reverse), so a node keeps its records in one slice, by kind, and what only ServiceEntry
+// hosts have behind a pointer: 128 bytes where a slice per record type took 288.
 type Node struct {
 	// Name is the lowercase FQDN the records are stored under.
 	Name string

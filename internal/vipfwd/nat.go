@@ -57,13 +57,11 @@ table inet ` + NATTable + ` {
 // goroutine running nft, never on a connection's path.
 type NAT struct {
 	nft     string
-	log     *slog.Logger
 	errs    *ratelog.Limiter
 	queue   chan natEntry
 	mu      sync.Mutex
 	until   map[netip.AddrPort]time.Time // entries written and not expired: not written again
 	metrics *natMetrics
-	done    chan struct{}
 }
 
 type natEntry struct {
@@ -83,8 +81,8 @@ func NewNAT(ctx context.Context, log *slog.Logger, reg prometheus.Registerer) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &NAT{nft: nft, log: log, errs: ratelog.New(log, refuseLogInterval, nil), queue: make(chan natEntry, natQueue),
-		until: map[netip.AddrPort]time.Time{}, metrics: newNATMetrics(reg), done: make(chan struct{})}
+	n := &NAT{nft: nft, errs: ratelog.New(log, refuseLogInterval, nil), queue: make(chan natEntry, natQueue),
+		until: map[netip.AddrPort]time.Time{}, metrics: newNATMetrics(reg)}
 	if err := n.run(natScript); err != nil {
 		return nil, fmt.Errorf("--vip-nat: installing table inet %s: %w", NATTable, err)
 	}
@@ -114,9 +112,6 @@ func (n *NAT) Add(vip, to netip.AddrPort, ttl time.Duration) {
 	}
 }
 
-// Done is closed once the writer has stopped.
-func (n *NAT) Done() <-chan struct{} { return n.done }
-
 func (n *NAT) forget(vip netip.AddrPort) {
 	n.mu.Lock()
 	delete(n.until, vip)
@@ -124,7 +119,6 @@ func (n *NAT) forget(vip netip.AddrPort) {
 }
 
 func (n *NAT) write(ctx context.Context) {
-	defer close(n.done)
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
 	for {

@@ -122,7 +122,7 @@ func vipPathsRig(b *testing.B) (*netns, string) {
 			}
 		}()
 	}
-	startDaemon(b, n, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+	n.Start(b, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--bind-interfaces", "--listen-address="+clusterDNS, "--port=53", "--pid-file=", "--user=root",
 		"--log-facility=-", "--local=/example.com/",
 		"--host-record="+natHost+","+natIP+",3600", "--host-record="+fwdHost+","+fwdIP+",1")
@@ -136,7 +136,7 @@ func vipPathsRig(b *testing.B) (*netns, string) {
 	if err := os.WriteFile(filepath.Join(registry, "bulk.yaml"), []byte(entries.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	startDaemon(b, n, "setpriv", "--inh-caps", "+net_admin", "--ambient-caps", "+net_admin",
+	n.Start(b, "setpriv", "--inh-caps", "+net_admin", "--ambient-caps", "+net_admin",
 		"--reuid", "1337", "--regid", "1337", "--clear-groups", bin, "serve", "--registry", registry,
 		"--listen", "127.0.0.1:15053", "--admin", "", "--forward-vips", "--vip-nat", "--log-level", "warn")
 	n.Run(b, meshdnsBin, "capture", "install", "--backend", "nftables", "--vips")
@@ -156,15 +156,6 @@ func vipPathsRig(b *testing.B) (*netns, string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return n, strings.Fields(n.Run(b, "pgrep", "-f", "--newest", "serve --registry "+registry))[0]
-}
-
-// startDaemon runs a long-lived command in n until the benchmark ends.
-func startDaemon(b *testing.B, n *netns, name string, args ...string) {
-	cmd := n.Command(name, args...)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 }
 
 // selfCPU is the CPU time of this process in nanoseconds, user and system.
