@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,10 +67,28 @@ type Options struct {
 	Metrics                *Metrics
 }
 
-// entry is one resource held.
+// entry is one resource held: its encoding as received, not its decoded object. The encoding
+// is about a third of the size of the decoded object, and the table is rebuilt from every
+// resource on each change anyway; decoding is cheap next to that build.
 type entry struct {
 	version string
-	obj     any // decoded
+	value   []byte
+}
+
+// heldSet is the resources of one type.
+type heldSet struct {
+	byName map[string]entry
+	// sorted holds the names in snapshot order (xds.CompareNames), kept between snapshots: most
+	// changes replace resources rather than add or remove them. nil once a name came or went.
+	sorted []string
+}
+
+func newHeld() map[string]*heldSet {
+	held := map[string]*heldSet{}
+	for _, t := range xds.Types {
+		held[t] = &heldSet{byName: map[string]entry{}}
+	}
+	return held
 }
 
 // Source holds the resources received from the controller; it is a source.Source and a
@@ -82,7 +102,7 @@ type Source struct {
 	saveNow chan struct{}
 
 	mu        sync.Mutex
-	held      map[string]map[string]entry // by type, then name
+	held      map[string]*heldSet // by type
 	isSynced  bool
 	connected bool
 	loadedAt  time.Time // when the loaded state was saved; zero if none was loaded
@@ -109,10 +129,7 @@ func New(o Options) (*Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Source{o: o, log: log, errs: ratelog.New(log, time.Minute, time.Now), changed: make(chan struct{}, 1),
-		synced: make(chan struct{}), saveNow: make(chan struct{}, 1), held: map[string]map[string]entry{}}
-	for _, t := range xds.Types {
-		s.held[t] = map[string]entry{}
-	}
+		synced: make(chan struct{}), saveNow: make(chan struct{}, 1), held: newHeld()}
 	if o.StateDir != "" {
 		if err := s.load(); err != nil {
 			return nil, err
@@ -142,25 +159,34 @@ func (s *Source) WaitSynced(ctx context.Context) bool {
 	}
 }
 
-// Snapshot returns the objects held now. It is made anew for each call (the builder makes
-// one call per change): kept, it would be a second copy of every record between changes.
+// Snapshot returns the objects held now, decoded anew for each call (the builder makes one
+// call per change).
 func (s *Source) Snapshot() model.Snapshot {
 	s.mu.Lock()
-	objs := make([]any, 0, s.count())
-	for _, set := range s.held {
-		for _, e := range set {
-			objs = append(objs, e.obj)
+	all := make([]xds.Encoded, 0, s.count())
+	for _, t := range xds.Types {
+		set := s.held[t]
+		if set.sorted == nil {
+			set.sorted = slices.SortedFunc(maps.Keys(set.byName), xds.CompareNames)
+		}
+		for _, name := range set.sorted {
+			all = append(all, xds.Encoded{TypeURL: t, Value: set.byName[name].value})
 		}
 	}
 	s.mu.Unlock()
-	return xds.Snapshot(objs)
+	snap, err := xds.SnapshotOf(all)
+	if err != nil {
+		// Every value held decoded when it was received or loaded.
+		s.errs.Error("cannot decode a held resource", "err", err)
+	}
+	return snap
 }
 
 // count is the number of resources held; s.mu is held.
 func (s *Source) count() int {
 	n := 0
 	for _, set := range s.held {
-		n += len(set)
+		n += len(set.byName)
 	}
 	return n
 }
@@ -279,7 +305,7 @@ func (s *Source) stream(ctx context.Context, addr string) (received bool, err er
 		if i == 0 {
 			req.Node = xds.NodeOf(s.o.NodeID, s.o.Namespace)
 		}
-		for name, e := range s.held[t] {
+		for name, e := range s.held[t].byName {
 			req.InitialResourceVersions[name] = e.version
 		}
 		if err := st.Send(req); err != nil {
@@ -328,11 +354,11 @@ func (s *Source) apply(resp *discovery.DeltaDiscoveryResponse) error {
 	t := resp.GetTypeUrl()
 	decoded := make([]entry, len(resp.GetResources()))
 	for i, r := range resp.GetResources() {
-		obj, err := xds.Decode(t, r.GetResource().GetValue())
-		if err != nil {
+		value := r.GetResource().GetValue()
+		if _, err := xds.Decode(t, value); err != nil {
 			return fmt.Errorf("resource %s: %w", r.GetName(), err)
 		}
-		decoded[i] = entry{version: r.GetVersion(), obj: obj}
+		decoded[i] = entry{version: r.GetVersion(), value: value}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,10 +367,16 @@ func (s *Source) apply(resp *discovery.DeltaDiscoveryResponse) error {
 		return fmt.Errorf("unknown resource type %q", t)
 	}
 	for i, r := range resp.GetResources() {
-		set[r.GetName()] = decoded[i]
+		if _, ok := set.byName[r.GetName()]; !ok {
+			set.sorted = nil
+		}
+		set.byName[r.GetName()] = decoded[i]
 	}
 	for _, name := range resp.GetRemovedResources() {
-		delete(set, name)
+		if _, ok := set.byName[name]; ok {
+			delete(set.byName, name)
+			set.sorted = nil
+		}
 	}
 	s.o.Metrics.received(len(decoded), len(resp.GetRemovedResources()))
 	if len(decoded)+len(resp.GetRemovedResources()) > 0 {
@@ -402,22 +434,13 @@ func (s *Source) save() {
 		return
 	}
 	state := &pb.AgentState{Saved: timestamppb.Now(), Controller: strings.Join(s.o.Addrs, ","), Namespace: s.o.Namespace}
-	// Encoded again rather than kept as received: the bytes would double what the agent holds.
-	var err error
 	for t, set := range s.held {
-		for name, e := range set {
-			var value []byte
-			if value, err = xds.Encode(t, e.obj); err != nil {
-				break
-			}
-			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: name, Version: e.version, Value: value})
+		for name, e := range set.byName {
+			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: name, Version: e.version, Value: e.value})
 		}
 	}
 	s.mu.Unlock()
-	var b []byte
-	if err == nil {
-		b, err = proto.Marshal(state)
-	}
+	b, err := proto.Marshal(state)
 	if err == nil {
 		err = safefile.WriteAtomic(s.path(), b)
 	}
@@ -447,17 +470,13 @@ func (s *Source) load() error {
 	if err == nil && state.GetNamespace() != s.o.Namespace {
 		err = fmt.Errorf("saved for namespace %q, not %q", state.GetNamespace(), s.o.Namespace)
 	}
-	held := map[string]map[string]entry{}
-	for _, t := range xds.Types {
-		held[t] = map[string]entry{}
-	}
+	held := newHeld()
 	for _, r := range state.GetResources() {
 		if err != nil {
 			break
 		}
-		var obj any
-		if obj, err = xds.Decode(r.GetTypeUrl(), r.GetValue()); err == nil {
-			held[r.GetTypeUrl()][r.GetName()] = entry{version: r.GetVersion(), obj: obj}
+		if _, err = xds.Decode(r.GetTypeUrl(), r.GetValue()); err == nil {
+			held[r.GetTypeUrl()].byName[r.GetName()] = entry{version: r.GetVersion(), value: r.GetValue()}
 		}
 	}
 	if err != nil {

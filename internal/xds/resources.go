@@ -184,66 +184,46 @@ func decode(typeURL string, value []byte) (any, error) {
 	return nil, fmt.Errorf("unknown resource type")
 }
 
-// Encode is the inverse of Decode: the encoding of obj as a resource of type typeURL.
-func Encode(typeURL string, obj any) ([]byte, error) {
-	var m proto.Message
-	switch v := obj.(type) {
-	case model.Namespace:
-		m = &pb.Namespace{Name: v.Name}
-	case model.Service:
-		m = ServicePB(&v)
-	case model.EndpointSlice:
-		m = EndpointSlicePB(&v)
-	case model.Pod:
-		m = PodPB(&v)
-	case model.WorkloadEntry:
-		m = WorkloadEntryPB(&v)
-	case model.ServiceEntry:
-		m = ServiceEntryPB(&v)
-		if typeURL == TypeScopedServiceEntry {
-			m = &pb.ScopedServiceEntry{ServiceEntry: ServiceEntryPB(&v)}
-		}
-	default:
-		return nil, fmt.Errorf("%T is not a resource", obj)
-	}
-	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+// CompareNames orders resource names ("namespace/name", or a Namespace's name) by namespace,
+// then name: the order of the Kubernetes source's snapshot. The table's answers list
+// addresses in snapshot order, so an agent's must be the same.
+func CompareNames(a, b string) int {
+	ans, aname := splitName(a)
+	bns, bname := splitName(b)
+	return cmp.Or(cmp.Compare(ans, bns), cmp.Compare(aname, bname))
 }
 
-// Snapshot assembles decoded objects (Decode's) into a snapshot, each kind in the order of
-// namespace then name, as the Kubernetes source orders its snapshot: the table's answers
-// list addresses in snapshot order.
-func Snapshot(objs []any) model.Snapshot {
-	type keyed struct {
-		namespace, name string
-		obj             any
+func splitName(s string) (namespace, name string) {
+	if namespace, name, ok := strings.Cut(s, "/"); ok {
+		return namespace, name
 	}
-	all := make([]keyed, 0, len(objs))
-	for _, o := range objs {
-		k := keyed{obj: o}
-		switch v := o.(type) {
-		case model.Namespace:
-			k.name = v.Name
-		case model.Service:
-			k.namespace, k.name = v.Namespace, v.Name
-		case model.EndpointSlice:
-			k.namespace, k.name = v.Namespace, v.Name
-		case model.Pod:
-			k.namespace, k.name = v.Namespace, v.Name
-		case model.WorkloadEntry:
-			k.namespace, k.name = v.Namespace, v.Name
-		case model.ServiceEntry:
-			k.namespace, k.name = v.Namespace, v.Name
-		}
-		all = append(all, k)
-	}
-	slices.SortFunc(all, func(a, b keyed) int {
-		return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
-	})
+	return "", s
+}
+
+// Encoded is a resource's type and encoding, as an agent holds it.
+type Encoded struct {
+	TypeURL string
+	Value   []byte
+}
+
+// SnapshotOf decodes resources into a snapshot, each kind in the order given but
+// ServiceEntries, whose shared and scoped resources are merged into one order by namespace and
+// name. A resource that does not decode is left out, and the first error returned.
+func SnapshotOf(res []Encoded) (model.Snapshot, error) {
 	var snap model.Snapshot
-	for _, k := range all {
-		snap.Add(k.obj)
+	var first error
+	for _, r := range res {
+		obj, err := Decode(r.TypeURL, r.Value)
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		snap.Add(obj)
 	}
-	return snap
+	slices.SortStableFunc(snap.ServiceEntries, func(a, b model.ServiceEntry) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return snap, first
 }
 
 // ShortType is a resource type without its prefix ("Service"), for labels and logs.

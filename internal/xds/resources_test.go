@@ -1,8 +1,11 @@
 package xds
 
 import (
+	"maps"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,25 +60,28 @@ func fullSnapshot() model.Snapshot {
 // wire sends every resource through its encoding, as a controller and an agent do.
 func wire(t *testing.T, r Resources, namespace string) model.Snapshot {
 	t.Helper()
-	var objs []any
+	var res []Encoded
 	add := func(typeURL string, set Set) {
-		for name, m := range set {
-			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		for _, name := range slices.SortedFunc(maps.Keys(set), CompareNames) {
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(set[name])
 			if err != nil {
 				t.Fatalf("%s %s: %v", typeURL, name, err)
 			}
-			o, err := Decode(typeURL, b)
-			if err != nil {
-				t.Fatalf("%s %s: %v", typeURL, name, err)
-			}
-			objs = append(objs, o)
+			res = append(res, Encoded{typeURL, b})
 		}
 	}
-	for typeURL, set := range r.Shared {
-		add(typeURL, set)
+	for _, typeURL := range Types {
+		if typeURL == TypeScopedServiceEntry {
+			add(typeURL, r.Scoped[namespace])
+		} else {
+			add(typeURL, r.Shared[typeURL])
+		}
 	}
-	add(TypeScopedServiceEntry, r.Scoped[namespace])
-	return Snapshot(objs)
+	snap, err := SnapshotOf(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
 func TestRoundTripKeepsEveryField(t *testing.T) {
@@ -167,39 +173,26 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 	return b
 }
 
-// TestEncodeIsTheWireEncoding: what an agent saves is what the controller sent.
-func TestEncodeIsTheWireEncoding(t *testing.T) {
-	r := Split(fullSnapshot())
-	sets := map[string]Set{TypeScopedServiceEntry: r.Scoped["b"]}
-	for typeURL, set := range r.Shared {
-		sets[typeURL] = set
-	}
-	for typeURL, set := range sets {
-		for name, m := range set {
-			want := mustMarshalDeterministic(t, m)
-			obj, err := Decode(typeURL, want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := Encode(typeURL, obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(want) {
-				t.Errorf("%s %s: encoded again differs", ShortType(typeURL), name)
-			}
-		}
-	}
-	if _, err := Encode(TypeService, 42); err == nil {
-		t.Error("an int was encoded")
+// TestNamesSortAsTheKubernetesSourceSorts: namespace first, then name, which is not the byte
+// order of "namespace/name" ('-' sorts before '/').
+func TestNamesSortAsTheKubernetesSourceSorts(t *testing.T) {
+	names := []string{"a-b/x", "b", "a/z", "a/y", "a"}
+	slices.SortFunc(names, CompareNames)
+	want := []string{"a", "b", "a/y", "a/z", "a-b/x"}
+	if !slices.Equal(names, want) {
+		t.Errorf("sorted %q, want %q", names, want)
 	}
 }
 
-func mustMarshalDeterministic(t *testing.T, m proto.Message) []byte {
-	t.Helper()
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
+// TestSnapshotOfKeepsWhatDecodes: a resource that does not decode is reported and left out;
+// the others are kept.
+func TestSnapshotOfKeepsWhatDecodes(t *testing.T) {
+	good := mustMarshal(t, ServicePB(&model.Service{Meta: meta("a", "kept", nil), Type: model.ServiceTypeClusterIP}))
+	snap, err := SnapshotOf([]Encoded{{TypeService, []byte{0xff}}, {TypeService, good}})
+	if err == nil || !strings.Contains(err.Error(), "Service") {
+		t.Errorf("error %v, want one naming the type", err)
 	}
-	return b
+	if len(snap.Services) != 1 || snap.Services[0].Name != "kept" {
+		t.Errorf("services %+v, want the one that decodes", snap.Services)
+	}
 }
