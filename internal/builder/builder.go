@@ -17,6 +17,10 @@ import (
 // DefaultDebounce is how long the builder waits after a change for more changes to arrive.
 const DefaultDebounce = 50 * time.Millisecond
 
+// DefaultReleaseAfter is how long after the last build the builder returns the memory freed
+// by the tables it replaced (see Builder.Run).
+const DefaultReleaseAfter = time.Second
+
 // DefaultVIPSaveRetry is how soon a failed save of the VIP state is tried again when nothing
 // else changes: a full disk or a remounted volume may recover without anyone touching meshdns.
 const DefaultVIPSaveRetry = 30 * time.Second
@@ -43,6 +47,11 @@ type Options struct {
 	// Assigned, when set, is given each snapshot and its VIP assignments before the table
 	// built from them is published (the Kubernetes status writer); it must not block.
 	Assigned func(model.Snapshot, vip.Assignments)
+	// ReleaseAfter is how long after the last build the memory freed is returned to the
+	// system; 0 means DefaultReleaseAfter.
+	ReleaseAfter time.Duration
+	// release returns freed memory to the system: debug.FreeOSMemory, or a test's count.
+	release func()
 }
 
 // Builder rebuilds and publishes tables.
@@ -51,6 +60,7 @@ type Builder struct {
 	log        *slog.Logger
 	generation uint64
 	wake       <-chan time.Time // when a VIP quarantine ends or a failed save is retried; nil: never
+	release    *time.Timer      // returns the memory the last builds freed; nil: nothing to return
 	saveErr    error            // of the latest save of the VIP state; nil when it succeeded
 }
 
@@ -62,6 +72,12 @@ func New(o Options) *Builder {
 	if o.VIPSaveRetry <= 0 {
 		o.VIPSaveRetry = DefaultVIPSaveRetry
 	}
+	if o.ReleaseAfter <= 0 {
+		o.ReleaseAfter = DefaultReleaseAfter
+	}
+	if o.release == nil {
+		o.release = debug.FreeOSMemory
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -70,7 +86,18 @@ func New(o Options) *Builder {
 }
 
 // Run builds the first table at once, then one per burst of changes, until ctx ends.
+//
+// A build allocates a whole table (and a snapshot, and for the first one whatever the sources
+// decoded to fill their stores), and the table it replaces becomes garbage. The runtime would
+// keep that memory, up to twice the live heap, for the next builds; a sidecar would stay at
+// that size between changes. Once no build has come for ReleaseAfter, the builder collects the
+// garbage and returns it to the system: one garbage collection per quiet period, not per build.
 func (b *Builder) Run(ctx context.Context) {
+	defer func() {
+		if b.release != nil {
+			b.release.Stop()
+		}
+	}()
 	// The first build sees everything signalled so far.
 	select {
 	case <-b.o.Changed:
@@ -86,9 +113,21 @@ func (b *Builder) Run(ctx context.Context) {
 				return
 			}
 		case <-b.wake:
+		case <-b.releaseC():
+			b.release = nil
+			b.o.release()
+			continue
 		}
 		b.rebuild()
 	}
+}
+
+// releaseC fires when the memory of the last builds is to be returned; nil: never.
+func (b *Builder) releaseC() <-chan time.Time {
+	if b.release == nil {
+		return nil
+	}
+	return b.release.C
 }
 
 // settle waits until no change has arrived for the debounce interval.
@@ -120,6 +159,11 @@ func (b *Builder) rebuild() {
 		b.log.Info("a source is not ready yet: answering the names of the ready ones, the rest of the zone is not ready")
 	}
 	b.o.Publish(t)
+	if b.release == nil {
+		b.release = time.NewTimer(b.o.ReleaseAfter)
+	} else {
+		b.release.Reset(b.o.ReleaseAfter)
+	}
 	b.o.Metrics.built(t, time.Since(start))
 	b.log.Debug("table published", "generation", b.generation, "names", t.Len(), "took", time.Since(start))
 }

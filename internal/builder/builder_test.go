@@ -286,3 +286,39 @@ func TestVIPSaveRetriedUntilItSucceeds(t *testing.T) {
 		t.Errorf("the recovery was not logged:\n%s", &logs)
 	}
 }
+
+// TestMemoryReturnedOncePerQuietPeriod: the memory freed by replaced tables is returned once
+// builds have stopped for ReleaseAfter, once for a burst of builds, and again after the next.
+func TestMemoryReturnedOncePerQuietPeriod(t *testing.T) {
+	src := &fakeSource{ch: make(chan struct{}, 10)}
+	src.set("10.0.0.1")
+	<-src.ch
+	var releases atomic.Int32
+	published, stop := run(t, Options{
+		Table:    table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: src.Snapshot, Changed: src.ch, Debounce: time.Millisecond,
+		ReleaseAfter: 2 * time.Second, release: func() { releases.Add(1) },
+	})
+	defer stop()
+	waitReleases := func(n int32) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); releases.Load() < n && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := releases.Load(); got != n {
+			t.Fatalf("memory returned %d times, want %d", got, n)
+		}
+	}
+	recv(t, published)
+	for _, ip := range []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"} {
+		src.set(ip)
+		recv(t, published)
+	}
+	if got := releases.Load(); got != 0 {
+		t.Errorf("memory returned %d times while builds went on, want 0", got)
+	}
+	waitReleases(1)
+	src.set("10.0.0.5")
+	recv(t, published)
+	waitReleases(2)
+}

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -33,6 +35,7 @@ import (
 	"github.com/meshdns/meshdns/internal/controller"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/table"
+	"github.com/meshdns/meshdns/internal/testutil"
 )
 
 var (
@@ -223,10 +226,10 @@ func measureMemory(tb testing.TB, args ...string) memoryFigures {
 	return fig
 }
 
-// serveMemSource serves snap from a controller in this process, on a loopback port.
-func serveMemSource(tb testing.TB, snap model.Snapshot) string {
+// serveMemSource serves src from a controller in this process, on a loopback port.
+func serveMemSource(tb testing.TB, src *memSource) string {
 	tb.Helper()
-	ctrl := controller.New(controller.Options{Source: newMemSource(snap), Debounce: time.Millisecond})
+	ctrl := controller.New(controller.Options{Source: src, Debounce: time.Millisecond})
 	s := grpc.NewServer()
 	ctrl.Register(s)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -247,7 +250,7 @@ func serveMemSource(tb testing.TB, snap model.Snapshot) string {
 // builds the table the Kubernetes watcher builds from the same objects.
 func TestAgentMemoryProcesses(t *testing.T) {
 	const n = 200
-	addr := serveMemSource(t, fanoutSnapshot(n))
+	addr := serveMemSource(t, newMemSource(fanoutSnapshot(n)))
 	ag := measureMemory(t, "-memory.mode=agent", "-memory.addr="+addr)
 	kube := measureMemory(t, "-memory.mode=kube", "-memory.services="+strconv.Itoa(n))
 	if ag.Names == 0 || ag.Names != kube.Names {
@@ -266,7 +269,7 @@ func BenchmarkAgentMemory(b *testing.B) {
 	idle := measureMemory(b, "-memory.mode=idle")
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("%dk services", n/1000), func(b *testing.B) {
-			addr := serveMemSource(b, fanoutSnapshot(n))
+			addr := serveMemSource(b, newMemSource(fanoutSnapshot(n)))
 			var ag, kube memoryFigures
 			for b.Loop() {
 				ag = measureMemory(b, "-memory.mode=agent", "-memory.addr="+addr)
@@ -285,4 +288,111 @@ func BenchmarkAgentMemory(b *testing.B) {
 				mib(float64(idle.HeapBytes)), mib(float64(idle.RSSBytes)), mib(float64(idle.AnonBytes)), ag, kube)
 		})
 	}
+}
+
+// processFigures are what /proc says of a running meshdns, and what its metrics say of its heap.
+type processFigures struct {
+	RSS, Anon, File int64 // VmRSS, RssAnon, RssFile
+	HeapInuse       float64
+	Names           float64
+}
+
+// BenchmarkAgentProcessMemory reports the resident memory of `meshdns serve --controller`, the
+// product's binary with the runtime's default settings, holding 10k Services, 100k names
+// (16,667 Services) and 100k Services from a controller in this process: once synced, and
+// after 10 changes (each a rebuild of the table), each time 10 s after the last change so that
+// the runtime can return what it freed. Not part of the test suite:
+//
+//	go test -run '^$' -bench AgentProcessMemory -benchtime 1x -timeout 30m ./internal/controller
+func BenchmarkAgentProcessMemory(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "meshdns")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/meshdns/meshdns/cmd/meshdns").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, size := range []struct {
+		name     string
+		services int
+	}{{"10k services", 10_000}, {"100k names", 16_667}, {"100k services", 100_000}} {
+		b.Run(size.name, func(b *testing.B) {
+			src := newMemSource(fanoutSnapshot(size.services))
+			addr := serveMemSource(b, src)
+			var synced, changed processFigures
+			for b.Loop() {
+				synced, changed = measureAgentProcess(b, bin, addr, src, size.services)
+			}
+			mib := func(v int64) float64 { return float64(v) / (1 << 20) }
+			b.ReportMetric(mib(synced.RSS), "synced-RSS-MiB")
+			b.ReportMetric(mib(synced.Anon), "synced-anon-MiB")
+			b.ReportMetric(mib(changed.RSS), "changed-RSS-MiB")
+			b.ReportMetric(mib(changed.Anon), "changed-anon-MiB")
+			b.ReportMetric(mib(changed.File), "changed-file-MiB")
+			b.ReportMetric(changed.HeapInuse/(1<<20), "changed-heap-inuse-MiB")
+			b.ReportMetric(changed.Names, "names")
+		})
+	}
+}
+
+// measureAgentProcess runs an agent of namespace ns-0 against addr and returns its figures
+// once synced and after 10 changes to src.
+func measureAgentProcess(tb testing.TB, bin, addr string, src *memSource, services int) (synced, changed processFigures) {
+	tb.Helper()
+	dnsAddr, err := testutil.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	admin, err := testutil.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--controller", addr, "--namespace", "ns-0", "--listen", dnsAddr.String(),
+		"--admin", admin.String(), "--upstream", "127.0.0.1")
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	metric := func(name string) float64 {
+		resp, err := http.Get("http://" + admin.String() + "/metrics")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				return f
+			}
+		}
+		return -1
+	}
+	// waitGeneration waits until the table's generation has passed gen and returns it.
+	waitGeneration := func(gen float64) float64 {
+		for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if g := metric("meshdns_table_generation"); g > gen && metric("meshdns_table_entries") > float64(services) {
+				return g
+			}
+		}
+		tb.Fatalf("the agent did not build a table of %d Services", services)
+		return 0
+	}
+	figures := func() processFigures {
+		time.Sleep(10 * time.Second)
+		pid := cmd.Process.Pid
+		return processFigures{RSS: vmRSS(pid), Anon: procStatus(pid, "RssAnon"), File: procStatus(pid, "RssFile"),
+			HeapInuse: metric("go_memstats_heap_inuse_bytes"), Names: metric("meshdns_table_entries")}
+	}
+	gen := waitGeneration(0)
+	synced = figures()
+	for i := range 10 {
+		k := fanoutChanged(i, services)
+		src.set(func(s *model.Snapshot) {
+			svcs := slices.Clone(s.Services)
+			svcs[k].Ports = []model.Port{{Name: "http", Protocol: "TCP", Number: uint16(fanoutPort(i))}}
+			s.Services = svcs
+		})
+		gen = waitGeneration(gen)
+	}
+	return synced, figures()
 }
