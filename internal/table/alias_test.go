@@ -106,7 +106,7 @@ func BenchmarkLookupEndpointShortName(b *testing.B) {
 
 func TestEndpointShortNameAllocations(t *testing.T) {
 	tb := build(t, endpointSnapshot())
-	for _, q := range []string{"pod1.headless-svc.ns.", "pod1.headless-svc.", "www.example.com."} {
+	for _, q := range []string{"pod1.headless-svc.ns.", "pod1.headless-svc.", "headless-svc.ns.", "headless-svc.", "www.example.com."} {
 		if n := testing.AllocsPerRun(100, func() { tb.Lookup(q, "ns") }); n != 0 {
 			t.Errorf("Lookup(%s) allocates %.0f times", q, n)
 		}

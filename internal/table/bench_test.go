@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/testutil"
+	"github.com/miekg/dns"
 )
 
 // BenchmarkBuild builds the table of 10k and 100k services (+ as many endpoints) and reports
@@ -75,5 +76,28 @@ func BenchmarkBuildWorkloads(b *testing.B) {
 		if _, err := Build(snap, o); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkLookupReverse looks up the reverse name of a service's cluster IP and of an
+// endpoint's address in the table of 100k services: a search of the sorted address index,
+// and the PTR node made for the answer.
+func BenchmarkLookupReverse(b *testing.B) {
+	snap := testutil.ServicesSnapshot(100_000)
+	t, err := Build(snap, Options{Zone: "cluster.local", TTL: 30 * time.Second, Generation: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, ep := snap.Services[54_321].ClusterIPs[0], snap.EndpointSlices[12_345].Endpoints[0].Addresses[0]
+	for _, ip := range []netip.Addr{svc, ep} {
+		name := reverseName(ip)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if m, ok := t.Lookup(name, "ns-1"); !ok || len(m.Node.Records(dns.TypePTR)) == 0 {
+					b.Fatalf("%s: no PTR", name)
+				}
+			}
+		})
 	}
 }

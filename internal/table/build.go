@@ -53,8 +53,8 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	t := &Table{
 		zone: zone, podZone: "pod." + zone, noPodRecords: o.NoPodRecords,
 		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(), partial: o.Partial,
-		names: make(map[string]*Node, 2*objects), aliases: make(map[serviceKey]string, len(s.Services)),
-		wildcards: map[string]*Node{}, reverse: make(map[netip.Addr][]ptrTarget, 2*len(s.Services)),
+		names:     make(map[string]*Node, 2*objects),
+		wildcards: map[string]*Node{}, reverse: make([]ptrEntry, 0, 2*len(s.Services)),
 		namespaces: map[string]bool{},
 	}
 	t.soa = newSOA(zone, t.ttl, uint32(o.Generation))
@@ -233,16 +233,28 @@ func rrIP(rr dns.RR) netip.Addr {
 	return netip.Addr{}
 }
 
-// addPTR makes the reverse name of ip point at target (once per target).
+// addPTR makes the reverse name of ip point at target; sortReverse drops repeats.
 func (b *builder) addPTR(ip netip.Addr, target, origin string) {
-	ip = ip.Unmap()
-	targets := b.t.reverse[ip]
-	for _, tg := range targets {
-		if tg.target == target {
-			return
+	b.t.reverse = append(b.t.reverse, ptrEntry{ip.Unmap(), target, origin})
+}
+
+// sortReverse orders the PTR entries by address, each address's in the order they were
+// added (oldest first), keeps the first entry of each address and target, and counts the
+// addresses.
+func (b *builder) sortReverse() {
+	t := b.t
+	slices.SortStableFunc(t.reverse, func(x, y ptrEntry) int { return x.ip.Compare(y.ip) })
+	kept, start := t.reverse[:0], 0 // start: where the current address's entries begin in kept
+	for _, e := range t.reverse {
+		if len(kept) == 0 || kept[len(kept)-1].ip != e.ip {
+			start = len(kept)
+			t.nReverse++
+		} else if slices.ContainsFunc(kept[start:], func(k ptrEntry) bool { return k.target == e.target }) {
+			continue
 		}
+		kept = append(kept, e)
 	}
-	b.t.reverse[ip] = append(targets, ptrTarget{target, origin})
+	t.reverse = slices.Clone(kept) // the size it needs: the build's slice grew by doubling
 }
 
 // reverseName is the in-addr.arpa. or ip6.arpa. name of ip (RFC 1035 §3.5, RFC 3596 §2.5).
@@ -300,6 +312,7 @@ func (b *builder) finish() {
 	for _, n := range b.srvOwners {
 		b.addSRVExtras(n)
 	}
+	b.sortReverse()
 }
 
 func (b *builder) ensure(name string) *Node {

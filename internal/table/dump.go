@@ -78,26 +78,28 @@ type dumpName struct {
 // eachEntry calls f with the entries of v, sorted by name (the variants of a name in table
 // order), until f fails.
 func (t *Table) eachEntry(v View, f func(*Entry) error) error {
-	aliases := t.aliasesByTarget()
 	names := make([]dumpName, 0, t.Len())
 	for name, nodes := range t.names {
 		names = append(names, dumpName{name, nodes})
 	}
-	for ip, targets := range t.reverse {
-		rev := reverseName(ip)
-		names = append(names, dumpName{rev, t.ptrNode(rev, targets)})
+	for i := 0; i < len(t.reverse); {
+		ptrs := t.ptrsOf(t.reverse[i].ip)
+		rev := reverseName(ptrs[0].ip)
+		names = append(names, dumpName{rev, t.ptrNode(rev, ptrs)})
+		i += len(ptrs)
 	}
 	for name, nodes := range t.wildcards {
 		names = append(names, dumpName{"*." + name, nodes})
 	}
 	slices.SortStableFunc(names, func(a, b dumpName) int { return cmp.Compare(a.name, b.name) })
 	for _, dn := range names {
+		aliases := serviceAliases(dn.first)
 		for n := dn.first; n != nil; n = n.next {
 			if !v.shows(n) {
 				continue
 			}
 			e := Entry{Name: dn.name, Origin: n.Origin, ExportTo: n.ExportTo(), Records: []string{},
-				Aliases: slices.Concat(aliases[n.Name], endpointAliases(n)), VIPs: n.VIPs()}
+				Aliases: slices.Concat(aliases, endpointAliases(n)), VIPs: n.VIPs()}
 			slices.Sort(e.Aliases)
 			for _, rr := range n.owned() {
 				e.Records = append(e.Records, rr.String())
@@ -110,17 +112,15 @@ func (t *Table) eachEntry(v View, f func(*Entry) error) error {
 	return nil
 }
 
-// aliasesByTarget lists the short names of each cluster service, sorted, by its FQDN.
-func (t *Table) aliasesByTarget() map[string][]string {
-	aliases := map[string][]string{}
-	for k, target := range t.aliases {
-		aliases[target] = append(aliases[target], k.name+"."+k.ns+".", k.name+"."+k.ns+".svc.",
-			k.name+". (namespace "+k.ns+")")
+// serviceAliases lists the short names of a cluster service's name (every variant of it
+// answers them), for Dump.
+func serviceAliases(first *Node) []string {
+	if !isService(first) {
+		return nil
 	}
-	for _, a := range aliases {
-		slices.Sort(a)
-	}
-	return aliases
+	name, rest, _ := strings.Cut(first.Name, ".")
+	ns, _, _ := strings.Cut(rest, ".")
+	return []string{name + "." + ns + ".", name + "." + ns + ".svc.", name + ". (namespace " + ns + ")"}
 }
 
 // endpointAliases lists the short names of an endpoint's node, for Dump.

@@ -31,7 +31,9 @@ type Node struct {
 	// Endpoint marks an endpoint name of a service (ep.svc.ns.svc.<zone>), which its short
 	// names reach through the service's alias (Table.alias). Next to Shuffle it costs no space.
 	Endpoint bool
-	host     *hostInfo // nil but for ServiceEntry hosts
+	// service marks a cluster service's name, which its short names reach (Table.alias).
+	service bool
+	host    *hostInfo // nil but for ServiceEntry hosts
 	// next is the name's next variant (another object defining the same name), in table order.
 	next *Node
 }

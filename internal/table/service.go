@@ -2,7 +2,6 @@ package table
 
 import (
 	"net/netip"
-	"strings"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
@@ -13,7 +12,7 @@ func (b *builder) addService(svc *model.Service) {
 	fqdn := dnsname.Lower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
 	n := b.newNode(fqdn, "Service "+svc.Key(), svc.Namespace)
 	b.endpointOrigin = n.Origin + " endpoint" // shared by the service's endpoint names
-	b.addAliases(fqdn)
+	n.service = true
 	switch {
 	case svc.Type == model.ServiceTypeExternalName:
 		b.addExternalName(svc, n)
@@ -22,13 +21,6 @@ func (b *builder) addService(svc *model.Service) {
 	default:
 		b.addClusterIP(svc, n)
 	}
-}
-
-func (b *builder) addAliases(fqdn string) {
-	// fqdn is name.namespace.svc.<zone>, lowercase: the key is made of parts of it.
-	name, rest, _ := strings.Cut(fqdn, ".")
-	ns, _, _ := strings.Cut(rest, ".")
-	b.t.aliases[serviceKey{name, ns}] = fqdn
 }
 
 func (b *builder) addExternalName(svc *model.Service, n *Node) {

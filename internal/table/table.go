@@ -2,6 +2,7 @@ package table
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,12 +46,13 @@ type Table struct {
 	// names maps a name to its first variant; the others follow through Node.next, in
 	// table order. (A pointer, not a slice, per name: the map is a large part of the table.)
 	names     map[string]*Node
-	aliases   map[serviceKey]string // cluster service -> its FQDN; see aliasKey
-	wildcards map[string]*Node      // "example.com." for host "*.example.com", as names
-	// reverse holds the PTR targets of each address the table names, oldest first; its
-	// names' nodes are made per lookup (reverseNode). A third of a cluster's names are
-	// reverse names, and a node each cost three times an entry here.
-	reverse    map[netip.Addr][]ptrTarget
+	wildcards map[string]*Node // "example.com." for host "*.example.com", as names
+	// reverse holds the PTR records of every address the table names, sorted by address,
+	// each address's oldest first; its names' nodes are made per lookup (reverseNode). A
+	// third of a cluster's names are reverse names: a node each would cost three times an
+	// entry here, and a map's slots and growth twice. nReverse counts the addresses.
+	reverse    []ptrEntry
+	nReverse   int
 	namespaces map[string]bool
 	// vipTargets maps the VIPs of ServiceEntry hosts to where the VIP forwarder connects;
 	// nil when no host has a VIP.
@@ -71,7 +73,7 @@ func (t *Table) Generation() uint64 { return t.generation }
 func (t *Table) Partial() bool { return t.partial }
 
 // Len returns the number of names in the table (wildcards included, aliases not).
-func (t *Table) Len() int { return len(t.names) + len(t.wildcards) + len(t.reverse) }
+func (t *Table) Len() int { return len(t.names) + len(t.wildcards) + t.nReverse }
 
 // InZone reports whether the lowercase FQDN name is the cluster zone or below it.
 func (t *Table) InZone(name string) bool { return dnsname.InDomain(name, t.zone) }
@@ -111,32 +113,46 @@ func aliasKey(qname, ns string) (serviceKey, bool) {
 // alias returns the node a short name stands for: a service's, else an endpoint's. A name of
 // both shapes ("a.b." for a client in namespace ns: service a of namespace b, or endpoint a of
 // service b in ns) is the service's, as ztunnel tries the service form first.
+//
+// Short names are not indexed: the FQDN they stand for is made in a stack buffer and looked
+// up (a map index by string(bytes) does not allocate).
 func (t *Table) alias(qname, ns string) *Node {
+	var buf [256]byte
 	if k, ok := aliasKey(qname, ns); ok {
-		if target, ok := t.aliases[k]; ok {
-			if n := pick(t.names[target], ns); n != nil {
+		if first := t.names[string(k.fqdn(buf[:0], "", t.zone))]; isService(first) {
+			if n := pick(first, ns); n != nil {
 				return n
 			}
 		}
 	}
 	ep, k, ok := endpointAliasKey(qname, ns)
-	if !ok {
+	if !ok || !isService(t.names[string(k.fqdn(buf[:0], "", t.zone))]) {
 		return nil
 	}
-	service, ok := t.aliases[k]
-	if !ok {
-		return nil
-	}
-	// Endpoint names are not indexed a second time: "ep." + the service's FQDN is looked up
-	// in a stack buffer (a map index by string(bytes) does not allocate).
-	var buf [256]byte
-	name := append(append(append(buf[:0], ep...), '.'), service...)
-	for n := t.names[string(name)]; n != nil; n = n.next {
+	for n := t.names[string(k.fqdn(buf[:0], ep, t.zone))]; n != nil; n = n.next {
 		if n.Endpoint {
 			return n
 		}
 	}
 	return nil
+}
+
+// fqdn appends to buf the FQDN of the service, or of its endpoint ep when ep is not empty.
+func (k serviceKey) fqdn(buf []byte, ep, zone string) []byte {
+	if ep != "" {
+		buf = append(append(buf, ep...), '.')
+	}
+	return append(append(append(append(append(buf, k.name...), '.'), k.ns...), ".svc."...), zone...)
+}
+
+// isService reports whether a variant of a name is a cluster service's.
+func isService(first *Node) bool {
+	for n := first; n != nil; n = n.next {
+		if n.service {
+			return true
+		}
+	}
+	return false
 }
 
 // endpointAliasKey splits a short name of an endpoint into the endpoint's label and its
@@ -250,9 +266,22 @@ func newSOA(apex string, ttl, serial uint32) *dns.SOA {
 	}
 }
 
-// ptrTarget is one PTR record of an address: the name it points at, and the object that
-// named the address, the first of which is the reverse name's origin.
-type ptrTarget struct{ target, origin string }
+// ptrEntry is one PTR record of an address: the name it points at, and the object that named
+// the address; the first entry's is the reverse name's origin.
+type ptrEntry struct {
+	ip             netip.Addr
+	target, origin string
+}
+
+// ptrsOf returns the entries of ip in t.reverse.
+func (t *Table) ptrsOf(ip netip.Addr) []ptrEntry {
+	i, _ := slices.BinarySearchFunc(t.reverse, ip, func(e ptrEntry, ip netip.Addr) int { return e.ip.Compare(ip) })
+	j := i
+	for j < len(t.reverse) && t.reverse[j].ip == ip {
+		j++
+	}
+	return t.reverse[i:j]
+}
 
 // reverseNode makes the node of the reverse name qname (in-addr.arpa. or ip6.arpa., lowercase
 // FQDN) of an address the table names, with its PTR records; nil for any other name.
@@ -264,19 +293,19 @@ func (t *Table) reverseNode(qname string) *Node {
 	if !ok {
 		return nil
 	}
-	targets := t.reverse[ip]
-	if len(targets) == 0 {
+	ptrs := t.ptrsOf(ip)
+	if len(ptrs) == 0 {
 		return nil
 	}
-	return t.ptrNode(reverseName(ip), targets)
+	return t.ptrNode(reverseName(ip), ptrs)
 }
 
-// ptrNode is the node of the reverse name rev with the PTR records of targets.
-func (t *Table) ptrNode(rev string, targets []ptrTarget) *Node {
-	n := &Node{Name: rev, Origin: targets[0].origin}
-	rrs := make([]dns.RR, len(targets))
-	for i, tg := range targets {
-		rrs[i] = &dns.PTR{Hdr: hdr(rev, dns.TypePTR, t.ttl), Ptr: tg.target}
+// ptrNode is the node of the reverse name rev with the PTR records of ptrs.
+func (t *Table) ptrNode(rev string, ptrs []ptrEntry) *Node {
+	n := &Node{Name: rev, Origin: ptrs[0].origin}
+	rrs := make([]dns.RR, len(ptrs))
+	for i, p := range ptrs {
+		rrs[i] = &dns.PTR{Hdr: hdr(rev, dns.TypePTR, t.ttl), Ptr: p.target}
 	}
 	n.add(kindPTR, rrs...)
 	return n
