@@ -83,7 +83,7 @@ func (t *trace) add(rule, name, detail string) {
 // node records a step about a table node: the object behind it.
 func (t *trace) node(rule, name string, n *table.Node) {
 	if t != nil {
-		t.steps = append(t.steps, Step{Rule: rule, Name: name, Origin: n.Origin})
+		t.steps = append(t.steps, Step{Rule: rule, Name: name, Origin: n.Origin()})
 	}
 }
 
@@ -110,7 +110,7 @@ func (t *trace) hidden(qname, ns string, tb *table.Table) {
 		if ns == "" {
 			client = "a client of unknown namespace"
 		}
-		t.steps = append(t.steps, Step{Rule: RuleHidden, Name: qname, Origin: n.Origin,
+		t.steps = append(t.steps, Step{Rule: RuleHidden, Name: qname, Origin: n.Origin(),
 			Detail: fmt.Sprintf("exportTo %v: not visible to %s", n.ExportTo(), client)})
 	}
 }
@@ -131,7 +131,7 @@ func (t *trace) match(name string, m table.Match) {
 	case m.Kind == table.Synthesized:
 		rule = RulePodName
 	}
-	t.steps = append(t.steps, Step{Rule: rule, Name: name, Origin: m.Node.Origin, VIPs: m.Node.VIPs()})
+	t.steps = append(t.steps, Step{Rule: rule, Name: name, Origin: m.Node.Origin(), VIPs: m.Node.VIPs()})
 }
 
 // fetched records where an upstream answer came from: the cache (with the time its TTLs have

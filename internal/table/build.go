@@ -86,12 +86,15 @@ func byAge(entries []model.ServiceEntry) []*model.ServiceEntry {
 
 type builder struct {
 	t *Table
-	// endpointOrigin is the Origin of the endpoint names of the service being added.
-	endpointOrigin string
-	snap           model.Snapshot
-	pods           map[string]*model.Pod
-	slices         map[string][]*model.EndpointSlice // "ns/service"
-	seHost         map[string]*Node                  // "ns/host" -> merged ServiceEntry node
+	// endpointOrigin is the origin of the endpoint names of the service being added.
+	endpointOrigin *origin
+	// lastSE and lastSEOrigin: the origin of the ServiceEntry being added (seOrigin).
+	lastSE       *model.ServiceEntry
+	lastSEOrigin *origin
+	snap         model.Snapshot
+	pods         map[string]*model.Pod
+	slices       map[string][]*model.EndpointSlice // "ns/service"
+	seHost       map[string]*Node                  // "ns/host" -> merged ServiceEntry node
 	// srvOwners are the nodes with SRV records, for addSRVExtras.
 	srvOwners []*Node
 	// statusFirst and leased (VIP -> holder, made on first use) serve virtualAddrs.
@@ -129,13 +132,13 @@ func newBuilder(t *Table, s model.Snapshot) *builder {
 
 // newNode adds a new variant under name. An empty non-terminal already there (added for a
 // name below) becomes the node instead.
-func (b *builder) newNode(name, origin, ns string) *Node {
+func (b *builder) newNode(name string, src *origin) *Node {
 	first := b.t.names[name]
 	if first != nil && first.next == nil && first.structural() {
-		first.Origin, first.Namespace = origin, ns
+		first.src = src
 		return first
 	}
-	n := &Node{Name: name, Origin: origin, Namespace: ns}
+	n := &Node{Name: name, src: src}
 	b.t.names[name] = appendVariant(first, n)
 	b.addParents(name)
 	return n
@@ -234,8 +237,8 @@ func rrIP(rr dns.RR) netip.Addr {
 }
 
 // addPTR makes the reverse name of ip point at target; sortReverse drops repeats.
-func (b *builder) addPTR(ip netip.Addr, target, origin string) {
-	b.t.reverse = append(b.t.reverse, ptrEntry{ip.Unmap(), target, origin})
+func (b *builder) addPTR(ip netip.Addr, target string, src *origin) {
+	b.t.reverse = append(b.t.reverse, ptrEntry{ip.Unmap(), target, src})
 }
 
 // sortReverse orders the PTR entries by address, each address's in the order they were
@@ -319,7 +322,7 @@ func (b *builder) ensure(name string) *Node {
 	if first := b.t.names[name]; first != nil {
 		return first
 	}
-	return b.newNode(name, "", "")
+	return b.newNode(name, nil)
 }
 
 // addSRVExtras adds the addresses of n's SRV targets to n's extra records, once per target.
@@ -330,7 +333,7 @@ func (b *builder) addSRVExtras(n *Node) {
 		if slices.ContainsFunc(srv[:i], func(prev dns.RR) bool { return prev.(*dns.SRV).Target == target }) {
 			continue
 		}
-		if tn := pick(b.t.names[target], n.Namespace); tn != nil {
+		if tn := pick(b.t.names[target], n.Namespace()); tn != nil {
 			n.add(kindExtra, tn.records(kindA)...)
 			n.add(kindExtra, tn.records(kindAAAA)...)
 		}

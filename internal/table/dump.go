@@ -98,7 +98,7 @@ func (t *Table) eachEntry(v View, f func(*Entry) error) error {
 			if !v.shows(n) {
 				continue
 			}
-			e := Entry{Name: dn.name, Origin: n.Origin, ExportTo: n.ExportTo(), Records: []string{},
+			e := Entry{Name: dn.name, Origin: n.Origin(), ExportTo: n.ExportTo(), Records: []string{},
 				Aliases: slices.Concat(aliases, endpointAliases(n)), VIPs: n.VIPs()}
 			slices.Sort(e.Aliases)
 			for _, rr := range n.owned() {

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"math"
 	"slices"
 
 	"github.com/meshdns/meshdns/internal/vip"
@@ -12,20 +13,18 @@ import (
 //
 // A large table is mostly nodes (four per ClusterIP Service: its name, its port's SRV name,
 // the empty non-terminal above that and its endpoint's name; reverse names have no node, see
-// Table.reverse), so a node keeps its records in one slice, by kind, and what only ServiceEntry
-// hosts have behind a pointer: 128 bytes where a slice per record type took 288.
+// Table.reverse), so a node keeps its records in one slice, by kind, what only ServiceEntry
+// hosts have behind a pointer, and its origin shared with the other nodes of its object: 80
+// bytes where a slice per record type took 288.
 type Node struct {
 	// Name is the lowercase FQDN the records are stored under.
 	Name string
-	// Origin names the object the records come from, e.g. "Service prod/reviews".
-	Origin string
-	// Namespace of the originating object; a ServiceEntry in the client's own namespace wins
-	// over one exported from elsewhere (else the oldest wins: see byAge).
-	Namespace string
+	src  *origin // nil for the empty non-terminals the builder adds
 	// rrs holds the records by kind, in the order of the kinds below; end[k] is where kind
-	// k's end (and kind k+1's start).
+	// k ends (and kind k+1 starts); the last kind ends at len(rrs). The kinds but the last
+	// hold at most maxRecords records together.
 	rrs []dns.RR
-	end [nKinds]uint32
+	end [nKinds - 1]uint16
 	// Shuffle asks the resolver to randomise address order per answer (headless services).
 	Shuffle bool
 	// Endpoint marks an endpoint name of a service (ep.svc.ns.svc.<zone>), which its short
@@ -36,6 +35,35 @@ type Node struct {
 	host    *hostInfo // nil but for ServiceEntry hosts
 	// next is the name's next variant (another object defining the same name), in table order.
 	next *Node
+}
+
+// origin is the object a node's records come from, shared by the nodes of that object.
+type origin struct {
+	desc      string // e.g. "Service prod/reviews"
+	namespace string
+}
+
+// maxRecords bounds the records of a node besides the Additional ones: 65,535 records take
+// more than the 65,535 bytes of a DNS message, so no answer could hold more.
+const maxRecords = math.MaxUint16
+
+// Origin names the object the records come from, e.g. "Service prod/reviews"; "" for an
+// empty non-terminal.
+func (n *Node) Origin() string {
+	if n.src == nil {
+		return ""
+	}
+	return n.src.desc
+}
+
+// Namespace is the namespace of the object the records come from. A ServiceEntry in the
+// client's own namespace wins over one exported from elsewhere (else the oldest wins: see
+// byAge).
+func (n *Node) Namespace() string {
+	if n.src == nil {
+		return ""
+	}
+	return n.src.namespace
 }
 
 // hostInfo is what a ServiceEntry host's node has beyond records.
@@ -78,20 +106,31 @@ func kindOf(qtype uint16) (int, bool) {
 	return 0, false
 }
 
-// records returns the records of kind k, capped: appending to them copies.
-func (n *Node) records(k int) []dns.RR {
-	start := uint32(0)
-	if k > 0 {
-		start = n.end[k-1]
+// endOf returns where the records of kind k end.
+func (n *Node) endOf(k int) int {
+	if k == nKinds-1 {
+		return len(n.rrs)
 	}
-	return n.rrs[start:n.end[k]:n.end[k]]
+	return int(n.end[k])
 }
 
-// add appends rrs to the records of kind k.
+// records returns the records of kind k, capped: appending to them copies.
+func (n *Node) records(k int) []dns.RR {
+	start, end := 0, n.endOf(k)
+	if k > 0 {
+		start = n.endOf(k - 1)
+	}
+	return n.rrs[start:end:end]
+}
+
+// add appends rrs to the records of kind k (those beyond maxRecords are left out).
 func (n *Node) add(k int, rrs ...dns.RR) {
-	n.rrs = slices.Insert(n.rrs, int(n.end[k]), rrs...)
-	for i := k; i < nKinds; i++ {
-		n.end[i] += uint32(len(rrs))
+	if k < nKinds-1 {
+		rrs = rrs[:min(len(rrs), maxRecords-int(n.end[nKinds-2]))]
+	}
+	n.rrs = slices.Insert(n.rrs, n.endOf(k), rrs...)
+	for i := k; i < nKinds-1; i++ {
+		n.end[i] += uint16(len(rrs))
 	}
 }
 
@@ -104,18 +143,21 @@ func (n *Node) addOwn(k int, one []dns.RR) {
 		return
 	}
 	n.rrs = one[:1:1]
-	for i := k; i < nKinds; i++ {
+	for i := k; i < nKinds-1; i++ {
 		n.end[i] = 1
 	}
 }
 
-// set replaces the records of kind k with rrs.
+// set replaces the records of kind k with rrs (those beyond maxRecords are left out).
 func (n *Node) set(k int, rrs []dns.RR) {
 	old := n.records(k)
-	start := int(n.end[k]) - len(old)
-	n.rrs = slices.Replace(n.rrs, start, int(n.end[k]), rrs...)
-	for i := k; i < nKinds; i++ {
-		n.end[i] = uint32(int(n.end[i]) - len(old) + len(rrs))
+	end := n.endOf(k)
+	if k < nKinds-1 {
+		rrs = rrs[:min(len(rrs), maxRecords-int(n.end[nKinds-2])+len(old))]
+	}
+	n.rrs = slices.Replace(n.rrs, end-len(old), end, rrs...)
+	for i := k; i < nKinds-1; i++ {
+		n.end[i] = uint16(int(n.end[i]) - len(old) + len(rrs))
 	}
 }
 
@@ -180,7 +222,7 @@ func (n *Node) Empty() bool {
 
 // structural reports whether n is an empty non-terminal the builder added: no records, no
 // object behind it.
-func (n *Node) structural() bool { return n.Origin == "" && n.Empty() }
+func (n *Node) structural() bool { return n.src == nil && n.Empty() }
 
 // Visible reports whether a client in namespace ns may see the name. A client whose namespace
 // is unknown sees only names exported to everyone.
@@ -193,7 +235,7 @@ func (n *Node) Visible(ns string) bool {
 		case e == "*":
 			return true
 		case ns == "":
-		case e == "." && ns == n.Namespace, e == ns:
+		case e == "." && ns == n.Namespace(), e == ns:
 			return true
 		}
 	}

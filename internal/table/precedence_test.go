@@ -99,8 +99,8 @@ func TestVIPPTROwnerIgnoresInputOrder(t *testing.T) {
 			targets = append(targets, rr.(*dns.PTR).Ptr)
 		}
 		if want := []string{"old.example.com.", "new.example.com."}; !slices.Equal(targets, want) ||
-			m.Node.Origin != "ServiceEntry z/older VIP" {
-			t.Errorf("order %v: PTR %v from %q, want %v from ServiceEntry z/older", names(order), targets, m.Node.Origin, want)
+			m.Node.Origin() != "ServiceEntry z/older VIP" {
+			t.Errorf("order %v: PTR %v from %q, want %v from ServiceEntry z/older", names(order), targets, m.Node.Origin(), want)
 		}
 	}
 }

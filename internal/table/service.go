@@ -10,8 +10,8 @@ import (
 
 func (b *builder) addService(svc *model.Service) {
 	fqdn := dnsname.Lower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
-	n := b.newNode(fqdn, "Service "+svc.Key(), svc.Namespace)
-	b.endpointOrigin = n.Origin + " endpoint" // shared by the service's endpoint names
+	n := b.newNode(fqdn, &origin{"Service " + svc.Key(), svc.Namespace})
+	b.endpointOrigin = &origin{n.Origin() + " endpoint", svc.Namespace} // shared by the service's endpoint names
 	n.service = true
 	switch {
 	case svc.Type == model.ServiceTypeExternalName:
@@ -36,7 +36,7 @@ func (b *builder) addExternalName(svc *model.Service, n *Node) {
 func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 	addAddrs(n, svc.ClusterIPs, b.t.ttl)
 	for _, ip := range svc.ClusterIPs {
-		b.addPTR(ip, n.Name, n.Origin)
+		b.addPTR(ip, n.Name, n.src)
 	}
 	b.addPortSRVs(svc.Ports, n, n.Name)
 	// Endpoints are addressable by name under a ClusterIP service too, as in CoreDNS.
@@ -59,7 +59,7 @@ func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
 func (b *builder) addNamedPortSRVs(ports []model.Port, n *Node, target string) {
 	for _, p := range ports {
 		if name := srvName(p, n.Name); name != "" {
-			sn := b.newNode(name, n.Origin, n.Namespace)
+			sn := b.newNode(name, n.src)
 			sn.setExportTo(n.ExportTo())
 			b.setSRV(sn, []dns.RR{srvRR(name, b.t.ttl, p.Number, 100, target)})
 		}
@@ -128,7 +128,7 @@ func dashed(ip netip.Addr) string {
 }
 
 func (b *builder) addTarget(svc *model.Service, tg *target) {
-	tn := b.newNode(tg.name, b.endpointOrigin, svc.Namespace)
+	tn := b.newNode(tg.name, b.endpointOrigin)
 	tn.Endpoint = true
 	addAddrs(tn, tg.addrs, b.t.ttl)
 	for _, ip := range tg.addrs {
@@ -157,7 +157,7 @@ func (b *builder) addHeadless(svc *model.Service, n *Node) {
 	}
 	b.setSRV(n, srv)
 	for _, name := range order {
-		sn := b.newNode(name, n.Origin, svc.Namespace)
+		sn := b.newNode(name, n.src)
 		sn.Shuffle = true
 		b.setSRV(sn, srvByName[name])
 	}

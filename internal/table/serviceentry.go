@@ -82,7 +82,7 @@ func (b *builder) virtualAddrs(se *model.ServiceEntry, host, name string) ([]net
 	}
 	if !strings.HasPrefix(host, "*.") {
 		for _, ip := range addrs {
-			b.addPTR(ip, name, "ServiceEntry "+se.Key()+" VIP")
+			b.addPTR(ip, name, &origin{"ServiceEntry " + se.Key() + " VIP", se.Namespace})
 		}
 	}
 	return addrs, leases
@@ -102,6 +102,14 @@ func (b *builder) leasedTo(ip netip.Addr, key vip.Key) bool {
 	return !held || owner == key
 }
 
+// seOrigin returns the origin of se's nodes, one for all of them.
+func (b *builder) seOrigin(se *model.ServiceEntry) *origin {
+	if b.lastSE != se {
+		b.lastSE, b.lastSEOrigin = se, &origin{"ServiceEntry " + se.Key(), se.Namespace}
+	}
+	return b.lastSEOrigin
+}
+
 // seNode returns the node of host (named name in the table) in se's namespace; ServiceEntries
 // of one namespace naming the same host share it (their addresses are merged, as Istio merges
 // them).
@@ -110,13 +118,13 @@ func (b *builder) seNode(se *model.ServiceEntry, host, name string, exportTo []s
 	if n := b.seHost[key]; n != nil {
 		return n
 	}
-	origin := "ServiceEntry " + se.Key()
+	src := b.seOrigin(se)
 	var n *Node
 	if base, wildcard := strings.CutPrefix(name, "*."); wildcard {
-		n = &Node{Name: name, Origin: origin, Namespace: se.Namespace}
+		n = &Node{Name: name, src: src}
 		b.t.wildcards[base] = appendVariant(b.t.wildcards[base], n)
 	} else {
-		n = b.newNode(name, origin, se.Namespace)
+		n = b.newNode(name, src)
 	}
 	n.setExportTo(exportTo)
 	b.seHost[key] = n
@@ -131,7 +139,7 @@ func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []str
 		}
 		n := b.seHost[se.Namespace+"/"+name]
 		if n == nil {
-			n = b.newNode(name, "ServiceEntry "+se.Key(), se.Namespace)
+			n = b.newNode(name, b.seOrigin(se))
 			n.setExportTo(exportTo)
 			b.seHost[se.Namespace+"/"+name] = n
 		}

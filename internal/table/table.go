@@ -202,7 +202,7 @@ func pick(first *Node, ns string) *Node {
 		if !n.Visible(ns) {
 			continue
 		}
-		if n.Namespace == ns {
+		if n.Namespace() == ns {
 			return n
 		}
 		if found == nil {
@@ -226,9 +226,14 @@ func (t *Table) podNode(qname string) *Node {
 	if !ok {
 		return nil
 	}
-	n := &Node{Name: qname, Origin: "pod name " + labels[0] + " in namespace " + labels[1]}
-	addAddr(n, ip, t.ttl)
-	return n
+	// One allocation for the node and its origin.
+	c := &struct {
+		n   Node
+		src origin
+	}{src: origin{desc: "pod name " + labels[0] + " in namespace " + labels[1]}}
+	c.n = Node{Name: qname, src: &c.src}
+	addAddr(&c.n, ip, t.ttl)
+	return &c.n
 }
 
 func parseDashedIP(s string) (netip.Addr, bool) {
@@ -269,8 +274,9 @@ func newSOA(apex string, ttl, serial uint32) *dns.SOA {
 // ptrEntry is one PTR record of an address: the name it points at, and the object that named
 // the address; the first entry's is the reverse name's origin.
 type ptrEntry struct {
-	ip             netip.Addr
-	target, origin string
+	ip     netip.Addr
+	target string
+	src    *origin
 }
 
 // ptrsOf returns the entries of ip in t.reverse.
@@ -302,7 +308,7 @@ func (t *Table) reverseNode(qname string) *Node {
 
 // ptrNode is the node of the reverse name rev with the PTR records of ptrs.
 func (t *Table) ptrNode(rev string, ptrs []ptrEntry) *Node {
-	n := &Node{Name: rev, Origin: ptrs[0].origin}
+	n := &Node{Name: rev, src: ptrs[0].src}
 	rrs := make([]dns.RR, len(ptrs))
 	for i, p := range ptrs {
 		rrs[i] = &dns.PTR{Hdr: hdr(rev, dns.TypePTR, t.ttl), Ptr: p.target}

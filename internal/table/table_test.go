@@ -382,7 +382,7 @@ func TestNamesFoldASCIIOnly(t *testing.T) {
 	ext := model.Service{Meta: model.Meta{Namespace: "a", Name: "Ext"}, Type: model.ServiceTypeExternalName,
 		ExternalName: "Mail.Example.COM"}
 	tb := build(t, model.Snapshot{ServiceEntries: []model.ServiceEntry{kelvin, k8s}, Services: []model.Service{ext}})
-	if m, ok := tb.Lookup("k8s.example.com.", "b"); !ok || m.Node.Origin != "ServiceEntry a/k8s" {
+	if m, ok := tb.Lookup("k8s.example.com.", "b"); !ok || m.Node.Origin() != "ServiceEntry a/k8s" {
 		t.Errorf("k8s.example.com. for a client in b: %v, want ServiceEntry a/k8s, not the Kelvin sign's host", m.Node)
 	}
 	if got := addrsOf(tb.Lookup("k8s.example.com.", "a")); !slices.Equal(got, []string{"240.240.0.2"}) {
