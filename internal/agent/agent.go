@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,26 +65,10 @@ type Options struct {
 	Metrics                *Metrics
 }
 
-// entry is one resource held: its encoding as received, not its decoded object. The encoding
-// is about a third of the size of the decoded object, and the table is rebuilt from every
-// resource on each change anyway; decoding is cheap next to that build.
-type entry struct {
-	version string
-	value   []byte
-}
-
-// heldSet is the resources of one type.
-type heldSet struct {
-	byName map[string]entry
-	// sorted holds the names in snapshot order (xds.CompareNames), kept between snapshots: most
-	// changes replace resources rather than add or remove them. nil once a name came or went.
-	sorted []string
-}
-
-func newHeld() map[string]*heldSet {
-	held := map[string]*heldSet{}
+func newHeld() map[string]heldSet {
+	held := map[string]heldSet{}
 	for _, t := range xds.Types {
-		held[t] = &heldSet{byName: map[string]entry{}}
+		held[t] = nil
 	}
 	return held
 }
@@ -102,7 +84,7 @@ type Source struct {
 	saveNow chan struct{}
 
 	mu        sync.Mutex
-	held      map[string]*heldSet // by type
+	held      map[string]heldSet // by type
 	isSynced  bool
 	connected bool
 	loadedAt  time.Time // when the loaded state was saved; zero if none was loaded
@@ -165,12 +147,8 @@ func (s *Source) Snapshot() model.Snapshot {
 	s.mu.Lock()
 	all := make([]xds.Encoded, 0, s.count())
 	for _, t := range xds.Types {
-		set := s.held[t]
-		if set.sorted == nil {
-			set.sorted = slices.SortedFunc(maps.Keys(set.byName), xds.CompareNames)
-		}
-		for _, name := range set.sorted {
-			all = append(all, xds.Encoded{TypeURL: t, Value: set.byName[name].value})
+		for _, e := range s.held[t] {
+			all = append(all, xds.Encoded{TypeURL: t, Value: e.value})
 		}
 	}
 	s.mu.Unlock()
@@ -186,7 +164,7 @@ func (s *Source) Snapshot() model.Snapshot {
 func (s *Source) count() int {
 	n := 0
 	for _, set := range s.held {
-		n += len(set.byName)
+		n += len(set)
 	}
 	return n
 }
@@ -305,8 +283,8 @@ func (s *Source) stream(ctx context.Context, addr string) (received bool, err er
 		if i == 0 {
 			req.Node = xds.NodeOf(s.o.NodeID, s.o.Namespace)
 		}
-		for name, e := range s.held[t].byName {
-			req.InitialResourceVersions[name] = e.version
+		for _, e := range s.held[t] {
+			req.InitialResourceVersions[e.name] = e.version
 		}
 		if err := st.Send(req); err != nil {
 			s.mu.Unlock()
@@ -358,7 +336,7 @@ func (s *Source) apply(resp *discovery.DeltaDiscoveryResponse) error {
 		if _, err := xds.Decode(t, value); err != nil {
 			return fmt.Errorf("resource %s: %w", r.GetName(), err)
 		}
-		decoded[i] = entry{version: r.GetVersion(), value: value}
+		decoded[i] = entry{name: r.GetName(), version: r.GetVersion(), value: value}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -366,18 +344,7 @@ func (s *Source) apply(resp *discovery.DeltaDiscoveryResponse) error {
 	if !ok {
 		return fmt.Errorf("unknown resource type %q", t)
 	}
-	for i, r := range resp.GetResources() {
-		if _, ok := set.byName[r.GetName()]; !ok {
-			set.sorted = nil
-		}
-		set.byName[r.GetName()] = decoded[i]
-	}
-	for _, name := range resp.GetRemovedResources() {
-		if _, ok := set.byName[name]; ok {
-			delete(set.byName, name)
-			set.sorted = nil
-		}
-	}
+	s.held[t] = set.apply(decoded, resp.GetRemovedResources())
 	s.o.Metrics.received(len(decoded), len(resp.GetRemovedResources()))
 	if len(decoded)+len(resp.GetRemovedResources()) > 0 {
 		s.signal()
@@ -435,8 +402,8 @@ func (s *Source) save() {
 	}
 	state := &pb.AgentState{Saved: timestamppb.Now(), Controller: strings.Join(s.o.Addrs, ","), Namespace: s.o.Namespace}
 	for t, set := range s.held {
-		for name, e := range set.byName {
-			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: name, Version: e.version, Value: e.value})
+		for _, e := range set {
+			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: e.name, Version: e.version, Value: e.value})
 		}
 	}
 	s.mu.Unlock()
@@ -470,14 +437,18 @@ func (s *Source) load() error {
 	if err == nil && state.GetNamespace() != s.o.Namespace {
 		err = fmt.Errorf("saved for namespace %q, not %q", state.GetNamespace(), s.o.Namespace)
 	}
-	held := newHeld()
+	byType := map[string][]entry{}
 	for _, r := range state.GetResources() {
 		if err != nil {
 			break
 		}
 		if _, err = xds.Decode(r.GetTypeUrl(), r.GetValue()); err == nil {
-			held[r.GetTypeUrl()].byName[r.GetName()] = entry{version: r.GetVersion(), value: r.GetValue()}
+			byType[r.GetTypeUrl()] = append(byType[r.GetTypeUrl()], entry{name: r.GetName(), version: r.GetVersion(), value: r.GetValue()})
 		}
+	}
+	held := newHeld()
+	for t, entries := range byType {
+		held[t] = held[t].apply(entries, nil)
 	}
 	if err != nil {
 		s.log.Error("not using the saved controller state", "file", s.path(), "err", err)
