@@ -11,9 +11,9 @@ import (
 	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	authv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/meshdns/meshdns/internal/kubeapi"
 )
 
 // DefaultAudience is the audience agents' tokens are requested for (a projected
@@ -30,7 +30,7 @@ const (
 
 // TokenReviewer authenticates tokens with the API server's TokenReview.
 type TokenReviewer struct {
-	reviews  authv1client.TokenReviewInterface
+	client   rest.Interface // authentication.k8s.io/v1
 	audience string
 	now      func() time.Time
 
@@ -46,14 +46,14 @@ type review struct {
 
 // NewTokenReviewer returns a TokenReviewer using cfg; audience "" means DefaultAudience.
 func NewTokenReviewer(cfg *rest.Config, audience string) (*TokenReviewer, error) {
-	c, err := authv1client.NewForConfig(cfg)
+	c, err := kubeapi.NewClient(cfg, kubeapi.Authentication)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	if audience == "" {
 		audience = DefaultAudience
 	}
-	return &TokenReviewer{reviews: c.TokenReviews(), audience: audience, now: time.Now, verdict: map[[32]byte]review{}}, nil
+	return &TokenReviewer{client: c, audience: audience, now: time.Now, verdict: map[[32]byte]review{}}, nil
 }
 
 // Authenticate returns the service account token belongs to.
@@ -89,8 +89,9 @@ func (r *TokenReviewer) Authenticate(ctx context.Context, token string) (Service
 func (r *TokenReviewer) review(ctx context.Context, token string) (ServiceAccount, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	res, err := r.reviews.Create(ctx, &authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: []string{r.audience}}},
-		metav1.CreateOptions{})
+	var res authv1.TokenReview
+	err := r.client.Post().Resource("tokenreviews").
+		Body(&authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: []string{r.audience}}}).Do(ctx).Into(&res)
 	if err != nil {
 		return ServiceAccount{}, fmt.Errorf("TokenReview: %w", err)
 	}

@@ -10,10 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/meshdns/meshdns/internal/kubeapi"
 	"github.com/meshdns/meshdns/internal/resolver"
 )
 
@@ -44,7 +44,7 @@ func New(o Options) (*Pods, error) {
 	if o.Node == "" {
 		return nil, fmt.Errorf("no node name")
 	}
-	c, err := corev1client.NewForConfig(o.Config)
+	c, err := kubeapi.NewClient(o.Config, kubeapi.Core)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -52,7 +52,7 @@ func New(o Options) (*Pods, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pods{o: o, log: log, core: c.RESTClient()}, nil
+	return &Pods{o: o, log: log, core: c}, nil
 }
 
 // Run watches until ctx ends; synced is closed once the first list is published.

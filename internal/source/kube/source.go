@@ -17,13 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/meshdns/meshdns/internal/kubeapi"
 	"github.com/meshdns/meshdns/internal/model"
 )
 
@@ -72,13 +71,13 @@ type istioWatch struct {
 }
 
 // New returns a Source using o.Config; it does not contact the API server. The clients are
-// those of the two API groups it reads (the clientset of every group would triple the binary).
+// those of the two API groups it reads (see kubeapi).
 func New(o Options) (*Source, error) {
-	core, err := corev1client.NewForConfig(o.Config)
+	core, err := kubeapi.NewClient(o.Config, kubeapi.Core)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	disc, err := discoveryv1client.NewForConfig(o.Config)
+	disc, err := kubeapi.NewClient(o.Config, kubeapi.Discovery)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -90,7 +89,7 @@ func New(o Options) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{opts: o, log: log, core: core.RESTClient(), disc: disc.RESTClient(), dyn: dyn, changed: make(chan struct{}, 1),
+	return &Source{opts: o, log: log, core: core, disc: disc, dyn: dyn, changed: make(chan struct{}, 1),
 		istio: map[schema.GroupVersionResource]*istioWatch{}}, nil
 }
 
@@ -118,51 +117,68 @@ func (s *Source) namespaces() []string {
 func (s *Source) Start(ctx context.Context) {
 	s.ctx = ctx
 	for _, ns := range s.namespaces() {
-		s.watch(ctx, s.core, "services", ns, &corev1.Service{})
-		s.watch(ctx, s.disc, "endpointslices", ns, &discoveryv1.EndpointSlice{})
+		s.watchCore(ctx, s.core, "services", ns, &corev1.Service{})
+		s.watchCore(ctx, s.disc, "endpointslices", ns, &discoveryv1.EndpointSlice{})
 		if s.opts.WatchPods {
-			s.watch(ctx, s.core, "pods", ns, &corev1.Pod{})
+			s.watchCore(ctx, s.core, "pods", ns, &corev1.Pod{})
 		}
 		if ns == metav1.NamespaceAll {
-			s.watch(ctx, s.core, "namespaces", ns, &corev1.Namespace{})
+			s.watchCore(ctx, s.core, "namespaces", ns, &corev1.Namespace{})
 		}
 	}
 	for _, gvr := range []schema.GroupVersionResource{serviceEntries, workloadEntries} {
-		name := gvr.Resource + "." + gvr.Group
-		f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.dyn, 0, "", func(o *metav1.ListOptions) {
-			o.FieldSelector = "metadata.name=" + name
-		})
-		inf := f.ForResource(crds).Informer()
-		if err := inf.SetTransform(crdTransform); err != nil {
-			panic(err) // only fails on a started informer
-		}
-		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { s.crdChanged(gvr, obj) },
-			UpdateFunc: func(_, obj any) { s.crdChanged(gvr, obj) },
-			DeleteFunc: func(any) { s.stopIstio(gvr) },
-		})
-		if err != nil {
-			panic(err)
-		}
-		s.synced = append(s.synced, reg.HasSynced)
-		f.Start(ctx.Done())
+		_, synced := run(ctx, s.dynamicListWatch(crds, "", "metadata.name="+gvr.Resource+"."+gvr.Group), crdTransform,
+			cache.ResourceEventHandlerFuncs{
+				AddFunc:    func(obj any) { s.crdChanged(gvr, obj) },
+				UpdateFunc: func(_, obj any) { s.crdChanged(gvr, obj) },
+				DeleteFunc: func(any) { s.stopIstio(gvr) },
+			})
+		s.synced = append(s.synced, synced)
 	}
 }
 
-// watch runs an informer of resource in namespace ns until ctx ends, keeping its store.
-func (s *Source) watch(ctx context.Context, c rest.Interface, resource, ns string, obj runtime.Object) {
-	inf := cache.NewSharedIndexInformer(cache.NewListWatchFromClient(c, resource, ns, fields.Everything()),
-		obj, 0, cache.Indexers{})
-	if err := inf.SetTransform(s.transform); err != nil {
+// watchCore runs an informer of resource in namespace ns until ctx ends, keeping its store.
+func (s *Source) watchCore(ctx context.Context, c rest.Interface, resource, ns string, obj runtime.Object) {
+	lw := cache.NewListWatchFromClient(c, resource, ns, fields.Everything())
+	store, synced := run(ctx, &typed{lw, obj}, s.transform, s.handler())
+	s.stores = append(s.stores, store)
+	s.synced = append(s.synced, synced)
+}
+
+// typed is a ListerWatcher with the type of its objects.
+type typed struct {
+	cache.ListerWatcher
+	obj runtime.Object
+}
+
+// dynamicListWatch lists and watches the objects of gvr in namespace ns ("" for all, or for
+// a cluster-scoped resource) that fieldSelector selects ("" for all).
+func (s *Source) dynamicListWatch(gvr schema.GroupVersionResource, ns, fieldSelector string) *typed {
+	r := s.dyn.Resource(gvr).Namespace(ns)
+	return &typed{&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = fieldSelector
+			return r.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = fieldSelector
+			return r.Watch(ctx, o)
+		},
+	}, &unstructured.Unstructured{}}
+}
+
+// run runs an informer of lw until ctx ends; it returns its store and whether it has synced.
+func run(ctx context.Context, lw *typed, transform cache.TransformFunc, h cache.ResourceEventHandler) (cache.Store, cache.InformerSynced) {
+	inf := cache.NewSharedIndexInformer(lw.ListerWatcher, lw.obj, 0, cache.Indexers{})
+	if err := inf.SetTransform(transform); err != nil {
 		panic(err) // only fails on a started informer
 	}
-	reg, err := inf.AddEventHandler(s.handler())
+	reg, err := inf.AddEventHandler(h)
 	if err != nil {
 		panic(err) // only fails on a stopped informer
 	}
-	s.stores = append(s.stores, inf.GetStore())
-	s.synced = append(s.synced, reg.HasSynced)
 	go inf.RunWithContext(ctx)
+	return inf.GetStore(), reg.HasSynced
 }
 
 func (s *Source) handler() cache.ResourceEventHandler {
@@ -219,18 +235,9 @@ func (s *Source) startIstio(gvr schema.GroupVersionResource) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	w := &istioWatch{stop: cancel}
 	for _, ns := range s.namespaces() {
-		f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.dyn, 0, ns, nil)
-		inf := f.ForResource(gvr).Informer()
-		if err := inf.SetTransform(s.transform); err != nil {
-			panic(err)
-		}
-		reg, err := inf.AddEventHandler(s.handler())
-		if err != nil {
-			panic(err)
-		}
-		w.stores = append(w.stores, inf.GetStore())
-		w.synced = append(w.synced, reg.HasSynced)
-		f.Start(ctx.Done())
+		store, synced := run(ctx, s.dynamicListWatch(gvr, ns, ""), s.transform, s.handler())
+		w.stores = append(w.stores, store)
+		w.synced = append(w.synced, synced)
 	}
 	s.istio[gvr] = w
 	s.log.Info("kubernetes: watching " + gvr.Resource + "." + gvr.Group)

@@ -18,12 +18,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
+	"github.com/meshdns/meshdns/internal/kubeapi"
 	"github.com/meshdns/meshdns/internal/model"
 	"github.com/meshdns/meshdns/internal/ratelog"
 	"github.com/meshdns/meshdns/internal/vip"
@@ -135,37 +133,26 @@ func (w *StatusWriter) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: w.opts.LeaseNamespace, Name: LeaseName},
-		Client:     coordinationv1client.NewForConfigOrDie(w.src.opts.Config),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
-	d := w.opts.LeaseDuration
-	cfg := leaderelection.LeaderElectionConfig{
-		Lock: lock, LeaseDuration: d, RenewDeadline: d * 2 / 3, RetryPeriod: max(d/5, 100*time.Millisecond),
-		ReleaseOnCancel: true, Name: LeaseName,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				w.log.Info("writing VIPs to ServiceEntry status (elected)", "identity", id)
-				w.opts.Metrics.leading(true)
-				w.write(ctx)
-			},
-			OnStoppedLeading: func() {
-				w.opts.Metrics.leading(false)
-			},
-			OnNewLeader: func(holder string) {
-				if holder != id {
-					w.log.Info("VIP status writer elected elsewhere", "holder", holder)
-				}
-			},
-		},
-	}
-	el, err := leaderelection.NewLeaderElector(cfg)
+	client, err := kubeapi.NewClient(w.src.opts.Config, kubeapi.Coordination)
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
+	d := w.opts.LeaseDuration
+	el := &kubeapi.Elector{Client: client, Namespace: w.opts.LeaseNamespace, Name: LeaseName, Identity: id,
+		LeaseDuration: d, RenewDeadline: d * 2 / 3, RetryPeriod: max(d/5, 100*time.Millisecond),
+		OnNewLeader: func(holder string) {
+			if holder != id {
+				w.log.Info("VIP status writer elected elsewhere", "holder", holder)
+			}
+		}}
+	lead := func(ctx context.Context) {
+		w.log.Info("writing VIPs to ServiceEntry status (elected)", "identity", id)
+		w.opts.Metrics.leading(true)
+		defer w.opts.Metrics.leading(false)
+		w.write(ctx)
+	}
 	for ctx.Err() == nil { // Run returns when the lease is lost: stand again
-		el.Run(ctx)
+		el.Run(ctx, lead)
 	}
 	return nil
 }
