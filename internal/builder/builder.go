@@ -21,6 +21,11 @@ const DefaultDebounce = 50 * time.Millisecond
 // by the tables it replaced (see Builder.Run).
 const DefaultReleaseAfter = time.Second
 
+// releaseEvery is the least time between two such returns: where builds come every second or
+// two (endpoints churning in a large cluster), a collection of the whole heap each time would
+// cost more than the memory is worth.
+const releaseEvery = 10 * time.Second
+
 // DefaultVIPSaveRetry is how soon a failed save of the VIP state is tried again when nothing
 // else changes: a full disk or a remounted volume may recover without anyone touching meshdns.
 const DefaultVIPSaveRetry = 30 * time.Second
@@ -50,8 +55,10 @@ type Options struct {
 	// ReleaseAfter is how long after the last build the memory freed is returned to the
 	// system; 0 means DefaultReleaseAfter.
 	ReleaseAfter time.Duration
-	// release returns freed memory to the system: debug.FreeOSMemory, or a test's count.
-	release func()
+	// release returns freed memory to the system: debug.FreeOSMemory, or a test's count;
+	// releaseEvery is the least time between two (0: the package's).
+	release      func()
+	releaseEvery time.Duration
 }
 
 // Builder rebuilds and publishes tables.
@@ -61,6 +68,7 @@ type Builder struct {
 	generation uint64
 	wake       <-chan time.Time // when a VIP quarantine ends or a failed save is retried; nil: never
 	release    *time.Timer      // returns the memory the last builds freed; nil: nothing to return
+	released   time.Time        // when memory was last returned
 	saveErr    error            // of the latest save of the VIP state; nil when it succeeded
 }
 
@@ -78,6 +86,9 @@ func New(o Options) *Builder {
 	if o.release == nil {
 		o.release = debug.FreeOSMemory
 	}
+	if o.releaseEvery <= 0 {
+		o.releaseEvery = releaseEvery
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -91,7 +102,8 @@ func New(o Options) *Builder {
 // decoded to fill their stores), and the table it replaces becomes garbage. The runtime would
 // keep that memory, up to twice the live heap, for the next builds; a sidecar would stay at
 // that size between changes. Once no build has come for ReleaseAfter, the builder collects the
-// garbage and returns it to the system: one garbage collection per quiet period, not per build.
+// garbage and returns it to the system: one garbage collection per quiet period, not per build,
+// and at most one per releaseEvery.
 func (b *Builder) Run(ctx context.Context) {
 	defer func() {
 		if b.release != nil {
@@ -114,7 +126,7 @@ func (b *Builder) Run(ctx context.Context) {
 			}
 		case <-b.wake:
 		case <-b.releaseC():
-			b.release = nil
+			b.release, b.released = nil, time.Now()
 			b.o.release()
 			continue
 		}
@@ -159,10 +171,11 @@ func (b *Builder) rebuild() {
 		b.log.Info("a source is not ready yet: answering the names of the ready ones, the rest of the zone is not ready")
 	}
 	b.o.Publish(t)
+	due := max(b.o.ReleaseAfter, time.Until(b.released.Add(b.o.releaseEvery)))
 	if b.release == nil {
-		b.release = time.NewTimer(b.o.ReleaseAfter)
+		b.release = time.NewTimer(due)
 	} else {
-		b.release.Reset(b.o.ReleaseAfter)
+		b.release.Reset(due)
 	}
 	b.o.Metrics.built(t, time.Since(start))
 	b.log.Debug("table published", "generation", b.generation, "names", t.Len(), "took", time.Since(start))

@@ -297,7 +297,7 @@ func TestMemoryReturnedOncePerQuietPeriod(t *testing.T) {
 	published, stop := run(t, Options{
 		Table:    table.Options{Zone: "cluster.local", TTL: time.Second},
 		Snapshot: src.Snapshot, Changed: src.ch, Debounce: time.Millisecond,
-		ReleaseAfter: 2 * time.Second, release: func() { releases.Add(1) },
+		ReleaseAfter: 2 * time.Second, release: func() { releases.Add(1) }, releaseEvery: time.Millisecond,
 	})
 	defer stop()
 	waitReleases := func(n int32) {
@@ -321,4 +321,36 @@ func TestMemoryReturnedOncePerQuietPeriod(t *testing.T) {
 	src.set("10.0.0.5")
 	recv(t, published)
 	waitReleases(2)
+}
+
+// TestMemoryReturnedAtMostOncePerInterval: builds coming just after memory was returned wait
+// for the interval before it is returned again.
+func TestMemoryReturnedAtMostOncePerInterval(t *testing.T) {
+	src := &fakeSource{ch: make(chan struct{}, 10)}
+	src.set("10.0.0.1")
+	<-src.ch
+	var releases atomic.Int32
+	published, stop := run(t, Options{
+		Table:    table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: src.Snapshot, Changed: src.ch, Debounce: time.Millisecond,
+		ReleaseAfter: time.Millisecond, release: func() { releases.Add(1) }, releaseEvery: 3 * time.Second,
+	})
+	defer stop()
+	recv(t, published)
+	for deadline := time.Now().Add(10 * time.Second); releases.Load() < 1 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	src.set("10.0.0.2")
+	recv(t, published)
+	time.Sleep(time.Second)
+	if got, elapsed := releases.Load(), time.Since(start); got != 1 && elapsed < 3*time.Second {
+		t.Errorf("memory returned %d times within %v, want once: the interval is 3s", got, elapsed)
+	}
+	for deadline := time.Now().Add(10 * time.Second); releases.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := releases.Load(); got != 2 {
+		t.Errorf("memory returned %d times, want 2 once the interval has passed", got)
+	}
 }

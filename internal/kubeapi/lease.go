@@ -105,9 +105,11 @@ func (e *Elector) sleep(ctx context.Context) bool {
 func (e *Elector) try(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, e.RenewDeadline)
 	defer cancel()
-	now := e.now()
 	var lease coordinationv1.Lease
 	err := e.Client.Get().Namespace(e.Namespace).Resource("leases").Name(e.Name).Do(ctx).Into(&lease)
+	// Read after the answer: a change seen is timed from when it was seen, never earlier (the
+	// holder may have renewed while the request was on its way).
+	now := e.now()
 	switch {
 	case apierrors.IsNotFound(err):
 		lease = coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: e.Name}}
@@ -116,7 +118,7 @@ func (e *Elector) try(ctx context.Context) bool {
 		if err := e.Client.Post().Namespace(e.Namespace).Resource("leases").Body(&lease).Do(ctx).Into(&created); err != nil {
 			return false
 		}
-		e.observe(&created, now)
+		e.observe(&created, e.now())
 		return true
 	case err != nil:
 		return false
@@ -135,7 +137,7 @@ func (e *Elector) try(ctx context.Context) bool {
 	if err := e.Client.Put().Namespace(e.Namespace).Resource("leases").Name(e.Name).Body(&lease).Do(ctx).Into(&updated); err != nil {
 		return false // a conflict: another process wrote it since
 	}
-	e.observe(&updated, now)
+	e.observe(&updated, e.now())
 	return true
 }
 
@@ -149,7 +151,8 @@ func (e *Elector) hold(lease *coordinationv1.Lease, now time.Time) {
 		}
 	}
 	lease.Spec.HolderIdentity = ptr(e.Identity)
-	lease.Spec.LeaseDurationSeconds = ptr(int32(max(e.LeaseDuration/time.Second, 1)))
+	// Whole seconds, rounded up: others must wait at least as long as this process may lead.
+	lease.Spec.LeaseDurationSeconds = ptr(int32((e.LeaseDuration + time.Second - 1) / time.Second))
 	lease.Spec.RenewTime = &t
 }
 

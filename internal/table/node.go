@@ -21,8 +21,9 @@ type Node struct {
 	Name string
 	src  *origin // nil for the empty non-terminals the builder adds
 	// rrs holds the records by kind, in the order of the kinds below; end[k] is where kind
-	// k ends (and kind k+1 starts); the last kind ends at len(rrs). The kinds but the last
-	// hold at most maxRecords records together.
+	// k ends (and kind k+1 starts); the last kind ends at len(rrs). A node whose ends pass
+	// 16 bits (a headless service of tens of thousands of endpoints) keeps them in
+	// host.wide instead (see endOf).
 	rrs []dns.RR
 	end [nKinds - 1]uint16
 	// Shuffle asks the resolver to randomise address order per answer (headless services).
@@ -32,7 +33,7 @@ type Node struct {
 	Endpoint bool
 	// service marks a cluster service's name, which its short names reach (Table.alias).
 	service bool
-	host    *hostInfo // nil but for ServiceEntry hosts
+	host    *hostInfo // nil but for ServiceEntry hosts and nodes of very many records
 	// next is the name's next variant (another object defining the same name), in table order.
 	next *Node
 }
@@ -42,10 +43,6 @@ type origin struct {
 	desc      string // e.g. "Service prod/reviews"
 	namespace string
 }
-
-// maxRecords bounds the records of a node besides the Additional ones: 65,535 records take
-// more than the 65,535 bytes of a DNS message, so no answer could hold more.
-const maxRecords = math.MaxUint16
 
 // Origin names the object the records come from, e.g. "Service prod/reviews"; "" for an
 // empty non-terminal.
@@ -66,8 +63,10 @@ func (n *Node) Namespace() string {
 	return n.src.namespace
 }
 
-// hostInfo is what a ServiceEntry host's node has beyond records.
+// hostInfo is what a ServiceEntry host's node has beyond records, and the ends of a node with
+// more records than 16-bit ends can count.
 type hostInfo struct {
+	wide *[nKinds - 1]uint32
 	// exportTo restricts which client namespaces see the name; nil means all.
 	exportTo []string
 	// vips are the allocated addresses among the A and AAAA records, for /debug/table.
@@ -108,10 +107,34 @@ func kindOf(qtype uint16) (int, bool) {
 
 // endOf returns where the records of kind k end.
 func (n *Node) endOf(k int) int {
-	if k == nKinds-1 {
+	switch {
+	case k == nKinds-1:
 		return len(n.rrs)
+	case n.host != nil && n.host.wide != nil:
+		return int(n.host.wide[k])
 	}
 	return int(n.end[k])
+}
+
+// shiftEnds moves the ends of kinds k and after by delta records, to 32-bit ends when 16 bits
+// no longer hold them.
+func (n *Node) shiftEnds(k, delta int) {
+	if n.host == nil || n.host.wide == nil {
+		if int(n.end[nKinds-2])+delta <= math.MaxUint16 { // the last end is the largest
+			for i := k; i < nKinds-1; i++ {
+				n.end[i] = uint16(int(n.end[i]) + delta)
+			}
+			return
+		}
+		wide := new([nKinds - 1]uint32)
+		for i, e := range n.end {
+			wide[i] = uint32(e)
+		}
+		n.info().wide = wide
+	}
+	for i := k; i < nKinds-1; i++ {
+		n.host.wide[i] = uint32(int(n.host.wide[i]) + delta)
+	}
 }
 
 // records returns the records of kind k, capped: appending to them copies.
@@ -123,15 +146,10 @@ func (n *Node) records(k int) []dns.RR {
 	return n.rrs[start:end:end]
 }
 
-// add appends rrs to the records of kind k (those beyond maxRecords are left out).
+// add appends rrs to the records of kind k.
 func (n *Node) add(k int, rrs ...dns.RR) {
-	if k < nKinds-1 {
-		rrs = rrs[:min(len(rrs), maxRecords-int(n.end[nKinds-2]))]
-	}
 	n.rrs = slices.Insert(n.rrs, n.endOf(k), rrs...)
-	for i := k; i < nKinds-1; i++ {
-		n.end[i] += uint16(len(rrs))
-	}
+	n.shiftEnds(k, len(rrs))
 }
 
 // addOwn adds the record of one, a one-element list made for n alone, to kind k. A node that
@@ -143,22 +161,15 @@ func (n *Node) addOwn(k int, one []dns.RR) {
 		return
 	}
 	n.rrs = one[:1:1]
-	for i := k; i < nKinds-1; i++ {
-		n.end[i] = 1
-	}
+	n.shiftEnds(k, 1)
 }
 
-// set replaces the records of kind k with rrs (those beyond maxRecords are left out).
+// set replaces the records of kind k with rrs.
 func (n *Node) set(k int, rrs []dns.RR) {
 	old := n.records(k)
 	end := n.endOf(k)
-	if k < nKinds-1 {
-		rrs = rrs[:min(len(rrs), maxRecords-int(n.end[nKinds-2])+len(old))]
-	}
 	n.rrs = slices.Replace(n.rrs, end-len(old), end, rrs...)
-	for i := k; i < nKinds-1; i++ {
-		n.end[i] = uint16(int(n.end[i]) - len(old) + len(rrs))
-	}
+	n.shiftEnds(k, len(rrs)-len(old))
 }
 
 // Records returns the records of type qtype, in stored order. The slice is shared: copy
@@ -209,7 +220,7 @@ func (n *Node) info() *hostInfo {
 
 // Target returns the CNAME target when the name is an alias.
 func (n *Node) Target() (string, bool) {
-	if n.end[kindCNAME] == 0 {
+	if n.endOf(kindCNAME) == 0 {
 		return "", false
 	}
 	return n.rrs[0].(*dns.CNAME).Target, true
@@ -217,7 +228,7 @@ func (n *Node) Target() (string, bool) {
 
 // Empty reports whether the node has no records: an empty non-terminal, answered with NODATA.
 func (n *Node) Empty() bool {
-	return n.end[kindSOA] == 0
+	return n.endOf(kindSOA) == 0
 }
 
 // structural reports whether n is an empty non-terminal the builder added: no records, no
@@ -244,4 +255,7 @@ func (n *Node) Visible(ns string) bool {
 
 // owned returns the node's own records (not the Additional ones, which belong to other
 // names), by kind.
-func (n *Node) owned() []dns.RR { return n.rrs[:n.end[kindSOA]:n.end[kindSOA]] }
+func (n *Node) owned() []dns.RR {
+	end := n.endOf(kindSOA)
+	return n.rrs[:end:end]
+}

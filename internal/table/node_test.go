@@ -98,33 +98,41 @@ func TestReverseNames(t *testing.T) {
 	}
 }
 
-// TestNodeHoldsAtMostMaxRecords: a name with more records than a DNS message could carry keeps
-// the first 65,535 (the others are left out, whatever kind they are), and its records stay
-// consistent; the Additional records of its SRV targets are not counted.
-func TestNodeHoldsAtMostMaxRecords(t *testing.T) {
+// TestNodeHoldsManyRecords: a name with more records than 16-bit counts hold (a headless
+// service of tens of thousands of endpoints, over both families and with SRV records) keeps
+// all of them, in order, before and after its records of one kind are replaced.
+func TestNodeHoldsManyRecords(t *testing.T) {
 	n := &Node{Name: "big.ns.svc.cluster.local."}
 	many := make([]dns.RR, 70_000)
 	for i := range many {
 		many[i] = &dns.A{Hdr: hdr(n.Name, dns.TypeA, 30), A: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).AsSlice()}
 	}
+	srv := srvRR(n.Name, 30, 80, 100, n.Name)
+	n.add(kindSRV, srv)
+	addAddr(n, netip.MustParseAddr("fd00::1"), 30)
 	n.add(kindA, many...)
-	n.add(kindSRV, srvRR(n.Name, 30, 80, 100, n.Name))
-	n.add(kindExtra, many...)
-	if got := len(n.Records(dns.TypeA)); got != maxRecords {
-		t.Errorf("%d A records, want %d", got, maxRecords)
+	n.add(kindExtra, many[:3]...)
+	check := func(when string, a int) {
+		t.Helper()
+		if got := n.Records(dns.TypeA); len(got) != a || got[0] != many[0] || got[a-1] != many[a-1] {
+			t.Errorf("%s: %d A records, want the first %d", when, len(got), a)
+		}
+		if got := n.Records(dns.TypeAAAA); len(got) != 1 {
+			t.Errorf("%s: AAAA records %v, want 1", when, got)
+		}
+		if got := n.Records(dns.TypeSRV); len(got) != 1 || got[0] != srv {
+			t.Errorf("%s: SRV records %v, want %v", when, got, srv)
+		}
+		if got := len(n.Extra()); got != 3 {
+			t.Errorf("%s: %d Additional records, want 3", when, got)
+		}
+		if got := len(n.Records(dns.TypeANY)); got != a+2 {
+			t.Errorf("%s: ANY gives %d records, want %d", when, got, a+2)
+		}
 	}
-	if got := n.Records(dns.TypeSRV); len(got) != 0 {
-		t.Errorf("SRV records %v beyond the limit", got)
-	}
-	if got := len(n.Extra()); got != len(many) {
-		t.Errorf("%d Additional records, want %d", got, len(many))
-	}
-	if last := n.Records(dns.TypeA)[maxRecords-1]; last != many[maxRecords-1] {
-		t.Errorf("last A record %v, want %v: the first ones are kept", last, many[maxRecords-1])
-	}
+	check("70,000 A records", len(many))
 	n.set(kindA, many[:2])
-	n.add(kindSRV, srvRR(n.Name, 30, 80, 100, n.Name))
-	if a, srv := len(n.Records(dns.TypeA)), len(n.Records(dns.TypeSRV)); a != 2 || srv != 1 || len(n.Extra()) != len(many) {
-		t.Errorf("after replacing the A records: %d A, %d SRV, %d Additional; want 2, 1, %d", a, srv, len(n.Extra()), len(many))
-	}
+	check("replaced by 2", 2)
+	n.add(kindA, many[2:]...)
+	check("70,000 again", len(many))
 }
