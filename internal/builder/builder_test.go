@@ -287,28 +287,36 @@ func TestVIPSaveRetriedUntilItSucceeds(t *testing.T) {
 	}
 }
 
+// releasing runs a builder of src whose memory returns are counted; wait waits until there
+// have been n of them and fails if there are not exactly n.
+func releasing(t *testing.T, src *fakeSource, after, every time.Duration) (published chan *table.Table,
+	releases *atomic.Int32, wait func(n int32), stop func()) {
+	releases = new(atomic.Int32)
+	published, stop = run(t, Options{
+		Table:    table.Options{Zone: "cluster.local", TTL: time.Second},
+		Snapshot: src.Snapshot, Changed: src.ch, Debounce: time.Millisecond,
+		ReleaseAfter: after, release: func() { releases.Add(1) }, releaseEvery: every,
+	})
+	wait = func(n int32) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); releases.Load() < n && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if got := releases.Load(); got != n {
+			t.Fatalf("memory returned %d times, want %d", got, n)
+		}
+	}
+	return published, releases, wait, stop
+}
+
 // TestMemoryReturnedOncePerQuietPeriod: the memory freed by replaced tables is returned once
 // builds have stopped for ReleaseAfter, once for a burst of builds, and again after the next.
 func TestMemoryReturnedOncePerQuietPeriod(t *testing.T) {
 	src := &fakeSource{ch: make(chan struct{}, 10)}
 	src.set("10.0.0.1")
 	<-src.ch
-	var releases atomic.Int32
-	published, stop := run(t, Options{
-		Table:    table.Options{Zone: "cluster.local", TTL: time.Second},
-		Snapshot: src.Snapshot, Changed: src.ch, Debounce: time.Millisecond,
-		ReleaseAfter: 2 * time.Second, release: func() { releases.Add(1) }, releaseEvery: time.Millisecond,
-	})
+	published, releases, wait, stop := releasing(t, src, 2*time.Second, time.Millisecond)
 	defer stop()
-	waitReleases := func(n int32) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); releases.Load() < n && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if got := releases.Load(); got != n {
-			t.Fatalf("memory returned %d times, want %d", got, n)
-		}
-	}
 	recv(t, published)
 	for _, ip := range []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"} {
 		src.set(ip)
@@ -317,10 +325,10 @@ func TestMemoryReturnedOncePerQuietPeriod(t *testing.T) {
 	if got := releases.Load(); got != 0 {
 		t.Errorf("memory returned %d times while builds went on, want 0", got)
 	}
-	waitReleases(1)
+	wait(1)
 	src.set("10.0.0.5")
 	recv(t, published)
-	waitReleases(2)
+	wait(2)
 }
 
 // TestMemoryReturnedAtMostOncePerInterval: builds coming just after memory was returned wait
@@ -329,17 +337,10 @@ func TestMemoryReturnedAtMostOncePerInterval(t *testing.T) {
 	src := &fakeSource{ch: make(chan struct{}, 10)}
 	src.set("10.0.0.1")
 	<-src.ch
-	var releases atomic.Int32
-	published, stop := run(t, Options{
-		Table:    table.Options{Zone: "cluster.local", TTL: time.Second},
-		Snapshot: src.Snapshot, Changed: src.ch, Debounce: time.Millisecond,
-		ReleaseAfter: time.Millisecond, release: func() { releases.Add(1) }, releaseEvery: 3 * time.Second,
-	})
+	published, releases, wait, stop := releasing(t, src, time.Millisecond, 3*time.Second)
 	defer stop()
 	recv(t, published)
-	for deadline := time.Now().Add(10 * time.Second); releases.Load() < 1 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	wait(1)
 	start := time.Now()
 	src.set("10.0.0.2")
 	recv(t, published)
@@ -347,10 +348,5 @@ func TestMemoryReturnedAtMostOncePerInterval(t *testing.T) {
 	if got, elapsed := releases.Load(), time.Since(start); got != 1 && elapsed < 3*time.Second {
 		t.Errorf("memory returned %d times within %v, want once: the interval is 3s", got, elapsed)
 	}
-	for deadline := time.Now().Add(10 * time.Second); releases.Load() < 2 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := releases.Load(); got != 2 {
-		t.Errorf("memory returned %d times, want 2 once the interval has passed", got)
-	}
+	wait(2)
 }
