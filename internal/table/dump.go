@@ -120,7 +120,7 @@ func serviceAliases(first *Node) []string {
 	}
 	name, rest, _ := strings.Cut(first.Name, ".")
 	ns, _, _ := strings.Cut(rest, ".")
-	return []string{name + "." + ns + ".", name + "." + ns + ".svc.", name + ". (namespace " + ns + ")"}
+	return shortNames(name+".", ns)
 }
 
 // endpointAliases lists the short names of an endpoint's node, for Dump.
@@ -131,6 +131,11 @@ func endpointAliases(n *Node) []string {
 	ep, rest, _ := strings.Cut(n.Name, ".")
 	svc, rest, _ := strings.Cut(rest, ".")
 	ns, _, _ := strings.Cut(rest, ".")
-	short := ep + "." + svc + "."
+	return shortNames(ep+"."+svc+".", ns)
+}
+
+// shortNames lists the forms of a short name ("svc." or "ep.svc.") of namespace ns that the
+// table answers (Table.alias).
+func shortNames(short, ns string) []string {
 	return []string{short + ns + ".", short + ns + ".svc.", short + " (namespace " + ns + ")"}
 }

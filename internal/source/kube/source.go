@@ -127,7 +127,7 @@ func (s *Source) Start(ctx context.Context) {
 		}
 	}
 	for _, gvr := range []schema.GroupVersionResource{serviceEntries, workloadEntries} {
-		_, synced := run(ctx, s.dynamicListWatch(crds, "", "metadata.name="+gvr.Resource+"."+gvr.Group), crdTransform,
+		_, synced := s.watchDynamic(ctx, crds, "", "metadata.name="+gvr.Resource+"."+gvr.Group, crdTransform,
 			cache.ResourceEventHandlerFuncs{
 				AddFunc:    func(obj any) { s.crdChanged(gvr, obj) },
 				UpdateFunc: func(_, obj any) { s.crdChanged(gvr, obj) },
@@ -140,22 +140,17 @@ func (s *Source) Start(ctx context.Context) {
 // watchCore runs an informer of resource in namespace ns until ctx ends, keeping its store.
 func (s *Source) watchCore(ctx context.Context, c rest.Interface, resource, ns string, obj runtime.Object) {
 	lw := cache.NewListWatchFromClient(c, resource, ns, fields.Everything())
-	store, synced := run(ctx, &typed{lw, obj}, s.transform, s.handler())
+	store, synced := run(ctx, lw, obj, s.transform, s.handler())
 	s.stores = append(s.stores, store)
 	s.synced = append(s.synced, synced)
 }
 
-// typed is a ListerWatcher with the type of its objects.
-type typed struct {
-	cache.ListerWatcher
-	obj runtime.Object
-}
-
-// dynamicListWatch lists and watches the objects of gvr in namespace ns ("" for all, or for
-// a cluster-scoped resource) that fieldSelector selects ("" for all).
-func (s *Source) dynamicListWatch(gvr schema.GroupVersionResource, ns, fieldSelector string) *typed {
+// watchDynamic runs an informer of the objects of gvr in namespace ns ("" for all, or for a
+// cluster-scoped resource) that fieldSelector selects ("" for all), until ctx ends.
+func (s *Source) watchDynamic(ctx context.Context, gvr schema.GroupVersionResource, ns, fieldSelector string,
+	transform cache.TransformFunc, h cache.ResourceEventHandler) (cache.Store, cache.InformerSynced) {
 	r := s.dyn.Resource(gvr).Namespace(ns)
-	return &typed{&cache.ListWatch{
+	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = fieldSelector
 			return r.List(ctx, o)
@@ -164,12 +159,15 @@ func (s *Source) dynamicListWatch(gvr schema.GroupVersionResource, ns, fieldSele
 			o.FieldSelector = fieldSelector
 			return r.Watch(ctx, o)
 		},
-	}, &unstructured.Unstructured{}}
+	}
+	return run(ctx, lw, &unstructured.Unstructured{}, transform, h)
 }
 
-// run runs an informer of lw until ctx ends; it returns its store and whether it has synced.
-func run(ctx context.Context, lw *typed, transform cache.TransformFunc, h cache.ResourceEventHandler) (cache.Store, cache.InformerSynced) {
-	inf := cache.NewSharedIndexInformer(lw.ListerWatcher, lw.obj, 0, cache.Indexers{})
+// run runs an informer of lw, whose objects are like obj, until ctx ends; it returns its store
+// and whether it has synced.
+func run(ctx context.Context, lw cache.ListerWatcher, obj runtime.Object, transform cache.TransformFunc,
+	h cache.ResourceEventHandler) (cache.Store, cache.InformerSynced) {
+	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
 	if err := inf.SetTransform(transform); err != nil {
 		panic(err) // only fails on a started informer
 	}
@@ -235,7 +233,7 @@ func (s *Source) startIstio(gvr schema.GroupVersionResource) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	w := &istioWatch{stop: cancel}
 	for _, ns := range s.namespaces() {
-		store, synced := run(ctx, s.dynamicListWatch(gvr, ns, ""), s.transform, s.handler())
+		store, synced := s.watchDynamic(ctx, gvr, ns, "", s.transform, s.handler())
 		w.stores = append(w.stores, store)
 		w.synced = append(w.synced, synced)
 	}
