@@ -24,14 +24,17 @@ func BenchmarkBuild(b *testing.B) {
 			for b.Loop() {
 				t, _ = Build(snap, o)
 			}
-			b.ReportMetric(float64(heldBytes(snap, o))/float64(t.Len()), "B/name")
+			held, inuse := heldBytes(snap, o)
+			b.ReportMetric(float64(held)/float64(t.Len()), "B/name")
+			b.ReportMetric(float64(inuse)/float64(t.Len()), "inuse-B/name")
 			b.ReportMetric(float64(t.Len()), "names")
 		})
 	}
 }
 
-// heldBytes is the heap growth that one more table keeps alive.
-func heldBytes(snap model.Snapshot, o Options) uint64 {
+// heldBytes is the heap growth that one more table keeps alive: its objects, and the heap's
+// spans in use once the build's garbage is collected (what the process keeps of the heap).
+func heldBytes(snap model.Snapshot, o Options) (held, inuse uint64) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -39,7 +42,7 @@ func heldBytes(snap model.Snapshot, o Options) uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(t)
-	return after.HeapAlloc - before.HeapAlloc
+	return after.HeapAlloc - before.HeapAlloc, after.HeapInuse - before.HeapInuse
 }
 
 // workloadSnapshot has n ServiceEntries with workload selectors (STATIC, no addresses) and 10

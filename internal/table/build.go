@@ -86,6 +86,7 @@ func byAge(entries []model.ServiceEntry) []*model.ServiceEntry {
 
 type builder struct {
 	t *Table
+	chunks
 	// endpointOrigin is the origin of the endpoint names of the service being added.
 	endpointOrigin *origin
 	// lastSE and lastSEOrigin: the origin of the ServiceEntry being added (seOrigin).
@@ -138,7 +139,7 @@ func (b *builder) newNode(name string, src *origin) *Node {
 		first.src = src
 		return first
 	}
-	n := &Node{Name: name, src: src}
+	n := b.node(name, src)
 	b.t.names[name] = appendVariant(first, n)
 	b.addParents(name)
 	return n
@@ -170,7 +171,7 @@ func (b *builder) addParents(name string) {
 		if len(name) <= len(t.zone) || t.names[name] != nil {
 			return
 		}
-		t.names[name] = &Node{Name: name}
+		t.names[name] = b.node(name, nil)
 	}
 }
 
@@ -178,35 +179,42 @@ func hdr(name string, rrtype uint16, ttl uint32) dns.RR_Header {
 	return dns.RR_Header{Name: name, Rrtype: rrtype, Class: dns.ClassINET, Ttl: ttl}
 }
 
-// addAddr appends an A or AAAA record of ip. The record, its address bytes and a one-element
-// list holding it are one allocation: most names have one address. (A generic helper would
-// put the address bytes in an allocation of their own, which measurably slows large builds.)
-func addAddr(n *Node, ip netip.Addr, ttl uint32) {
-	if ip.Is4() {
-		c := &struct {
-			rr   dns.A
-			ip   [4]byte
-			list [1]dns.RR
-		}{ip: ip.As4()}
-		c.rr = dns.A{Hdr: hdr(n.Name, dns.TypeA, ttl), A: c.ip[:]}
-		c.list[0] = &c.rr
-		n.addOwn(kindA, c.list[:])
-		return
-	}
-	c := &struct {
-		rr   dns.AAAA
-		ip   [16]byte
-		list [1]dns.RR
-	}{ip: ip.As16()}
-	c.rr = dns.AAAA{Hdr: hdr(n.Name, dns.TypeAAAA, ttl), AAAA: c.ip[:]}
-	c.list[0] = &c.rr
-	n.addOwn(kindAAAA, c.list[:])
+// aRecord is an A record, its address bytes and a one-element list holding it, made
+// together: most names have one address.
+type aRecord struct {
+	rr   dns.A
+	ip   [4]byte
+	list [1]dns.RR
 }
 
-func addAddrs(n *Node, ips []netip.Addr, ttl uint32) {
+// aaaaRecord is aRecord for AAAA.
+type aaaaRecord struct {
+	rr   dns.AAAA
+	ip   [16]byte
+	list [1]dns.RR
+}
+
+// addAddr appends an A or AAAA record of ip, made from c.
+func addAddr(c *chunks, n *Node, ip netip.Addr, ttl uint32) {
+	if ip.Is4() {
+		r := c.newA()
+		r.ip = ip.As4()
+		r.rr = dns.A{Hdr: hdr(n.Name, dns.TypeA, ttl), A: r.ip[:]}
+		r.list[0] = &r.rr
+		n.addOwn(c, kindA, r.list[:])
+		return
+	}
+	r := c.newAAAA()
+	r.ip = ip.As16()
+	r.rr = dns.AAAA{Hdr: hdr(n.Name, dns.TypeAAAA, ttl), AAAA: r.ip[:]}
+	r.list[0] = &r.rr
+	n.addOwn(c, kindAAAA, r.list[:])
+}
+
+func (b *builder) addAddrs(n *Node, ips []netip.Addr) {
 	for _, ip := range ips {
 		if !hasAddr(n, ip) {
-			addAddr(n, ip, ttl)
+			addAddr(&b.chunks, n, ip, b.t.ttl)
 		}
 	}
 }
@@ -281,20 +289,32 @@ func reverseName(ip netip.Addr) string {
 	return string(append(b, "ip6.arpa."...))
 }
 
-func srvRR(name string, ttl uint32, port uint16, weight uint16, target string) dns.RR {
-	return &dns.SRV{Hdr: hdr(name, dns.TypeSRV, ttl), Priority: 0, Weight: weight, Port: port, Target: target}
+func (b *builder) srvRR(name string, port uint16, weight uint16, target string) dns.RR {
+	rr := b.srv.new()
+	*rr = dns.SRV{Hdr: hdr(name, dns.TypeSRV, b.t.ttl), Priority: 0, Weight: weight, Port: port, Target: target}
+	return rr
+}
+
+// node makes a node of name and src.
+func (b *builder) node(name string, src *origin) *Node {
+	n := b.nodes.new()
+	n.Name, n.src = name, src
+	return n
 }
 
 // srvName returns _port._proto.owner for a named port, or "" when the port has no name.
-func srvName(p model.Port, owner string) string {
+func (b *builder) srvName(p model.Port, owner string) string {
 	if p.Name == "" {
 		return ""
 	}
-	proto := strings.ToLower(p.Protocol)
-	if proto != "udp" && proto != "sctp" {
-		proto = "tcp"
+	proto := "tcp"
+	switch {
+	case strings.EqualFold(p.Protocol, "udp"):
+		proto = "udp"
+	case strings.EqualFold(p.Protocol, "sctp"):
+		proto = "sctp"
 	}
-	return "_" + dnsname.Lower(p.Name) + "._" + proto + "." + owner
+	return b.names.concat(true, "_", p.Name, "._", proto, ".", owner)
 }
 
 // addStructure adds the zone apex with its SOA, and the namespaces' names (the empty
@@ -302,7 +322,7 @@ func srvName(p model.Port, owner string) string {
 func (b *builder) addStructure() {
 	t := b.t
 	apex := b.ensure(t.zone)
-	apex.set(kindSOA, []dns.RR{t.soa})
+	apex.set(&b.chunks, kindSOA, []dns.RR{t.soa})
 	for ns := range t.namespaces {
 		b.ensure(ns + ".svc." + t.zone)
 		b.ensure(ns + "." + t.podZone)
@@ -334,8 +354,8 @@ func (b *builder) addSRVExtras(n *Node) {
 			continue
 		}
 		if tn := pick(b.t.names[target], n.Namespace()); tn != nil {
-			n.add(kindExtra, tn.records(kindA)...)
-			n.add(kindExtra, tn.records(kindAAAA)...)
+			n.add(&b.chunks, kindExtra, tn.records(kindA)...)
+			n.add(&b.chunks, kindExtra, tn.records(kindAAAA)...)
 		}
 	}
 }

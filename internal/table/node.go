@@ -146,8 +146,9 @@ func (n *Node) records(k int) []dns.RR {
 	return n.rrs[start:end:end]
 }
 
-// add appends rrs to the records of kind k.
-func (n *Node) add(k int, rrs ...dns.RR) {
+// add appends rrs to the records of kind k, growing n's list from c.
+func (n *Node) add(c *chunks, k int, rrs ...dns.RR) {
+	c.room(n, len(rrs))
 	n.rrs = slices.Insert(n.rrs, n.endOf(k), rrs...)
 	n.shiftEnds(k, len(rrs))
 }
@@ -155,18 +156,19 @@ func (n *Node) add(k int, rrs ...dns.RR) {
 // addOwn adds the record of one, a one-element list made for n alone, to kind k. A node that
 // has no record yet takes the list itself: most names have one record, and building a large
 // table is mostly allocation and garbage collection.
-func (n *Node) addOwn(k int, one []dns.RR) {
+func (n *Node) addOwn(c *chunks, k int, one []dns.RR) {
 	if len(n.rrs) > 0 {
-		n.add(k, one[0])
+		n.add(c, k, one[0])
 		return
 	}
 	n.rrs = one[:1:1]
 	n.shiftEnds(k, 1)
 }
 
-// set replaces the records of kind k with rrs.
-func (n *Node) set(k int, rrs []dns.RR) {
+// set replaces the records of kind k with rrs, growing n's list from c.
+func (n *Node) set(c *chunks, k int, rrs []dns.RR) {
 	old := n.records(k)
+	c.room(n, len(rrs)-len(old))
 	end := n.endOf(k)
 	n.rrs = slices.Replace(n.rrs, end-len(old), end, rrs...)
 	n.shiftEnds(k, len(rrs)-len(old))

@@ -10,20 +10,29 @@ import (
 
 // TestNodeRecordsByKind: records added to a node in any order of types come back by type, in
 // the order added, and ANY gives them in kind order; replacing one type's records leaves the
-// others; a slice Records returns cannot be appended to in place.
+// others; a slice Records returns cannot be appended to in place. Lists grown on the heap (as
+// lookups do) and from a build's chunks behave alike.
 func TestNodeRecordsByKind(t *testing.T) {
+	for _, c := range []*chunks{nil, new(chunks)} {
+		t.Run(map[bool]string{true: "heap", false: "chunks"}[c == nil], func(t *testing.T) { testNodeRecordsByKind(t, c) })
+	}
+}
+
+func testNodeRecordsByKind(t *testing.T, c *chunks) {
 	n := &Node{Name: "svc.ns.svc.cluster.local."}
-	srv := func(port uint16) dns.RR { return srvRR(n.Name, 30, port, 100, n.Name) }
+	srv := func(port uint16) dns.RR {
+		return &dns.SRV{Hdr: hdr(n.Name, dns.TypeSRV, 30), Weight: 100, Port: port, Target: n.Name}
+	}
 	ptr := &dns.PTR{Hdr: hdr(n.Name, dns.TypePTR, 30), Ptr: "x."}
 	soa := &dns.SOA{Hdr: hdr(n.Name, dns.TypeSOA, 30), Ns: "ns.", Mbox: "mb."}
-	n.set(kindSOA, []dns.RR{soa})
-	n.add(kindSRV, srv(80))
-	addAddr(n, netip.MustParseAddr("fd00::1"), 30)
-	addAddr(n, netip.MustParseAddr("10.0.0.1"), 30)
-	n.add(kindPTR, ptr)
-	n.add(kindSRV, srv(443))
-	addAddr(n, netip.MustParseAddr("10.0.0.2"), 30)
-	n.add(kindExtra, n.Records(dns.TypeA)...)
+	n.set(c, kindSOA, []dns.RR{soa})
+	n.add(c, kindSRV, srv(80))
+	addAddr(c, n, netip.MustParseAddr("fd00::1"), 30)
+	addAddr(c, n, netip.MustParseAddr("10.0.0.1"), 30)
+	n.add(c, kindPTR, ptr)
+	n.add(c, kindSRV, srv(443))
+	addAddr(c, n, netip.MustParseAddr("10.0.0.2"), 30)
+	n.add(c, kindExtra, n.Records(dns.TypeA)...)
 
 	str := func(rrs []dns.RR) []string {
 		var out []string
@@ -64,7 +73,7 @@ func TestNodeRecordsByKind(t *testing.T) {
 	_ = append(n.Records(dns.TypeA), ptr) // must not overwrite the AAAA record after the As
 	check("after an append to a returned slice")
 
-	n.set(kindSRV, []dns.RR{srv(8080)})
+	n.set(c, kindSRV, []dns.RR{srv(8080)})
 	want[dns.TypeSRV] = []string{"SRV 0 100 8080 svc.ns.svc.cluster.local."}
 	check("SRV replaced")
 	if n.Empty() {
@@ -102,16 +111,17 @@ func TestReverseNames(t *testing.T) {
 // service of tens of thousands of endpoints, over both families and with SRV records) keeps
 // all of them, in order, before and after its records of one kind are replaced.
 func TestNodeHoldsManyRecords(t *testing.T) {
+	c := new(chunks) // as a build grows them
 	n := &Node{Name: "big.ns.svc.cluster.local."}
 	many := make([]dns.RR, 70_000)
 	for i := range many {
 		many[i] = &dns.A{Hdr: hdr(n.Name, dns.TypeA, 30), A: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).AsSlice()}
 	}
-	srv := srvRR(n.Name, 30, 80, 100, n.Name)
-	n.add(kindSRV, srv)
-	addAddr(n, netip.MustParseAddr("fd00::1"), 30)
-	n.add(kindA, many...)
-	n.add(kindExtra, many[:3]...)
+	srv := &dns.SRV{Hdr: hdr(n.Name, dns.TypeSRV, 30), Weight: 100, Port: 80, Target: n.Name}
+	n.add(c, kindSRV, srv)
+	addAddr(c, n, netip.MustParseAddr("fd00::1"), 30)
+	n.add(c, kindA, many...)
+	n.add(c, kindExtra, many[:3]...)
 	check := func(when string, a int) {
 		t.Helper()
 		if got := n.Records(dns.TypeA); len(got) != a || got[0] != many[0] || got[a-1] != many[a-1] {
@@ -131,8 +141,8 @@ func TestNodeHoldsManyRecords(t *testing.T) {
 		}
 	}
 	check("70,000 A records", len(many))
-	n.set(kindA, many[:2])
+	n.set(c, kindA, many[:2])
 	check("replaced by 2", 2)
-	n.add(kindA, many[2:]...)
+	n.add(c, kindA, many[2:]...)
 	check("70,000 again", len(many))
 }

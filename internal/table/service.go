@@ -9,9 +9,10 @@ import (
 )
 
 func (b *builder) addService(svc *model.Service) {
-	fqdn := dnsname.Lower(svc.Name + "." + svc.Namespace + ".svc." + b.t.zone)
-	n := b.newNode(fqdn, &origin{"Service " + svc.Key(), svc.Namespace})
-	b.endpointOrigin = &origin{n.Origin() + " endpoint", svc.Namespace} // shared by the service's endpoint names
+	fqdn := b.names.concat(true, svc.Name, ".", svc.Namespace, ".svc.", b.t.zone)
+	n := b.newNode(fqdn, b.origin(b.names.concat(false, "Service ", svc.Namespace, "/", svc.Name), svc.Namespace))
+	// shared by the service's endpoint names
+	b.endpointOrigin = b.origin(b.names.concat(false, n.Origin(), " endpoint"), svc.Namespace)
 	n.service = true
 	switch {
 	case svc.Type == model.ServiceTypeExternalName:
@@ -28,13 +29,13 @@ func (b *builder) addExternalName(svc *model.Service, n *Node) {
 		return
 	}
 	target := dnsname.Canonical(svc.ExternalName)
-	n.set(kindCNAME, []dns.RR{&dns.CNAME{Hdr: hdr(n.Name, dns.TypeCNAME, b.t.ttl), Target: target}})
+	n.set(&b.chunks, kindCNAME, []dns.RR{&dns.CNAME{Hdr: hdr(n.Name, dns.TypeCNAME, b.t.ttl), Target: target}})
 	// No SRV on the name itself: a CNAME owns its name alone (RFC 2181 §10.1).
 	b.addNamedPortSRVs(svc.Ports, n, target)
 }
 
 func (b *builder) addClusterIP(svc *model.Service, n *Node) {
-	addAddrs(n, svc.ClusterIPs, b.t.ttl)
+	b.addAddrs(n, svc.ClusterIPs)
 	for _, ip := range svc.ClusterIPs {
 		b.addPTR(ip, n.Name, n.src)
 	}
@@ -50,7 +51,7 @@ func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
 	srv := n.records(kindSRV)
 	for _, p := range ports {
-		srv = append(srv, srvRR(n.Name, b.t.ttl, p.Number, 0, target))
+		srv = append(srv, b.srvRR(n.Name, p.Number, 0, target))
 	}
 	b.setSRV(n, srv)
 	b.addNamedPortSRVs(ports, n, target)
@@ -58,10 +59,10 @@ func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
 
 func (b *builder) addNamedPortSRVs(ports []model.Port, n *Node, target string) {
 	for _, p := range ports {
-		if name := srvName(p, n.Name); name != "" {
+		if name := b.srvName(p, n.Name); name != "" {
 			sn := b.newNode(name, n.src)
 			sn.setExportTo(n.ExportTo())
-			b.setSRV(sn, []dns.RR{srvRR(name, b.t.ttl, p.Number, 100, target)})
+			b.setSRV(sn, []dns.RR{b.srvRR(name, p.Number, 100, target)})
 		}
 	}
 }
@@ -84,7 +85,7 @@ func (b *builder) endpointTargets(svc *model.Service, fqdn string) []*target {
 				continue
 			}
 			host := b.endpointHostname(svc, ep)
-			name := dnsname.Lower(host) + "." + fqdn
+			name := b.names.concat(true, host, ".", fqdn)
 			tg := byName[name]
 			if tg == nil {
 				tg = &target{name: name}
@@ -130,7 +131,7 @@ func dashed(ip netip.Addr) string {
 func (b *builder) addTarget(svc *model.Service, tg *target) {
 	tn := b.newNode(tg.name, b.endpointOrigin)
 	tn.Endpoint = true
-	addAddrs(tn, tg.addrs, b.t.ttl)
+	b.addAddrs(tn, tg.addrs)
 	for _, ip := range tg.addrs {
 		b.addPTR(ip, tg.name, b.endpointOrigin)
 	}
@@ -143,15 +144,15 @@ func (b *builder) addHeadless(svc *model.Service, n *Node) {
 	var order []string
 	var srv []dns.RR
 	for _, tg := range targets {
-		addAddrs(n, tg.addrs, b.t.ttl)
+		b.addAddrs(n, tg.addrs)
 		b.addTarget(svc, tg)
 		for _, p := range uniquePorts(tg.ports) {
-			srv = append(srv, srvRR(n.Name, b.t.ttl, p.Number, 0, tg.name))
-			if name := srvName(p, n.Name); name != "" {
+			srv = append(srv, b.srvRR(n.Name, p.Number, 0, tg.name))
+			if name := b.srvName(p, n.Name); name != "" {
 				if _, ok := srvByName[name]; !ok {
 					order = append(order, name)
 				}
-				srvByName[name] = append(srvByName[name], srvRR(name, b.t.ttl, p.Number, 0, tg.name))
+				srvByName[name] = append(srvByName[name], b.srvRR(name, p.Number, 0, tg.name))
 			}
 		}
 	}
@@ -172,7 +173,7 @@ func (b *builder) setSRV(n *Node, rrs []dns.RR) {
 		b.srvOwners = append(b.srvOwners, n)
 	}
 	setWeights(rrs)
-	n.set(kindSRV, rrs)
+	n.set(&b.chunks, kindSRV, rrs)
 }
 
 // setWeights spreads a weight of 100 evenly over equal-priority SRV records.

@@ -40,7 +40,7 @@ func (b *builder) addServiceEntry(se *model.ServiceEntry) {
 		}
 		if len(addrs) > 0 {
 			n := b.seNode(se, host, name, exportTo)
-			addAddrs(n, addrs, b.t.ttl)
+			b.addAddrs(n, addrs)
 			if len(n.VIPs()) == 0 && len(leases) > 0 { // several ServiceEntries of a namespace may name the host
 				n.info().vips = leases
 			}
@@ -105,7 +105,7 @@ func (b *builder) leasedTo(ip netip.Addr, key vip.Key) bool {
 // seOrigin returns the origin of se's nodes, one for all of them.
 func (b *builder) seOrigin(se *model.ServiceEntry) *origin {
 	if b.lastSE != se {
-		b.lastSE, b.lastSEOrigin = se, &origin{"ServiceEntry " + se.Key(), se.Namespace}
+		b.lastSE, b.lastSEOrigin = se, b.origin(b.names.concat(false, "ServiceEntry ", se.Namespace, "/", se.Name), se.Namespace)
 	}
 	return b.lastSEOrigin
 }
@@ -121,7 +121,7 @@ func (b *builder) seNode(se *model.ServiceEntry, host, name string, exportTo []s
 	src := b.seOrigin(se)
 	var n *Node
 	if base, wildcard := strings.CutPrefix(name, "*."); wildcard {
-		n = &Node{Name: name, src: src}
+		n = b.node(name, src)
 		b.t.wildcards[base] = appendVariant(b.t.wildcards[base], n)
 	} else {
 		n = b.newNode(name, src)
@@ -133,7 +133,7 @@ func (b *builder) seNode(se *model.ServiceEntry, host, name string, exportTo []s
 
 func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []string) {
 	for _, p := range se.Ports {
-		name := srvName(p, fqdn)
+		name := b.srvName(p, fqdn)
 		if name == "" {
 			continue
 		}
@@ -143,7 +143,7 @@ func (b *builder) addSEPorts(se *model.ServiceEntry, fqdn string, exportTo []str
 			n.setExportTo(exportTo)
 			b.seHost[se.Namespace+"/"+name] = n
 		}
-		b.setSRV(n, append(n.records(kindSRV), srvRR(name, b.t.ttl, p.Number, 100, fqdn)))
+		b.setSRV(n, append(n.records(kindSRV), b.srvRR(name, p.Number, 100, fqdn)))
 	}
 }
 

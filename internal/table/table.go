@@ -232,7 +232,7 @@ func (t *Table) podNode(qname string) *Node {
 		src origin
 	}{src: origin{desc: "pod name " + labels[0] + " in namespace " + labels[1]}}
 	c.n = Node{Name: qname, src: &c.src}
-	addAddr(&c.n, ip, t.ttl)
+	addAddr(nil, &c.n, ip, t.ttl)
 	return &c.n
 }
 
@@ -313,7 +313,7 @@ func (t *Table) ptrNode(rev string, ptrs []ptrEntry) *Node {
 	for i, p := range ptrs {
 		rrs[i] = &dns.PTR{Hdr: hdr(rev, dns.TypePTR, t.ttl), Ptr: p.target}
 	}
-	n.add(kindPTR, rrs...)
+	n.add(nil, kindPTR, rrs...)
 	return n
 }
 
