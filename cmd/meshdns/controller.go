@@ -1,3 +1,5 @@
+//go:build !nokube
+
 package main
 
 import (
@@ -18,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 
 	"github.com/meshdns/meshdns/internal/admin"
 	"github.com/meshdns/meshdns/internal/config"
@@ -84,12 +85,12 @@ func controllerCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%s", oneLine(err.Error()))
 	}
-	kcfg, err := kubeConfig(settings)
+	kcfg, err := loadKubeConfig(settings)
 	if err != nil {
-		return fail("--kubeconfig: %s", oneLine(err.Error()))
+		return fail("%s", oneLine(err.Error()))
 	}
 	log := newLogger(settings, stderr)
-	klog.SetSlogLogger(log.With("component", "client-go"))
+	logKubeClient(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runController(ctx, settings, kcfg, o, fullView, certs, log); err != nil {

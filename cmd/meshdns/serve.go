@@ -22,15 +22,12 @@ import (
 	"github.com/meshdns/meshdns/internal/builder"
 	"github.com/meshdns/meshdns/internal/cache"
 	"github.com/meshdns/meshdns/internal/config"
-	"github.com/meshdns/meshdns/internal/model"
-	"github.com/meshdns/meshdns/internal/nodeagent"
 	"github.com/meshdns/meshdns/internal/resolvconf"
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/safefile"
 	"github.com/meshdns/meshdns/internal/server"
 	"github.com/meshdns/meshdns/internal/source"
 	"github.com/meshdns/meshdns/internal/source/file"
-	"github.com/meshdns/meshdns/internal/source/kube"
 	"github.com/meshdns/meshdns/internal/table"
 	"github.com/meshdns/meshdns/internal/upstream"
 	"github.com/meshdns/meshdns/internal/vip"
@@ -38,10 +35,6 @@ import (
 	"github.com/meshdns/meshdns/internal/xds"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/util/flowcontrol"
-	"k8s.io/klog/v2"
 )
 
 func serveFlags(c *config.Config) *flag.FlagSet {
@@ -114,7 +107,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
-	settings, err := cfg.Validate(config.DetectPod())
+	settings, err := cfg.Validate(detectPod())
 	if err != nil {
 		fmt.Fprintf(stderr, "meshdns serve: %s\n", oneLine(err.Error()))
 		return exitUsage
@@ -125,15 +118,15 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	var kcfg *rest.Config
+	var kcfg *kubeConfig
 	if settings.Kubernetes() || settings.NodeAgent {
-		if kcfg, err = kubeConfig(settings); err != nil {
-			fmt.Fprintf(stderr, "meshdns serve: --kubeconfig: %s\n", oneLine(err.Error()))
+		if kcfg, err = loadKubeConfig(settings); err != nil {
+			fmt.Fprintf(stderr, "meshdns serve: %s\n", oneLine(err.Error()))
 			return exitUsage
 		}
 	}
 	log := newLogger(settings, stderr)
-	klog.SetSlogLogger(log.With("component", "client-go"))
+	logKubeClient(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, settings, kcfg, log, newRegistry()); err != nil {
@@ -141,24 +134,6 @@ func serveCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// kubeConfig loads --kubeconfig, or the pod's service account without it.
-func kubeConfig(cfg config.Settings) (*rest.Config, error) {
-	var rc *rest.Config
-	var err error
-	if cfg.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
-	}
-	if err != nil {
-		return nil, err
-	}
-	rc.QPS, rc.Burst, rc.UserAgent = float32(cfg.KubeAPIQPS), cfg.KubeAPIBurst, "meshdns"
-	// One limiter for every client made from rc: the flags bound the process, not each client.
-	rc.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(rc.QPS, rc.Burst)
-	return rc, nil
 }
 
 func newLogger(cfg config.Settings, w io.Writer) *slog.Logger {
@@ -248,8 +223,8 @@ func isLocalAddr(ip netip.Addr) bool {
 // reverse order.
 type daemon struct {
 	cfg      config.Settings
-	kube     *rest.Config // nil without the Kubernetes source
-	kubeSrc  *kube.Source
+	kube     *kubeConfig // nil without the Kubernetes source
+	kubeSrc  *kubeSource
 	agentSrc *agent.Source // nil without --controller
 	views    *server.Views // nil without --node-agent
 	// podsSynced is closed once the node agent has listed its node's pods; nil without
@@ -284,7 +259,7 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-func serve(ctx context.Context, cfg config.Settings, kube *rest.Config, log *slog.Logger, reg *prometheus.Registry) error {
+func serve(ctx context.Context, cfg config.Settings, kube *kubeConfig, log *slog.Logger, reg *prometheus.Registry) error {
 	bg, cancelBg := context.WithCancel(context.Background())
 	d := &daemon{cfg: cfg, kube: kube, log: log, reg: reg, bg: bg, cancelBg: cancelBg}
 	defer d.close()
@@ -345,13 +320,10 @@ func (d *daemon) startSources() (source.Source, error) {
 		srcs = append(srcs, f)
 	}
 	if d.cfg.Kubernetes() {
-		k, err := kube.New(kube.Options{Config: d.kube, Namespaces: d.cfg.Namespaces,
-			WatchPods: d.cfg.WatchPods, Logger: d.log})
+		k, err := d.startKubeSource()
 		if err != nil {
 			return nil, err
 		}
-		k.Start(d.bg)
-		d.kubeSrc = k
 		srcs = append(srcs, k)
 	}
 	if len(d.cfg.Controller) > 0 {
@@ -362,25 +334,6 @@ func (d *daemon) startSources() (source.Source, error) {
 		srcs = append(srcs, a)
 	}
 	return source.Merge(d.bg, srcs...), nil
-}
-
-// startNodeAgent watches the pods of the node and keeps the server's views of them
-// (docs/nodeagent.md).
-func (d *daemon) startNodeAgent() error {
-	d.views = server.NewViews()
-	p, err := nodeagent.New(nodeagent.Options{Config: d.kube, Node: d.cfg.NodeName, Zone: d.cfg.ClusterDomain.String(),
-		NodeSearch: d.resolv.Search, Publish: d.views.Set, Logger: d.log})
-	if err != nil {
-		return err
-	}
-	done, synced := make(chan struct{}), make(chan struct{})
-	d.podsSynced = synced
-	go func() {
-		defer close(done)
-		p.Run(d.bg, synced)
-	}()
-	d.onStop(func() { <-done })
-	return nil
 }
 
 // agentNamespace is the view an agent asks its controller for: its client's namespace, or
@@ -491,23 +444,6 @@ func (d *daemon) startVIPForwarder(res *resolver.Resolver, client resolver.Clien
 	d.onStop(f.Close)
 	d.log.Info("forwarding VIPs", "addrs", f.Addrs())
 	return nil
-}
-
-// startStatusWriter runs the writer of VIPs to ServiceEntry status (while elected, with
-// --leader-elect) and returns what the builder hands it.
-func (d *daemon) startStatusWriter() func(model.Snapshot, vip.Assignments) {
-	w := kube.NewStatusWriter(d.kubeSrc, kube.WriterOptions{LeaderElect: d.cfg.LeaderElect,
-		LeaseNamespace: d.cfg.LeaseNamespace, LeaseDuration: d.cfg.LeaseDuration,
-		Logger: d.log, Metrics: kube.NewWriterMetrics(d.reg)})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := w.Run(d.bg); err != nil {
-			d.log.Error("VIPs are not written to ServiceEntry status", "err", err)
-		}
-	}()
-	d.onStop(func() { <-done })
-	return w.Assigned
 }
 
 // signalReady wraps publish: the channel closes once a table built from every source is

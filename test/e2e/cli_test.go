@@ -132,3 +132,42 @@ func TestCommandLine(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentBuild: meshdns built with -tags nokube (for agents, without Kubernetes client code)
+// refuses what needs the API server with a clear error, and serves a registry as the full
+// build does. (Its agent mode runs against a controller in test/kube.)
+func TestAgentBuild(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "meshdns-agent")
+	build := exec.Command("go", "build", "-tags", "nokube", "-o", bin, "./cmd/meshdns")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags nokube: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{
+		{"serve", "--kubeconfig", filepath.Join(t.TempDir(), "kubeconfig"), "--admin", "", "--listen", "127.0.0.1:0"},
+		{"serve", "--controller", "127.0.0.1:1", "--node-agent", "--node-name", "n", "--kubeconfig", "/k", "--admin", "", "--listen", "127.0.0.1:0"},
+		{"controller", "--kubeconfig", "/k"},
+		{"injector"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+		var stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Stderr = &stderr
+		code := exitCode(cmd.Run())
+		cancel()
+		if code != 2 || !strings.Contains(stderr.String(), "built without Kubernetes support (-tags nokube)") {
+			t.Errorf("meshdns-agent %s: exit %d, stderr %q; want 2 and the build's limits", strings.Join(args, " "), code, &stderr)
+		}
+	}
+	args := examplesArgs(examplePath("registry"), "")
+	agent := startServer(t, serveOptions{bin: bin, args: args})
+	full := startServer(t, serveOptions{args: args})
+	// Only the times VIPs were allocated differ.
+	since := regexp.MustCompile(`"since": "[^"]*"`)
+	_, got := agent.get(t, "/debug/table")
+	_, want := full.get(t, "/debug/table")
+	got, want = since.ReplaceAllString(got, ""), since.ReplaceAllString(want, "")
+	if got != want || !strings.Contains(got, "reviews.bookinfo.svc.cluster.local.") {
+		t.Errorf("the agent build's /debug/table differs from the full build's:\n%s\nwant:\n%s", got, want)
+	}
+}

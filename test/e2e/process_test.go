@@ -40,6 +40,7 @@ type server struct {
 
 // serveOptions say how to run `meshdns serve`. --listen and --admin are added by startServer.
 type serveOptions struct {
+	bin  string   // the meshdns binary; meshdnsBin when empty
 	args []string // flags after "serve"
 	dir  string   // working directory; the repository root when empty
 	// unready: start returns once /readyz answers 503 (a source that never syncs), not 200.
@@ -113,9 +114,13 @@ func tryStart(o serveOptions) (*server, error) {
 	}
 	s := &server{adminURL: "http://" + adminAddr, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	_, s.dnsPort, _ = net.SplitHostPort(dnsAddr)
-	s.cmd = exec.Command(meshdnsBin, args...)
+	bin := o.bin
+	if bin == "" {
+		bin = meshdnsBin
+	}
+	s.cmd = exec.Command(bin, args...)
 	if o.nofile != "" {
-		s.cmd = exec.Command("prlimit", append([]string{"--nofile=" + o.nofile, meshdnsBin}, args...)...)
+		s.cmd = exec.Command("prlimit", append([]string{"--nofile=" + o.nofile, bin}, args...)...)
 	}
 	s.cmd.Dir = o.dir
 	if s.cmd.Dir == "" {

@@ -208,7 +208,8 @@ func TestControllerAndAgents(t *testing.T) {
 		return append(ctl.agentArgs(ns, token), "--state-dir", stateDir)
 	}
 	bookinfoState := t.TempDir()
-	bookinfo := startMeshdns(t, agentArgs("bookinfo", agentToken(t, "bookinfo", "agent", "meshdns", ""), bookinfoState)...)
+	// bookinfo's agent is the build without Kubernetes client code (-tags nokube).
+	bookinfo := cluster.Run(t, cluster.AgentBinary(t), agentArgs("bookinfo", agentToken(t, "bookinfo", "agent", "meshdns", ""), bookinfoState)...)
 	data := startMeshdns(t, agentArgs("data", agentToken(t, "data", "agent", "meshdns", ""), t.TempDir())...)
 	directBookinfo := startWithKube(t, "--namespace", "bookinfo")
 	directData := startWithKube(t, "--namespace", "data")

@@ -193,6 +193,19 @@ func (c *Cluster) PlainBinary(t testing.TB) string {
 	return bin
 }
 
+// AgentBinary builds meshdns with -tags nokube, the build for agents without Kubernetes
+// client code, with the race detector, and returns its path.
+func (c *Cluster) AgentBinary(t testing.TB) string {
+	t.Helper()
+	bin := c.meshdns + "-agent"
+	build := exec.Command("go", "build", "-race", "-tags", "nokube", "-o", bin, "./cmd/meshdns")
+	build.Dir = c.RepoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building meshdns -tags nokube: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // InClusterToken is accepted by the API server as user meshdns-in-cluster, a cluster admin.
 const InClusterToken = "meshdns-test-token"
 
