@@ -29,7 +29,7 @@ type chunks struct {
 
 func (c *chunks) origin(desc, namespace string) *origin {
 	o := c.origins.new()
-	*o = origin{desc, namespace}
+	*o = origin{desc: desc, namespace: namespace}
 	return o
 }
 
@@ -113,6 +113,11 @@ func (a *nameChunks) concat(lower bool, parts ...string) string {
 		toLower(s)
 	}
 	return unsafe.String(&s[0], len(s))
+}
+
+// lower returns b lowercased.
+func (a *nameChunks) lower(b []byte) string {
+	return a.concat(true, unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
 // fresh makes a name too long for a chunk in an allocation of its own.

@@ -104,3 +104,23 @@ func BenchmarkLookupReverse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLookupPortName looks up a service's named port, _http._tcp.<service>, and the
+// _tcp.<service> above it, in the table of 100k services: the service's node found in the
+// index, and the node made for the answer.
+func BenchmarkLookupPortName(b *testing.B) {
+	t, err := Build(testutil.ServicesSnapshot(100_000), Options{Zone: "cluster.local", TTL: 30 * time.Second, Generation: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"_http._tcp.svc-54321.ns-21.svc.cluster.local.", "_tcp.svc-54321.ns-21.svc.cluster.local."} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := t.Lookup(name, "ns-1"); !ok {
+					b.Fatalf("%s: not found", name)
+				}
+			}
+		})
+	}
+}

@@ -46,14 +46,19 @@ func Build(s model.Snapshot, o Options) (*Table, error) {
 	if o.TTL < time.Second {
 		return nil, errors.New("ttl: must be at least 1s")
 	}
-	// Sized for about what a service brings (its name, a named port, an endpoint and the
-	// structure above them; two addresses for reverse names): growing maps of this size costs
-	// more than the rest.
-	objects := len(s.Services) + len(s.EndpointSlices) + len(s.ServiceEntries)
+	// Sized for the names of services, endpoints and hosts, and no more: a map's directory
+	// of tables doubles, so twice the names would double its size (a tenth of the table).
+	names := len(s.Services) + len(s.ServiceEntries) + 2*len(s.Namespaces)
+	for i := range s.EndpointSlices {
+		names += len(s.EndpointSlices[i].Endpoints)
+	}
+	for i := range s.ServiceEntries {
+		names += len(s.ServiceEntries[i].Hosts)
+	}
 	t := &Table{
 		zone: zone, podZone: "pod." + zone, noPodRecords: o.NoPodRecords,
 		ttl: uint32(o.TTL / time.Second), generation: o.Generation, built: time.Now(), partial: o.Partial,
-		names:     make(map[string]*Node, 2*objects),
+		names:     make(map[string]*Node, names),
 		wildcards: map[string]*Node{}, reverse: make([]ptrEntry, 0, 2*len(s.Services)),
 		namespaces: map[string]bool{},
 	}
@@ -98,6 +103,8 @@ type builder struct {
 	seHost       map[string]*Node                  // "ns/host" -> merged ServiceEntry node
 	// srvOwners are the nodes with SRV records, for addSRVExtras.
 	srvOwners []*Node
+	// portOwners are the ClusterIP services whose port names are made per lookup.
+	portOwners []*Node
 	// statusFirst and leased (VIP -> holder, made on first use) serve virtualAddrs.
 	statusFirst bool
 	leased      map[netip.Addr]vip.Key
@@ -336,6 +343,7 @@ func (b *builder) finish() {
 		b.addSRVExtras(n)
 	}
 	b.sortReverse()
+	b.countPortNames()
 }
 
 func (b *builder) ensure(name string) *Node {

@@ -80,7 +80,17 @@ type dumpName struct {
 func (t *Table) eachEntry(v View, f func(*Entry) error) error {
 	names := make([]dumpName, 0, t.Len())
 	for name, nodes := range t.names {
+		if p := t.portNode(name, nodes); p != nil {
+			nodes = p
+		}
 		names = append(names, dumpName{name, nodes})
+		if svc := t.portOwner(name); svc != nil {
+			eachPortName(svc, func(label string) {
+				if pn := label + "." + name; t.names[pn] == nil {
+					names = append(names, dumpName{pn, t.portNode(pn, nil)})
+				}
+			})
+		}
 	}
 	for i := 0; i < len(t.reverse); {
 		ptrs := t.ptrsOf(t.reverse[i].ip)

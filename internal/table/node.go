@@ -42,6 +42,9 @@ type Node struct {
 type origin struct {
 	desc      string // e.g. "Service prod/reviews"
 	namespace string
+	// ports are the labels ("_http._tcp", "" when unnamed) of a ClusterIP service's ports,
+	// separated by spaces, in the order of its SRV records (see portNode).
+	ports string
 }
 
 // Origin names the object the records come from, e.g. "Service prod/reviews"; "" for an

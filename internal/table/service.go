@@ -39,22 +39,18 @@ func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 	for _, ip := range svc.ClusterIPs {
 		b.addPTR(ip, n.Name, n.src)
 	}
-	b.addPortSRVs(svc.Ports, n, n.Name)
+	srv := n.records(kindSRV)
+	for _, p := range svc.Ports {
+		srv = append(srv, b.srvRR(n.Name, p.Number, 0, n.Name))
+	}
+	b.setSRV(n, srv)
+	if !b.setPortLabels(n, svc.Ports) {
+		b.addNamedPortSRVs(svc.Ports, n, n.Name)
+	}
 	// Endpoints are addressable by name under a ClusterIP service too, as in CoreDNS.
 	for _, tg := range b.endpointTargets(svc, n.Name) {
 		b.addTarget(svc, tg)
 	}
-}
-
-// addPortSRVs adds, for a service reached through one name, an SRV per port on the service
-// name (weights 100/N) and one per named port on _port._proto.<service>.
-func (b *builder) addPortSRVs(ports []model.Port, n *Node, target string) {
-	srv := n.records(kindSRV)
-	for _, p := range ports {
-		srv = append(srv, b.srvRR(n.Name, p.Number, 0, target))
-	}
-	b.setSRV(n, srv)
-	b.addNamedPortSRVs(ports, n, target)
 }
 
 func (b *builder) addNamedPortSRVs(ports []model.Port, n *Node, target string) {

@@ -80,9 +80,10 @@ func (b *builder) virtualAddrs(se *model.ServiceEntry, host, name string) ([]net
 			}
 		}
 	}
-	if !strings.HasPrefix(host, "*.") {
+	if !strings.HasPrefix(host, "*.") && len(addrs) > 0 {
+		src := b.origin(b.names.concat(false, "ServiceEntry ", se.Namespace, "/", se.Name, " VIP"), se.Namespace)
 		for _, ip := range addrs {
-			b.addPTR(ip, name, &origin{"ServiceEntry " + se.Key() + " VIP", se.Namespace})
+			b.addPTR(ip, name, src)
 		}
 	}
 	return addrs, leases

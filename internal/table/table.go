@@ -51,8 +51,10 @@ type Table struct {
 	// each address's oldest first; its names' nodes are made per lookup (reverseNode). A
 	// third of a cluster's names are reverse names: a node each would cost three times an
 	// entry here, and a map's slots and growth twice. nReverse counts the addresses.
-	reverse    []ptrEntry
-	nReverse   int
+	reverse  []ptrEntry
+	nReverse int
+	// nPorts counts the names of ClusterIP services' named ports, made per lookup (portNode).
+	nPorts     int
 	namespaces map[string]bool
 	// vipTargets maps the VIPs of ServiceEntry hosts to where the VIP forwarder connects;
 	// nil when no host has a VIP.
@@ -73,7 +75,7 @@ func (t *Table) Generation() uint64 { return t.generation }
 func (t *Table) Partial() bool { return t.partial }
 
 // Len returns the number of names in the table (wildcards included, aliases not).
-func (t *Table) Len() int { return len(t.names) + len(t.wildcards) + t.nReverse }
+func (t *Table) Len() int { return len(t.names) + len(t.wildcards) + t.nReverse + t.nPorts }
 
 // InZone reports whether the lowercase FQDN name is the cluster zone or below it.
 func (t *Table) InZone(name string) bool { return dnsname.InDomain(name, t.zone) }
@@ -81,7 +83,11 @@ func (t *Table) InZone(name string) bool { return dnsname.InDomain(name, t.zone)
 // Lookup finds the node answering the lowercase FQDN qname for a client in namespace ns
 // (empty when unknown). Exact names win over aliases, aliases over wildcards.
 func (t *Table) Lookup(qname, ns string) (Match, bool) {
-	if n := pick(t.names[qname], ns); n != nil {
+	first := t.names[qname]
+	if p := t.portNode(qname, first); p != nil {
+		first = p
+	}
+	if n := pick(first, ns); n != nil {
 		return Match{Node: n, Kind: Exact}, true
 	}
 	if n := t.alias(qname, ns); n != nil {
