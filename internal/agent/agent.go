@@ -148,7 +148,7 @@ func (s *Source) Snapshot() model.Snapshot {
 	all := make([]xds.Encoded, 0, s.count())
 	for _, t := range xds.Types {
 		for _, e := range s.held[t] {
-			all = append(all, xds.Encoded{TypeURL: t, Value: e.value})
+			all = append(all, xds.Encoded{TypeURL: t, Value: e.value()})
 		}
 	}
 	s.mu.Unlock()
@@ -284,7 +284,7 @@ func (s *Source) stream(ctx context.Context, addr string) (received bool, err er
 			req.Node = xds.NodeOf(s.o.NodeID, s.o.Namespace)
 		}
 		for _, e := range s.held[t] {
-			req.InitialResourceVersions[e.name] = e.version
+			req.InitialResourceVersions[e.name()] = e.version()
 		}
 		if err := st.Send(req); err != nil {
 			s.mu.Unlock()
@@ -336,7 +336,11 @@ func (s *Source) apply(resp *discovery.DeltaDiscoveryResponse) error {
 		if _, err := xds.Decode(t, value); err != nil {
 			return fmt.Errorf("resource %s: %w", r.GetName(), err)
 		}
-		decoded[i] = entry{name: r.GetName(), version: r.GetVersion(), value: value}
+		e, err := newEntry(r.GetName(), r.GetVersion(), value)
+		if err != nil {
+			return err
+		}
+		decoded[i] = e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -403,7 +407,7 @@ func (s *Source) save() {
 	state := &pb.AgentState{Saved: timestamppb.Now(), Controller: strings.Join(s.o.Addrs, ","), Namespace: s.o.Namespace}
 	for t, set := range s.held {
 		for _, e := range set {
-			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: e.name, Version: e.version, Value: e.value})
+			state.Resources = append(state.Resources, &pb.SavedResource{TypeUrl: t, Name: e.name(), Version: e.version(), Value: e.value()})
 		}
 	}
 	s.mu.Unlock()
@@ -443,7 +447,10 @@ func (s *Source) load() error {
 			break
 		}
 		if _, err = xds.Decode(r.GetTypeUrl(), r.GetValue()); err == nil {
-			byType[r.GetTypeUrl()] = append(byType[r.GetTypeUrl()], entry{name: r.GetName(), version: r.GetVersion(), value: r.GetValue()})
+			var e entry
+			if e, err = newEntry(r.GetName(), r.GetVersion(), r.GetValue()); err == nil {
+				byType[r.GetTypeUrl()] = append(byType[r.GetTypeUrl()], e)
+			}
 		}
 	}
 	held := newHeld()

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/meshdns/meshdns/internal/xds"
 )
@@ -9,9 +11,38 @@ import (
 // entry is one resource held: its name, its version and its encoding as received, not its
 // decoded object. The encoding is about a third of the size of the decoded object, and the
 // table is rebuilt from every resource on each change anyway; decoding is cheap next to that.
+// The three are copied into one buffer, b: one allocation per resource, which leaves the
+// received message wholly garbage, and a 32-byte entry.
 type entry struct {
-	name, version string
-	value         []byte
+	b                   []byte // name, version, encoding; never changed once made
+	nameLen, versionLen uint16
+}
+
+// maxNameLen bounds a resource's name and version (an object's namespace/name is at most 317
+// bytes).
+const maxNameLen = 1 << 16
+
+// newEntry holds a resource.
+func newEntry(name, version string, value []byte) (entry, error) {
+	if len(name) >= maxNameLen || len(version) >= maxNameLen {
+		return entry{}, fmt.Errorf("resource name or version of %d and %d bytes", len(name), len(version))
+	}
+	b := make([]byte, 0, len(name)+len(version)+len(value))
+	b = append(append(append(b, name...), version...), value...)
+	return entry{b: b, nameLen: uint16(len(name)), versionLen: uint16(len(version))}, nil
+}
+
+func (e entry) name() string {
+	return unsafe.String(unsafe.SliceData(e.b), int(e.nameLen))
+}
+
+func (e entry) version() string {
+	return unsafe.String(unsafe.SliceData(e.b[e.nameLen:]), int(e.versionLen))
+}
+
+// value is the resource's encoding, not to be changed.
+func (e entry) value() []byte {
+	return e.b[int(e.nameLen)+int(e.versionLen):]
 }
 
 // heldSet is the resources of one type sorted by name (xds.CompareNames), the order of the
@@ -19,11 +50,11 @@ type entry struct {
 // took twice what the entries take, and a snapshot would sort its names again.
 type heldSet []entry
 
-func compareEntries(a, b entry) int { return xds.CompareNames(a.name, b.name) }
+func compareEntries(a, b entry) int { return xds.CompareNames(a.name(), b.name()) }
 
 // find returns where name is, or would be, in s.
 func (s heldSet) find(name string) (int, bool) {
-	return slices.BinarySearchFunc(s, name, func(e entry, name string) int { return xds.CompareNames(e.name, name) })
+	return slices.BinarySearchFunc(s, name, func(e entry, name string) int { return xds.CompareNames(e.name(), name) })
 }
 
 // apply returns s with upd added or replacing the entries of their names, then the names of
@@ -31,7 +62,7 @@ func (s heldSet) find(name string) (int, bool) {
 func (s heldSet) apply(upd []entry, del []string) heldSet {
 	var added []entry
 	for _, e := range upd {
-		if i, ok := s.find(e.name); ok {
+		if i, ok := s.find(e.name()); ok {
 			s[i] = e
 		} else {
 			added = append(added, e)
@@ -45,7 +76,7 @@ func (s heldSet) apply(upd []entry, del []string) heldSet {
 		for _, name := range del {
 			gone[name] = true
 		}
-		s = slices.DeleteFunc(s, func(e entry) bool { return gone[e.name] })
+		s = slices.DeleteFunc(s, func(e entry) bool { return gone[e.name()] })
 	}
 	return s
 }
@@ -57,7 +88,7 @@ func merge(s heldSet, added []entry) heldSet {
 	out := make(heldSet, 0, len(s)+len(added))
 	i := 0
 	for j, e := range added {
-		if j+1 < len(added) && added[j+1].name == e.name {
+		if j+1 < len(added) && added[j+1].name() == e.name() {
 			continue
 		}
 		for i < len(s) && compareEntries(s[i], e) < 0 {
