@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the meshdns container image as a tarball, with no container daemon and no registry:
-# static binaries of ./cmd/meshdns, each the one file of its platform's image (/meshdns, the
-# entrypoint, run as 65532:65532), written by the program in build/image (its own module).
+# static binaries of ./cmd/meshdns, the two files of its platform's image (/meshdns, the
+# entrypoint, run as 65532:65532, and /meshdns-agent, built with -tags nokube for agents),
+# written by the program in build/image (its own module).
 #
 #   scripts/image.sh [--version V] [--platforms LIST] [--format oci|docker] [OUT]
 #
@@ -75,13 +76,17 @@ trap 'rm -rf "$tmp"' EXIT
 
 binaries=()
 for plat in "${plats[@]}"; do
-	bin="$tmp/${plat//\//-}/meshdns"
-	echo "image.sh: building meshdns $version for $plat" >&2
-	# GOFLAGS, GOAMD64 and GOARM64 are fixed so that the caller's environment changes neither the
-	# bytes nor the CPUs the image runs on.
-	env CGO_ENABLED=0 GOOS="${plat%%/*}" GOARCH="${plat#*/}" GOFLAGS=-buildvcs=false GOAMD64=v1 GOARM64=v8.0 \
-		go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$bin" ./cmd/meshdns
-	binaries+=(-binary "$plat=$bin")
+	dir="$tmp/${plat//\//-}"
+	# /meshdns, and /meshdns-agent: the build for agents, without Kubernetes client code.
+	for build in meshdns: meshdns-agent:nokube; do
+		name=${build%%:*} tags=${build#*:}
+		echo "image.sh: building $name $version for $plat" >&2
+		# GOFLAGS, GOAMD64 and GOARM64 are fixed so that the caller's environment changes neither
+		# the bytes nor the CPUs the image runs on.
+		env CGO_ENABLED=0 GOOS="${plat%%/*}" GOARCH="${plat#*/}" GOFLAGS=-buildvcs=false GOAMD64=v1 GOARM64=v8.0 \
+			go build -trimpath -tags "$tags" -ldflags "-s -w -X main.version=$version" -o "$dir/$name" ./cmd/meshdns
+	done
+	binaries+=(-binary "$plat=$dir/meshdns" -agent-binary "$plat=$dir/meshdns-agent")
 done
 
 (cd build/image && GOWORK=off GOFLAGS=-mod=readonly go build -o "$tmp/image" .)

@@ -34,6 +34,7 @@ func archOf(m elf.Machine) string {
 type platformBinary struct {
 	platform v1.Platform
 	path     string
+	agent    string // the build for agents (-tags nokube) of the platform
 }
 
 // parseBinary reads a -binary flag, linux/ARCH=PATH.
@@ -60,39 +61,39 @@ func archs() []string {
 
 // sortBinaries puts the binaries in platform order, so the index does not depend on the order
 // of the flags, and rejects a platform given twice.
-func sortBinaries(bs []platformBinary) error {
+func sortBinaries(flag string, bs []platformBinary) error {
 	slices.SortFunc(bs, func(a, b platformBinary) int { return strings.Compare(a.platform.String(), b.platform.String()) })
 	for i := 1; i < len(bs); i++ {
 		if bs[i].platform.String() == bs[i-1].platform.String() {
-			return fmt.Errorf("-binary: platform %s given twice", bs[i].platform.String())
+			return fmt.Errorf("%s: platform %s given twice", flag, bs[i].platform.String())
 		}
 	}
 	return nil
 }
 
-// read returns the binary's bytes after checking that it is a static executable for its
+// read returns the bytes of the binary at path (b's or its agent build) after checking that it is a static executable for its
 // platform: an image without a libc cannot run anything else, and a binary of the wrong
 // architecture fails only on the node that pulls it.
-func (b platformBinary) read() ([]byte, error) {
-	data, err := os.ReadFile(b.path)
+func (b platformBinary) read(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%s: not an ELF executable: %w", b.path, err)
+		return nil, fmt.Errorf("%s: not an ELF executable: %w", path, err)
 	}
 	defer f.Close()
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return nil, fmt.Errorf("%s: not an executable but %s", b.path, f.Type)
+		return nil, fmt.Errorf("%s: not an executable but %s", path, f.Type)
 	}
 	if f.Machine != elfMachine[b.platform.Architecture] {
-		return nil, fmt.Errorf("%s: built for %s, not %s", b.path, archOf(f.Machine), b.platform.Architecture)
+		return nil, fmt.Errorf("%s: built for %s, not %s", path, archOf(f.Machine), b.platform.Architecture)
 	}
 	// A program interpreter is the dynamic loader, which the image does not have.
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return nil, fmt.Errorf("%s: dynamically linked; build it with CGO_ENABLED=0", b.path)
+			return nil, fmt.Errorf("%s: dynamically linked; build it with CGO_ENABLED=0", path)
 		}
 	}
 	return data, nil

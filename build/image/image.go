@@ -18,6 +18,9 @@ import (
 const (
 	// binaryPath is where the image holds meshdns; deploy/meshdns.yaml runs it from there.
 	binaryPath = "/meshdns"
+	// agentPath holds meshdns built for agents (-tags nokube), which agent sidecars run
+	// (internal/inject.AgentBinary, deploy/agent-example.yaml).
+	agentPath = "/meshdns-agent"
 	// user is distroless's nonroot, which deploy/meshdns.yaml's runAsUser names as well.
 	user = "65532:65532"
 )
@@ -67,7 +70,7 @@ func (o options) image(b platformBinary) (v1.Image, error) {
 		MediaType: types.OCILayer,
 		History: v1.History{
 			Created:   v1.Time{Time: o.created},
-			CreatedBy: fmt.Sprintf("meshdns %s at %s", o.version, binaryPath),
+			CreatedBy: fmt.Sprintf("meshdns %s at %s and %s", o.version, binaryPath, agentPath),
 		},
 	})
 	if err != nil {
@@ -89,27 +92,29 @@ func (o options) image(b platformBinary) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// layer is a tar of the one file, owned by root and not writable by the user that runs it.
+// layer is a tar of the two files, owned by root and not writable by the user that runs them.
 func (o options) layer(b platformBinary) (v1.Layer, error) {
-	data, err := b.read()
-	if err != nil {
-		return nil, err
-	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{
-		Typeflag: tar.TypeReg,
-		Name:     binaryPath[1:],
-		Mode:     0o755,
-		Size:     int64(len(data)),
-		ModTime:  o.created,
-		Format:   tar.FormatUSTAR,
-	}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, err
+	for _, f := range []struct{ name, path string }{{binaryPath, b.path}, {agentPath, b.agent}} {
+		data, err := b.read(f.path)
+		if err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     f.name[1:],
+			Mode:     0o755,
+			Size:     int64(len(data)),
+			ModTime:  o.created,
+			Format:   tar.FormatUSTAR,
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err

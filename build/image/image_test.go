@@ -34,8 +34,9 @@ var testCreated = time.Unix(1700000000, 0).UTC()
 
 // TestImage builds the image twice with scripts/image.sh, as a user would, and checks that the
 // two tarballs are the same bytes, that the OCI layout holds a valid image per platform whose
-// configuration runs meshdns as 65532:65532 from a layer of that one file, and that the
-// binary for this machine prints the version stamped in. The docker tarball of this
+// configuration runs meshdns as 65532:65532 from a layer of its two files, and that the
+// binaries for this machine print the version stamped in, the agents' refusing what needs
+// the API server. The docker tarball of this
 // machine's platform must hold the same image.
 func TestImage(t *testing.T) {
 	dir := t.TempDir()
@@ -53,10 +54,13 @@ func TestImage(t *testing.T) {
 	for plat, img := range images {
 		t.Run(plat, func(t *testing.T) {
 			checkConfig(t, img, plat)
-			bin := binaryOf(t, img)
+			bin, agent := binariesOf(t, img)
 			checkELF(t, bin, strings.TrimPrefix(plat, "linux/"))
+			checkELF(t, agent, strings.TrimPrefix(plat, "linux/"))
 			if plat == "linux/"+runtime.GOARCH {
 				checkVersion(t, bin)
+				checkVersion(t, agent)
+				checkAgentBuild(t, agent)
 			}
 		})
 	}
@@ -212,9 +216,10 @@ func checkConfig(t *testing.T, img v1.Image, plat string) {
 	checkLabels(t, plat, cf.Config.Labels)
 }
 
-// binaryOf returns the one file of the image's one layer, /meshdns, after checking that the
-// layer holds nothing else (no shell, no directories) and that root owns it.
-func binaryOf(t *testing.T, img v1.Image) []byte {
+// binariesOf returns the two files of the image's one layer, /meshdns and /meshdns-agent,
+// after checking that the layer holds nothing else (no shell, no directories) and that root
+// owns them.
+func binariesOf(t *testing.T, img v1.Image) (bin, agent []byte) {
 	t.Helper()
 	layers, err := img.Layers()
 	if err != nil {
@@ -229,22 +234,26 @@ func binaryOf(t *testing.T, img v1.Image) []byte {
 	}
 	defer rc.Close()
 	tr := tar.NewReader(rc)
-	h, err := tr.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.Name != "meshdns" || h.Typeflag != tar.TypeReg || h.Mode != 0o755 || h.Uid != 0 || h.Gid != 0 || !h.ModTime.Equal(testCreated) {
-		t.Errorf("layer entry %s type %c mode %o owner %d:%d time %s; want meshdns, a file, 755, 0:0, %s",
-			h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.ModTime, testCreated)
-	}
-	bin, err := io.ReadAll(tr)
-	if err != nil {
-		t.Fatal(err)
+	var files [][]byte
+	for _, name := range []string{"meshdns", "meshdns-agent"} {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name != name || h.Typeflag != tar.TypeReg || h.Mode != 0o755 || h.Uid != 0 || h.Gid != 0 || !h.ModTime.Equal(testCreated) {
+			t.Errorf("layer entry %s type %c mode %o owner %d:%d time %s; want %s, a file, 755, 0:0, %s",
+				h.Name, h.Typeflag, h.Mode, h.Uid, h.Gid, h.ModTime, name, testCreated)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, data)
 	}
 	if h, err := tr.Next(); !errors.Is(err, io.EOF) {
-		t.Fatalf("layer holds more than meshdns: %v %v", h, err)
+		t.Fatalf("layer holds more than meshdns and meshdns-agent: %v %v", h, err)
 	}
-	return bin
+	return files[0], files[1]
 }
 
 func checkELF(t *testing.T, bin []byte, arch string) {
@@ -274,6 +283,20 @@ func checkVersion(t *testing.T, bin []byte) {
 	out, err := exec.Command(path, "version").CombinedOutput()
 	if err != nil || string(out) != "meshdns "+testVersion+"\n" {
 		t.Errorf("meshdns version: %q, %v; want %q", out, err, "meshdns "+testVersion+"\n")
+	}
+}
+
+// checkAgentBuild checks that the agents' binary is the build without Kubernetes support.
+func checkAgentBuild(t *testing.T, bin []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "meshdns-agent")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(path, "controller").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "built without Kubernetes support") {
+		t.Errorf("meshdns-agent controller: %q, %v; want exit 2, the build without Kubernetes support", out, err)
 	}
 }
 

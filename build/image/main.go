@@ -1,7 +1,8 @@
 // Command image writes the meshdns container image as a tarball, with no container daemon and
 // no registry: an OCI image layout holding an index of one image per platform, or a tarball
-// for `docker load` of one platform. Each image is one layer holding the static binary at
-// /meshdns, run as the entrypoint by user 65532:65532, with no shell and nothing else.
+// for `docker load` of one platform. Each image is one layer holding the static binaries: the
+// full build at /meshdns, run as the entrypoint by user 65532:65532, and the build for agents
+// (-tags nokube) at /meshdns-agent, with no shell and nothing else.
 //
 // The output depends only on the binaries and the flags: every timestamp is -created, and
 // platforms, files and tar entries are in a fixed order, so two runs on the same commit give
@@ -24,6 +25,7 @@ const exitUsage = 2
 // options are the parsed flags.
 type options struct {
 	binaries []platformBinary // one per platform, sorted by platform
+	agents   []platformBinary // the builds for agents, one per platform of binaries
 	version  string
 	revision string
 	source   string
@@ -63,6 +65,13 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 		b, err := parseBinary(s)
 		if err == nil {
 			o.binaries = append(o.binaries, b)
+		}
+		return err
+	})
+	fs.Func("agent-binary", "`os/arch=PATH`: the static meshdns built with -tags nokube for a platform, /meshdns-agent (one per -binary)", func(s string) error {
+		b, err := parseBinary(s)
+		if err == nil {
+			o.agents = append(o.agents, b)
 		}
 		return err
 	})
@@ -106,7 +115,31 @@ func (o *options) validate() error {
 	if _, err := o.tag(); err != nil {
 		return fmt.Errorf("-name %q and -version %q do not make an image tag: %w", o.name, o.version, err)
 	}
-	return sortBinaries(o.binaries)
+	if err := sortBinaries("-binary", o.binaries); err != nil {
+		return err
+	}
+	if err := sortBinaries("-agent-binary", o.agents); err != nil {
+		return err
+	}
+	return o.pairAgents()
+}
+
+// pairAgents gives each binary the agent build of its platform.
+func (o *options) pairAgents() error {
+	plats := func(bs []platformBinary) string {
+		var s []string
+		for _, b := range bs {
+			s = append(s, b.platform.String())
+		}
+		return strings.Join(s, ", ")
+	}
+	if plats(o.agents) != plats(o.binaries) {
+		return fmt.Errorf("-agent-binary for %q, want one for each -binary: %s", plats(o.agents), plats(o.binaries))
+	}
+	for i := range o.binaries {
+		o.binaries[i].agent = o.agents[i].path
+	}
+	return nil
 }
 
 // parseEpoch reads SOURCE_DATE_EPOCH's format: whole seconds since 1970, UTC.

@@ -30,6 +30,11 @@ const (
 	agentTokenExpiry = 3600
 )
 
+// AgentBinary is where the image holds meshdns built for agents (-tags nokube: no Kubernetes
+// client code, a third smaller and fewer pages mapped per sidecar); an agent sidecar runs it.
+// A sidecar that watches the API server itself runs the image's entrypoint, /meshdns.
+const AgentBinary = "/meshdns-agent"
+
 // Probe timings of the sidecar. The startup probe holds back the pod's later init containers
 // until meshdns answers from a complete table; it allows 5 minutes for the first sync.
 const (
@@ -78,7 +83,9 @@ func (c Config) sidecar() corev1.Container {
 	args := []string{"serve", fmt.Sprintf("--listen=127.0.0.1:%d", c.ProxyPort), "--admin=" + c.SidecarAdmin}
 	env := []corev1.EnvVar{fieldEnv(PodIPEnv, "status.podIP")}
 	mounts := []corev1.VolumeMount{{Name: VolumeName, MountPath: serviceAccountDir, ReadOnly: true}}
+	var command []string
 	if c.Controller != "" {
+		command = []string{AgentBinary}
 		// The namespace the agent asks the controller for must be its token's; the pod's
 		// resolv.conf need not name it (dnsPolicy None).
 		args = append(args, "--controller="+c.Controller, "--controller-ca="+agentDir+"/"+caFile,
@@ -92,7 +99,7 @@ func (c Config) sidecar() corev1.Container {
 			Path: path, Port: intstr.FromInt32(int32(port))}}, PeriodSeconds: period, FailureThreshold: failures}
 	}
 	return corev1.Container{
-		Name: SidecarName, Image: c.Image, Args: append(args, c.SidecarArgs...),
+		Name: SidecarName, Image: c.Image, Command: command, Args: append(args, c.SidecarArgs...),
 		RestartPolicy:  ptr.To(corev1.ContainerRestartPolicyAlways),
 		Env:            env,
 		StartupProbe:   probe("/readyz", startupPeriod, startupFailures),

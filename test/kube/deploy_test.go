@@ -65,7 +65,7 @@ func TestDeployManifests(t *testing.T) {
 	// token of the example agent's service account (deploy/agent-example.yaml).
 	ctl := runController(t, newPKI(t), kubeconfigFor(t, "system:serviceaccount:meshdns-system:meshdns-controller"),
 		"--leader-elect-namespace", "meshdns-system", "--full-view", "meshdns-system/meshdns-node-agent-ctl")
-	agent := startMeshdns(t, ctl.agentArgs("default", agentToken(t, "default", "shop-app", "meshdns", ""))...)
+	agent := cluster.Run(t, cluster.AgentBinary(t), ctl.agentArgs("default", agentToken(t, "default", "shop-app", "meshdns", ""))...)
 	agent.WaitReady(t)
 	agent.Expect(t, "api.deployed.svc.cluster.local", dns.TypeA, "NOERROR", "10.96.5.1")
 	agent.Expect(t, "db.deploy-test.example", dns.TypeA, "NOERROR", v4)

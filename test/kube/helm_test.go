@@ -565,7 +565,11 @@ func TestChartServeFlags(t *testing.T) {
 				args = append(args, "--kubeconfig="+missing)
 			}
 			code := cmp.Or(tc.code, 2)
-			stderr := runExpectingExit(t, args, code)
+			bin := cluster.Binary()
+			if agent { // an agent sidecar runs the image's /meshdns-agent
+				bin = cluster.AgentBinary(t)
+			}
+			stderr := runExpectingExit(t, bin, args, code)
 			if code == 2 && !strings.HasPrefix(stderr, "meshdns serve: ") || !strings.Contains(stderr, tc.want) {
 				t.Errorf("meshdns %s:\n%s\nwant an error of meshdns serve with %q", strings.Join(args, " "), stderr, tc.want)
 			}
@@ -573,11 +577,11 @@ func TestChartServeFlags(t *testing.T) {
 	}
 }
 
-// runExpectingExit runs the meshdns binary with args, which must exit with code, and returns
-// its standard error.
-func runExpectingExit(t *testing.T, args []string, code int) string {
+// runExpectingExit runs the meshdns binary bin with args, which must exit with code, and
+// returns its standard error.
+func runExpectingExit(t *testing.T, bin string, args []string, code int) string {
 	t.Helper()
-	cmd := exec.Command(cluster.Binary(), args...)
+	cmd := exec.Command(bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
@@ -675,7 +679,7 @@ func TestChartInjectorFlags(t *testing.T) {
 			for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
 				args = append(args, paths.Replace(a))
 			}
-			stderr := runExpectingExit(t, args, 2)
+			stderr := runExpectingExit(t, cluster.Binary(), args, 2)
 			if want := "meshdns injector: --tls-cert: stat " + missing; !strings.HasPrefix(stderr, want) {
 				t.Errorf("meshdns %s:\n%s\nwant an error starting %q", strings.Join(args, " "), stderr, want)
 			}
@@ -708,7 +712,7 @@ func TestChartControllerFlags(t *testing.T) {
 				args = append(args, kubelet.Replace(a))
 			}
 			args = append(args, "--kubeconfig="+filepath.Join(dir, "no-kubeconfig"))
-			stderr := runExpectingExit(t, args, 2)
+			stderr := runExpectingExit(t, cluster.Binary(), args, 2)
 			if !strings.HasPrefix(stderr, "meshdns controller: ") || !strings.Contains(stderr, tc.want) {
 				t.Errorf("meshdns %s:\n%s\nwant an error of meshdns controller with %q", strings.Join(args, " "), stderr, tc.want)
 			}
@@ -761,7 +765,7 @@ func TestChartCaptureFlags(t *testing.T) {
 	t.Run("bad address", func(t *testing.T) {
 		spec := podSpec(t, render(t, "meshdns", "meshdns-system", "--set", "mode=node-agent", "--set", "nodeAgent.clusterDNS={10.96.0}"))
 		args := append([]string{"capture", "print", "--backend=nftables"}, spec.InitContainers[0].Args[2:]...)
-		stderr := runExpectingExit(t, args, 2)
+		stderr := runExpectingExit(t, cluster.Binary(), args, 2)
 		if want := `meshdns capture print: --cluster-dns: "10.96.0"`; !strings.HasPrefix(stderr, want) {
 			t.Errorf("meshdns %s:\n%s\nwant an error starting %q", strings.Join(args, " "), stderr, want)
 		}

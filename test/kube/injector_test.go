@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshdns/meshdns/internal/inject"
 	"github.com/meshdns/meshdns/internal/testutil"
 	"github.com/meshdns/meshdns/test/kube/harness"
 )
@@ -475,7 +476,8 @@ func checkAgentInjected(t *testing.T, pod *corev1.Pod, xds, caPEM string) {
 // the pod's service account requested for the projected audience, annotations through the
 // downward API, ConfigMap keys, empty directories), and $(VAR) in its arguments expanded from
 // its environment, the pod IP being 127.0.0.1. Its --listen and --admin give way to the
-// harness's addresses.
+// harness's addresses. The image's entrypoint is the harness's meshdns, /meshdns-agent its
+// -tags nokube build.
 func runSidecar(t *testing.T, pod *corev1.Pod) *harness.Meshdns {
 	t.Helper()
 	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == "meshdns" })
@@ -514,7 +516,14 @@ func runSidecar(t *testing.T, pod *corev1.Pod) *harness.Meshdns {
 		}
 		args = append(args, strings.NewReplacer(paths...).Replace(a))
 	}
-	return cluster.Run(t, cluster.Binary(), args...)
+	bin := cluster.Binary()
+	switch {
+	case slices.Equal(c.Command, []string{inject.AgentBinary}):
+		bin = cluster.AgentBinary(t)
+	case c.Command != nil:
+		t.Fatalf("sidecar command %q, want the image's entrypoint or %s", c.Command, inject.AgentBinary)
+	}
+	return cluster.Run(t, bin, args...)
 }
 
 // materialize writes the files of volume v of pod into a new directory, as the kubelet does.

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,10 @@ type Cluster struct {
 	Dyn        dynamic.Interface
 	RepoRoot   string
 	meshdns    string // the binary
+	// agentOnce builds agent, the -tags nokube binary, or fails with agentErr.
+	agentOnce sync.Once
+	agent     string
+	agentErr  string
 }
 
 // Start starts etcd and kube-apiserver (with Istio's CRDs when istio is true) and builds
@@ -193,17 +198,25 @@ func (c *Cluster) PlainBinary(t testing.TB) string {
 	return bin
 }
 
-// AgentBinary builds meshdns with -tags nokube, the build for agents without Kubernetes
-// client code, with the race detector, and returns its path.
+// AgentBinary returns meshdns built with -tags nokube, the build for agents without
+// Kubernetes client code (the image's /meshdns-agent), with the race detector; built on first
+// use.
 func (c *Cluster) AgentBinary(t testing.TB) string {
 	t.Helper()
-	bin := c.meshdns + "-agent"
-	build := exec.Command("go", "build", "-race", "-tags", "nokube", "-o", bin, "./cmd/meshdns")
-	build.Dir = c.RepoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building meshdns -tags nokube: %v\n%s", err, out)
+	c.agentOnce.Do(func() {
+		bin := c.meshdns + "-agent"
+		build := exec.Command("go", "build", "-race", "-tags", "nokube", "-o", bin, "./cmd/meshdns")
+		build.Dir = c.RepoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			c.agentErr = fmt.Sprintf("building meshdns -tags nokube: %v\n%s", err, out)
+			return
+		}
+		c.agent = bin
+	})
+	if c.agentErr != "" {
+		t.Fatal(c.agentErr)
 	}
-	return bin
+	return c.agent
 }
 
 // InClusterToken is accepted by the API server as user meshdns-in-cluster, a cluster admin.
