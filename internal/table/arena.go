@@ -115,11 +115,6 @@ func (a *nameChunks) concat(lower bool, parts ...string) string {
 	return unsafe.String(&s[0], len(s))
 }
 
-// lower returns b lowercased.
-func (a *nameChunks) lower(b []byte) string {
-	return a.concat(true, unsafe.String(unsafe.SliceData(b), len(b)))
-}
-
 // fresh makes a name too long for a chunk in an allocation of its own.
 func (a *nameChunks) fresh(lower bool, n int, parts []string) string {
 	b := make([]byte, 0, n)

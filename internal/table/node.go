@@ -3,6 +3,7 @@ package table
 import (
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/meshdns/meshdns/internal/vip"
 	"github.com/miekg/dns"
@@ -40,11 +41,18 @@ type Node struct {
 
 // origin is the object a node's records come from, shared by the nodes of that object.
 type origin struct {
-	desc      string // e.g. "Service prod/reviews"
+	// desc describes the object, e.g. "Service prod/reviews". A ClusterIP service's is
+	// followed by portsSep and its ports' labels (ports), which are not worth a field in
+	// every origin.
+	desc      string
 	namespace string
-	// ports are the labels ("_http._tcp", "" when unnamed) of a ClusterIP service's ports,
-	// separated by spaces, in the order of its SRV records (see portNode).
-	ports string
+}
+
+// ports returns the labels of a ClusterIP service's ports, separated by spaces, in the order
+// of its SRV records (see portNode); "" for other objects.
+func (o *origin) ports() string {
+	_, p, _ := strings.Cut(o.desc, portsSep)
+	return p
 }
 
 // Origin names the object the records come from, e.g. "Service prod/reviews"; "" for an
@@ -53,7 +61,8 @@ func (n *Node) Origin() string {
 	if n.src == nil {
 		return ""
 	}
-	return n.src.desc
+	d, _, _ := strings.Cut(n.src.desc, portsSep)
+	return d
 }
 
 // Namespace is the namespace of the object the records come from. A ServiceEntry in the

@@ -14,6 +14,9 @@ import (
 // service's SRV records, one per port. Headless and ExternalName services, whose port names
 // have other targets, and ServiceEntries keep nodes for them.
 
+// portsSep ends an origin's description where a ClusterIP service's port labels follow.
+const portsSep = "\x00"
+
 // protoLabel is the label of a port's protocol: TCP unless UDP or SCTP, as in CoreDNS.
 func protoLabel(protocol string) string {
 	switch {
@@ -25,29 +28,26 @@ func protoLabel(protocol string) string {
 	return "_tcp"
 }
 
-// setPortLabels records the labels of a ClusterIP service's ports on its origin, for
-// portNode and Len. It returns false, recording nothing, when a port's name is not one label
-// (Kubernetes allows none such): those names are made as nodes.
-func (b *builder) setPortLabels(n *Node, ports []model.Port) bool {
-	var buf [256]byte
-	labels, named := buf[:0], false
-	for i, p := range ports {
-		if strings.ContainsAny(p.Name, ". ") {
-			return false
+// portLabels appends to buf the labels of the ports of svc, a ClusterIP service, lowercased
+// and separated by spaces ("_http._tcp", "" when unnamed), for portNode and Len. It returns
+// false when no port has a name, or when one's name is not one label (Kubernetes allows none
+// such): those names are made as nodes.
+func portLabels(buf []byte, svc *model.Service) ([]byte, bool) {
+	named := false
+	for i, p := range svc.Ports {
+		if strings.ContainsAny(p.Name, ". "+portsSep) {
+			return nil, false
 		}
 		if i > 0 {
-			labels = append(labels, ' ')
+			buf = append(buf, ' ')
 		}
 		if p.Name != "" {
 			named = true
-			labels = append(append(append(append(labels, '_'), p.Name...), '.'), protoLabel(p.Protocol)...)
+			buf = append(append(append(append(buf, '_'), p.Name...), '.'), protoLabel(p.Protocol)...)
 		}
 	}
-	if named {
-		n.src.ports = b.names.lower(labels)
-		b.portOwners = append(b.portOwners, n)
-	}
-	return true
+	toLower(buf)
+	return buf, named
 }
 
 // countPortNames counts the port names of the services that no other object names too (those
@@ -67,13 +67,13 @@ func (b *builder) countPortNames() {
 // eachPortName calls f with the first label(s) of each name below service node n: every
 // "_port._proto", then every "_proto" of them.
 func eachPortName(n *Node, f func(label string)) {
-	for l := range strings.SplitSeq(n.src.ports, " ") {
+	for l := range strings.SplitSeq(n.src.ports(), " ") {
 		if l != "" {
 			f(l)
 		}
 	}
 	for _, proto := range [...]string{"_tcp", "_udp", "_sctp"} { // protoLabel's
-		if hasProto(n.src.ports, proto) {
+		if hasProto(n.src.ports(), proto) {
 			f(proto)
 		}
 	}
@@ -83,7 +83,7 @@ func eachPortName(n *Node, f func(label string)) {
 // it, nil when there is none.
 func (t *Table) portOwner(name string) *Node {
 	for n := t.names[name]; n != nil; n = n.next {
-		if n.service && n.src.ports != "" {
+		if n.service && n.src.ports() != "" {
 			return n
 		}
 	}
@@ -101,7 +101,7 @@ func (t *Table) portNode(qname string, next *Node) *Node {
 	}
 	first, rest, _ := strings.Cut(qname, ".")
 	if svc := t.portOwner(rest); svc != nil {
-		if next == nil && hasProto(svc.src.ports, first) {
+		if next == nil && hasProto(svc.src.ports(), first) {
 			return &Node{Name: qname}
 		}
 		return nil
@@ -126,7 +126,7 @@ func (t *Table) portNode(qname string, next *Node) *Node {
 	n := &c.n
 	n.rrs = c.list[:0]
 	i := 0
-	for l := range strings.SplitSeq(svc.src.ports, " ") {
+	for l := range strings.SplitSeq(svc.src.ports(), " ") {
 		if l == label && i < len(srvs) {
 			rr := &c.srv
 			if len(n.rrs) > 0 {

@@ -2,6 +2,7 @@ package table
 
 import (
 	"net/netip"
+	"unsafe"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
 	"github.com/meshdns/meshdns/internal/model"
@@ -10,7 +11,15 @@ import (
 
 func (b *builder) addService(svc *model.Service) {
 	fqdn := b.names.concat(true, svc.Name, ".", svc.Namespace, ".svc.", b.t.zone)
-	n := b.newNode(fqdn, b.origin(b.names.concat(false, "Service ", svc.Namespace, "/", svc.Name), svc.Namespace))
+	var buf [256]byte
+	sep, labels := "", []byte(nil)
+	if svc.Type != model.ServiceTypeExternalName && !svc.Headless {
+		if l, ok := portLabels(buf[:0], svc); ok {
+			sep, labels = portsSep, l
+		}
+	}
+	desc := b.names.concat(false, "Service ", svc.Namespace, "/", svc.Name, sep, unsafe.String(unsafe.SliceData(labels), len(labels)))
+	n := b.newNode(fqdn, b.origin(desc, svc.Namespace))
 	// shared by the service's endpoint names
 	b.endpointOrigin = b.origin(b.names.concat(false, n.Origin(), " endpoint"), svc.Namespace)
 	n.service = true
@@ -44,7 +53,9 @@ func (b *builder) addClusterIP(svc *model.Service, n *Node) {
 		srv = append(srv, b.srvRR(n.Name, p.Number, 0, n.Name))
 	}
 	b.setSRV(n, srv)
-	if !b.setPortLabels(n, svc.Ports) {
+	if n.src.ports() != "" {
+		b.portOwners = append(b.portOwners, n) // their names are made per lookup
+	} else {
 		b.addNamedPortSRVs(svc.Ports, n, n.Name)
 	}
 	// Endpoints are addressable by name under a ClusterIP service too, as in CoreDNS.
