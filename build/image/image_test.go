@@ -273,14 +273,20 @@ func checkELF(t *testing.T, bin []byte, arch string) {
 	}
 }
 
-// checkVersion runs the image's binary for this machine.
-func checkVersion(t *testing.T, bin []byte) {
+// runBinary runs a binary of the image for this machine with args.
+func runBinary(t *testing.T, bin []byte, args ...string) ([]byte, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "meshdns")
 	if err := os.WriteFile(path, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(path, "version").CombinedOutput()
+	return exec.Command(path, args...).CombinedOutput()
+}
+
+// checkVersion runs the image's binary for this machine.
+func checkVersion(t *testing.T, bin []byte) {
+	t.Helper()
+	out, err := runBinary(t, bin, "version")
 	if err != nil || string(out) != "meshdns "+testVersion+"\n" {
 		t.Errorf("meshdns version: %q, %v; want %q", out, err, "meshdns "+testVersion+"\n")
 	}
@@ -289,11 +295,7 @@ func checkVersion(t *testing.T, bin []byte) {
 // checkAgentBuild checks that the agents' binary is the build without Kubernetes support.
 func checkAgentBuild(t *testing.T, bin []byte) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "meshdns-agent")
-	if err := os.WriteFile(path, bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(path, "controller").CombinedOutput()
+	out, err := runBinary(t, bin, "controller")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "built without Kubernetes support") {
 		t.Errorf("meshdns-agent controller: %q, %v; want exit 2, the build without Kubernetes support", out, err)

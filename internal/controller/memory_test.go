@@ -303,11 +303,13 @@ type processFigures struct {
 	WorkingSet, Usage int64
 }
 
-// BenchmarkAgentProcessMemory reports the resident memory of `meshdns serve --controller`, the
-// product's binary with the runtime's default settings, holding 10k Services, 100k names
+// BenchmarkAgentProcessMemory reports the resident memory of `meshdns serve --controller`,
+// the product's binary with the runtime's default settings, holding 10k Services, 100k names
 // (16,667 Services) and 100k Services from a controller in this process: once synced, and
 // after 10 changes (each a rebuild of the table), each time 10 s after the last change so that
-// the runtime can return what it freed.
+// the runtime can return what it freed. It measures both builds as scripts/image.sh builds
+// them (static, -trimpath, -s -w): the full one (/meshdns) and the agents' (-tags nokube,
+// /meshdns-agent).
 //
 // Where this machine lets it make a memory cgroup (v1), the agent runs in one of its own, as a
 // container does, and the benchmark reports the cgroup's working set too. A cgroup is charged
@@ -317,40 +319,44 @@ type processFigures struct {
 // the "first agent" case evicts the binary from the page cache instead. Not part of the test
 // suite:
 //
-//	go test -run '^$' -bench AgentProcessMemory -benchtime 1x -timeout 30m ./internal/controller
+//	go test -run '^$' -bench AgentProcessMemory -benchtime 1x -timeout 60m ./internal/controller
 func BenchmarkAgentProcessMemory(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "meshdns")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/meshdns/meshdns/cmd/meshdns").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	for _, size := range []struct {
-		name     string
-		services int
-		first    bool
-	}{{"10k services", 10_000, false}, {"100k names", 16_667, false}, {"100k names, first agent", 16_667, true},
-		{"100k services", 100_000, false}} {
-		b.Run(size.name, func(b *testing.B) {
-			src := newMemSource(fanoutSnapshot(size.services))
-			addr := serveMemSource(b, src)
-			var synced, changed processFigures
-			for b.Loop() {
-				pageCache(b, bin, !size.first)
-				synced, changed = measureAgentProcess(b, bin, addr, src, size.services)
-			}
-			mib := func(v int64) float64 { return float64(v) / (1 << 20) }
-			b.ReportMetric(mib(synced.RSS), "synced-RSS-MiB")
-			b.ReportMetric(mib(synced.Anon), "synced-anon-MiB")
-			b.ReportMetric(mib(changed.RSS), "changed-RSS-MiB")
-			b.ReportMetric(mib(changed.Anon), "changed-anon-MiB")
-			b.ReportMetric(mib(changed.File), "changed-file-MiB")
-			b.ReportMetric(changed.HeapInuse/(1<<20), "changed-heap-inuse-MiB")
-			b.ReportMetric(changed.Names, "names")
-			if changed.WorkingSet > 0 {
-				b.ReportMetric(mib(synced.WorkingSet), "synced-ws-MiB")
-				b.ReportMetric(mib(changed.WorkingSet), "changed-ws-MiB")
-				b.ReportMetric(mib(changed.Usage), "changed-usage-MiB")
-			}
-		})
+	for _, build := range []struct{ name, tags string }{{"meshdns", ""}, {"meshdns-agent", "nokube"}} {
+		bin := filepath.Join(b.TempDir(), build.name)
+		cmd := exec.Command("go", "build", "-tags", build.tags, "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/meshdns/meshdns/cmd/meshdns")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("go build: %v\n%s", err, out)
+		}
+		for _, size := range []struct {
+			name     string
+			services int
+			first    bool
+		}{{"10k services", 10_000, false}, {"100k names", 16_667, false}, {"100k names, first agent", 16_667, true},
+			{"100k services", 100_000, false}} {
+			b.Run(build.name+"/"+size.name, func(b *testing.B) {
+				src := newMemSource(fanoutSnapshot(size.services))
+				addr := serveMemSource(b, src)
+				var synced, changed processFigures
+				for b.Loop() {
+					pageCache(b, bin, !size.first)
+					synced, changed = measureAgentProcess(b, bin, addr, src, size.services)
+				}
+				mib := func(v int64) float64 { return float64(v) / (1 << 20) }
+				b.ReportMetric(mib(synced.RSS), "synced-RSS-MiB")
+				b.ReportMetric(mib(synced.Anon), "synced-anon-MiB")
+				b.ReportMetric(mib(changed.RSS), "changed-RSS-MiB")
+				b.ReportMetric(mib(changed.Anon), "changed-anon-MiB")
+				b.ReportMetric(mib(changed.File), "changed-file-MiB")
+				b.ReportMetric(changed.HeapInuse/(1<<20), "changed-heap-inuse-MiB")
+				b.ReportMetric(changed.Names, "names")
+				if changed.WorkingSet > 0 {
+					b.ReportMetric(mib(synced.WorkingSet), "synced-ws-MiB")
+					b.ReportMetric(mib(changed.WorkingSet), "changed-ws-MiB")
+					b.ReportMetric(mib(changed.Usage), "changed-usage-MiB")
+				}
+			})
+		}
 	}
 }
 
