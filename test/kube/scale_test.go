@@ -66,8 +66,9 @@ func parallel(b *testing.B, n int, f func(i int) error) {
 // into the API server, then starts meshdns on them and reports how long it takes to be ready
 // (process start, informers' first lists, first table), the first table's build time, and
 // the resident memory per object (RSS above that of a meshdns watching an empty namespace).
-// It then runs a controller on the same namespace and an agent of it (serve --controller)
-// and reports the agent's resident memory next to the API watcher's. meshdns is built
+// It then runs a controller on the same namespace and an agent of it (serve --controller),
+// of the full build and of the agents' (-tags nokube), and reports their resident memory next
+// to the API watcher's. meshdns is built
 // without the race detector here (the controller, not measured, runs the race build).
 // Not part of the test suite: go test -run '^$' -bench Scale -benchtime 1x ./test/kube
 func BenchmarkScale(b *testing.B) {
@@ -94,7 +95,7 @@ func BenchmarkScale(b *testing.B) {
 	})
 	b.Logf("created %d services and %d endpoint slices in %v", n, n, time.Since(start).Round(time.Millisecond))
 
-	bin := cluster.PlainBinary(b)
+	bin, agentBin := cluster.PlainBinary(b), cluster.PlainBinary(b, "nokube")
 	b.ResetTimer()
 	for b.Loop() {
 		empty := cluster.Run(b, bin, "--kubeconfig", kubeconfig, "--namespaces", "scale-empty")
@@ -104,7 +105,7 @@ func BenchmarkScale(b *testing.B) {
 		ready := time.Since(t0)
 		waitAnswerB(b, m, fmt.Sprintf("svc-%d.scale.svc.cluster.local", n-1))
 		waitReadyB(b, empty)
-		time.Sleep(2 * time.Second) // let both settle after the first builds
+		time.Sleep(settle)
 		base, full := rssBytes(b, empty.Pid()), rssBytes(b, m.Pid())
 		b.ReportMetric(ready.Seconds(), "s-to-ready")
 		sum := metricB(b, m, "meshdns_table_build_duration_seconds_sum")
@@ -117,11 +118,16 @@ func BenchmarkScale(b *testing.B) {
 		m.Kill()
 		empty.Kill()
 		b.ReportMetric(agentRSS(b, bin, ns, fmt.Sprintf("svc-%d.scale.svc.cluster.local", n-1))/(1<<20), "MiB-RSS-agent")
+		b.ReportMetric(agentRSS(b, agentBin, ns, fmt.Sprintf("svc-%d.scale.svc.cluster.local", n-1))/(1<<20), "MiB-RSS-agent-nokube")
 	}
 }
 
+// settle is how long a measurement waits after the last build: the builder returns the memory
+// that builds freed a second after the last, and at most once every 10 s.
+const settle = 12 * time.Second
+
 // agentRSS runs a controller watching namespace ns and an agent of ns, and returns the
-// agent's resident memory once it answers name (and 2 s more, as for the API watcher).
+// agent's resident memory once it answers name (and settle more, as for the API watcher).
 func agentRSS(b *testing.B, bin, ns, name string) float64 {
 	dir := b.TempDir()
 	ca, cert, key := controllerTLS(b, dir)
@@ -133,7 +139,7 @@ func agentRSS(b *testing.B, bin, ns, name string) float64 {
 	a := cluster.Run(b, bin, "--controller", xds, "--controller-ca", ca, "--token-file", token, "--namespace", ns)
 	waitReadyB(b, a)
 	waitAnswerB(b, a, name)
-	time.Sleep(2 * time.Second)
+	time.Sleep(settle)
 	rss := rssBytes(b, a.Pid())
 	a.Kill()
 	ctl.Kill()

@@ -186,11 +186,11 @@ func (c *Cluster) Meshdns(t testing.TB, args ...string) *Meshdns {
 func (c *Cluster) Binary() string { return c.meshdns }
 
 // PlainBinary builds meshdns without the race detector (for measurements: the detector
-// multiplies time and memory) and returns its path.
-func (c *Cluster) PlainBinary(t testing.TB) string {
+// multiplies time and memory), with build tags tags, and returns its path.
+func (c *Cluster) PlainBinary(t testing.TB, tags ...string) string {
 	t.Helper()
-	bin := c.meshdns + "-plain"
-	build := exec.Command("go", "build", "-o", bin, "./cmd/meshdns")
+	bin := c.meshdns + "-plain" + strings.Join(tags, "-")
+	build := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, "./cmd/meshdns")
 	build.Dir = c.RepoRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building meshdns: %v\n%s", err, out)
