@@ -25,7 +25,7 @@ const maxNameLen = 1 << 16
 // newEntry holds a resource.
 func newEntry(name, version string, value []byte) (entry, error) {
 	if len(name) >= maxNameLen || len(version) >= maxNameLen {
-		return entry{}, fmt.Errorf("resource name or version of %d and %d bytes", len(name), len(version))
+		return entry{}, fmt.Errorf("resource name or version longer than %d bytes (%d and %d)", maxNameLen-1, len(name), len(version))
 	}
 	b := make([]byte, 0, len(name)+len(version)+len(value))
 	b = append(append(append(b, name...), version...), value...)

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/meshdns/meshdns/internal/dnsname"
@@ -99,8 +100,12 @@ func (a *nameChunks) concat(lower bool, parts ...string) string {
 		return ""
 	}
 	if n > cap(a.buf)-len(a.buf) {
-		if n > chunkBytes/4 {
-			return a.fresh(lower, n, parts)
+		if n > chunkBytes/4 { // too long to share a chunk
+			s := strings.Join(parts, "")
+			if lower {
+				s = dnsname.Lower(s)
+			}
+			return s
 		}
 		a.buf = make([]byte, 0, chunkBytes)
 	}
@@ -113,18 +118,6 @@ func (a *nameChunks) concat(lower bool, parts ...string) string {
 		toLower(s)
 	}
 	return unsafe.String(&s[0], len(s))
-}
-
-// fresh makes a name too long for a chunk in an allocation of its own.
-func (a *nameChunks) fresh(lower bool, n int, parts []string) string {
-	b := make([]byte, 0, n)
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	if lower {
-		toLower(b)
-	}
-	return string(b)
 }
 
 func toLower(b []byte) {

@@ -314,14 +314,7 @@ func (b *builder) srvName(p model.Port, owner string) string {
 	if p.Name == "" {
 		return ""
 	}
-	proto := "tcp"
-	switch {
-	case strings.EqualFold(p.Protocol, "udp"):
-		proto = "udp"
-	case strings.EqualFold(p.Protocol, "sctp"):
-		proto = "sctp"
-	}
-	return b.names.concat(true, "_", p.Name, "._", proto, ".", owner)
+	return b.names.concat(true, "_", p.Name, ".", protoLabel(p.Protocol), ".", owner)
 }
 
 // addStructure adds the zone apex with its SOA, and the namespaces' names (the empty
