@@ -22,7 +22,7 @@ func vipOf(t *testing.T, port, host, qtype string) netip.Addr {
 	t.Helper()
 	r := ask(t, digUDP, port, host, qtype)
 	if r.status != "NOERROR" || len(r.answer) != 1 {
-		t.Fatalf("%s %s: status %s, answer %q; want one VIP", host, qtype, r.status, r.answer)
+		t.Fatalf("%s %s: status %s, answer %q; want one VIP\n%s", host, qtype, r.status, r.answer, r.output)
 	}
 	f := strings.Fields(r.answer[0])
 	return netip.MustParseAddr(f[len(f)-1])
