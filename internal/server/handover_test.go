@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/meshdns/meshdns/internal/resolver"
 	"github.com/meshdns/meshdns/internal/testutil"
+	"github.com/meshdns/meshdns/internal/testutil/netlab"
 	"github.com/miekg/dns"
 )
 
@@ -206,6 +208,41 @@ func TestReusePortOff(t *testing.T) {
 			t.Fatalf("both servers got %s", a.Addrs()[0])
 		}
 	})
+}
+
+// TestPortZeroJoinsNoStranger: a server asked for port 0 never shares its UDP port with
+// another process's SO_REUSEPORT sockets, which would get part of its queries. In a namespace
+// whose ephemeral range is two ports, a stranger holds one of them by UDP alone; asked for
+// port 0 with SO_REUSEPORT, the kernel would give the server either.
+func TestPortZeroJoinsNoStranger(t *testing.T) {
+	ns := netlab.New(t, "srvport")
+	ns.Run(t, "sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40001")
+	err := ns.Do(func() error {
+		for i := range 20 {
+			lc := ListenConfig(true)
+			stranger, err := lc.ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			srv := New(idResolver{oldID}, Options{Listen: []string{"127.0.0.1:0"}, UDPSockets: 2})
+			err = srv.Start()
+			if err == nil {
+				got := srv.Addrs()[0]
+				srv.Shutdown(context.Background())
+				if got == stranger.LocalAddr().String() {
+					err = fmt.Errorf("try %d: the server joined the stranger's port %s", i, got)
+				}
+			}
+			stranger.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitFor polls cond until it holds, failing the test after a bound (a limit, not a timing

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/meshdns/meshdns/internal/fairshare"
@@ -208,6 +209,9 @@ func (s *Server) bind(addr string) error {
 	for try := 0; ; try++ {
 		socks, err := listenUDP(addr, s.opts.UDPSockets, s.opts.ReusePort)
 		if err != nil {
+			if port == "0" && try < 10 && errors.Is(err, syscall.EADDRINUSE) {
+				continue // the free port found was taken before the shared sockets bound it
+			}
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
 		lc := ListenConfig(s.opts.ReusePort && port != "0")
@@ -225,10 +229,18 @@ func (s *Server) bind(addr string) error {
 	}
 }
 
-// listenUDP opens n UDP sockets on addr's port (the first one's, for port 0), sharing it
-// with SO_REUSEPORT when there are several or shared is set.
+// listenUDP opens n UDP sockets on addr's port, sharing it with SO_REUSEPORT when there are
+// several or shared is set. For port 0 it takes a port no socket holds: asked for port 0
+// with SO_REUSEPORT, the kernel counts a port held by SO_REUSEPORT sockets of the same user
+// as free and may join another process's, which then gets part of the queries.
 func listenUDP(addr string, n int, shared bool) ([]*net.UDPConn, error) {
 	lc := ListenConfig(shared || n > 1)
+	if lc.Control != nil {
+		var err error
+		if addr, err = freeUDPPort(addr); err != nil {
+			return nil, err
+		}
+	}
 	var socks []*net.UDPConn
 	for range n {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
@@ -240,6 +252,21 @@ func listenUDP(addr string, n int, shared bool) ([]*net.UDPConn, error) {
 		addr = pc.LocalAddr().String()
 	}
 	return socks, nil
+}
+
+// freeUDPPort returns addr with a port that no socket holds when addr's is 0: one a socket
+// without SO_REUSEPORT was given and let go. Someone may take it before it is bound again;
+// bind tries another then.
+func freeUDPPort(addr string) (string, error) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port != "0" {
+		return addr, nil
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return "", err
+	}
+	addr = pc.LocalAddr().String()
+	return addr, pc.Close()
 }
 
 func closeAll(socks []*net.UDPConn) {
