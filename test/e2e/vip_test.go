@@ -17,15 +17,36 @@ var (
 	vip6Pool = netip.MustParsePrefix("2001:2::/48")
 )
 
-// vipOf asks for host's address of qtype and returns it, failing unless there is exactly one.
-func vipOf(t *testing.T, port, host, qtype string) netip.Addr {
+// vipOf asks srv for host's address of qtype and returns it, failing unless there is exactly
+// one. The failure shows dig's reply and what /debug/table holds for host: whether the table
+// lacked the address or the reply came from elsewhere.
+func vipOf(t *testing.T, srv *server, host, qtype string) netip.Addr {
 	t.Helper()
-	r := ask(t, digUDP, port, host, qtype)
+	r := ask(t, digUDP, srv.dnsPort, host, qtype)
 	if r.status != "NOERROR" || len(r.answer) != 1 {
-		t.Fatalf("%s %s: status %s, answer %q; want one VIP\n%s", host, qtype, r.status, r.answer, r.output)
+		t.Fatalf("%s %s: status %s, answer %q; want one VIP\n%s\n/debug/table entries of the host: %s",
+			host, qtype, r.status, r.answer, r.output, tableEntries(t, srv, host))
 	}
 	f := strings.Fields(r.answer[0])
 	return netip.MustParseAddr(f[len(f)-1])
+}
+
+// tableEntries returns the entries of /debug/table named name, as JSON.
+func tableEntries(t *testing.T, srv *server, name string) string {
+	t.Helper()
+	_, body := srv.get(t, "/debug/table")
+	var entries []map[string]any
+	if err := json.Unmarshal([]byte(body), &entries); err != nil {
+		return fmt.Sprintf("unreadable (%v)", err)
+	}
+	var out []map[string]any
+	for _, e := range entries {
+		if e["name"] == name {
+			out = append(out, e)
+		}
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
 }
 
 // serviceEntries renders address-less ServiceEntries for hosts, one document each.
@@ -66,7 +87,7 @@ func TestVIPsSurviveRestart(t *testing.T) {
 	srv := startServer(t, serveOptions{args: args})
 	before := map[string]netip.Addr{}
 	for _, h := range hosts {
-		before[h+"A"], before[h+"AAAA"] = vipOf(t, srv.dnsPort, h, "A"), vipOf(t, srv.dnsPort, h, "AAAA")
+		before[h+"A"], before[h+"AAAA"] = vipOf(t, srv, h, "A"), vipOf(t, srv, h, "AAAA")
 		if !vip4Pool.Contains(before[h+"A"]) || !vip6Pool.Contains(before[h+"AAAA"]) {
 			t.Errorf("%s: VIPs %v, %v outside the pools", h, before[h+"A"], before[h+"AAAA"])
 		}
@@ -98,14 +119,14 @@ func TestVIPsSurviveRestart(t *testing.T) {
 	again := startServer(t, serveOptions{args: args})
 	for _, h := range hosts {
 		for _, qtype := range []string{"A", "AAAA"} {
-			if got := vipOf(t, again.dnsPort, h, qtype); got != before[h+qtype] {
+			if got := vipOf(t, again, h, qtype); got != before[h+qtype] {
 				t.Errorf("%s %s moved across the restart: %v -> %v", h, qtype, before[h+qtype], got)
 			}
 		}
 	}
 	seen := map[netip.Addr]string{}
 	for _, h := range append(others, "orders-db.corp.example.com", "inventory-db.corp.example.com") {
-		a := vipOf(t, again.dnsPort, h+".", "A")
+		a := vipOf(t, again, h+".", "A")
 		if prev, dup := seen[a]; dup {
 			t.Errorf("%s and %s share %v", prev, h, a)
 		}
@@ -155,8 +176,8 @@ func TestVIPExhaustion(t *testing.T) {
 	write("second.yaml", "two.example.net")
 	srv := startServer(t, serveOptions{args: append(examplesArgs(dir, ""), "--vip-cidr", "240.240.0.0/30",
 		"--vip-cidr6", "", "--vip-quarantine", "3s")})
-	one := vipOf(t, srv.dnsPort, "one.example.net.", "A")
-	vipOf(t, srv.dnsPort, "two.example.net.", "A")
+	one := vipOf(t, srv, "one.example.net.", "A")
+	vipOf(t, srv, "two.example.net.", "A")
 	write("third.yaml", "three.example.net")
 	eventually(t, 5*time.Second, "the third host's allocation failure counted", func() string {
 		if n := metricValue(t, srv, "meshdns_vip_allocation_failures_total", map[string]string{"family": "ipv4"}); n != 1 {
@@ -186,7 +207,7 @@ func TestVIPExhaustion(t *testing.T) {
 		}
 		return ""
 	})
-	if got := vipOf(t, srv.dnsPort, "two.example.net.", "A"); got == one {
+	if got := vipOf(t, srv, "two.example.net.", "A"); got == one {
 		t.Errorf("two.example.net moved to %v", got)
 	}
 }
