@@ -8,7 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/meshdns/meshdns/internal/agent"
+	"github.com/meshdns/meshdns/internal/controller"
 )
 
 const dashboardFile = "../../deploy/grafana/meshdns.json"
@@ -38,10 +42,12 @@ type dashboardPanel struct {
 }
 
 // TestDashboardMetricsExist runs serve and checks that every metric the Grafana dashboard
-// queries, in its panels and its template variables, is one serve exposes: a renamed metric
-// must not leave an empty panel behind. The labels it matches and groups by must be labels of
-// serve's metrics (or ones Prometheus adds: instance, job, pod, namespace, le). It also checks
-// the dashboard's shape: unique panel ids, a data source variable and an instance variable.
+// queries, in its panels and its template variables, is one serve, an agent (serve
+// --controller) or the controller exposes: a renamed metric must not leave an empty panel
+// behind. The labels it matches and groups by must be labels of those metrics (or ones
+// Prometheus adds: instance, job, pod, namespace, le). It also checks the dashboard's shape:
+// unique panel ids, a data source variable and an instance variable, and no use of a
+// variable the dashboard lacks.
 func TestDashboardMetricsExist(t *testing.T) {
 	d := readDashboard(t)
 	exprs := dashboardExprs(t, d)
@@ -54,6 +60,12 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	types := map[string]dto.MetricType{}
 	labels := map[string]bool{"instance": true, "job": true, "pod": true, "namespace": true, "le": true}
+	// An agent's metrics come with --controller, the controller's with `meshdns controller`:
+	// their descriptions stand in for series serve does not have.
+	var described describedMetrics
+	agent.NewMetrics(&described)
+	controller.NewMetrics(&described)
+	described.addTo(t, types, labels)
 	for _, mf := range mfs {
 		types[mf.GetName()] = mf.GetType()
 		for _, m := range mf.GetMetric() {
@@ -69,12 +81,12 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 		for _, name := range names {
 			if !exported(types, name) && !slices.Contains(kubeOnlyMetrics, name) {
-				t.Errorf("the dashboard queries %s (in %q); serve does not expose it", name, expr)
+				t.Errorf("the dashboard queries %s (in %q); meshdns does not expose it", name, expr)
 			}
 		}
 		for _, label := range promqlLabels(expr) {
 			if !labels[label] {
-				t.Errorf("the dashboard uses label %s (in %q); no metric of serve has it", label, expr)
+				t.Errorf("the dashboard uses label %s (in %q); no metric of meshdns has it", label, expr)
 			}
 		}
 	}
@@ -139,10 +151,69 @@ func dashboardExprs(t *testing.T, d dashboard) []string {
 			exprs = append(exprs, variableQuery(t, v.Query), v.Definition)
 		}
 	}
+	for _, expr := range exprs {
+		for _, m := range grafanaVariable.FindAllStringSubmatch(expr, -1) {
+			if _, ok := vars[m[1]]; !ok && !strings.HasPrefix(m[1], "__") {
+				t.Errorf("%q uses $%s, which is no variable of the dashboard", expr, m[1])
+			}
+		}
+	}
 	if vars["datasource"] != "datasource" || vars["instance"] != "query" {
 		t.Errorf("template variables %v: want a datasource variable and an instance query variable", vars)
 	}
 	return exprs
+}
+
+var grafanaVariable = regexp.MustCompile(`\$\{?([a-zA-Z_][a-zA-Z0-9_]*)`)
+
+// describedMetrics is a prometheus.Registerer that keeps what it is given, so that the names
+// and labels of metrics without series (a vector nobody has used yet) can be read.
+type describedMetrics struct{ collectors []prometheus.Collector }
+
+func (d *describedMetrics) Register(c prometheus.Collector) error {
+	d.collectors = append(d.collectors, c)
+	return nil
+}
+
+func (d *describedMetrics) MustRegister(cs ...prometheus.Collector) {
+	d.collectors = append(d.collectors, cs...)
+}
+
+func (d *describedMetrics) Unregister(prometheus.Collector) bool { return false }
+
+// descFields reads a metric's name and variable labels from prometheus.Desc's String.
+var descFields = regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`)
+
+// addTo adds the described metrics to types (histograms as such, the rest untyped) and their
+// variable labels to labels.
+func (d *describedMetrics) addTo(t *testing.T, types map[string]dto.MetricType, labels map[string]bool) {
+	t.Helper()
+	for _, c := range d.collectors {
+		kind := dto.MetricType_UNTYPED
+		if _, ok := c.(prometheus.Histogram); ok {
+			kind = dto.MetricType_HISTOGRAM
+		}
+		ch := make(chan *prometheus.Desc, 8)
+		go func() {
+			c.Describe(ch)
+			close(ch)
+		}()
+		for desc := range ch {
+			m := descFields.FindStringSubmatch(desc.String())
+			if m == nil {
+				t.Fatalf("cannot read the metric of %s", desc)
+			}
+			types[m[1]] = kind
+			for l := range strings.SplitSeq(m[2], ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					labels[l] = true
+				}
+			}
+		}
+	}
+	if len(d.collectors) == 0 {
+		t.Fatal("no metrics described")
+	}
 }
 
 // variableQuery returns a query variable's PromQL, a string or, as Grafana 10 and later
