@@ -210,6 +210,52 @@ func TestReusePortOff(t *testing.T) {
 	})
 }
 
+// TestFailedStartTakesNoQuery: a second server that fails to start on an address a server
+// holds without ReusePort takes none of that server's queries while it tries. Its UDP
+// sockets share the port (several per address set SO_REUSEPORT), so they are bound only once
+// its TCP listener, which is not shared, has been; bound first, each try would take part of
+// the queries and lose them when it gave up.
+func TestFailedStartTakesNoQuery(t *testing.T) {
+	addr := freeAddr(t)
+	first := New(idResolver{oldID}, Options{Listen: []string{addr}, UDPSockets: 2})
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Shutdown(context.Background())
+	stop, tries := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				tries <- nil
+				return
+			default:
+			}
+			second := New(idResolver{newID}, Options{Listen: []string{addr}, UDPSockets: 2})
+			if err := second.Start(); err == nil {
+				second.Shutdown(context.Background())
+				tries <- fmt.Errorf("the second server started on %s", addr)
+				return
+			}
+		}
+	}()
+	c := &dns.Client{Timeout: 500 * time.Millisecond}
+	const asked = 500
+	lost := 0
+	for range asked {
+		if _, _, err := c.Exchange(query("who.", 0), addr); err != nil {
+			lost++
+		}
+	}
+	close(stop)
+	if err := <-tries; err != nil {
+		t.Fatal(err)
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d queries got no answer while a second server tried to start", lost, asked)
+	}
+}
+
 // TestPortZeroJoinsNoStranger: a server asked for port 0 never shares its UDP port with
 // another process's SO_REUSEPORT sockets, which would get part of its queries. In a namespace
 // whose ephemeral range is two ports, a stranger holds one of them by UDP alone; asked for

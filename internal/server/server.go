@@ -200,26 +200,36 @@ func (s *Server) serve() {
 	}
 }
 
-// bind opens UDP and TCP on addr; with port 0 both get the same free port. The UDP sockets
+// bind opens TCP and UDP on addr; with port 0 both get the same free port. The UDP sockets
 // share the port with SO_REUSEPORT, so the kernel spreads queries over their readers. The TCP
 // listener shares it only with ReusePort and a port given: otherwise it keeps a second server
 // off the address (a port 0 could else join a listener of another process).
+//
+// The TCP listener is bound first. The UDP sockets set SO_REUSEPORT when there are several, so
+// they could join those of a server that holds the address without ReusePort; bound first,
+// they would take part of its queries until the TCP listener failed, and lose them. A port 0
+// is one no UDP socket holds: asked for port 0 with SO_REUSEPORT, the kernel counts a port
+// held by SO_REUSEPORT sockets of the same user as free, and would join another process's.
 func (s *Server) bind(addr string) error {
 	_, port, _ := net.SplitHostPort(addr)
 	for try := 0; ; try++ {
-		socks, err := listenUDP(addr, s.opts.UDPSockets, s.opts.ReusePort)
+		at, err := freeUDPPort(addr)
 		if err != nil {
-			if port == "0" && try < 10 && errors.Is(err, syscall.EADDRINUSE) {
-				continue // the free port found was taken before the shared sockets bound it
-			}
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
 		lc := ListenConfig(s.opts.ReusePort && port != "0")
-		tl, err := lc.Listen(context.Background(), "tcp", socks[0].LocalAddr().String())
+		tl, err := lc.Listen(context.Background(), "tcp", at)
 		if err != nil {
-			closeAll(socks)
 			if port == "0" && try < 10 {
-				continue
+				continue // the port is someone's for TCP, or was taken meanwhile
+			}
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		socks, err := listenUDP(at, s.opts.UDPSockets, s.opts.ReusePort)
+		if err != nil {
+			tl.Close()
+			if port == "0" && try < 10 && errors.Is(err, syscall.EADDRINUSE) {
+				continue // the port was taken between choosing and binding it
 			}
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
@@ -229,18 +239,10 @@ func (s *Server) bind(addr string) error {
 	}
 }
 
-// listenUDP opens n UDP sockets on addr's port, sharing it with SO_REUSEPORT when there are
-// several or shared is set. For port 0 it takes a port no socket holds: asked for port 0
-// with SO_REUSEPORT, the kernel counts a port held by SO_REUSEPORT sockets of the same user
-// as free and may join another process's, which then gets part of the queries.
+// listenUDP opens n UDP sockets on addr (a port given), sharing the port with SO_REUSEPORT
+// when there are several or shared is set.
 func listenUDP(addr string, n int, shared bool) ([]*net.UDPConn, error) {
 	lc := ListenConfig(shared || n > 1)
-	if lc.Control != nil {
-		var err error
-		if addr, err = freeUDPPort(addr); err != nil {
-			return nil, err
-		}
-	}
 	var socks []*net.UDPConn
 	for range n {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
@@ -249,7 +251,6 @@ func listenUDP(addr string, n int, shared bool) ([]*net.UDPConn, error) {
 			return nil, err
 		}
 		socks = append(socks, pc.(*net.UDPConn))
-		addr = pc.LocalAddr().String()
 	}
 	return socks, nil
 }
